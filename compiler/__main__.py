@@ -1,0 +1,5 @@
+"""`python -m snnc.compiler` runs the `snnc` command line."""
+
+from snnc.compiler.cli import main
+
+raise SystemExit(main())

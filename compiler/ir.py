@@ -1,0 +1,430 @@
+"""The snnc IR: a directed acyclic graph of typed nodes, with annotated skip edges.
+
+Nodes and edges are small frozen dataclasses; tensors never live in them. A node names its
+parameters (``conv1.weight``) and the graph holds them once in ``Graph.params``, so ``==`` compares
+graphs structurally and copying a graph never copies weights. A graph whose ``params`` is ``None``
+is *structure only* (for example, parsed from text): every pass accepts it and only skips the
+arithmetic on weights.
+
+A change returns a new graph (:meth:`Graph.edit` gives a builder), so no pass or search candidate
+edits a graph someone else holds. See docs/ir.md for every op, its attributes and its ports.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from snnc.compiler.errors import VerifyError
+
+
+class EdgeKind(str, enum.Enum):
+    """What an edge is: plain data flow, or a skip connection of one of the papers' kinds."""
+
+    DATA = "DATA"
+    DSC = "DSC"  # densenet-like skip: one input port of a concat (paper 1)
+    ASC = "ASC"  # addition-type skip: one input port of an add (paper 1), ANN form
+    S2M = "S2M"  # spikes of layer l-n into layer l's membrane (paper 2 eq. 7)
+    S2S = "S2S"  # spikes of layer l-n added to layer l's spikes (paper 2 eq. 10, 13)
+    V2V = "V2V"  # input current of layer l-n (+ its own r) into layer l's membrane (eq. 15-16)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+SKIP_KINDS = frozenset({EdgeKind.DSC, EdgeKind.ASC, EdgeKind.S2M, EdgeKind.S2S, EdgeKind.V2V})
+RESIDUAL_KINDS = frozenset({EdgeKind.S2M, EdgeKind.S2S, EdgeKind.V2V})
+
+
+class Payload(str, enum.Enum):
+    """What travels on an edge in SNN form (DESIGN.md "Payload")."""
+
+    BINARY = "binary"  # spikes, values in {0, 1}
+    COUNT = "count"  # small non-negative integers, e.g. the output of an S2S add
+    GRADED = "graded"  # real values: currents, projections, direct input, average pools
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Form(str, enum.Enum):
+    """ANN form (as imported) or SNN form (after the conversion passes)."""
+
+    ANN = "ann"
+    SNN = "snn"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+SPIKING_OPS = frozenset({"encoder", "lif", "bntt", "readout", "vote"})
+WEIGHTED_OPS = frozenset({"conv2d", "linear"})
+
+_PLAIN = (bool, int, float, str, type(None), enum.Enum)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, _PLAIN):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise VerifyError(f"attribute value {value!r} is not finite")
+        return value
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    raise TypeError(f"attribute values must be int, float, str, bool, None, enum or tuples; got "
+                    f"{type(value).__name__} {value!r}")
+
+
+class Attrs(Mapping[str, Any]):
+    """A read-only, hashable mapping of plain values (int, float, str, bool, None, enum, tuple).
+
+    Keys keep insertion order for printing; equality ignores order.
+    """
+
+    __slots__ = ("_items", "_hash")
+
+    def __init__(self, items: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()):
+        pairs = items.items() if isinstance(items, Mapping) else items
+        self._items: dict[str, Any] = {str(k): _freeze(v) for k, v in pairs}
+        self._hash: int | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Attrs):
+            return self._items == other._items
+        if isinstance(other, Mapping):
+            return self._items == dict(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(frozenset(self._items.items()))
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"Attrs({self._items!r})"
+
+    def set(self, **updates: Any) -> Attrs:
+        """A copy with `updates` applied (a value of None removes nothing: it is stored)."""
+        merged = dict(self._items)
+        merged.update(updates)
+        return Attrs(merged)
+
+    def without(self, *keys: str) -> Attrs:
+        """A copy without `keys`."""
+        return Attrs({k: v for k, v in self._items.items() if k not in keys})
+
+
+EMPTY = Attrs()
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """One input of a node: `src`'s output feeds input `port` of `dst`.
+
+    For a skip edge, `src` is the skip's source (layer l-n's output) and `projection`, when the
+    shape changes, names the node whose output is actually delivered to the port (the last node
+    of the projection path, whose first node reads `src`). `attrs` holds per-edge values such
+    as the S2M weight (`scale`) or a DSC channel fraction (`fraction`).
+    """
+
+    src: str
+    dst: str
+    port: int
+    kind: EdgeKind = EdgeKind.DATA
+    hops: int = 1
+    projection: str | None = None
+    payload: Payload | None = None
+    attrs: Attrs = EMPTY
+
+    @property
+    def is_skip(self) -> bool:
+        return self.kind in SKIP_KINDS
+
+    @property
+    def value_src(self) -> str:
+        """The node whose output reaches the port: the projection if any, else the source."""
+        return self.projection if self.projection is not None else self.src
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A typed node: unique name, op, attributes, per-time-step output shape, parameter keys."""
+
+    name: str
+    op: str
+    attrs: Attrs = EMPTY
+    shape: tuple[int, ...] = ()
+    params: tuple[str, ...] = ()
+
+    def param(self, role: str) -> str | None:
+        """The key of this node's parameter `role` (weight, bias, ...), if it has one."""
+        key = f"{self.name}.{role}"
+        return key if key in self.params else None
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """A DAG of nodes in topological order, its edges, outputs, form and parameters.
+
+    ``==`` compares structure (name, form, attrs, nodes, edges, outputs); weights are compared
+    with :meth:`same_params`.
+    """
+
+    name: str
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+    outputs: tuple[str, ...]
+    form: Form = Form.ANN
+    attrs: Attrs = EMPTY
+    params: Mapping[str, Any] | None = field(default=None, repr=False)
+    _index: dict = field(default_factory=dict, repr=False, compare=False)
+
+    # -- identity ---------------------------------------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Graph):
+            return NotImplemented
+        return (self.name == other.name and self.form == other.form and self.attrs == other.attrs
+                and self.nodes == other.nodes and set(self.edges) == set(other.edges)
+                and self.outputs == other.outputs)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.form, self.nodes, frozenset(self.edges), self.outputs))
+
+    def same_params(self, other: Graph) -> bool:
+        """True when both graphs hold the same parameter keys with equal tensors."""
+        import torch
+
+        a, b = self.params or {}, other.params or {}
+        if a.keys() != b.keys():
+            return False
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    # -- lookups (cached: a graph never changes) --------------------------------------------
+    def _idx(self) -> dict:
+        if not self._index:
+            by_name = {n.name: n for n in self.nodes}
+            ins: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
+            outs: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
+            for e in self.edges:
+                ins.setdefault(e.dst, []).append(e)
+                outs.setdefault(e.src, []).append(e)
+                if e.projection is not None:
+                    outs.setdefault(e.projection, []).append(e)
+            for lst in ins.values():
+                lst.sort(key=lambda e: e.port)
+            pos = {n.name: i for i, n in enumerate(self.nodes)}
+            self._index.update(by_name=by_name, ins=ins, outs=outs, pos=pos)
+        return self._index
+
+    def node(self, name: str) -> Node:
+        try:
+            return self._idx()["by_name"][name]
+        except KeyError:
+            raise VerifyError(f"graph '{self.name}' has no node '{name}'") from None
+
+    def has_node(self, name: str) -> bool:
+        return name in self._idx()["by_name"]
+
+    def inputs_of(self, name: str) -> list[Edge]:
+        """The edges into `name`, ordered by port."""
+        return list(self._idx()["ins"].get(name, ()))
+
+    def users(self, name: str) -> list[Edge]:
+        """The edges reading `name`'s output (as source, or as the projection they deliver)."""
+        return list(self._idx()["outs"].get(name, ()))
+
+    def position(self, name: str) -> int:
+        """Index of `name` in topological order."""
+        return self._idx()["pos"][name]
+
+    def input_nodes(self) -> list[Node]:
+        return [n for n in self.nodes if n.op == "input"]
+
+    def by_op(self, *ops: str) -> list[Node]:
+        return [n for n in self.nodes if n.op in ops]
+
+    def skip_edges(self) -> list[Edge]:
+        return [e for e in self.edges if e.is_skip]
+
+    def param(self, key: str) -> Any:
+        """The tensor stored under `key` (None for a structure-only graph)."""
+        if self.params is None:
+            return None
+        return self.params[key]
+
+    # -- changes ----------------------------------------------------------------------------
+    def edit(self) -> GraphBuilder:
+        """A mutable builder starting from this graph; `.build()` returns a new graph."""
+        return GraphBuilder.from_graph(self)
+
+    def with_attrs(self, **updates: Any) -> Graph:
+        return replace(self, attrs=self.attrs.set(**updates), _index={})
+
+    def with_params(self, params: Mapping[str, Any] | None) -> Graph:
+        return replace(self, params=None if params is None else dict(params), _index={})
+
+
+class GraphBuilder:
+    """Mutable staging area for a new graph. Nodes keep insertion order until `build()`
+    sorts them topologically (stable: the existing order wins among independent nodes)."""
+
+    def __init__(self, name: str, form: Form = Form.ANN, attrs: Attrs = EMPTY,
+                 params: dict[str, Any] | None = None):
+        self.name = name
+        self.form = form
+        self.attrs = attrs
+        self.nodes: dict[str, Node] = {}
+        self.edges: list[Edge] = []
+        self.outputs: list[str] = []
+        self.params = params
+
+    @classmethod
+    def from_graph(cls, g: Graph) -> GraphBuilder:
+        b = cls(g.name, g.form, g.attrs, None if g.params is None else dict(g.params))
+        b.nodes = {n.name: n for n in g.nodes}
+        b.edges = list(g.edges)
+        b.outputs = list(g.outputs)
+        return b
+
+    # nodes
+    def add(self, node: Node, inputs: Iterable[str | Edge] = ()) -> Node:
+        """Add `node`, fed by `inputs` (names for plain data edges, or edges) on ports 0, 1, ..."""
+        if node.name in self.nodes:
+            raise VerifyError(f"node '{node.name}' already exists in graph '{self.name}'")
+        self.nodes[node.name] = node
+        for port, item in enumerate(inputs):
+            if isinstance(item, Edge):
+                self.edges.append(replace(item, dst=node.name, port=port))
+            else:
+                self.edges.append(Edge(item, node.name, port))
+        return node
+
+    def replace_node(self, node: Node) -> None:
+        if node.name not in self.nodes:
+            raise VerifyError(f"no node '{node.name}' to replace in graph '{self.name}'")
+        self.nodes[node.name] = node
+
+    def remove(self, name: str) -> None:
+        """Remove a node and every edge into it (edges out of it must be rewired first)."""
+        del self.nodes[name]
+        self.edges = [e for e in self.edges if e.dst != name]
+
+    def fresh(self, base: str) -> str:
+        """A node name not yet used, derived from `base`."""
+        if base not in self.nodes:
+            return base
+        i = 1
+        while f"{base}_{i}" in self.nodes:
+            i += 1
+        return f"{base}_{i}"
+
+    # edges
+    def inputs_of(self, name: str) -> list[Edge]:
+        return sorted((e for e in self.edges if e.dst == name), key=lambda e: e.port)
+
+    def users(self, name: str) -> list[Edge]:
+        return [e for e in self.edges if e.src == name or e.projection == name]
+
+    def remove_edge(self, edge: Edge) -> None:
+        self.edges.remove(edge)
+
+    def replace_edge(self, old: Edge, new: Edge) -> None:
+        self.edges[self.edges.index(old)] = new
+
+    def redirect(self, old: str, new: str, *, skip: Iterable[str] = ()) -> None:
+        """Make every reader of `old` (edges, projections, outputs) read `new` instead,
+        except the nodes in `skip`."""
+        keep = set(skip)
+        for i, e in enumerate(self.edges):
+            if e.dst in keep:
+                continue
+            if e.src == old and e.projection is None:
+                self.edges[i] = replace(e, src=new)
+            elif e.projection == old:
+                self.edges[i] = replace(e, projection=new)
+        self.outputs = [new if o == old else o for o in self.outputs]
+
+    def renumber_ports(self, name: str) -> None:
+        """Make `name`'s input ports 0..k-1, keeping their order."""
+        ins = self.inputs_of(name)
+        for port, e in enumerate(ins):
+            if e.port != port:
+                self.replace_edge(e, replace(e, port=port))
+
+    # params
+    def set_param(self, key: str, value: Any) -> None:
+        if self.params is not None:
+            self.params[key] = value
+
+    def build(self, *, form: Form | None = None, check: bool = True) -> Graph:
+        """Return the new graph, nodes in topological order; drops parameters nobody names."""
+        order = _toposort(self.nodes, self.edges, self.name)
+        params = None
+        if self.params is not None:
+            used = {k for n in self.nodes.values() for k in n.params}
+            params = {k: v for k, v in self.params.items() if k in used}
+        g = Graph(self.name, tuple(self.nodes[n] for n in order), tuple(self.edges),
+                  tuple(self.outputs), form or self.form, self.attrs, params)
+        if check:
+            from snnc.compiler.verify import verify
+
+            verify(g)
+        return g
+
+
+def _toposort(nodes: Mapping[str, Node], edges: Iterable[Edge], gname: str) -> list[str]:
+    """Stable topological order (Kahn, smallest original index first)."""
+    import heapq
+
+    # inputs first, then the existing order among independent nodes
+    index = {name: (nodes[name].op != "input", i) for i, name in enumerate(nodes)}
+    preds: dict[str, set[str]] = {n: set() for n in nodes}
+    for e in edges:
+        for s in (e.src, e.projection):
+            if s is None:
+                continue
+            if s not in preds or e.dst not in preds:
+                missing = s if s not in preds else e.dst
+                raise VerifyError(f"graph '{gname}': edge {e.src} -> {e.dst} names missing node "
+                                  f"'{missing}'")
+            if s != e.dst:
+                preds[e.dst].add(s)
+    succs: dict[str, list[str]] = {n: [] for n in nodes}
+    for d, ss in preds.items():
+        for s in ss:
+            succs[s].append(d)
+    indeg = {n: len(ss) for n, ss in preds.items()}
+    heap = [(index[n], n) for n, d in indeg.items() if d == 0]
+    heapq.heapify(heap)
+    order: list[str] = []
+    while heap:
+        _, n = heapq.heappop(heap)
+        order.append(n)
+        for m in succs[n]:
+            indeg[m] -= 1
+            if indeg[m] == 0:
+                heapq.heappush(heap, (index[m], m))
+    if len(order) != len(nodes):
+        cyc = sorted(set(nodes) - set(order))[:5]
+        raise VerifyError(f"graph '{gname}' has a cycle through {', '.join(cyc)}")
+    return order
+
+
+def sanitize(name: str) -> str:
+    """A node name from a source-model name: layer1.0.conv1 -> layer1_0_conv1."""
+    out = "".join(c if (c.isalnum() or c == "_") else "_" for c in name.strip("/%"))
+    out = out.strip("_") or "node"
+    if out[0].isdigit():
+        out = "n" + out
+    return out

@@ -1,0 +1,150 @@
+"""The verifier: every invariant of the IR, checked after every pass.
+
+`verify(g)` returns `g` unchanged or raises `VerifyError` naming the node, the op and the rule:
+
+* names unique; every edge names existing nodes; ports of a node are 0..k-1; outputs exist;
+* acyclic, and `g.nodes` is in topological order (projections count as predecessors);
+* shapes agree with each op's shape rule (compiler/shapes.py);
+* skip edges well-formed: ASC into `add`, DSC into `concat`, S2S into `add`, S2M/V2V into a
+  `lif` port >= 1; hops >= 1; a projection lies downstream of the skip's source and is itself
+  fed; only skip edges have projections;
+* forms: no spiking op, payload or spiking residual kind in ANN form; in SNN form no ASC edge
+  survives the residual pass once `lowered` is set, and every edge's payload, where given,
+  matches the payload rules (compiler/payload.py);
+* parameters: every key a node names exists in `g.params` (unless structure-only).
+"""
+
+from __future__ import annotations
+
+from snnc.compiler.errors import ShapeMismatch, VerifyError
+from snnc.compiler.ir import SPIKING_OPS, EdgeKind, Form, Graph
+from snnc.compiler.payload import edge_payload, node_payload
+from snnc.compiler.shapes import infer_shape
+from snnc.compiler.text import format_node
+
+_SKIP_TARGET = {EdgeKind.ASC: ("add",), EdgeKind.DSC: ("concat",), EdgeKind.S2S: ("add",),
+                EdgeKind.S2M: ("lif",), EdgeKind.V2V: ("lif",)}
+
+
+def _fail(g: Graph, node: str | None, msg: str) -> None:
+    where = ""
+    if node is not None and g.has_node(node):
+        body, shape = format_node(g, g.node(node))
+        where = f"\n    {body} : {shape}"
+    raise VerifyError(f"graph '{g.name}': {msg}{where}")
+
+
+def verify(g: Graph) -> Graph:
+    """Check every invariant of `g`; return `g` itself so calls can be chained."""
+    names = [n.name for n in g.nodes]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        _fail(g, None, f"node names are not unique: {', '.join(dup)}")
+    pos = {n: i for i, n in enumerate(names)}
+
+    # edges reference nodes and respect topological order
+    ports: dict[str, list[int]] = {}
+    for e in g.edges:
+        for ref in (e.src, e.dst, e.projection):
+            if ref is not None and ref not in pos:
+                _fail(g, e.dst if e.dst in pos else None,
+                      f"edge %{e.src} -> %{e.dst} names missing node '{ref}'")
+        for s in (e.src, e.projection):
+            if s is not None and pos[s] >= pos[e.dst]:
+                _fail(g, e.dst, f"edge %{s} -> %{e.dst} goes backwards: the graph has a cycle or "
+                                f"its nodes are not in topological order")
+        ports.setdefault(e.dst, []).append(e.port)
+    for dst, ps in ports.items():
+        if sorted(ps) != list(range(len(ps))):
+            _fail(g, dst, f"node '{dst}' has input ports {sorted(ps)}; expected 0..{len(ps) - 1}")
+    for o in g.outputs:
+        if o not in pos:
+            _fail(g, None, f"output '{o}' is not a node")
+    if not g.outputs:
+        _fail(g, None, "the graph has no outputs")
+
+    # per node: form, shapes, params
+    for n in g.nodes:
+        ins = g.inputs_of(n.name)
+        if n.op == "input":
+            if ins:
+                _fail(g, n.name, f"input node '{n.name}' has inputs")
+            continue
+        if g.form is Form.ANN and n.op in SPIKING_OPS:
+            _fail(g, n.name, f"spiking op '{n.op}' at node '{n.name}' in an ANN-form graph")
+        main = [e for e in ins if not (n.op == "lif" and e.port > 0)]
+        try:
+            want = infer_shape(n, [g.node(e.value_src).shape for e in main])
+            if n.op == "lif":
+                infer_shape(n, [g.node(e.value_src).shape for e in ins])
+        except (ShapeMismatch, KeyError, TypeError, IndexError, ValueError) as err:
+            _fail(g, n.name, f"node '{n.name}' (op {n.op}): {err}")
+        if want != n.shape:
+            _fail(g, n.name, f"node '{n.name}' (op {n.op}) records shape {list(n.shape)} but its "
+                             f"inputs give {list(want)}")
+        if g.params is not None:
+            for key in n.params:
+                if key not in g.params:
+                    _fail(g, n.name, f"node '{n.name}' names parameter '{key}', which the graph "
+                                     f"does not hold")
+
+    # skip edges
+    for e in g.edges:
+        if e.hops < 1:
+            _fail(g, e.dst, f"edge %{e.src} -> %{e.dst} has hops={e.hops}; hops must be >= 1")
+        if e.kind is EdgeKind.DATA:
+            if e.projection is not None:
+                _fail(g, e.dst, f"data edge %{e.src} -> %{e.dst} has a projection; only skip "
+                                f"edges do")
+            continue
+        dst = g.node(e.dst)
+        if dst.op not in _SKIP_TARGET[e.kind]:
+            _fail(g, e.dst, f"{e.kind} edge %{e.src} -> %{e.dst} enters op '{dst.op}'; it must "
+                            f"enter {' or '.join(_SKIP_TARGET[e.kind])}")
+        if e.kind in (EdgeKind.S2M, EdgeKind.V2V) and e.port == 0:
+            _fail(g, e.dst, f"{e.kind} edge %{e.src} -> %{e.dst} must use a membrane port >= 1")
+        if g.form is Form.ANN and e.kind in (EdgeKind.S2M, EdgeKind.S2S, EdgeKind.V2V):
+            _fail(g, e.dst, f"{e.kind} edge %{e.src} -> %{e.dst} in an ANN-form graph")
+        if e.projection is not None and not _reaches(g, e.src, e.projection):
+            _fail(g, e.dst, f"projection '{e.projection}' of edge %{e.src} -> %{e.dst} is not "
+                            f"fed by '{e.src}'")
+
+    # payloads
+    if g.form is Form.ANN:
+        for e in g.edges:
+            if e.payload is not None:
+                _fail(g, e.dst, f"edge %{e.src} -> %{e.dst} has a payload in an ANN-form graph")
+    else:
+        if g.attrs.get("lowered", False):
+            for e in g.edges:
+                if e.kind is EdgeKind.ASC:
+                    _fail(g, e.dst, f"ASC edge %{e.src} -> %{e.dst} survived residual lowering")
+        out = {}
+        for n in g.nodes:
+            ins = g.inputs_of(n.name)
+            pl = []
+            for e in ins:
+                want = edge_payload(g, e, out)
+                if e.payload is not None and e.payload is not want:
+                    _fail(g, n.name, f"edge %{e.src} -> %{n.name} is marked {e.payload} but "
+                                     f"carries {want} values")
+                if not (n.op == "lif" and e.port > 0):
+                    pl.append(want)
+            out[n.name] = node_payload(n, pl)
+    return g
+
+
+def _reaches(g: Graph, src: str, dst: str) -> bool:
+    if src == dst:
+        return True
+    seen, stack = {dst}, [dst]
+    while stack:
+        for e in g.inputs_of(stack.pop()):
+            for s in (e.src, e.projection):
+                if s is None or s in seen:
+                    continue
+                if s == src:
+                    return True
+                seen.add(s)
+                stack.append(s)
+    return False
