@@ -1,0 +1,284 @@
+"""The public Python API: `compile`, `Compiled`, `load` (DESIGN.md "Interfaces").
+
+    from snnc.compiler import compile
+    c = compile("model.onnx", residual="s2s", target="loihi2", timesteps=8)
+    module = c.to_torch()          # trainable nn.Module, logits [B, classes]
+    report = c.cost(rate=0.1)      # cost model report
+    c.save("model.snnc")           # the output directory
+
+`compile` imports the model (ONNX file, nn.Module, or a zoo name such as ``zoo:resnet20``),
+annotates its skip edges, runs the conversion pipeline (verified after every pass) and returns a
+`Compiled` holding both the ANN-form and the SNN-form graphs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from snnc.compiler.errors import ImportFailed, SnncError
+from snnc.compiler.ir import Graph
+
+RESIDUAL_MODES = ("s2s", "s2m", "v2v")
+ENCODERS = ("direct", "poisson", "events")
+EMITTERS = ("torch", "lava", "nir")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything that decides what `compile` produces (recorded in manifest.json)."""
+
+    residual: str = "s2s"
+    target: str = "generic"
+    timesteps: int = 8
+    leak: float = 0.874  # paper 2 sec. 3.5 (BOHB optimum)
+    threshold: float = 1.0
+    encoder: str = "direct"
+    bntt: bool = True
+    semantics: str = "target"
+    boost: bool = False
+    passes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def _check_options(o: Options) -> None:
+    if o.residual not in RESIDUAL_MODES:
+        raise SnncError(f"--residual {o.residual!r} is not one of {', '.join(RESIDUAL_MODES)}.")
+    if o.encoder not in ENCODERS:
+        raise SnncError(f"--encoder {o.encoder!r} is not one of {', '.join(ENCODERS)}.")
+    if o.semantics not in ("target", "paper"):
+        raise SnncError(f"--semantics {o.semantics!r} must be 'target' or 'paper'.")
+    if o.timesteps < 1:
+        raise SnncError(f"--timesteps must be at least 1 (got {o.timesteps}).")
+    if not 0.0 <= o.leak <= 1.0:
+        raise SnncError(f"--leak must lie in [0, 1] (got {o.leak}).")
+    if o.threshold <= 0:
+        raise SnncError(f"--threshold must be positive (got {o.threshold}).")
+
+
+def import_ann(model: Any, *, example_input=None, input_shape=None) -> Graph:
+    """The ANN-form IR of `model` (path, nn.Module or ``zoo:NAME``), skip edges annotated."""
+    from snnc.compiler.blocks import annotate_skips
+    from snnc.compiler.frontends import import_model
+
+    if isinstance(model, str) and model.startswith("zoo:"):
+        from snnc import models
+
+        name = model[4:]
+        if name not in models.available():
+            raise ImportFailed(f"{model}: no zoo model '{name}'. Available: "
+                               f"{', '.join(models.available())}.")
+        module = models.get(name)
+        if example_input is None and input_shape is None:
+            input_shape = models.input_shape(name)
+        model = module
+    g = import_model(model, example_input=example_input, input_shape=input_shape)
+    return annotate_skips(g)
+
+
+def _pipeline(o: Options):
+    from snnc.compiler.passmanager import parse_pass_spec
+    from snnc.passes.pipeline import conversion_pipeline
+
+    specs = list(conversion_pipeline(residual=o.residual, target=o.target,
+                                     timesteps=o.timesteps, leak=o.leak, threshold=o.threshold,
+                                     encoder=o.encoder, bntt=o.bntt, semantics=o.semantics,
+                                     boost=o.boost))
+    specs += [parse_pass_spec(p) for p in o.passes]
+    return specs
+
+
+def compile(model: Any, *, residual: str = "s2s", target: str = "generic", timesteps: int = 8,
+            leak: float = 0.874, threshold: float = 1.0, encoder: str = "direct",
+            bntt: bool = True, semantics: str = "target", boost: bool = False,
+            passes: Sequence[str] = (), example_input=None, input_shape=None,
+            progress: Callable[[str], None] | None = None) -> Compiled:
+    """Compile `model` (ONNX path, nn.Module or ``zoo:NAME``) into an SNN.
+
+    `passes` are extra `--pass` specs (``NAME{k=v}`` or ``module:function``) run after the
+    conversion pipeline. Raises SnncError subclasses for bad input.
+    """
+    from snnc.compiler.passmanager import run_pipeline
+
+    o = Options(residual, target, int(timesteps), float(leak), float(threshold), encoder,
+                bool(bntt), semantics, bool(boost), tuple(passes))
+    _check_options(o)
+    if progress:
+        progress("import")
+    source = str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
+    ann = import_ann(str(model) if isinstance(model, os.PathLike) else model,
+                     example_input=example_input, input_shape=input_shape)
+    snn = run_pipeline(ann, _pipeline(o), progress=progress)
+    return Compiled(ann=ann, graph=snn, options=o, source=source)
+
+
+@dataclass
+class Compiled:
+    """The result of `compile`: the ANN-form and SNN-form graphs and how they were made."""
+
+    ann: Graph
+    graph: Graph
+    options: Options
+    source: str = ""
+    _module: Any = field(default=None, repr=False)
+
+    def to_torch(self):
+        """The trainable PyTorch module for the SNN graph (built once, then reused)."""
+        if self._module is None:
+            from snnc.backends.pytorch import build_module
+
+            self._module = build_module(self.graph)
+        return self._module
+
+    def cost(self, **kwargs):
+        """The cost model's report for the SNN graph (kwargs go to costmodel.estimate)."""
+        from snnc.costmodel import estimate
+
+        kwargs.setdefault("target", self.options.target)
+        return estimate(self.graph, ann=self.ann, **kwargs)
+
+    def emit(self, kinds: Sequence[str], directory: str | Path) -> list[Path]:
+        """Write the backends' artifacts (`torch`, `lava`, `nir`) into `directory`."""
+        directory = Path(directory)
+        written: list[Path] = []
+        for kind in kinds:
+            if kind not in EMITTERS:
+                raise SnncError(f"--emit {kind!r} is not one of {', '.join(EMITTERS)}.")
+            if kind == "torch":
+                from snnc.backends.pytorch import save_module
+
+                save_module(self.to_torch(), self.graph, directory)
+                written += [directory / "model.safetensors", directory / "module.json"]
+            elif kind == "lava":
+                from snnc.backends.lava import export as lava_export
+
+                written.append(Path(lava_export(self.graph, directory / "lava")))
+            elif kind == "nir":
+                from snnc.backends.nir import export as nir_export
+
+                written.append(Path(nir_export(self.graph, directory / "model.nir")))
+        return written
+
+    def save(self, directory: str | Path, *, emit: Sequence[str] = ("torch",),
+             cost: bool = True, extra: dict | None = None) -> Path:
+        """Write the output directory atomically: everything or nothing (DESIGN.md)."""
+        from snnc.compiler.serialize import dumps, save_params
+        from snnc.compiler.text import print_ir
+
+        directory = Path(directory)
+
+        def fill(tmp: Path) -> None:
+            files: list[Path] = []
+            (tmp / "graph.snnc").write_text(print_ir(self.graph))
+            (tmp / "graph.json").write_text(dumps(self.graph))
+            (tmp / "ann.json").write_text(dumps(self.ann))
+            save_params(self.graph, tmp / "graph.safetensors")
+            save_params(self.ann, tmp / "ann.safetensors")
+            files += [tmp / n for n in ("graph.snnc", "graph.json", "ann.json",
+                                        "graph.safetensors", "ann.safetensors")]
+            files += self.emit(emit, tmp)
+            if cost:
+                files += _write_cost(self, tmp)
+            manifest = {
+                "format": "snnc-output", "version": 1, "source": self.source,
+                "source_sha256": _sha256(self.source), "options": self.options.as_dict(),
+                "emit": list(emit), "files": sorted(str(f.relative_to(tmp)) for f in files),
+                "versions": _versions(), **(extra or {}),
+            }
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+        write_atomically(directory, fill)
+        return directory
+
+
+def _write_cost(c: Compiled, tmp: Path) -> list[Path]:
+    try:
+        from snnc.costmodel import estimate  # noqa: F401
+    except ImportError:
+        return []
+    report = c.cost()
+    (tmp / "cost.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
+    (tmp / "cost.md").write_text(report.to_markdown())
+    out = [tmp / "cost.json", tmp / "cost.md"]
+    try:
+        report.plot(tmp / "cost.png")
+        out.append(tmp / "cost.png")
+    except (ImportError, AttributeError):
+        pass
+    return out
+
+
+def _sha256(path: str) -> str | None:
+    p = Path(path)
+    if not p.is_file():
+        return None
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("snnc", "torch", "onnx", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def write_atomically(directory: Path, fill: Callable[[Path], None]) -> None:
+    """Build `directory` in a temporary sibling and move it into place only when `fill`
+    succeeded: a failure leaves no half-written directory (and an old one untouched)."""
+    directory = Path(directory).absolute()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp",
+                                dir=directory.parent))
+    try:
+        fill(tmp)
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load(directory: str | Path) -> Compiled:
+    """Rebuild a `Compiled` from an output directory written by `Compiled.save`/`snnc compile`."""
+    from snnc.compiler.serialize import load_params, loads
+
+    d = Path(directory)
+    manifest_path = d / "manifest.json"
+    if not manifest_path.is_file():
+        raise ImportFailed(f"{d}: not an snnc output directory (no manifest.json). Create one "
+                           f"with `snnc compile MODEL -o {d}`.")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        opts = manifest["options"]
+        options = Options(**{**opts, "passes": tuple(opts.get("passes", ()))})
+        graph = loads((d / "graph.json").read_text(), params=load_params(d / "graph.safetensors"))
+        ann = loads((d / "ann.json").read_text(), params=load_params(d / "ann.safetensors"))
+    except (KeyError, TypeError, ValueError, FileNotFoundError) as err:
+        raise ImportFailed(f"{d}: the output directory is incomplete or damaged ({err}). "
+                           f"Recompile the model.") from None
+    c = Compiled(ann=ann, graph=graph, options=options, source=manifest.get("source", ""))
+    if (d / "module.json").is_file():
+        from snnc.backends.pytorch import load_module
+
+        c._module = load_module(d)
+    return c

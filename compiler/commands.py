@@ -1,0 +1,206 @@
+"""The compiler's subcommands: `snnc inspect`, `snnc compile`, `snnc passes`, `snnc targets`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from snnc.compiler.errors import SnncError
+
+_SHAPE_HELP = "Input shape without the batch, e.g. 3,32,32 (needed when the model has none)."
+
+
+def _shape(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        dims = tuple(int(v) for v in value.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a shape like 3,32,32") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise click.BadParameter(f"{value!r} is not a shape like 3,32,32")
+    return dims
+
+
+def model_argument(f):
+    return click.argument("model", metavar="MODEL")(f)
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def conversion_options(f):
+    """The options shared by `compile` and `inspect --snn` (DESIGN.md "Interfaces")."""
+    opts = [
+        click.option("--residual", type=click.Choice(["s2s", "s2m", "v2v"]), default="s2s",
+                     show_default=True, help="How ASC skips become spiking residuals (paper 2)."),
+        click.option("--target", default="generic", show_default=True,
+                     help="Target name (`snnc targets`) or a target YAML file."),
+        click.option("-T", "--timesteps", type=click.IntRange(min=1), default=8,
+                     show_default=True, help="Time steps T."),
+        click.option("--leak", type=click.FloatRange(0, 1), default=0.874, show_default=True,
+                     help="LIF leak factor lambda (paper 2 eq. 3)."),
+        click.option("--threshold", type=float, default=1.0, show_default=True,
+                     help="LIF threshold U_th."),
+        click.option("--encoder", type=click.Choice(["direct", "poisson", "events"]),
+                     default="direct", show_default=True, help="Input encoding."),
+        click.option("--bntt/--no-bntt", default=True, show_default=True,
+                     help="Batch norm through time (per-step statistics)."),
+        click.option("--semantics", type=click.Choice(["target", "paper"]), default="target",
+                     show_default=True,
+                     help="Train the target's own neuron (target) or paper 2's (paper)."),
+        click.option("--boost/--no-boost", default=False, show_default=True,
+                     help="Boosting (voting) output layer, paper 2 sec. 3.2.3."),
+        click.option("--pass", "passes", multiple=True, metavar="SPEC",
+                     help="Extra pass after the pipeline: NAME{k=v} or module:function{k=v}."),
+        click.option("--input-shape", callback=_shape, default=None, help=_SHAPE_HELP),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _compile(model: str, progress=None, **kw):
+    from snnc.compiler.api import compile as snnc_compile
+
+    input_shape = kw.pop("input_shape", None)
+    passes = tuple(kw.pop("passes", ()))
+    return snnc_compile(model, input_shape=input_shape, passes=passes, progress=progress, **kw)
+
+
+def _check_model_path(model: str) -> None:
+    if model.startswith("zoo:"):
+        return
+    p = Path(model)
+    if not p.exists():
+        raise SnncError(f"{model}: no such file. Give an ONNX file, an snnc output directory or "
+                        f"a zoo model (zoo:resnet20; `python -m snnc.models` lists them).")
+
+
+@click.command("inspect")
+@model_argument
+@click.option("--snn", is_flag=True, help="Show the SNN form (after the conversion passes).")
+@click.option("--json", "as_json", is_flag=True, help="Print the IR as JSON instead of text.")
+@click.option("--check", is_flag=True,
+              help="Interpret the ANN-form IR and compare it with the source model "
+                   "(onnxruntime or torch) within DESIGN.md's tolerance.")
+@conversion_options
+def inspect_cmd(model, snn, as_json, check, **kw):
+    """Print MODEL's IR, its blocks with adjacency matrices and every skip edge.
+
+    MODEL is an ONNX file, an snnc output directory, or a zoo model (zoo:resnet20).
+    """
+    from snnc.compiler.blocks import find_blocks
+    from snnc.compiler.serialize import dumps
+    from snnc.compiler.text import print_ir
+
+    _check_model_path(model)
+    if Path(model).is_dir():
+        from snnc.compiler.api import load
+
+        c = load(model)
+        g = c.graph if snn or not check else c.ann
+    elif snn:
+        g = _compile(model, **kw).graph
+    else:
+        from snnc.compiler.api import import_ann
+
+        g = import_ann(model, input_shape=kw.get("input_shape"))
+    if as_json:
+        click.echo(dumps(g))
+        return
+    click.echo(print_ir(g), nl=False)
+    click.echo(describe_skips(g, find_blocks(g)), nl=False)
+    if check:
+        from snnc.compiler.interpret import check_source
+
+        report = check_source(g, model, input_shape=kw.get("input_shape"))
+        click.echo(str(report))
+        if not report.ok:
+            raise SnncError(f"{model}: the ANN-form IR does not reproduce the source model "
+                            f"within tolerance ({report}). Please report this as a bug.")
+
+
+def describe_skips(g, blocks) -> str:
+    """Blocks with their adjacency matrices, then every skip edge (kind, hops, payload)."""
+    lines = [f"\n# {len(blocks)} block(s)"]
+    for b in blocks:
+        lines.append(f"block {b.index} {b.name}: input %{b.input} -> output %{b.output}, "
+                     f"layers {', '.join('%' + n for n in b.layers)}")
+        m = b.matrix
+        lines.append("  adjacency (row = source, col = destination; 0 none, 1 DSC, 2 ASC):")
+        for row in m:
+            lines.append("    " + " ".join(str(int(v)) for v in row))
+    skips = g.skip_edges()
+    lines.append(f"\n# {len(skips)} skip edge(s)")
+    for e in skips:
+        extra = f" via %{e.projection}" if e.projection else ""
+        pay = f" payload={e.payload}" if e.payload else ""
+        attrs = "".join(f" {k}={v}" for k, v in e.attrs.items())
+        lines.append(f"  {e.kind.value:3s} %{e.src} -> %{e.dst} port {e.port} hops={e.hops}"
+                     f"{extra}{pay}{attrs}")
+    return "\n".join(lines) + "\n"
+
+
+@click.command("compile")
+@model_argument
+@click.option("-o", "--output", type=click.Path(file_okay=False), default=None,
+              help="Output directory (default ./<model-stem>.snnc/).")
+@click.option("--emit", default="torch", show_default=True,
+              help="Comma-separated backends to emit: torch, lava, nir.")
+@click.option("--cost/--no-cost", default=True, show_default=True,
+              help="Write the cost model's report (cost.json, cost.md, cost.png).")
+@conversion_options
+def compile_cmd(model, output, emit, cost, **kw):
+    """Compile MODEL into an SNN and write the output directory.
+
+    MODEL is an ONNX file or a zoo model (zoo:resnet20). The directory holds manifest.json,
+    graph.snnc, graph.json, the PyTorch module (model.safetensors, module.json), the cost report
+    and whatever --emit asks for; it is written atomically.
+    """
+    _check_model_path(model)
+    kinds = [k.strip() for k in emit.split(",") if k.strip()]
+    stem = model[4:] if model.startswith("zoo:") else Path(model).stem
+    out = Path(output) if output else Path(f"{stem}.snnc")
+    console = _stderr()
+    with console.status("compiling") as status:
+        c = _compile(model, progress=lambda name: status.update(f"pass {name}"), **kw)
+        status.update("writing " + str(out))
+        c.save(out, emit=kinds, cost=cost)
+    n_lif = len(c.graph.by_op("lif"))
+    console.print(f"[green]compiled[/] {model} -> {out}/ ({len(c.graph.nodes)} nodes, {n_lif} "
+                  f"LIF layers, {len(c.graph.skip_edges())} skip edges, "
+                  f"residual={c.options.residual}, target={c.options.target}, "
+                  f"T={c.options.timesteps})")
+
+
+@click.command("passes")
+@click.option("--verbose", "-v", is_flag=True, help="Print each pass's full contract.")
+def passes_cmd(verbose):
+    """List the registered passes with their contracts."""
+    from snnc.compiler.passmanager import describe, load_builtin_passes
+
+    import snnc.compiler.blocks  # noqa: F401  (registers annotate-skips)
+
+    for name, fn in sorted(load_builtin_passes().items()):
+        text = describe(fn)
+        if verbose:
+            click.echo(f"{name}\n" + "\n".join("  " + ln for ln in text.splitlines()) + "\n")
+        else:
+            doc = (fn.__doc__ or "").strip().splitlines()
+            click.echo(f"{name:22s} {doc[0] if doc else ''}")
+            click.echo(f"{'':22s} {text.splitlines()[0]}")
+
+
+@click.command("targets")
+def targets_cmd():
+    """List the known targets (files in snnc/costmodel/targets and $SNNC_TARGETS)."""
+    from snnc.costmodel.targets import available_targets, load_target
+
+    for name in available_targets():
+        t = load_target(name)
+        click.echo(f"{name:16s} {getattr(t, 'description', '')}")

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the whole test suite from a fresh machine: builds .venv (and .venv-lava for the Lava
+# backend's tests), then runs pytest in each. Exit status is non-zero if anything failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+status=0
+.venv/bin/python -m pytest -q -p no:cacheprovider tests --ignore=tests/lava "$@" || status=$?
+if [ -f scripts/setup-lava.sh ] && [ -d tests/lava ]; then
+  scripts/setup-lava.sh
+  SNNC_REQUIRE_LAVA=1 .venv-lava/bin/python -m pytest -q -p no:cacheprovider tests/lava -rs || status=$?
+fi
+exit $status
