@@ -78,9 +78,9 @@ def import_ann(model: Any, *, example_input=None, input_shape=None) -> Graph:
         if name not in models.available():
             raise ImportFailed(f"{model}: no zoo model '{name}'. Available: "
                                f"{', '.join(models.available())}.")
-        module = models.get(name)
+        module = models.get(name).eval()
         if example_input is None and input_shape is None:
-            input_shape = models.input_shape(name)
+            input_shape = tuple(module.input_shape)
         model = module
     g = import_model(model, example_input=example_input, input_shape=input_shape)
     return annotate_skips(g)
