@@ -1,0 +1,119 @@
+"""The IR core: text form, JSON, attributes, builder and verifier (DESIGN.md "The IR")."""
+
+import pytest
+
+from snnc.compiler.errors import ParseError, VerifyError
+from snnc.compiler.ir import Attrs, Edge, EdgeKind, Form, GraphBuilder, Node, Payload
+from snnc.compiler.serialize import from_json, to_json
+from snnc.compiler.text import parse, print_ir
+from snnc.compiler.verify import verify
+
+BASIC = """graph basic_block(%x: f32[1,4,8,8]) ann {
+  %conv1 = conv2d(%x) {in=4, out=4, k=(3,3), stride=(1,1), pad=(1,1,1,1)} [conv1.weight] : f32[1,4,8,8]
+  %relu1 = relu(%conv1) : f32[1,4,8,8]
+  %conv2 = conv2d(%relu1) {in=4, out=4, k=(3,3), stride=(1,1), pad=(1,1,1,1)} [conv2.weight] : f32[1,4,8,8]
+  %add = add(%conv2, %x ~ASC n=2) : f32[1,4,8,8]
+  %relu2 = relu(%add) : f32[1,4,8,8]
+  return %relu2
+}
+"""
+
+SNN = """graph s2m_block(%x: f32[1,4,8,8]) snn {timesteps=4, semantics=paper, lowered=true} {
+  %enc = encoder(%x graded) {kind=direct} : f32[1,4,8,8]
+  %lif0 = lif(%enc graded) {leak=0.9, vth=1.0, reset=subtract} : f32[1,4,8,8]
+  %conv1 = conv2d(%lif0 binary) {in=4, out=4, k=(3,3), stride=(1,1), pad=(1,1,1,1)} [conv1.weight] : f32[1,4,8,8]
+  %lif1 = lif(%conv1 graded) {leak=0.9, vth=1.0, reset=subtract} : f32[1,4,8,8]
+  %conv2 = conv2d(%lif1 binary) {in=4, out=4, k=(3,3), stride=(1,1), pad=(1,1,1,1)} [conv2.weight] : f32[1,4,8,8]
+  %lif2 = lif(%conv2 graded, %lif0 ~S2M n=2 scale=1.0 binary) {leak=0.9, vth=1.0, reset=subtract} : f32[1,4,8,8]
+  %add = add(%lif2 binary, %lif0 ~S2S n=2 binary) : f32[1,4,8,8]
+  return %add
+}
+"""
+
+
+@pytest.mark.parametrize("text", [BASIC, SNN], ids=["ann", "snn"])
+def test_text_and_json_round_trip(text):
+    g = verify(parse(text))
+    assert parse(print_ir(g)) == g
+    assert print_ir(parse(print_ir(g))) == print_ir(g)
+    assert from_json(to_json(g)) == g
+
+
+def test_parsed_edges_keep_skip_annotations():
+    g = parse(SNN)
+    (s2m,) = [e for e in g.edges if e.kind is EdgeKind.S2M]
+    assert (s2m.src, s2m.dst, s2m.port, s2m.hops) == ("lif0", "lif2", 1, 2)
+    assert s2m.attrs["scale"] == 1.0 and s2m.payload is Payload.BINARY
+    assert g.form is Form.SNN and g.attrs["timesteps"] == 4
+
+
+def test_attribute_values_keep_their_types():
+    a = Attrs({"i": 3, "f": 3.0, "t": (1, 2), "s": "a b", "b": True, "n": None, "e": 1e-05})
+    g = GraphBuilder("g")
+    g.add(Node("x", "input", shape=(1, 2)))
+    g.add(Node("y", "identity", a, (1, 2)), ["x"])
+    g.outputs = ["y"]
+    built = g.build()
+    back = parse(print_ir(built))
+    y = back.node("y").attrs
+    assert y == a
+    assert type(y["i"]) is int and type(y["f"]) is float and y["t"] == (1, 2)
+
+
+def test_graph_equality_is_structural_and_ignores_weights():
+    import torch
+
+    g = parse(BASIC)
+    params = {"conv1.weight": torch.zeros(4, 4, 3, 3), "conv2.weight": torch.ones(4, 4, 3, 3)}
+    with_w = g.with_params(params)
+    assert with_w == g
+    assert not with_w.same_params(g.with_params({k: v + 1 for k, v in params.items()}))
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda t: t.replace("f32[1,4,8,8]\n  %relu1", "f32[1,4,9,8]\n  %relu1"),
+     r"node 'conv1' \(op conv2d\) records shape \[1, 4, 9, 8\] but its inputs give \[1, 4, 8, 8\]"),
+    (lambda t: t.replace("%conv2, %x ~ASC n=2", "%conv2, %x ~ASC n=0"), r"hops=0"),
+    (lambda t: t.replace("add(%conv2, %x ~ASC n=2)", "add(%conv2, %x ~S2S n=2)"),
+     r"S2S edge %x -> %add in an ANN-form graph"),
+    (lambda t: t.replace("%relu1 = relu(%conv1)", "%relu1 = lif(%conv1)"),
+     r"spiking op 'lif' at node 'relu1' in an ANN-form graph"),
+    (lambda t: t.replace("return %relu2", "return %nothing"), r"output 'nothing' is not a node"),
+])
+def test_verifier_names_node_and_rule(mutate, message):
+    with pytest.raises(VerifyError, match=message):
+        verify(parse(mutate(BASIC)))
+
+
+def test_verifier_rejects_wrong_payload():
+    bad = SNN.replace("%add = add(%lif2 binary", "%add = add(%lif2 graded")
+    with pytest.raises(VerifyError, match=r"marked graded but carries binary"):
+        verify(parse(bad))
+
+
+def test_verifier_rejects_skip_into_wrong_op():
+    bad = SNN.replace("%lif0 ~S2M n=2 scale=1.0 binary", "%lif0 ~DSC n=2 binary")
+    with pytest.raises(VerifyError, match=r"DSC edge %lif0 -> %lif2 enters op 'lif'"):
+        verify(parse(bad))
+
+
+def test_builder_detects_cycles():
+    b = GraphBuilder("cyc")
+    b.add(Node("x", "input", shape=(1, 2)))
+    b.add(Node("a", "identity", shape=(1, 2)), ["x"])
+    b.add(Node("b", "identity", shape=(1, 2)), ["a"])
+    b.edges.append(Edge("b", "a", 1))
+    b.outputs = ["b"]
+    with pytest.raises(VerifyError, match="cycle"):
+        b.build()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty IR text"),
+    ("graph g(%x: f32[1,2]) ann {\n  %y = relu(%x) : f32[1,2]\n  return %y\n", "missing the closing"),
+    ("graph g(%x: f32[1,2]) ann {\n  %y = relu(%x ~XYZ) : f32[1,2]\n}\n", "unknown edge kind"),
+    ("graph g(%x: f32[1,2]) ann {\n  %y = relu(%x) f32[1,2]\n}\n", "expected ':'"),
+])
+def test_parse_errors_name_the_line(text, message):
+    with pytest.raises(ParseError, match=message):
+        parse(text, source="case.snnc")
