@@ -275,9 +275,110 @@ class Graph:
         return replace(self, params=None if params is None else dict(params), _index={})
 
 
+class _EdgeList(list):
+    """The builder's edge list. Order carries no meaning (ports do), so removal swaps in the
+    last edge; a by-destination / by-source index and a position map keep `inputs_of`, `users`,
+    `remove` and `replace_edge` O(degree) on 5000-layer graphs. An edge may appear only once."""
+
+    def __init__(self, items: Iterable[Edge] = ()):
+        super().__init__()
+        self.by_dst: dict[str, list[Edge]] = {}
+        self.by_src: dict[str, list[Edge]] = {}
+        self.pos: dict[Edge, int] = {}
+        self.extend(items)
+
+    def _add(self, e: Edge, i: int) -> None:
+        if e in self.pos:
+            raise VerifyError(f"edge %{e.src} -> %{e.dst} port {e.port} is added twice")
+        self.pos[e] = i
+        self.by_dst.setdefault(e.dst, []).append(e)
+        self.by_src.setdefault(e.src, []).append(e)
+        if e.projection is not None and e.projection != e.src:
+            self.by_src.setdefault(e.projection, []).append(e)
+
+    def _drop(self, e: Edge) -> None:
+        del self.pos[e]
+        self.by_dst[e.dst].remove(e)
+        self.by_src[e.src].remove(e)
+        if e.projection is not None and e.projection != e.src:
+            self.by_src[e.projection].remove(e)
+
+    def append(self, e: Edge) -> None:
+        self._add(e, len(self))
+        super().append(e)
+
+    def extend(self, items: Iterable[Edge]) -> None:
+        for e in items:
+            self.append(e)
+
+    def __iadd__(self, items):
+        self.extend(items)
+        return self
+
+    def index(self, e: Edge, *args) -> int:
+        try:
+            return self.pos[e]
+        except KeyError:
+            raise ValueError(f"edge {e} is not in the graph") from None
+
+    def remove(self, e: Edge) -> None:
+        i = self.index(e)
+        self._drop(e)
+        last = super().pop()
+        if i < len(self):
+            super().__setitem__(i, last)
+            self.pos[last] = i
+
+    def pop(self, i: int = -1) -> Edge:
+        e = self[i]
+        self.remove(e)
+        return e
+
+    def clear(self) -> None:
+        super().clear()
+        self.by_dst.clear()
+        self.by_src.clear()
+        self.pos.clear()
+
+    def __setitem__(self, i, value) -> None:
+        if isinstance(i, slice):
+            items = list(self)
+            items[i] = value
+            self.clear()
+            self.extend(items)
+            return
+        i = i % len(self) if i < 0 else i
+        old = self[i]
+        self._drop(old)
+        try:
+            self._add(value, i)
+        except VerifyError:
+            self._add(old, i)
+            raise
+        super().__setitem__(i, value)
+
+    def __delitem__(self, i) -> None:
+        items = list(self)
+        del items[i]
+        self.clear()
+        self.extend(items)
+
+    def insert(self, i, e: Edge) -> None:
+        self.append(e)  # order carries no meaning
+
+    def sort(self, *args, **kwargs) -> None:
+        super().sort(*args, **kwargs)
+        self.pos = {e: i for i, e in enumerate(self)}
+
+    def reverse(self) -> None:
+        super().reverse()
+        self.pos = {e: i for i, e in enumerate(self)}
+
+
 class GraphBuilder:
     """Mutable staging area for a new graph. Nodes keep insertion order until `build()`
-    sorts them topologically (stable: the existing order wins among independent nodes)."""
+    sorts them topologically (stable: the existing order wins among independent nodes).
+    `edges` is a list (append/remove/assign freely); lookups by node stay indexed."""
 
     def __init__(self, name: str, form: Form = Form.ANN, attrs: Attrs = EMPTY,
                  params: dict[str, Any] | None = None):
@@ -285,15 +386,23 @@ class GraphBuilder:
         self.form = form
         self.attrs = attrs
         self.nodes: dict[str, Node] = {}
-        self.edges: list[Edge] = []
+        self._edges = _EdgeList()
         self.outputs: list[str] = []
         self.params = params
+
+    @property
+    def edges(self) -> _EdgeList:
+        return self._edges
+
+    @edges.setter
+    def edges(self, items: Iterable[Edge]) -> None:
+        self._edges = _EdgeList(items)
 
     @classmethod
     def from_graph(cls, g: Graph) -> GraphBuilder:
         b = cls(g.name, g.form, g.attrs, None if g.params is None else dict(g.params))
         b.nodes = {n.name: n for n in g.nodes}
-        b.edges = list(g.edges)
+        b.edges = g.edges
         b.outputs = list(g.outputs)
         return b
 
@@ -318,7 +427,8 @@ class GraphBuilder:
     def remove(self, name: str) -> None:
         """Remove a node and every edge into it (edges out of it must be rewired first)."""
         del self.nodes[name]
-        self.edges = [e for e in self.edges if e.dst != name]
+        for e in list(self.edges.by_dst.get(name, ())):
+            self.edges.remove(e)
 
     def fresh(self, base: str) -> str:
         """A node name not yet used, derived from `base`."""
@@ -331,10 +441,10 @@ class GraphBuilder:
 
     # edges
     def inputs_of(self, name: str) -> list[Edge]:
-        return sorted((e for e in self.edges if e.dst == name), key=lambda e: e.port)
+        return sorted(self.edges.by_dst.get(name, ()), key=lambda e: e.port)
 
     def users(self, name: str) -> list[Edge]:
-        return [e for e in self.edges if e.src == name or e.projection == name]
+        return list(self.edges.by_src.get(name, ()))
 
     def remove_edge(self, edge: Edge) -> None:
         self.edges.remove(edge)
@@ -346,13 +456,13 @@ class GraphBuilder:
         """Make every reader of `old` (edges, projections, outputs) read `new` instead,
         except the nodes in `skip`."""
         keep = set(skip)
-        for i, e in enumerate(self.edges):
+        for e in list(self.edges.by_src.get(old, ())):
             if e.dst in keep:
                 continue
             if e.src == old and e.projection is None:
-                self.edges[i] = replace(e, src=new)
+                self.replace_edge(e, replace(e, src=new))
             elif e.projection == old:
-                self.edges[i] = replace(e, projection=new)
+                self.replace_edge(e, replace(e, projection=new))
         self.outputs = [new if o == old else o for o in self.outputs]
 
     def renumber_ports(self, name: str) -> None:
