@@ -1,0 +1,109 @@
+"""bn-to-bntt: batch norm becomes batch norm through time (BNTT, per-step statistics)."""
+
+from __future__ import annotations
+
+from snnc.compiler.errors import SnncError
+from snnc.compiler.ir import Attrs, Graph, GraphBuilder, Node
+from snnc.compiler.passmanager import register_pass
+from snnc.passes._common import (
+    check_choice, classifier_of, data_users, require_snn, rewire_readers,
+)
+
+ROLES = ("weight", "bias", "running_mean", "running_var")
+MISSING = ("skip", "identity")
+
+
+def _timesteps(g: Graph, timesteps: int | None) -> int:
+    t = timesteps if timesteps is not None else g.attrs.get("timesteps")
+    if not isinstance(t, int) or isinstance(t, bool) or t < 1:
+        raise SnncError(f"graph '{g.name}': bn-to-bntt needs the number of time steps: pass "
+                        f"timesteps=T (an integer >= 1) or set the graph attribute 'timesteps' "
+                        f"(conversion_pipeline does); got {t!r}.")
+    return t
+
+
+def _repeat(b: GraphBuilder, g: Graph, n: Node, t: int) -> None:
+    """Params of bntt `n.name` = the BN's [C] tensors repeated to [T, C] (missing affine: 1, 0)."""
+    import torch
+
+    c = n.shape[1]
+    defaults = {"weight": torch.ones(c), "bias": torch.zeros(c),
+                "running_mean": torch.zeros(c), "running_var": torch.ones(c)}
+    for role in ROLES:
+        key = f"{n.name}.{role}"
+        src = g.params.get(key) if g.params is not None else None
+        base = defaults[role] if src is None else src.detach().reshape(c)
+        b.set_param(key, base.unsqueeze(0).repeat(t, 1).clone())
+
+
+def _identity(b: GraphBuilder, name: str, c: int, t: int, eps: float) -> None:
+    """Identity BNTT params: mean 0, var 1 - eps (so sqrt(var + eps) = 1 exactly), weight 1,
+    bias 0."""
+    import torch
+
+    b.set_param(f"{name}.weight", torch.ones(t, c))
+    b.set_param(f"{name}.bias", torch.zeros(t, c))
+    b.set_param(f"{name}.running_mean", torch.zeros(t, c))
+    b.set_param(f"{name}.running_var", torch.full((t, c), 1.0 - eps))
+
+
+def _folded_layers(g: Graph) -> list[Node]:
+    """Weighted layers with no norm after them: the exporter folded their BN away.
+
+    The classifiers (the last weighted layer before each output) are excluded; a projection
+    conv counts like any other layer.
+    """
+    heads = set()
+    for out in g.outputs:
+        try:
+            heads.add(classifier_of(g, out)[0].name)
+        except SnncError:
+            pass
+    found = []
+    for n in g.by_op("conv2d", "linear"):
+        if n.name in heads:
+            continue
+        readers = data_users(g, n.name)
+        if readers and all(g.node(e.dst).op not in ("batchnorm", "bntt") for e in readers):
+            found.append(n)
+    return found
+
+
+@register_pass("bn-to-bntt")
+def bn_to_bntt(g: Graph, *, timesteps: int | None = None, missing: str = "skip",
+               eps: float = 1e-5) -> Graph:
+    """Replace every batchnorm by a bntt of the same name with per-step statistics.
+
+    Requires: SNN form (bntt is a spiking op); T from `timesteps` or the graph attr.
+    Guarantees: no batchnorm remains; each bntt has attrs eps (the BN's) and timesteps = T and
+    params weight, bias, running_mean, running_var of shape [T, C], each row equal to the ANN
+    BN's tensor (BNTT starts as the BN it replaces; missing affine = weight 1, bias 0).
+    missing=identity also inserts `<layer>_bntt` after every conv2d/linear that has no norm
+    after it (the exporter folded the BN into the conv: eval-mode ONNX), except the
+    classifier, initialised to the identity: mean 0, var 1 - eps, weight 1, bias 0 (so
+    y = x exactly at initialisation). missing=skip (default) leaves such layers alone.
+    Implements: BNTT (Kim & Panda, paper 2 sec. 3.2.2): y_t = w_t (x_t - m_t)/sqrt(v_t + eps)
+    + b_t. Idempotent (a graph without batchnorm and, under missing=identity, without
+    un-normalised layers is unchanged).
+    """
+    require_snn(g, "bn-to-bntt")
+    check_choice("bn-to-bntt", "missing", missing, MISSING)
+    bns = g.by_op("batchnorm")
+    folded = _folded_layers(g) if missing == "identity" else []
+    if not bns and not folded:
+        return g
+    t = _timesteps(g, timesteps)
+    b = g.edit()
+    for n in bns:
+        params = tuple(f"{n.name}.{r}" for r in ROLES)
+        attrs = Attrs({"eps": float(n.attrs.get("eps", 1e-5)), "timesteps": t})
+        _repeat(b, g, n, t)
+        b.replace_node(Node(n.name, "bntt", attrs, n.shape, params))
+    for n in folded:
+        name = b.fresh(f"{n.name}_bntt")
+        rewire_readers(b, n.name, name, skip=set())
+        params = tuple(f"{name}.{r}" for r in ROLES)
+        attrs = Attrs({"eps": float(eps), "timesteps": t, "init": "identity"})
+        b.add(Node(name, "bntt", attrs, n.shape, params), [n.name])
+        _identity(b, name, n.shape[1], t, eps)
+    return b.build()
