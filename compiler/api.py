@@ -103,7 +103,7 @@ def compile(model: Any, *, residual: str = "s2s", target: str = "generic", times
             bntt: bool = True, semantics: str = "target", boost: bool = False,
             passes: Sequence[str] = (), example_input=None, input_shape=None,
             progress: Callable[[str], None] | None = None) -> Compiled:
-    """Compile `model` (ONNX path, nn.Module or ``zoo:NAME``) into an SNN.
+    """Compile `model` (ONNX path, nn.Module, ``zoo:NAME`` or an ANN-form Graph) into an SNN.
 
     `passes` are extra `--pass` specs (``NAME{k=v}`` or ``module:function``) run after the
     conversion pipeline. Raises SnncError subclasses for bad input.
@@ -116,8 +116,15 @@ def compile(model: Any, *, residual: str = "s2s", target: str = "generic", times
     if progress:
         progress("import")
     source = str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
-    ann = import_ann(str(model) if isinstance(model, os.PathLike) else model,
-                     example_input=example_input, input_shape=input_shape)
+    if isinstance(model, Graph):  # an ANN-form IR, already imported
+        from snnc.compiler.blocks import annotate_skips
+        from snnc.compiler.verify import verify
+
+        source = f"graph:{model.name}"
+        ann = annotate_skips(verify(model))
+    else:
+        ann = import_ann(str(model) if isinstance(model, os.PathLike) else model,
+                         example_input=example_input, input_shape=input_shape)
     snn = run_pipeline(ann, _pipeline(o), progress=progress)
     return Compiled(ann=ann, graph=snn, options=o, source=source)
 
