@@ -1,0 +1,222 @@
+"""SNNModule: the SNN-form IR as a trainable nn.Module (DESIGN.md "Backends").
+
+The module keeps the graph and runs it node by node, *multi-step*: each node's value is a
+time-major tensor [T, B, ...] holding all T steps (or [1, B, ...] when it is the same at every
+step), so a conv runs once over T*B samples and a lif scans over T in one autograd node
+(`neuron.lif_scan`). Values are dropped as soon as their last reader ran.
+
+Semantics per docs/ir.md: encoder (direct / poisson / events), lif with S2M (`scale * value`)
+and V2V (the source lif's current) inputs summed into its membrane in port order, S2S as an add
+after the lif, readout = u_T / T, and, for target-exact loihi2 graphs (`synaptic_delay` = 1),
+every lif's spikes shifted one step later (Lava's synaptic delay).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from snnc.backends.pytorch import ops
+from snnc.backends.pytorch.neuron import LIFConfig, delay, lif_scan
+from snnc.backends.pytorch.surrogate import get_surrogate
+from snnc.compiler.errors import SnncError, UnsupportedOp
+from snnc.compiler.ir import EdgeKind, Form, Graph, Node
+from snnc.compiler.payload import edge_payload, infer_payloads
+
+
+class LIF(nn.Module):
+    """A lif node: sums its ports (I, S2M scale*s, V2V r) and scans over time."""
+
+    def __init__(self, node: Node, g: Graph, compact: bool):
+        super().__init__()
+        a = node.attrs
+        fixed = g.attrs.get("semantics") == "target" and g.attrs.get("target") == "loihi2"
+        get_surrogate(a.get("surrogate", "triangle"), node.name)
+        self.cfg = LIFConfig(
+            leak=float(a.get("leak", 1.0)), vth=float(a.get("vth", 1.0)),
+            reset=a.get("reset", "subtract"), fire=a.get("fire", "ge"),
+            surrogate=a.get("surrogate", "triangle"), alpha=float(a.get("alpha", 0.3)),
+            width=float(a.get("width", 1.0)), detach_reset=bool(a.get("detach_reset", False)),
+            fixed=fixed, save_dtype=torch.float16 if compact else torch.float32)
+        if fixed and (self.cfg.reset, self.cfg.fire) != ("zero", "gt"):
+            raise SnncError(
+                f"graph '{g.name}', lif node '{node.name}': target-exact loihi2 semantics need "
+                f"reset=zero and fire=gt (Lava's neuron), found reset={self.cfg.reset} "
+                f"fire={self.cfg.fire}. Recompile with --semantics target, or use --semantics "
+                f"paper to train the paper's neuron.")
+        ins = g.inputs_of(node.name)
+        self.ports = [(e.kind.value, float(e.attrs.get("scale", 1.0))) for e in ins]
+        self.delay = int(g.attrs.get("synaptic_delay", 0) or 0)
+
+    def current(self, ins: list[torch.Tensor]) -> torch.Tensor:
+        """I_t + sum of V2V inputs: what a V2V edge out of this lif carries (eq. 15)."""
+        cur = ins[0]
+        for (kind, _), x in zip(self.ports[1:], ins[1:]):
+            if kind == "V2V":
+                cur = cur + x
+        return cur
+
+    def forward(self, ins: list[torch.Tensor], steps: int):
+        x = ins[0]
+        for (kind, scale), r in zip(self.ports[1:], ins[1:]):
+            x = x + (scale * r if kind == "S2M" else r)
+        spikes = lif_scan(x, self.cfg, steps) if x.shape[0] in (1, steps) else None
+        if spikes is None:
+            raise SnncError(f"lif input has {x.shape[0]} steps; the module runs {steps}")
+        return delay(spikes, self.delay)
+
+
+class SNNModule(nn.Module):
+    """The SNN graph as a module: forward(x) -> logits [B, classes] (after the readout).
+
+    `x` is [B, C, H, W] (or [B, F]) for direct and Poisson encoders, [T, B, C, H, W] for event
+    frames. Set `record_rates = True` to accumulate per-layer, per-step firing rates, read with
+    :meth:`rates` and cleared with :meth:`reset_rates`.
+    """
+
+    def __init__(self, g: Graph, *, compact: bool = True, timesteps: int | None = None):
+        super().__init__()
+        if g.form is not Form.SNN:
+            raise SnncError(f"graph '{g.name}' is in ANN form; the PyTorch backend needs SNN form. "
+                            f"Compile it first: snnc compile MODEL --residual s2s")
+        ins = g.input_nodes()
+        if len(ins) != 1:
+            raise UnsupportedOp(f"graph '{g.name}' has {len(ins)} inputs; the PyTorch backend "
+                                f"supports exactly one")
+        self.graph = g
+        self.timesteps = int(timesteps or g.attrs.get("timesteps", 1))
+        self.record_rates = False
+        self._rate_sum: dict[str, torch.Tensor] = {}
+        self._rate_n: dict[str, int] = {}
+        payloads = infer_payloads(g)
+        quant = g.attrs.get("weight_bits") == 8 and g.attrs.get("semantics", "paper") == "target"
+        self.layers = nn.ModuleDict()
+        self._plan = []
+        for n in g.nodes:
+            edges = g.inputs_of(n.name)
+            if n.op == "lif":
+                self.layers[n.name] = LIF(n, g, compact)
+            elif n.op not in ("input", "encoder", "readout"):
+                pl = tuple(edge_payload(g, e, payloads) for e in edges)
+                self.layers[n.name] = ops.emit(n, ops.EmitContext(g, pl, self.timesteps, quant,
+                                                                  compact))
+            self._plan.append((n, [(e.src, e.value_src, _reads_current(g, e),
+                                    e.attrs.get("fraction") if e.kind is EdgeKind.DSC else None)
+                                   for e in edges]))
+        last = {}
+        for i, (n, srcs) in enumerate(self._plan):
+            for _, vs, _, _ in srcs:
+                last[vs] = i
+        self._last = last
+
+    # -- running ------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps = self.timesteps
+        vals: dict[str, torch.Tensor] = {}
+        currents: dict[str, torch.Tensor] = {}
+        for i, (n, srcs) in enumerate(self._plan):
+            ins = []
+            for src, vs, cur, frac in srcs:
+                v = currents[src] if cur else vals[vs]
+                if frac is not None and frac < 1.0:
+                    v = v[:, :, :round(frac * v.shape[2])]
+                ins.append(v)
+            if n.op == "input":
+                out = x
+            elif n.op == "encoder":
+                out = self._encode(n, ins[0], steps)
+            elif n.op == "readout":
+                out = ins[0].sum(0, keepdim=True) / steps if ins[0].shape[0] > 1 else ins[0]
+            elif n.op == "lif":
+                layer = self.layers[n.name]
+                if n.name in self._current_users:
+                    currents[n.name] = layer.current(ins)
+                out = layer(ins, steps)
+                if self.record_rates:
+                    self._record(n.name, out)
+            elif n.op == "bntt":
+                out = self.layers[n.name](ins, steps)
+            else:
+                out = self.layers[n.name](ins)
+            if n.op == "input" and not any(m.op == "encoder" for m in self.graph.nodes):
+                out = self._encode(None, out, steps)
+            vals[n.name] = out
+            for _, vs, _, _ in srcs:
+                if self._last.get(vs) == i and vs not in self.graph.outputs:
+                    vals.pop(vs, None)
+        outs = [vals[o] for o in self.graph.outputs]
+        outs = [o[0] if o.shape[0] == 1 else o for o in outs]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    @property
+    def _current_users(self) -> set[str]:
+        if not hasattr(self, "_cu"):
+            self._cu = {src for _, srcs in self._plan for src, _, cur, _ in srcs if cur}
+        return self._cu
+
+    def _encode(self, n: Node | None, x: torch.Tensor, steps: int) -> torch.Tensor:
+        kind = "direct" if n is None else n.attrs.get("kind", "direct")
+        want = len(self.graph.input_nodes()[0].shape)
+        if kind == "events" or (n is None and x.dim() == want + 1):
+            if x.dim() != want + 1 or x.shape[0] != steps:
+                raise SnncError(f"graph '{self.graph.name}': event input must be [T={steps}, B, "
+                                f"...] with {want + 1} dims; got {list(x.shape)}")
+            return x
+        if x.dim() != want:
+            raise SnncError(f"graph '{self.graph.name}': input must have {want} dims "
+                            f"{list(self.graph.input_nodes()[0].shape)} (batch first); got "
+                            f"{list(x.shape)}")
+        if kind == "poisson":
+            p = x.clamp(0, 1).unsqueeze(0)
+            gen = torch.Generator(x.device).manual_seed(n.attrs["seed"]) if "seed" in n.attrs \
+                else None
+            r = torch.rand((steps, *x.shape), generator=gen, device=x.device)
+            return (r < p).to(x.dtype)
+        return x.unsqueeze(0)  # direct: the same graded input at every step (computed once)
+
+    # -- firing rates --------------------------------------------------------------------------
+    def _record(self, name: str, spikes: torch.Tensor) -> None:
+        with torch.no_grad():
+            r = spikes.detach().float().flatten(2).mean(2).sum(1)  # [T]: summed over the batch
+        self._rate_sum[name] = self._rate_sum.get(name, 0) + r
+        self._rate_n[name] = self._rate_n.get(name, 0) + spikes.shape[1]
+
+    def rates(self) -> dict[str, torch.Tensor]:
+        """Mean firing rate per lif node and time step ([T] tensors) over recorded samples."""
+        return {k: (v / self._rate_n[k]).cpu() for k, v in self._rate_sum.items()}
+
+    def reset_rates(self) -> None:
+        """Forget the firing rates recorded so far."""
+        self._rate_sum.clear()
+        self._rate_n.clear()
+
+    # -- parameters back into the graph --------------------------------------------------------
+    def graph_params(self) -> dict[str, torch.Tensor]:
+        """The module's parameters and buffers under the graph's keys (`conv1.weight`, ...)."""
+        out = {}
+        for key, t in self.layers.state_dict().items():
+            out[key] = t.detach().clone()
+        return out
+
+    def to_graph(self) -> Graph:
+        """The graph with the module's current (trained) parameters."""
+        params = dict(self.graph.params or {})
+        params.update(self.graph_params())
+        return self.graph.with_params(params)
+
+
+def _reads_current(g: Graph, e) -> bool:
+    """Whether edge `e` delivers the input current of a lif (V2V without projection, or tap)."""
+    src = g.node(e.src)
+    if src.op != "lif":
+        return False
+    if e.attrs.get("tap") == "current":
+        return True
+    return e.kind is EdgeKind.V2V and e.projection is None
+
+
+def build_module(g: Graph, *, compact: bool = True, timesteps: int | None = None) -> SNNModule:
+    """Build the trainable module for SNN-form graph `g` (params from `g.params`, or fresh
+    initialisation for a structure-only graph). `compact` saves membranes as float16 and input
+    spikes as uint8 for backward (set False for float32-exact gradients)."""
+    return SNNModule(g, compact=compact, timesteps=timesteps)
