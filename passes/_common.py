@@ -97,15 +97,15 @@ def projection_head(g: Graph | GraphBuilder, e: Edge) -> Edge:
 def rewire_readers(b: GraphBuilder, old: str, new: str, *, skip: set[str]) -> None:
     """Every reader of `old`'s value reads `new` instead (edges, skip sources whose projection
     reads `old`, graph outputs), except edges into nodes in `skip`."""
-    for i, e in enumerate(b.edges):
+    for e in b.users(old):
         if e.dst in skip:
             continue
         if e.src == old and e.projection is None:
-            b.edges[i] = replace(e, src=new, payload=None)
+            b.replace_edge(e, replace(e, src=new, payload=None))
         elif e.projection == old:
-            b.edges[i] = replace(e, projection=new, payload=None)
-        elif e.src == old and e.projection is not None:
-            b.edges[i] = replace(e, src=new)  # the projection path is rewired by its own edge
+            b.replace_edge(e, replace(e, projection=new, payload=None))
+        elif e.src == old:
+            b.replace_edge(e, replace(e, src=new))  # its projection path is rewired on its own
     b.outputs = [new if o == old else o for o in b.outputs]
 
 

@@ -1,0 +1,40 @@
+"""annotate-payloads: every edge states what it carries (binary, count or graded)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from snnc.compiler.ir import Graph
+from snnc.compiler.passmanager import register_pass
+from snnc.compiler.payload import edge_payload, node_payload
+from snnc.passes._common import require_snn
+
+
+@register_pass("annotate-payloads")
+def annotate_payloads(g: Graph) -> Graph:
+    """Set the payload of every edge from the payload rules (compiler/payload.py).
+
+    Requires: SNN form.
+    Guarantees: every edge has a payload equal to what its source delivers: lif -> binary;
+    direct encoder -> graded, poisson/events -> binary; weighted layers, norms, readout, vote,
+    average pools (k > 1) -> graded; add of spikes/counts -> count; concat -> the widest input;
+    V2V and tap=current edges -> graded (docs/ir.md "Payload"). Stale payloads are replaced.
+    Implements: DESIGN.md "Payload"; paper 2 eq. 12 (a sum of spikes is a count).
+    Idempotent.
+    """
+    require_snn(g, "annotate-payloads", before="relu-to-lif")
+    out = {}
+    new_edges = {}
+    for n in g.nodes:
+        main = []
+        for e in g.inputs_of(n.name):
+            p = edge_payload(g, e, out)
+            new_edges[e] = p
+            if not (n.op == "lif" and e.port > 0):
+                main.append(p)
+        out[n.name] = node_payload(n, main)
+    if all(e.payload is p for e, p in new_edges.items()):
+        return g
+    b = g.edit()
+    b.edges = [replace(e, payload=new_edges[e]) for e in g.edges]
+    return b.build()

@@ -1,0 +1,121 @@
+"""The default conversion pipeline: ANN-form IR -> SNN-form IR, as a list of PassSpec.
+
+    from snnc.compiler.passmanager import run_pipeline
+    from snnc.passes.pipeline import conversion_pipeline
+    snn = run_pipeline(ann, conversion_pipeline(residual="s2s", target="loihi2", timesteps=8))
+
+Not a pass module: it registers no pass; it orders the registered ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from snnc.compiler.errors import SnncError
+from snnc.compiler.passmanager import PASSES, PassSpec, load_builtin_passes, parse_pass_spec
+from snnc.passes._common import check_choice
+from snnc.passes._targets import BINARY_ONLY, is_loihi2, supports_graded
+
+log = logging.getLogger("snnc.passes")
+
+DECAY_DEN = 4096  # Loihi 2: decays are integers out of 4096
+VTH_SCALE = 64  # Loihi 2: vThMant = int(theta * 64)
+
+
+def neuron_options(target: str, semantics: str, leak: float, threshold: float) -> dict:
+    """relu-to-lif options for `target` under `semantics` (DESIGN.md "Neuron semantics").
+
+    paper: subtractive reset, fire on u >= theta, leak and threshold as given (paper 2 eq. 3-6).
+    target on loihi2: reset to zero, fire on v > theta, leak = 1 - k/4096 with k = round((1 -
+    leak) 4096), threshold truncated to a multiple of 1/64 (lava-backend.md). Other targets
+    have no target-specific neuron here yet and use the paper's (hook: a target file's
+    neuron description would go here once snnc.costmodel.targets provides one).
+    """
+    check_choice("conversion_pipeline", "semantics", semantics, ("target", "paper"))
+    opts = dict(leak=float(leak), vth=float(threshold), reset="subtract", fire="ge")
+    if semantics == "target" and is_loihi2(target):
+        k = round((1.0 - float(leak)) * DECAY_DEN)
+        vth = int(float(threshold) * VTH_SCALE) / VTH_SCALE
+        if vth <= 0:
+            raise SnncError(f"threshold {threshold} is below Loihi 2's threshold step 1/64; "
+                            f"raise --threshold.")
+        opts.update(leak=1.0 - k / DECAY_DEN, vth=vth, reset="zero", fire="gt")
+    return opts
+
+
+def _spec(name: str, **options) -> PassSpec:
+    return PassSpec(name, PASSES[name], options)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, msg: str, *args) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(msg, *args)
+
+
+def _annotate_skips() -> PassSpec | None:
+    try:
+        from snnc.compiler.blocks import annotate_skips
+    except ImportError:  # hook: compiler.blocks not available in this checkout
+        _warn_once("blocks", "snnc.compiler.blocks.annotate_skips is not available: skip edges must "
+                    "already be annotated (ASC/DSC) in the input graph")
+        return None
+    return PassSpec("annotate-skips", annotate_skips, {})
+
+
+def conversion_pipeline(residual: str = "s2s", target: str = "generic", timesteps: int = 8,
+                        leak: float = 0.874, threshold: float = 1.0, encoder: str = "direct",
+                        bntt: bool = True, semantics: str = "target", boost: bool = False,
+                        extra: Sequence[PassSpec | str] = (),
+                        legalize_maxpool: bool | None = None) -> list[PassSpec]:
+    """The default pass list turning an ANN-form graph into an SNN-form graph for `target`.
+
+    Order: annotate-skips (snnc.compiler.blocks) -> snn-attrs (timesteps, semantics, target,
+    synaptic_delay = 1 for loihi2 target-exact, else 0) -> fold-bn when bntt is off ->
+    maxpool-to-avgpool for hardware targets (loihi*, truenorth, speck; `legalize_maxpool`
+    overrides) -> relu-to-lif (the target's neuron, see `neuron_options`) -> bn-to-bntt with
+    identity BNTT where the exporter folded BN (bntt on) -> lower-residual{mode=residual} ->
+    encode{kind=encoder} -> readout -> [boost] -> annotate-payloads -> legalize-graded (targets
+    without graded spikes) -> quantize (loihi2 target-exact) -> `extra` (PassSpec or
+    `NAME{k=v}` strings).
+    """
+    load_builtin_passes()
+    check_choice("conversion_pipeline", "residual", residual, ("s2s", "s2m", "v2v"))
+    neuron = neuron_options(target, semantics, leak, threshold)
+    exact = semantics == "target" and is_loihi2(target)
+    if semantics == "paper" and target != "generic":
+        log.warning("semantics=paper on target '%s': the trained neuron (subtractive reset, "
+                    "fire on >=) differs from what the target runs; deployment will differ",
+                    target)
+    hardware = is_loihi2(target) or target in BINARY_ONLY
+    specs: list[PassSpec | None] = [
+        _annotate_skips(),
+        _spec("snn-attrs", timesteps=int(timesteps), semantics=semantics, target=str(target),
+              synaptic_delay=1 if exact else 0),
+    ]
+    if not bntt:
+        if "fold-bn" in PASSES:
+            specs.append(_spec("fold-bn"))
+        else:  # hook: passes/fold_bn.py is written separately
+            _warn_once("fold-bn", "pass 'fold-bn' is not available; batch norms stay as float batchnorm")
+    if legalize_maxpool if legalize_maxpool is not None else hardware:
+        specs.append(_spec("maxpool-to-avgpool"))
+    specs.append(_spec("relu-to-lif", **neuron))
+    if bntt:
+        specs.append(_spec("bn-to-bntt", missing="identity"))
+    specs += [_spec("lower-residual", mode=residual), _spec("encode", kind=encoder),
+              _spec("readout")]
+    if boost:
+        specs.append(_spec("boost"))
+    specs.append(_spec("annotate-payloads"))
+    if not supports_graded(target):
+        specs.append(_spec("legalize-graded", target=str(target)))
+    if exact:
+        specs.append(_spec("quantize"))
+    for item in extra:
+        specs.append(parse_pass_spec(item) if isinstance(item, str) else item)
+    return [s for s in specs if s is not None]

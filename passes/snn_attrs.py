@@ -1,0 +1,34 @@
+"""snn-attrs: the graph attributes that say how an SNN-form graph is run."""
+
+from __future__ import annotations
+
+from snnc.compiler.errors import SnncError
+from snnc.compiler.ir import Graph
+from snnc.compiler.passmanager import register_pass
+from snnc.passes._common import check_choice
+
+SEMANTICS = ("paper", "target")
+
+
+@register_pass("snn-attrs")
+def snn_attrs(g: Graph, *, timesteps: int = 8, semantics: str = "paper",
+              target: str = "generic", synaptic_delay: int = 0) -> Graph:
+    """Set graph attrs timesteps (T), semantics, target and synaptic_delay.
+
+    Requires: nothing (ANN or SNN form; the conversion pipeline runs it first so that later
+    passes such as bn-to-bntt read T from the graph).
+    Guarantees: the four attributes equal the options; nothing else changes.
+    Implements: DESIGN.md "Neuron semantics": synaptic_delay = 1 step per layer for Loihi 2
+    target-exact runs (a skip over n layers then arrives n - 1 steps early), 0 for the
+    papers' same-step equations. Idempotent.
+    """
+    check_choice("snn-attrs", "semantics", semantics, SEMANTICS)
+    if not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps < 1:
+        raise SnncError(f"pass 'snn-attrs': timesteps={timesteps!r} must be an integer >= 1.")
+    if synaptic_delay not in (0, 1):
+        raise SnncError(f"pass 'snn-attrs': synaptic_delay={synaptic_delay!r} must be 0 or 1.")
+    want = dict(timesteps=timesteps, semantics=semantics, target=str(target),
+                synaptic_delay=synaptic_delay)
+    if all(g.attrs.get(k) == v for k, v in want.items()):
+        return g
+    return g.with_attrs(**want)
