@@ -1,0 +1,371 @@
+"""ONNX front end: read a .onnx file (either torch exporter) into an ANN-form graph.
+
+    g = from_onnx("model.onnx")                       # static input shape in the file
+    g = from_onnx("model.onnx", input_shape=(3, 32, 32))   # for dynamic (symbolic) dims
+
+Steps: check the file (empty, truncated, not ONNX, external data outside the model's folder:
+each an ImportFailed naming the file); load external data; bring opsets below 13 up to 13 with
+onnx's version converter; run onnx's checker and shape inference; fold constants (initializers,
+Constant nodes, Shape arithmetic); convert each node through the registry in onnx_ops.py;
+eliminate Identity. Unsupported ops are all listed in one UnsupportedOp. No pickle is ever
+loaded: ONNX is protobuf, and external data is read as raw tensor bytes only.
+
+Node names: a Conv/Gemm/MatMul whose weight initializer is named ``<path>.weight`` takes that
+module path (both exporters keep it, even when they fold a BatchNormalization into the conv);
+otherwise the torch module scope recorded by the exporter (``/layer1/layer1.0/Add`` or the
+dynamo exporter's ``pkg.torch.onnx.name_scopes``) gives ``layer1_0_add``.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+from snnc.compiler.errors import ImportFailed, UnsupportedOp
+from snnc.compiler.frontends.onnx_ops import CONST_EVALS, ONNX_CONVERTERS, Reject
+from snnc.compiler.ir import Attrs, Graph, GraphBuilder, Node, sanitize
+from snnc.compiler.shapes import infer_shape
+
+MIN_OPSET = 13
+_MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
+          b"PK\x03\x04": "a zip archive (a PyTorch checkpoint .pt/.pth?)",
+          b"\x80\x02": "a Python pickle", b"\x89HDF": "an HDF5 file", b"%PDF": "a PDF document"}
+
+
+class _Poisoned(Exception):
+    """An input comes from a node that could not be converted (already reported)."""
+
+
+# -- loading ----------------------------------------------------------------------------------
+def _sniff(path: Path, label: str) -> None:
+    if not path.is_file():
+        raise ImportFailed(f"{label}: no such file. Check the path.")
+    if path.stat().st_size == 0:
+        raise ImportFailed(f"{label}: the file is empty (0 bytes). Export the model again, e.g. "
+                           f"torch.onnx.export(model, (x,), '{path.name}').")
+    head = path.open("rb").read(4096)
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            raise ImportFailed(f"{label}: this is {what}, not an ONNX model. snnc reads .onnx "
+                               f"files (torch.onnx.export) or a torch nn.Module in Python; it "
+                               f"never unpickles checkpoints.")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    if text and all(c.isprintable() or c.isspace() for c in text):
+        raise ImportFailed(f"{label}: this is a text file, not an ONNX model (ONNX files are "
+                           f"binary protobuf). Export one with torch.onnx.export.")
+
+
+def _check_external(model: onnx.ModelProto, folder: Path, label: str) -> None:
+    """Every external tensor must live in a file inside the model's folder."""
+    root = folder.resolve()
+    for t in onnx.external_data_helper._get_all_tensors(model):
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        loc = info.get("location", "")
+        target = (root / loc).resolve()
+        if os.path.isabs(loc) or not target.is_relative_to(root):
+            raise ImportFailed(f"{label}: tensor '{t.name}' keeps its data at '{loc}', outside "
+                               f"the model's folder {root}. snnc reads external data only from "
+                               f"files beside the model: move the data file next to the .onnx "
+                               f"file and re-save with a relative location "
+                               f"(onnx.save_model(..., save_as_external_data=True)).")
+        if not target.is_file():
+            raise ImportFailed(f"{label}: tensor '{t.name}' keeps its data in '{loc}', which "
+                               f"does not exist in {root}. Copy the data file next to the "
+                               f".onnx file.")
+
+
+def load_model(path: str | os.PathLike) -> onnx.ModelProto:
+    """Read, check and normalise an ONNX file (external data loaded, opset >= 13, shapes)."""
+    path = Path(path)
+    label = str(path)
+    _sniff(path, label)
+    try:
+        model = onnx.load_model(str(path), load_external_data=False)
+    except Exception as err:  # protobuf's DecodeError and friends
+        raise ImportFailed(f"{label}: cannot be parsed as ONNX ({type(err).__name__}: {err}). "
+                           f"The file is truncated or not an ONNX model: export it again.") \
+            from None
+    if not model.graph.node or model.ir_version <= 0:
+        raise ImportFailed(f"{label}: parses but holds no ONNX graph (ir_version "
+                           f"{model.ir_version}, {len(model.graph.node)} nodes): it is "
+                           f"truncated or not an ONNX model. Export it again.")
+    _check_external(model, path.parent, label)
+    try:
+        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, OSError, ValueError) as err:
+        raise ImportFailed(f"{label}: ONNX rejects the model: {err}. Export it again (or fix "
+                           f"the external data next to the file).") from None
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is not None and opset < MIN_OPSET:
+        try:
+            model = onnx.version_converter.convert_version(model, MIN_OPSET)
+        except Exception as err:
+            raise ImportFailed(f"{label}: opset {opset} could not be converted to opset "
+                               f"{MIN_OPSET} by onnx.version_converter ({err}). Re-export with "
+                               f"opset_version={MIN_OPSET} or later.") from None
+    return model
+
+
+# -- names ------------------------------------------------------------------------------------
+def _scope_name(node: onnx.NodeProto) -> str | None:
+    meta = {p.key: p.value for p in node.metadata_props}
+    if "pkg.torch.onnx.name_scopes" in meta:  # dynamo exporter
+        try:
+            scopes = [s for s in ast.literal_eval(meta["pkg.torch.onnx.name_scopes"]) if s]
+            classes = ast.literal_eval(meta.get("pkg.torch.onnx.class_hierarchy", "[]"))
+        except (ValueError, SyntaxError):
+            return None
+        if not scopes:
+            return None
+        op = re.sub(r"_\d+$", "", scopes[-1])
+        if len(scopes) == 1:
+            return op
+        leaf = len(classes) >= 2 and str(classes[-2]).startswith("torch.nn.modules.")
+        return scopes[-2] if leaf else f"{scopes[-2]}.{op}"
+    if node.name.startswith("/"):  # TorchScript exporter: /layer1/layer1.0/conv1/Conv
+        parts = [p for p in node.name.split("/") if p]
+        path: list[str] = []
+        for m in parts[:-1]:  # scopes repeat their parent: layer1, layer1.0 -> layer1.0
+            if path and m.startswith(path[-1] + "."):
+                path[-1] = m
+            else:
+                path.append(m)
+        op = re.sub(r"_\d+$", "", parts[-1]).lower()
+        if path and node.op_type in _MODULE_OPS:
+            return ".".join(path)
+        return ".".join(path + [op])
+    return None
+
+
+# ONNX ops that a torch leaf module (Conv2d, ReLU, ...) exports as its single node
+_MODULE_OPS = {"Conv", "Gemm", "MatMul", "Relu", "Clip", "BatchNormalization", "MaxPool",
+               "AveragePool", "GlobalAveragePool", "Dropout"}
+
+
+def base_name(node: onnx.NodeProto) -> str:
+    """The IR name an ONNX node gets (before making it unique)."""
+    if node.op_type in ("Conv", "Gemm", "MatMul") and len(node.input) > 1 \
+            and node.input[1].endswith(".weight"):
+        return sanitize(node.input[1].removesuffix(".weight"))
+    scoped = _scope_name(node)
+    if scoped:
+        return sanitize(scoped)
+    return sanitize(node.name or node.op_type.lower())
+
+
+# -- conversion -------------------------------------------------------------------------------
+class _Ctx:
+    """What converters see: constants, shapes, the IR being built (see onnx_ops.py)."""
+
+    def __init__(self, model: onnx.ModelProto, name: str, label: str):
+        self.label = label
+        self.b = GraphBuilder(name, params={})
+        self.values: dict[str, str] = {}  # ONNX value -> IR node
+        self.shapes: dict[str, tuple[int, ...]] = {}  # IR node -> shape
+        self.consts: dict[str, np.ndarray] = {
+            t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        self.poisoned: set[str] = set()
+        self.consumers: dict[str, int] = {}
+        for n in model.graph.node:
+            for i in n.input:
+                self.consumers[i] = self.consumers.get(i, 0) + 1
+        self.graph_outputs = {o.name for o in model.graph.output}
+        self.node_of: dict[str, onnx.NodeProto] = {}
+
+    # reading
+    def const(self, name: str, role: str | None = None) -> np.ndarray | None:
+        """The constant value of `name`; with `role`, a missing constant is a refusal."""
+        if name in self.consts:
+            return self.consts[name]
+        if role is not None:
+            if name in self.poisoned:
+                raise _Poisoned
+            raise Reject(f"its {role} input '{name}' is computed at run time; snnc needs a "
+                         f"constant (an initializer) there")
+        return None
+
+    def tensor(self, name: str) -> str:
+        """The IR node carrying activation `name`."""
+        if name in self.values:
+            return self.values[name]
+        if name in self.poisoned:
+            raise _Poisoned
+        if name in self.consts:
+            raise Reject(f"input '{name}' is a constant where an activation is expected")
+        raise Reject(f"input '{name}' is produced by no node")
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        if name in self.consts:
+            return tuple(self.consts[name].shape)
+        return self.shapes[self.tensor(name)]
+
+    def is_used(self, name: str) -> bool:
+        return self.consumers.get(name, 0) > 0 or name in self.graph_outputs
+
+    # writing
+    def emit(self, node, op: str, attrs: dict, inputs: list[str], params: dict) -> str:
+        return self.emit_chain(node, [(op, attrs)], inputs, params)
+
+    def emit_chain(self, node, steps, inputs, params: dict | None = None) -> str:
+        """Add IR nodes applying `steps` [(op, attrs), ...] in turn; the first reads `inputs`."""
+        srcs = [self.tensor(i) for i in ([inputs] if isinstance(inputs, str) else inputs)]
+        base = base_name(node)
+        for k, (op, attrs) in enumerate(steps):
+            name = self.b.fresh(base if k == 0 else f"{base}_{op}")
+            ps = params if (k == 0 and params) else {}
+            stub = Node(name, op, Attrs(attrs), (), tuple(f"{name}.{r}" for r in ps))
+            try:
+                shape = infer_shape(stub, [self.shapes[s] for s in srcs])
+            except Exception as err:
+                raise Reject(f"its shapes do not work out in snnc: {err}") from None
+            self.b.add(Node(name, op, stub.attrs, shape, stub.params), srcs)
+            for role, arr in ps.items():
+                self.b.set_param(f"{name}.{role}",
+                                 torch.from_numpy(np.array(arr, dtype=np.float32)).clone())
+            self.shapes[name], srcs = shape, [name]
+        self.values[node.output[0]] = srcs[0]
+        return srcs[0]
+
+    def emit_reshape(self, node, out: tuple[int, ...]) -> None:
+        """identity / flatten{start} / reshape, whichever gives `out` (as the fx front end)."""
+        src = self.shape(node.input[0])
+        if math.prod(out) != math.prod(src):
+            raise Reject(f"cannot reshape {list(src)} to {list(out)}")
+        if tuple(out) == tuple(src):
+            self.alias(node.output[0], node.input[0])
+            return
+        for start in range(len(src)):
+            if tuple(out) == (*src[:start], math.prod(src[start:])):
+                self.emit(node, "flatten", {"start": start}, [node.input[0]], {})
+                return
+        self.emit(node, "reshape", {"shape": tuple(int(d) for d in out)}, [node.input[0]], {})
+
+    def alias(self, out: str, inp: str) -> None:
+        self.values[out] = self.tensor(inp)
+
+    def fold_bias(self, node, a: str, b: str) -> bool:
+        """Add(conv_or_matmul_output, constant bias) -> that conv/linear with a bias."""
+        t, c = (a, self.consts.get(b)) if a not in self.consts else (b, self.consts.get(a))
+        if c is None or t in self.consts:
+            return False
+        prod = self.b.nodes.get(self.tensor(t))
+        if prod is None or prod.op not in ("conv2d", "linear") or prod.attrs["bias"] \
+                or self.consumers.get(t, 0) != 1 or t in self.graph_outputs:
+            return False
+        out = prod.attrs["out"]
+        want = (out,) if prod.op == "linear" else (out, 1, 1)
+        if c.size != out or c.shape[-len(want):] != want[-c.ndim:] if c.ndim else True:
+            return False
+        key = f"{prod.name}.bias"
+        self.b.replace_node(Node(prod.name, prod.op, prod.attrs.set(bias=True), prod.shape,
+                                 (*prod.params, key)))
+        self.b.set_param(key, torch.from_numpy(np.array(c, dtype=np.float32).reshape(-1)).clone())
+        self.values[node.output[0]] = prod.name
+        return True
+
+
+def _input_shape(vi: onnx.ValueInfoProto, given, label: str) -> tuple[int, ...]:
+    dims = vi.type.tensor_type.shape.dim
+    if given is not None:
+        return (1, *(int(d) for d in given))
+    shape = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
+    if shape and shape[0] is None:
+        shape[0] = 1  # a symbolic batch: front ends use batch 1
+    if not dims or any(d is None for d in shape):
+        shown = [d.dim_param or "?" if not d.HasField("dim_value") else d.dim_value for d in dims]
+        raise ImportFailed(f"{label}: input '{vi.name}' has dynamic or unknown dimensions "
+                           f"{shown}. Give the shape without batch: from_onnx(path, "
+                           f"input_shape=(3, 32, 32)) or --input-shape 3,32,32, or export with "
+                           f"a fixed-size example input.")
+    return tuple(shape)  # type: ignore[arg-type]
+
+
+def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
+    """Import the ONNX file at `path` as an ANN-form graph (docs/ir.md, docs/frontends.md).
+
+    `input_shape` (without batch) replaces the file's input shape; it is needed when the
+    file's input has dynamic dimensions other than the batch. Raises ImportFailed for a file
+    that cannot be read, UnsupportedOp listing every node that cannot be converted.
+    """
+    label = str(path)
+    model = load_model(path)
+    ctx = _Ctx(model, sanitize(model.graph.name or Path(path).stem), label)
+    inits = set(ctx.consts)
+    real_inputs = [vi for vi in model.graph.input if vi.name not in inits]
+    if input_shape is not None and len(real_inputs) != 1:
+        raise ImportFailed(f"{label}: input_shape= applies to a model with one input; this one "
+                           f"has {len(real_inputs)}.")
+    for vi in real_inputs:
+        shape = _input_shape(vi, input_shape, label)
+        name = ctx.b.fresh(sanitize(vi.name))
+        ctx.b.add(Node(name, "input", shape=shape))
+        ctx.values[vi.name], ctx.shapes[name] = name, shape
+
+    bad: list[str] = []
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            bad.append(f"node '{node.name}' (op {node.domain}::{node.op_type}): custom domain")
+            ctx.poisoned.update(node.output)
+            continue
+        if _fold_constant(ctx, node):
+            continue
+        conv = ONNX_CONVERTERS.get(node.op_type)
+        try:
+            if conv is None:
+                raise Reject("no converter")
+            conv(ctx, node)
+        except _Poisoned:
+            ctx.poisoned.update(node.output)
+        except Reject as why:
+            bad.append(f"node '{node.name}' (op {node.op_type}): {why}")
+            ctx.poisoned.update(node.output)
+    if bad:
+        lines = "\n  ".join(bad)
+        raise UnsupportedOp(
+            f"{label}: {len(bad)} node(s) cannot be imported:\n  {lines}\nsnnc imports Conv, "
+            f"Gemm, MatMul(+Add), BatchNormalization, Relu, Clip, Add, Concat, MaxPool, "
+            f"AveragePool, GlobalAveragePool, ReduceMean over H,W, Flatten, Reshape, Dropout "
+            f"and Identity (docs/frontends.md). Replace these ops in the model (e.g. GELU/SiLU "
+            f"-> ReLU) and export again, or register a converter with @onnx_converter('OP') in "
+            f"snnc.compiler.frontends.onnx_ops.")
+    outs = []
+    for o in model.graph.output:
+        if o.name not in ctx.values:
+            raise ImportFailed(f"{label}: graph output '{o.name}' is a constant, not computed "
+                               f"from the input; snnc cannot compile such a model.")
+        outs.append(ctx.values[o.name])
+    ctx.b.outputs = outs
+    return ctx.b.build()
+
+
+def _fold_constant(ctx: _Ctx, node: onnx.NodeProto) -> bool:
+    """Evaluate `node` now if it only computes constants (shape arithmetic); True if done."""
+    fn = CONST_EVALS.get(node.op_type)
+    if fn is None:
+        return False
+    if node.op_type == "Shape":
+        if node.input[0] not in ctx.values and node.input[0] not in ctx.consts:
+            return False
+    elif not all((not i) or i in ctx.consts for i in node.input):
+        return False
+    try:
+        vals = fn(ctx, node)
+    except Exception:
+        return False  # leave it to the converter, which names what is wrong
+    for out, v in zip(node.output, vals):
+        ctx.consts[out] = np.asarray(v)
+    return True
