@@ -1,0 +1,141 @@
+"""snnc cost model: counts, graded edges, core mapping, energy and latency from the IR.
+
+    from snnc.costmodel import estimate
+    report = estimate(graph, target="loihi1", rates=0.1)
+    report.table(); report.to_json(); report.plot("cost.png")
+
+See docs/costmodel.md. The cost model imports no backend: activity comes in as data
+(`rates`), or from `calibrate` (which uses the PyTorch backend when it is installed).
+"""
+
+from __future__ import annotations
+
+import math
+
+from snnc.compiler.ir import Form, Graph
+from snnc.costmodel.activity import Activity, as_activity
+from snnc.costmodel.counting import count_layers, timesteps, totals
+from snnc.costmodel.report import CostReport
+from snnc.costmodel.targets import Target, available_targets, load_target
+
+__all__ = ["estimate", "sweep", "calibrate", "Activity", "CostReport", "load_target",
+           "available_targets", "Target", "load_compiled"]
+
+
+def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=None,
+             ann: Graph | None = None, baseline: str = "cmos45", sram: bool = False,
+             allow_unconfirmed: bool = False, input_bits: int = 8) -> CostReport:
+    """The cost report of `g` on `target` under the activity `rates`.
+
+    `rates`: None (prior 0.1), a float (one prior rate), a dict {lif name: rate, "*": default},
+    or an :class:`Activity` (calibration / measured). `rate` is an alias of a float `rates`.
+    `ann`: the ANN-form graph (its MACs are the baseline's; default: `g`'s own MACs, equal by
+    construction since the conversion keeps every weighted layer). `baseline`: the CMOS target
+    of the ANN comparison ("cmos45", "cmos45:int8"); `sram` adds weight reads.
+    """
+    from snnc.costmodel.energy import ann_baseline, snn_energy, snn_latency, snn_on_cmos
+    from snnc.costmodel.graded import graded_edges
+    from snnc.costmodel.mapping import allocate
+
+    t = load_target(target)
+    act = as_activity(rate if rate is not None else rates) if g.form is Form.SNN else None
+    edges, violations, emitted = graded_edges(g, t, input_bits=input_bits)
+    rows = count_layers(g, t, act)
+    by_name = {r.name: r for r in rows}
+    for e in edges:
+        if e.dst in by_name:
+            by_name[e.dst].extra_synapses += e.extra_synapses
+        elif e.extra_synapses:  # a V2V edge into a lif: charge the lif's layer
+            for r in rows:
+                if r.neuron == e.dst:
+                    r.extra_synapses += e.extra_synapses
+    kinds = {e.dst: e.kind for e in edges if not e.fits}
+    for r in rows:  # binary-only target: each lowered copy is driven by its own spikes
+        if act is not None and not t.graded_spikes and r.name in kinds:
+            T_ = timesteps(g)
+            spikes_in = r.sinabs_synops / max(1, r.synapses)  # = mean value x T
+            if kinds[r.name] in ("s2s_sum", "s2s_projection"):
+                r.sops = spikes_in * r.synapses  # eq. 12: sum_i r_i T syn
+            else:
+                r.sops = spikes_in * (r.synapses + r.extra_synapses)
+            r.graded_sops = 0.0
+            del T_
+    cores, chips, viol = allocate(g, rows, t)
+    violations += viol
+    tot = totals(rows)
+    tot.update(cores=cores, chips=chips)
+    T = timesteps(g)
+    notes = []
+    if any(c.status == "T" for c in t.constants.values()):
+        notes.append(f"constants of {t.full_name} marked T are from a transcription "
+                     f"(hardware-targets.md sec. 0), not read in the primary source")
+    if emitted is not g:
+        notes.append(f"binary-only target: graded edges priced as lowered by the "
+                     f"legalize-graded pass (graph attr legalized={emitted.attrs.get('legalized')})")
+    energy = latency = {}
+    base = {}
+    if g.form is Form.SNN:
+        latency = snn_latency(rows, tot, t, T, cores, allow_unconfirmed)
+        energy = snn_energy(tot, t, latency, chips, allow_unconfirmed)
+        bt = load_target(baseline)
+        ann_tot = totals(count_layers(ann, bt, None)) if ann is not None else tot
+        base = {"ann": ann_baseline(ann_tot, bt, sram=sram), "snn_on_cmos": snn_on_cmos(tot, bt)}
+        if energy.get("value") and base["ann"].get("value"):
+            base["ratio"] = energy["value"] / base["ann"]["value"]
+            base["ratio_assumptions"] = (f"SNN: {t.full_name} per-op constants "
+                                         f"({energy['status']}); ANN: "
+                                         f"{base['ann']['assumptions']}")
+    return CostReport(g.name, g.form.value, t.full_name, T,
+                      act.describe() if act else "ANN form: no activity (MACs only)",
+                      act.source if act else "none", rows, tot, edges, violations, energy,
+                      latency, base, notes)
+
+
+def sweep(g: Graph, rates=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3), **kw) -> list:
+    """[(rate, report)] for a one-rate prior at each of `rates` (sensitivity sweep)."""
+    return [(r, estimate(g, rates=float(r), **kw)) for r in rates]
+
+
+def calibrate(g: Graph, samples, *, module=None, source: str = "calibration") -> Activity:
+    """Rates measured by the PyTorch backend on `samples` (a tensor [N, ...] of real data).
+
+    Uses ``snnc.backends.pytorch.build_module(g)`` with ``record_rates = True``; ``.rates()``
+    gives per-layer per-step rates keyed by lif name, averaged here over steps. Pass a trained
+    `module` and ``source="measured"`` for rates after training.
+    """
+    import torch
+
+    if module is None:
+        from snnc.backends.pytorch import build_module
+
+        module = build_module(g)
+    module.record_rates = True
+    module.eval()
+    with torch.no_grad():
+        module(samples)
+    raw = module.rates()
+    rates = {k: float(sum(v) / len(v)) if hasattr(v, "__len__") else float(v)
+             for k, v in raw.items()}
+    rates = {k: (0.0 if math.isnan(v) else v) for k, v in rates.items()}
+    return Activity(source, rates, None, f"{len(samples)} samples")
+
+
+def load_compiled(directory):
+    """The SNN graph (with params) of a `snnc compile` output directory."""
+    from pathlib import Path
+
+    from snnc.compiler.serialize import from_json, load_params
+
+    d = Path(directory)
+    import json
+
+    data = json.loads((d / "graph.json").read_text())
+    params = None
+    for name in ("graph.safetensors", "model.safetensors"):
+        if (d / name).is_file():
+            try:
+                params = load_params(d / name)
+                break
+            except Exception:  # noqa: BLE001 - a backend file with other keys
+                params = None
+    return from_json(data, params=params)

@@ -1,0 +1,120 @@
+"""Activity profiles: how often each node's output is non-zero, per element and time step.
+
+A profile is data (the cost model imports no backend): a firing rate per lif node (spikes per
+neuron per step), from one of three sources, which every report names:
+
+* ``prior``: one rate for all layers, or a rate per layer, chosen before training;
+* ``calibration``: rates the PyTorch backend measured on a few samples of real data;
+* ``measured``: rates measured by the backend after training.
+
+`propagate` carries the rates through the rest of the graph. For each node it gives the
+*density* d (fraction of non-zero output elements per step: events a target must send) and the
+mean *value* v (sinabs counts input value x fan-out). Rules, assuming independent spikes:
+maxpool over a window of w binary inputs d = 1 - (1 - d_in)^w; average pools keep v and set
+d = 1 - (1 - d_in)^w; add d = 1 - prod(1 - d_i), v = sum v_i; concat: channel-weighted means;
+weighted/normalising nodes (conv, linear, bn, bntt, readout, vote) and direct input are
+graded with d = v = 1 (every element sends a value each step).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from snnc.compiler.errors import SnncError
+from snnc.compiler.ir import EdgeKind, Graph
+
+SOURCES = ("prior", "calibration", "measured")
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Firing rates per lif (or encoder) node, with where they came from."""
+
+    source: str = "prior"
+    rates: Mapping[str, float] = field(default_factory=dict)
+    default: float | None = None
+    note: str = ""
+
+    def rate(self, name: str) -> float:
+        if name in self.rates:
+            return float(self.rates[name])
+        if self.default is None:
+            raise SnncError(f"activity profile ({self.source}) has no rate for node '{name}' and "
+                            f"no default rate; pass rates=<float> or a rate for every lif node")
+        return float(self.default)
+
+    def describe(self) -> str:
+        what = {"prior": "firing-rate prior", "calibration": "calibration on data",
+                "measured": "rates measured by the backend"}[self.source]
+        parts = [what]
+        if self.default is not None:
+            parts.append(f"default rate {self.default:g}")
+        if self.rates:
+            parts.append(f"{len(self.rates)} per-layer rates")
+        if self.note:
+            parts.append(self.note)
+        return "; ".join(parts)
+
+
+def as_activity(rates) -> Activity:
+    """An Activity from None (prior 0.1), a float (one prior rate), a dict, or an Activity."""
+    if isinstance(rates, Activity):
+        return rates
+    if rates is None:
+        return Activity("prior", {}, 0.1, "default prior (no rate given)")
+    if isinstance(rates, (int, float)):
+        if not 0.0 <= float(rates) <= 1.0:
+            raise SnncError(f"--rate {rates} is not a firing rate in [0, 1] (spikes per neuron "
+                            f"per time step)")
+        return Activity("prior", {}, float(rates))
+    if isinstance(rates, Mapping):
+        rates = dict(rates)
+        default = rates.pop("*", None)
+        for k, v in rates.items():
+            if not 0.0 <= float(v) <= 1.0:
+                raise SnncError(f"rate {v} for node '{k}' is not in [0, 1]")
+        return Activity("prior", rates, default)
+    raise SnncError(f"rates must be None, a float, a dict or an Activity; got {type(rates)}")
+
+
+def _window(attrs, shape_in, shape_out) -> int:
+    if "k" in attrs:
+        k = attrs["k"]
+        return k * k if isinstance(k, int) else int(math.prod(k))
+    # adaptive pool: input positions per output position
+    return max(1, int(math.prod(shape_in[2:]) // max(1, math.prod(shape_out[2:]))))
+
+
+def propagate(g: Graph, act: Activity) -> dict[str, tuple[float, float]]:
+    """(density, mean value) of every node's output per element per step (see module doc)."""
+    out: dict[str, tuple[float, float]] = {}
+    for n in g.nodes:
+        ins = [e for e in g.inputs_of(n.name)]
+        main = [out[e.value_src] if e.kind is not EdgeKind.V2V and e.attrs.get("tap") !=
+                "current" else (1.0, 1.0) for e in ins]
+        op = n.op
+        if op == "lif" or (op == "encoder" and n.attrs.get("kind", "direct") != "direct"):
+            r = act.rate(n.name)
+            out[n.name] = (r, r)
+        elif op in ("input", "encoder"):
+            out[n.name] = (1.0, 1.0)
+        elif op in ("maxpool", "avgpool", "adaptive_avgpool"):
+            d, v = main[0]
+            w = _window(n.attrs, g.node(ins[0].value_src).shape, n.shape)
+            dd = 1.0 - (1.0 - d) ** w
+            out[n.name] = (dd, dd if op == "maxpool" else v)
+        elif op == "add":
+            prod = math.prod(1.0 - d for d, _ in main)
+            out[n.name] = (1.0 - prod, sum(v for _, v in main))
+        elif op == "concat":
+            sizes = [math.prod(g.node(e.value_src).shape[1:]) for e in ins]
+            tot = sum(sizes) or 1
+            out[n.name] = (sum(s * d for s, (d, _) in zip(sizes, main)) / tot,
+                           sum(s * v for s, (_, v) in zip(sizes, main)) / tot)
+        elif op in ("relu", "clip", "dropout", "identity", "flatten", "reshape"):
+            out[n.name] = main[0]
+        else:  # conv2d, linear, batchnorm, bntt, readout, vote: graded values
+            out[n.name] = (1.0, 1.0)
+    return out

@@ -1,0 +1,120 @@
+"""Exact connectivity of weighted layers: fan-out maps, synapse and MAC counts.
+
+A conv2d's connection map (how many output neurons each input neuron reaches) is separable:
+per spatial dimension, input position i reaches the output positions o with
+``o*stride - pad_before + k*dilation == i`` for some tap k, and each reached position holds
+``out/groups`` output channels. This equals sinabs' map (``ConvTranspose2d`` with all-ones
+weights over ones shaped like the output), including border effects, stride and groups, but costs
+O(H + W) instead of a convolution. Rules per op live in a registry (`@conn_rule`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from snnc.compiler.ir import Graph, Node
+
+
+@dataclass(frozen=True)
+class Conn:
+    """Connectivity of one weighted node, for batch element 1, one time step.
+
+    `fanout_c` [C_in] ... per input channel; `fanout_hw` [H, W] per input position; the fan-out
+    of input (c, h, w) is ``fanout_c[c] * fanout_hw[h, w]`` (separable). `macs` counts the dense
+    multiply-accumulates (padding included, as torch's flop counter does); `synapses` the real
+    connections (padding excluded) = sum of the fan-out map; `weights` the stored parameters.
+    """
+
+    in_shape: tuple[int, ...]
+    fanout_c: np.ndarray
+    fanout_hw: np.ndarray
+    macs: int
+    synapses: int
+    weights: int
+    bias: int
+
+    def fanout_map(self) -> np.ndarray:
+        """The full fan-out map, shaped like one input sample [C, H, W] or [F]."""
+        m = self.fanout_c[:, None, None] * self.fanout_hw[None]
+        return m.reshape(self.in_shape[1:])
+
+
+_RULES: dict[str, Callable[[Graph, Node, tuple[int, ...]], Conn]] = {}
+
+
+def conn_rule(*ops: str):
+    """Register the connectivity rule of `ops` (a function (graph, node, input shape) -> Conn)."""
+    def deco(fn):
+        for op in ops:
+            _RULES[op] = fn
+        return fn
+    return deco
+
+
+def has_conn(op: str) -> bool:
+    return op in _RULES
+
+
+def connectivity(g: Graph, node: Node) -> Conn:
+    """The connectivity of weighted `node` (conv2d, linear)."""
+    src = g.inputs_of(node.name)[0].value_src
+    return _RULES[node.op](g, node, g.node(src).shape)
+
+
+def axis_fanout(n_in: int, n_out: int, k: int, stride: int, pad: int, dil: int) -> np.ndarray:
+    """For each input position along one axis, how many output positions read it."""
+    counts = np.zeros(n_in, dtype=np.int64)
+    o = np.arange(n_out)
+    for tap in range(k):
+        i = o * stride - pad + tap * dil
+        i = i[(i >= 0) & (i < n_in)]
+        np.add.at(counts, i, 1)
+    return counts
+
+
+def _pair(v, default):
+    if v is None:
+        return default
+    if isinstance(v, int):
+        return (v, v)
+    return tuple(v)
+
+
+@conn_rule("conv2d")
+def _conv2d(g: Graph, node: Node, in_shape: tuple[int, ...]) -> Conn:
+    a = node.attrs
+    n, cin, h, w = in_shape
+    _, cout, ho, wo = node.shape
+    kh, kw = _pair(a.get("k"), (1, 1))
+    sh, sw = _pair(a.get("stride"), (1, 1))
+    dh, dw = _pair(a.get("dilation"), (1, 1))
+    pad = tuple(a.get("pad", (0, 0, 0, 0)))
+    if len(pad) == 2:
+        pad = (pad[0], pad[1], pad[0], pad[1])
+    groups = int(a.get("groups", 1))
+    fh = axis_fanout(h, ho, kh, sh, pad[0], dh)
+    fw = axis_fanout(w, wo, kw, sw, pad[1], dw)
+    hw = np.outer(fh, fw)
+    fc = np.full(cin, cout // groups, dtype=np.int64)
+    macs = n * cout * ho * wo * (cin // groups) * kh * kw
+    syn = int(hw.sum()) * int(fc.sum())
+    return Conn(in_shape, fc, hw, macs, syn, cout * (cin // groups) * kh * kw,
+                cout if a.get("bias", True) else 0)
+
+
+@conn_rule("linear")
+def _linear(g: Graph, node: Node, in_shape: tuple[int, ...]) -> Conn:
+    fin = int(np.prod(in_shape[1:]))
+    fout = int(node.shape[-1])
+    n = int(in_shape[0])
+    fc = np.full(fin, fout, dtype=np.int64)
+    return Conn((in_shape[0], fin), fc, np.ones((1, 1), dtype=np.int64), n * fin * fout,
+                fin * fout, fin * fout, fout if node.attrs.get("bias", True) else 0)
+
+
+def macs_of(g: Graph) -> dict[str, int]:
+    """MACs of every weighted node (conv2d, linear) of `g` (batch as in the shapes)."""
+    return {n.name: connectivity(g, n).macs for n in g.nodes if n.op in _RULES}

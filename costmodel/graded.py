@@ -1,0 +1,189 @@
+"""Graded edges: which messages carry non-binary values, their payload bits, and what each
+lowering costs on a target without graded spikes (paper 2 eq. 12, 14, 18;
+hardware-targets.md sec. 7c).
+
+A *message* is a value that crosses synapses: the input of a weighted node, or a V2V edge into
+a membrane. It is graded when its payload is not binary (docs/ir.md "Payload"). Kinds:
+``s2s_sum`` (an S2S add of spike trains: counts), ``s2s_projection`` (an S2S add with a
+projection W'' o_{l-n}), ``v2v_current`` (V2V edge or a projection reading a current),
+``direct_input`` (the frame of a direct encoder), ``avgpool`` (an average of spikes),
+``graded`` (any other current reaching a synapse).
+
+On a binary-only target the legalisation pass (``snnc.passes.legalize_graded``) records the
+lowering it chose; this module prices it (chosen = the pass's; alternatives = bit-plane
+encoding with b binary axons, and temporal coding with up to 2^b - 1 steps per value):
+
+* eq. 12 (split) / eq. 14 (merge-projection): the reader's synapses exist ``synapse_copies``
+  times: extra = (copies - 1) x synapses(reader);
+* eq. 18 (V2V duplicate): the current is the sum of the input synapses of ``terms`` layers;
+  each is copied into layer l: extra = sum of their synapses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from snnc.compiler.errors import ConstraintViolation
+from snnc.compiler.ir import EdgeKind, Form, Graph, Payload
+from snnc.compiler.payload import edge_payload, infer_payloads
+from snnc.costmodel.connectivity import connectivity, has_conn
+from snnc.costmodel.targets import Target
+
+_SHAPE_ONLY = ("flatten", "reshape", "identity", "dropout", "maxpool")
+
+
+@dataclass
+class GradedEdge:
+    """One graded message edge and what it costs (see module doc)."""
+
+    src: str
+    dst: str
+    kind: str
+    payload: str
+    bits: int
+    fits: bool
+    terms: int = 1
+    lowering: str = "native"
+    equation: str = ""
+    extra_synapses: int = 0
+    alternatives: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _origin(g: Graph, name: str) -> str:
+    cur = name
+    while g.node(cur).op in _SHAPE_ONLY:
+        cur = g.inputs_of(cur)[0].value_src
+    return cur
+
+
+def _terms(g: Graph, name: str, memo: dict) -> int:
+    """Binary spike terms summed in `name`'s value (1 for spikes; eq. 12 chains add up)."""
+    if name in memo:
+        return memo[name]
+    n = g.node(name)
+    ins = g.inputs_of(name)
+    if n.op == "add":
+        t = sum(_terms(g, e.src if e.projection else e.value_src, memo) for e in ins)
+    elif n.op in _SHAPE_ONLY + ("batchnorm", "bntt") and ins:
+        t = _terms(g, ins[0].value_src, memo)
+    elif n.op in ("avgpool", "adaptive_avgpool"):
+        src = g.node(ins[0].value_src)
+        w = math.prod(src.shape[2:]) // max(1, math.prod(n.shape[2:]))
+        t = _terms(g, ins[0].value_src, memo) * max(1, w)
+    else:
+        t = 1
+    memo[name] = t
+    return t
+
+
+def _kind(g: Graph, e, origin: str) -> str:
+    n = g.node(origin)
+    if e.kind is EdgeKind.V2V or e.attrs.get("tap") == "current":
+        return "v2v_current"
+    if n.op == "add":
+        proj = any(i.projection for i in g.inputs_of(origin))
+        return "s2s_projection" if proj else "s2s_sum"
+    if n.op in ("avgpool", "adaptive_avgpool"):
+        return "avgpool"
+    if n.op in ("encoder", "input"):
+        return "direct_input"
+    return "graded"
+
+
+def _bits(kind: str, terms: int, target: Target, input_bits: int) -> int:
+    if kind in ("s2s_sum", "avgpool"):
+        return max(1, math.ceil(math.log2(terms + 1)))
+    if kind == "direct_input":
+        return input_bits
+    return int(target.value("capacity.accumulator_bits", target.state_bits or 32))
+
+
+def graded_edges(g: Graph, target: Target, *, input_bits: int = 8) -> tuple[
+        list[GradedEdge], list[str], Graph]:
+    """Graded message edges of SNN-form `g` priced for `target`.
+
+    Returns (edges, violations, graph): `graph` is `g` after the legalisation pass when the
+    target lacks graded spikes (the network actually emitted), else `g`.
+    """
+    if g.form is not Form.SNN:
+        return [], [], g
+    violations: list[str] = []
+    leg = g
+    binary_only = not target.graded_spikes
+    if binary_only and not g.attrs.get("legalized"):
+        from snnc.passes.legalize_graded import legalize_graded
+
+        try:
+            leg = legalize_graded(g, target=target.name)
+        except ConstraintViolation as err:
+            violations.append(str(err))
+    pay = infer_payloads(g)
+    memo: dict = {}
+    T = int(g.attrs.get("timesteps", 1))
+    out: list[GradedEdge] = []
+    for n in g.nodes:
+        ins = g.inputs_of(n.name)
+        if has_conn(n.op):
+            msgs = [ins[0]]
+        elif n.op == "lif":
+            msgs = [e for e in ins if e.kind is EdgeKind.V2V]
+        else:
+            continue
+        for e in msgs:
+            p = edge_payload(g, e, pay)
+            if p is Payload.BINARY:
+                continue
+            origin = _origin(g, e.value_src)
+            kind = _kind(g, e, origin)
+            terms = _terms(g, origin, memo)
+            bits = _bits(kind, terms, target, input_bits)
+            limit = target.graded_bits
+            fits = target.graded_spikes and (limit is None or bits <= limit)
+            ge = GradedEdge(e.src, n.name, kind, p.value, bits, fits, terms)
+            if not fits:
+                _price(leg, ge, n.name, e, T)
+            out.append(ge)
+    return out, violations, leg
+
+
+def _price(g: Graph, ge: GradedEdge, reader: str, e, T: int) -> None:
+    node = g.node(reader)
+    syn = connectivity(g, node).synapses if has_conn(node.op) else 0
+    if e.kind is EdgeKind.V2V:
+        le = next((x for x in g.inputs_of(reader) if x.kind is EdgeKind.V2V and x.src == e.src),
+                  e)
+        terms = le.attrs.get("terms", ())
+        ge.lowering = le.attrs.get("legal", "unlowered")
+        ge.equation = "paper 2 eq. 18"
+        ge.extra_synapses = sum(_input_synapses(g, t) for t in terms)
+    else:
+        copies = int(node.attrs.get("synapse_copies", 1))
+        ge.lowering = {"s2s_sum": "split", "s2s_projection": "merge-projection",
+                       "avgpool": "fold-into-reader"}.get(ge.kind, "refused")
+        ge.equation = {"s2s_sum": "paper 2 eq. 12", "s2s_projection": "paper 2 eq. 14"}.get(
+            ge.kind, "sec. 7c")
+        ge.extra_synapses = (copies - 1) * syn
+        if ge.kind == "avgpool":  # the reader reads the pool's window directly
+            ge.extra_synapses = (ge.terms - 1) * syn
+        if copies == 1 and ge.kind in ("direct_input", "graded"):
+            ge.lowering = "refused"
+    b = ge.bits
+    ge.alternatives = {"bitplane": {"extra_synapses": (b - 1) * syn, "extra_timesteps": 0},
+                       "temporal": {"extra_synapses": 0, "extra_timesteps": T * (2 ** b - 2)}}
+
+
+def _input_synapses(g: Graph, lif: str) -> int:
+    """Synapses of the weighted node feeding `lif`'s main port (through bn/bntt)."""
+    cur = lif
+    for _ in range(8):
+        ins = g.inputs_of(cur)
+        if not ins:
+            return 0
+        cur = ins[0].value_src
+        if has_conn(g.node(cur).op):
+            return connectivity(g, g.node(cur)).synapses
+    return 0

@@ -1,0 +1,162 @@
+"""The cost report: per-layer rows, totals, graded edges, mapping, energy (docs/costmodel.md).
+
+JSON field names are documented in docs/costmodel.md ("JSON report"); `totals` holds at
+least macs, sops, graded_sops, neurons, synapses, memory_bytes, cores, chips, and `energy`
+/ `latency` carry their status.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class CostReport:
+    """What `snnc.costmodel.estimate` returns."""
+
+    graph: str
+    form: str
+    target: str
+    timesteps: int
+    activity: str
+    activity_source: str
+    rows: list
+    totals: dict
+    graded_edges: list = field(default_factory=list)
+    violations: list = field(default_factory=list)
+    energy: dict = field(default_factory=dict)
+    latency: dict = field(default_factory=dict)
+    baseline: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict (field names: docs/costmodel.md "JSON report")."""
+        lat = {k: v for k, v in self.latency.items() if k not in ("raw", "value_raw")}
+        return {"format": "snnc-cost", "version": 1, "graph": self.graph, "form": self.form,
+                "target": self.target, "timesteps": self.timesteps,
+                "activity": {"source": self.activity_source, "description": self.activity},
+                "totals": self.totals, "layers": [r.as_dict() for r in self.rows],
+                "graded_edges": [e.as_dict() for e in self.graded_edges],
+                "violations": self.violations, "energy": self.energy, "latency": lat,
+                "baseline": self.baseline, "notes": self.notes}
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=1)
+
+    def _fig(self, f: dict) -> str:
+        if not f:
+            return "n/a"
+        if f.get("value") is not None:
+            lo, hi = f["band"]
+            s = f"{f['value']:.4g} {f['unit']} (band {lo:.3g}-{hi:.3g}; status {f['status']}"
+            if f.get("from_transcription"):
+                s += ", from a transcription"
+            return s + ")"
+        if f.get("band"):
+            return f"{f.get('label')}: {f['band'][0]:.3g}-{f['band'][1]:.3g} {f['unit']}"
+        return f"not reported ({f.get('reason', f.get('status'))})"
+
+    def summary_lines(self) -> list[str]:
+        t = self.totals
+        out = [f"graph {self.graph} ({self.form}), target {self.target}, T = {self.timesteps}",
+               f"activity: {self.activity}",
+               f"MACs {t['macs']:,}  SOPs {t['sops']:.4g}  graded SOPs {t['graded_sops']:.4g}  "
+               f"neurons {t['neurons']:,}  synapses {t['synapses']:,}",
+               f"memory {t['memory_bytes']:,.0f} B  cores {t['cores']}  chips {t['chips']}  "
+               f"extra synapses (legalisation) {t['extra_synapses']:,}",
+               f"energy/inference: {self._fig(self.energy)}",
+               f"latency/inference: {self._fig(self.latency)}"]
+        b = self.baseline
+        if b.get("ann", {}).get("value") is not None:
+            out.append(f"ANN baseline: {self._fig(b['ann'])}; {b['ann']['assumptions']}")
+        if b.get("ratio") is not None:
+            out.append(f"SNN/ANN energy ratio {b['ratio']:.3g} under: {b['ratio_assumptions']}")
+        out += [f"VIOLATION: {v}" for v in self.violations]
+        out += [f"note: {n}" for n in self.notes]
+        return out
+
+    def to_markdown(self) -> str:
+        """A Markdown page: summary, per-layer table, graded edges, violations."""
+        lines = [f"# Cost report: {self.graph} on {self.target}", ""]
+        lines += [f"- {s}" for s in self.summary_lines()] + [""]
+        cols = ["name", "op", "neuron", "in_payload", "macs", "synapses", "neurons", "sops",
+                "graded_sops", "spikes", "cores", "extra_synapses"]
+        lines.append("| " + " | ".join(cols) + " |")
+        lines.append("|" + "---|" * len(cols))
+        for r in self.rows:
+            d = r.as_dict()
+            lines.append("| " + " | ".join(_fmt(d[c]) for c in cols) + " |")
+        if self.graded_edges:
+            lines += ["", "## Graded edges", "",
+                      "| src | dst | kind | bits | fits | lowering | equation | extra synapses |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for e in self.graded_edges:
+                lines.append(f"| {e.src} | {e.dst} | {e.kind} | {e.bits} | {e.fits} | "
+                             f"{e.lowering} | {e.equation} | {e.extra_synapses:,} |")
+        return "\n".join(lines) + "\n"
+
+    def table(self, console=None) -> None:
+        """Print a per-layer table to the terminal (rich)."""
+        from rich.console import Console
+        from rich.table import Table
+
+        console = console or Console()
+        tab = Table(title=f"{self.graph} on {self.target} (T={self.timesteps})")
+        cols = ["name", "op", "in_payload", "macs", "synapses", "neurons", "sops",
+                "graded_sops", "spikes", "cores"]
+        for c in cols:
+            tab.add_column(c, justify="left" if c in ("name", "op", "in_payload") else "right")
+        for r in self.rows:
+            d = r.as_dict()
+            tab.add_row(*[_fmt(d[c]) for c in cols])
+        console.print(tab)
+        for s in self.summary_lines():
+            console.print(s, highlight=False, markup=False)
+
+    def plot(self, path, sweep: list | None = None) -> Path:
+        """Per-layer stacked breakdown (SOPs, graded SOPs, neuron updates) and, given a
+        `sweep` [(rate, report)], the rate-sensitivity curve; saved to `path`."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        n = 2 if sweep else 1
+        fig, axes = plt.subplots(1, n, figsize=(6 * n + 4, 4), squeeze=False)
+        ax = axes[0][0]
+        names = [r.name for r in self.rows]
+        bottom = [0.0] * len(names)
+        for key in ("sops", "graded_sops", "updates_active", "updates_idle"):
+            vals = [getattr(r, key) for r in self.rows]
+            ax.bar(names, vals, bottom=bottom, label=key)
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        ax.set_ylabel("operations per inference")
+        ax.tick_params(axis="x", rotation=90, labelsize=6)
+        ax.legend(fontsize=7)
+        ax.set_title(f"{self.graph} on {self.target}")
+        if sweep:
+            ax2 = axes[0][1]
+            rates = [r for r, _ in sweep]
+            ax2.plot(rates, [rep.totals["sops"] + rep.totals["graded_sops"] for _, rep in sweep],
+                     marker="o", label="SOPs (all)")
+            ax2.set_xlabel("firing-rate prior")
+            ax2.set_ylabel("SOPs per inference")
+            ax2.set_title("rate sensitivity")
+            ax2.legend(fontsize=7)
+        fig.tight_layout()
+        path = Path(path)
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
