@@ -72,6 +72,7 @@ class _Split:
             res = (1, (v,))  # its own input is checked as a synapse input
         elif n.op == "add":
             parts = [self.currents(e.value_src, reader) for e in ins]
+            self.s2s.update({e: "duplicate" for e in ins if e.kind is EdgeKind.S2S})
             res = (sum(p[0] for p in parts), tuple(s for p in parts for s in p[1]))
         elif n.op in _LINEAR or n.op == "concat":
             parts = [self.currents(e.value_src, reader) for e in ins]
@@ -103,7 +104,8 @@ def legalize_graded(g: Graph, *, target: str = "loihi1") -> Graph:
         binary source; each S2S edge gets legal=split, or legal=merge-projection when a
         projection W'' is merged into the reader's weights (W_l W'' o_{l-n}, eq. 14);
       * a lif whose membrane receives c > 1 synaptic currents (a sum of currents: graded
-        residual of a pre-activation net) gets synapse_copies=c and psp_sources=(...);
+        residual of a pre-activation net) gets synapse_copies=c and psp_sources=(...), and
+        the S2S edges of that sum get legal=duplicate;
       * a V2V edge gets legal=duplicate (or merge-projection), copies=c and terms=(lifs):
         the current r_l is the sum of the input synapses of c layers, (l/n)-1 for a uniform
         chain (eq. 18); each needs a copy into layer l.
