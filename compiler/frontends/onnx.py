@@ -303,7 +303,7 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
     """
     label = str(path)
     model = load_model(path)
-    ctx = _Ctx(model, sanitize(model.graph.name or Path(path).stem), label)
+    ctx = _Ctx(model, sanitize(Path(path).stem), label)
     inits = set(ctx.consts)
     real_inputs = [vi for vi in model.graph.input if vi.name not in inits]
     if input_shape is not None and len(real_inputs) != 1:
