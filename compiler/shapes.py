@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from snnc.compiler.errors import ShapeMismatch, VerifyError
-from snnc.compiler.ir import Node
+from snnc.compiler.ir import Edge, EdgeKind, Node
 
 Shape = tuple[int, ...]
 ShapeRule = Callable[[Node, Sequence[Shape]], Shape]
@@ -33,6 +33,15 @@ def infer_shape(node: Node, inputs: Sequence[Shape]) -> Shape:
         raise VerifyError(f"node '{node.name}': op '{node.op}' has no shape rule. Register one "
                           f"with @shape_rule('{node.op}') in snnc.compiler.shapes.")
     return tuple(int(d) for d in rule(node, inputs))
+
+
+def edge_shape(shape: Sequence[int], edge: Edge) -> Shape:
+    """The shape `edge` delivers from a value of `shape`: a DSC edge with `fraction` < 1 keeps
+    the first round(fraction * C) channels (paper 1's generalised DSC, docs/ir.md "Edges")."""
+    frac = edge.attrs.get("fraction", 1.0)
+    if edge.kind is EdgeKind.DSC and frac < 1.0 and len(shape) >= 2:
+        return (int(shape[0]), round(frac * shape[1]), *(int(d) for d in shape[2:]))
+    return tuple(int(d) for d in shape)
 
 
 def _pair(v) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from snnc.compiler.errors import ShapeMismatch, VerifyError
 from snnc.compiler.ir import SPIKING_OPS, EdgeKind, Form, Graph
 from snnc.compiler.payload import edge_payload, node_payload
-from snnc.compiler.shapes import infer_shape
+from snnc.compiler.shapes import edge_shape, infer_shape
 from snnc.compiler.text import format_node
 
 _SKIP_TARGET = {EdgeKind.ASC: ("add",), EdgeKind.DSC: ("concat",), EdgeKind.S2S: ("add",),
@@ -74,7 +74,7 @@ def verify(g: Graph) -> Graph:
             _fail(g, n.name, f"spiking op '{n.op}' at node '{n.name}' in an ANN-form graph")
         main = [e for e in ins if not (n.op == "lif" and e.port > 0)]
         try:
-            want = infer_shape(n, [g.node(e.value_src).shape for e in main])
+            want = infer_shape(n, [edge_shape(g.node(e.value_src).shape, e) for e in main])
             if n.op == "lif":
                 infer_shape(n, [g.node(e.value_src).shape for e in ins])
         except (ShapeMismatch, KeyError, TypeError, IndexError, ValueError) as err:
