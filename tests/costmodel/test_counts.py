@@ -1,0 +1,129 @@
+"""Counts against the tools that define them (sinabs, NeuroBench) and hand-computed cases."""
+
+import pytest
+import torch
+
+from snnc.compiler.text import parse
+from snnc.costmodel import estimate
+from snnc.costmodel.connectivity import connectivity
+from snnc.costmodel.counting import nonzero_synapses
+from snnc.costmodel.mapping import bits_per_axon
+
+CONV = """graph c(%x: f32[1,{cin},{h},{w}]) snn {{timesteps=3}} {{
+  %enc = encoder(%x binary) {{kind=poisson}} : f32[1,{cin},{h},{w}]
+  %conv = conv2d(%enc binary) {{in={cin}, out={cout}, k=({k},{k}), stride=({s},{s}), pad=({p},{p},{p},{p}), dilation=(1,1), groups={gr}}} [conv.weight] : f32[1,{cout},{ho},{wo}]
+  %lif = lif(%conv graded) {{leak=0.9, vth=1.0, reset=subtract}} : f32[1,{cout},{ho},{wo}]
+  return %lif
+}}
+"""
+CASES = [dict(cin=4, cout=6, h=9, w=7, k=3, s=2, p=1, gr=2),
+         dict(cin=3, cout=3, h=8, w=8, k=5, s=1, p=0, gr=3),
+         dict(cin=2, cout=4, h=6, w=10, k=3, s=3, p=2, gr=1)]
+
+
+def _graph(case):
+    c = dict(case)
+    c["ho"] = (c["h"] + 2 * c["p"] - c["k"]) // c["s"] + 1
+    c["wo"] = (c["w"] + 2 * c["p"] - c["k"]) // c["s"] + 1
+    g = parse(CONV.format(**c))
+    torch.manual_seed(0)
+    w = torch.randn(c["cout"], c["cin"] // c["gr"], c["k"], c["k"])
+    w[w.abs() < 0.5] = 0.0  # zero weights: NeuroBench skips them, sinabs does not
+    conv = torch.nn.Conv2d(c["cin"], c["cout"], c["k"], c["s"], c["p"], groups=c["gr"],
+                           bias=False)
+    conv.weight.data = w
+    return g.with_params({"conv.weight": w}), conv, c
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_connection_map_equals_sinabs(case):
+    from sinabs.hooks import conv_connection_map
+
+    g, conv, c = _graph(case)
+    ref = conv_connection_map(conv, (c["cin"], c["h"], c["w"]), (c["cout"], c["ho"], c["wo"]))
+    mine = connectivity(g, g.node("conv")).fanout_map()
+    assert torch.equal(torch.from_numpy(mine).to(ref.dtype), ref[0])
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_sops_equal_sinabs_and_neurobench_on_data(case):
+    """Same seeded spikes: sinabs synops = sum(x * map) per step; NeuroBench effective ACs =
+    conv(bin x, bin W).sum() per sample summed over T; Dense = all-ones."""
+    from neurobench.metrics.utils.layers import single_layer_MACs
+    from sinabs.hooks import conv_layer_synops_hook
+
+    g, conv, c = _graph(case)
+    T = 3
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.rand(T, c["cin"], c["h"], c["w"], generator=gen) < 0.3).float()
+    conv.register_forward_hook(conv_layer_synops_hook)
+    sinabs = 0.0
+    nb, nb_dense = 0.0, 0.0
+    for t in range(T):
+        conv(x[t:t + 1])
+        sinabs += float(conv.hook_data["layer_synops_per_timestep"])
+        ops, spiking = single_layer_MACs(x[t:t + 1], conv)
+        dense, _ = single_layer_MACs(x[t:t + 1], conv, total=True)
+        assert spiking
+        nb += float(ops)
+        nb_dense += float(dense)
+    con = connectivity(g, g.node("conv"))
+    fan = torch.from_numpy(con.fanout_map()).float()
+    assert float((x * fan).sum()) == pytest.approx(sinabs, rel=1e-6)
+    # the cost model's per-layer counts at the measured rate
+    rate = float(x.mean())
+    rep = estimate(g, target="generic", rates={"enc": rate, "*": 0.0})
+    row = rep.rows[0]
+    assert row.sops == pytest.approx(sinabs, rel=0.15)  # uniform-rate estimate
+    assert row.nb_dense == pytest.approx(nb_dense)
+    # exact with the measured spikes and binarised weights (nonzero connection map)
+    wb = (conv.weight != 0).float().requires_grad_(False)
+    xg = torch.zeros(1, c["cin"], c["h"], c["w"], requires_grad=True)
+    torch.nn.functional.conv2d(xg, wb, None, conv.stride, conv.padding, conv.dilation,
+                               conv.groups).sum().backward()
+    assert float((x * xg.grad[0]).sum()) == pytest.approx(nb)
+    assert nonzero_synapses(g, g.node("conv")) == int(xg.grad.sum())
+
+
+def test_bits_per_axon_hand():
+    # 64 weights of 8 bits: 512 + 10 = 522 -> 576; 65: 576 + (8 + 10 -> 64) = 640
+    assert bits_per_axon(64, 8) == 576
+    assert bits_per_axon(65, 8) == 640
+    assert bits_per_axon(1, 1) == 64
+
+
+S2S = """graph blk(%x: f32[1,4,8,8]) snn {timesteps=4, lowered=true} {
+  %enc = encoder(%x graded) {kind=poisson} : f32[1,4,8,8]
+  %lif0 = lif(%enc binary) {leak=0.9, vth=1.0, reset=subtract} : f32[1,4,8,8]
+  %conv1 = conv2d(%lif0 binary) {in=4, out=4, k=(3,3), stride=(1,1), pad=(1,1,1,1)} [conv1.weight] : f32[1,4,8,8]
+  %lif1 = lif(%conv1 graded) {leak=0.9, vth=1.0, reset=subtract} : f32[1,4,8,8]
+  %conv2 = conv2d(%lif1 binary) {in=4, out=4, k=(3,3), stride=(1,1), pad=(1,1,1,1)} [conv2.weight] : f32[1,4,8,8]
+  %lif2 = lif(%conv2 graded) {leak=0.9, vth=1.0, reset=subtract} : f32[1,4,8,8]
+  %add = add(%lif2 binary, %lif0 ~S2S n=2 binary) : f32[1,4,8,8]
+  %conv3 = conv2d(%add count) {in=4, out=4, k=(3,3), stride=(1,1), pad=(1,1,1,1)} [conv3.weight] : f32[1,4,8,8]
+  %lif3 = lif(%conv3 graded) {leak=0.9, vth=1.0, reset=subtract} : f32[1,4,8,8]
+  return %lif3
+}
+"""
+
+
+def test_s2s_graded_edge_and_eq12_synapses():
+    g = parse(S2S)
+    # 3x3 pad 1 on 8x8: per axis 6 inner positions see 3 taps, 2 borders see 2 -> 22
+    syn = 22 * 22 * 4 * 4
+    gen = estimate(g, target="loihi2", rates=0.1)
+    (e,) = gen.graded_edges
+    assert (e.kind, e.payload, e.bits, e.fits) == ("s2s_sum", "count", 2, True)
+    assert gen.rows[2].graded_sops == pytest.approx((1 - 0.9 ** 2) * 4 * syn)
+    l1 = estimate(g, target="loihi1", rates=0.1)
+    (e,) = l1.graded_edges
+    assert (e.lowering, e.equation, e.extra_synapses) == ("split", "paper 2 eq. 12", syn)
+    assert l1.totals["extra_synapses"] == syn and l1.totals["graded_sops"] == 0
+    assert l1.rows[2].sops == pytest.approx(0.2 * 4 * syn)  # each copy driven by its source
+
+
+def test_loihi2_energy_never_printed():
+    rep = estimate(parse(S2S), target="loihi2", rates=0.1)
+    assert rep.energy["value"] is None and rep.energy["band"] is None
+    assert rep.totals["cores"] >= 4
+
