@@ -84,6 +84,7 @@ class SNNModule(nn.Module):
             raise UnsupportedOp(f"graph '{g.name}' has {len(ins)} inputs; the PyTorch backend "
                                 f"supports exactly one")
         self.graph = g
+        self.compact = compact
         self.timesteps = int(timesteps or g.attrs.get("timesteps", 1))
         self.record_rates = False
         self._rate_sum: dict[str, torch.Tensor] = {}

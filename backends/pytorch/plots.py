@@ -1,0 +1,47 @@
+"""Firing-rate plots (like paper 2 Fig. 3): mean rate per layer and rate per time step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def plot_rates(rates: dict[str, list[float]], path: str | Path) -> Path:
+    """Write a two-panel PNG: mean firing rate per lif layer (bars, network order) and each
+    layer's rate over time steps (lines). Returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rates)
+    means = [sum(v) / max(len(v), 1) for v in rates.values()]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    a.bar(range(len(names)), means, color="tab:blue")
+    a.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    a.set_ylabel("mean firing rate (spikes / neuron / step)")
+    a.set_title("per layer")
+    for name, v in rates.items():
+        b.plot(range(len(v)), v, lw=1, alpha=0.8)
+    b.set_xlabel("time step")
+    b.set_ylabel("firing rate")
+    b.set_title("per time step (one line per layer)")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def rates_table(rates: dict[str, list[float]]):
+    """A rich Table of the rates: one row per layer, mean and each step."""
+    from rich.table import Table
+
+    steps = max((len(v) for v in rates.values()), default=0)
+    table = Table(title="firing rates (spikes / neuron / step)")
+    table.add_column("layer")
+    table.add_column("mean", justify="right")
+    for t in range(steps):
+        table.add_column(f"t{t}", justify="right")
+    for name, v in rates.items():
+        table.add_row(name, f"{sum(v) / max(len(v), 1):.4f}", *(f"{r:.3f}" for r in v))
+    return table

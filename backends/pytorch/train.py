@@ -1,0 +1,220 @@
+"""Training loop behind `snnc train`: BPTT with surrogate gradients, checkpoints, resume.
+
+Loss: cross-entropy on the readout's u_T / T (paper 2 eq. 19). Optimiser SGD (momentum) or
+Adam, LR schedule cosine | step | none. After every epoch the weights, the optimiser state
+and the history go to DIR/checkpoints/epoch-<k>.safetensors and then train_state.json (the
+commit point, written atomically): a run killed at any moment resumes after its last finished
+epoch, with the same data order (the shuffle of epoch k is seeded with seed + k).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from snnc.backends.pytorch.io import _atomic_write, load_module, save_module
+from snnc.backends.pytorch.module import SNNModule
+from snnc.compiler.errors import SnncError
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: final test accuracy, per-epoch history, firing rates, files."""
+
+    accuracy: float
+    history: list[dict] = field(default_factory=list)
+    rates: dict[str, list[float]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+
+def _batches(module: SNNModule, ds, batch_size: int, shuffle_seed: int | None):
+    n = len(ds)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(shuffle_seed)) \
+        if shuffle_seed is not None else torch.arange(n)
+    for i in range(0, n, batch_size):
+        idx = order[i:i + batch_size]
+        x = ds.x[idx]
+        if x.dim() == 5:  # events [B, T, 2, H, W] -> [T, B, 2, H, W]
+            x = x.transpose(0, 1).contiguous()
+        yield x, ds.y[idx]
+
+
+def _dataset_for(module: SNNModule, data: str, split: str, limit: int | None):
+    from snnc.data import load_dataset
+
+    shape = module.graph.input_nodes()[0].shape
+    enc = [n for n in module.graph.nodes if n.op == "encoder"]
+    events = bool(enc) and enc[0].attrs.get("kind") == "events"
+    if events and not data.endswith("-events") and data in ("digits", "mnist", "fashion-mnist"):
+        data = data + "-events"
+    size = shape[-1] if len(shape) == 4 else None
+    ds = load_dataset(data, split, limit=limit, size=size,
+                      channels=shape[1] if len(shape) == 4 else 1, timesteps=module.timesteps)
+    want = tuple(shape[1:])
+    got = tuple(ds.x.shape[2:] if ds.x.dim() == 5 else ds.x.shape[1:])
+    if len(shape) == 2:
+        ds = type(ds)(ds.name, ds.x.flatten(1 if ds.x.dim() == 4 else 2), ds.y, ds.classes)
+        got = tuple(ds.x.shape[-1:])
+    if got != want:
+        raise SnncError(f"dataset '{data}' gives samples of shape {list(got)} but graph "
+                        f"'{module.graph.name}' takes {list(want)} (its input node). Compile the "
+                        f"model for that input size, or pick a matching dataset.")
+    return ds
+
+
+def evaluate(module: SNNModule, ds, batch_size: int = 256) -> float:
+    """Top-1 accuracy of `module` on dataset `ds` (eval mode, no gradients)."""
+    module.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in _batches(module, ds, batch_size, None):
+            correct += (module(x).argmax(-1) == y).sum().item()
+    return correct / max(len(ds), 1)
+
+
+def _optimizer(module, name, lr, momentum, weight_decay):
+    if name == "sgd":
+        return torch.optim.SGD(module.parameters(), lr=lr, momentum=momentum,
+                               weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+    raise SnncError(f"unknown optimiser '{name}': use sgd or adam")
+
+
+def _scheduler(opt, name, epochs):
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(epochs // 3, 1), gamma=0.1)
+    if name == "none":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
+    raise SnncError(f"unknown LR schedule '{name}': use cosine, step or none")
+
+
+def _save_ckpt(ck: Path, epoch: int, module, opt, sched, history, config) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.contiguous() for k, v in module.graph_params().items()}
+    groups = []
+    for gi, group in enumerate(opt.state_dict()["param_groups"]):
+        groups.append({k: v for k, v in group.items() if k != "params"} | {"params": group["params"]})
+    for pid, state in opt.state_dict()["state"].items():
+        for k, v in state.items():
+            tensors[f"opt.{pid}.{k}"] = torch.as_tensor(v).detach().clone().contiguous()
+    name = f"epoch-{epoch}.safetensors"
+    _atomic_write(ck / name, lambda p: save_file(tensors, p))
+    state = {"epoch": epoch, "checkpoint": name, "param_groups": groups,
+             "scheduler": sched.state_dict(), "history": history, "config": config}
+    _atomic_write(ck / "train_state.json", lambda p: Path(p).write_text(json.dumps(state)))
+    for old in ck.glob("epoch-*.safetensors"):
+        if old.name != name:
+            old.unlink()
+
+
+def _load_ckpt(ck: Path, module, opt, sched) -> tuple[int, list]:
+    from safetensors.torch import load_file
+
+    st = ck / "train_state.json"
+    if not st.is_file():
+        return 0, []
+    state = json.loads(st.read_text())
+    tensors = load_file(str(ck / state["checkpoint"]))
+    module.layers.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    opt_state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, key = k.split(".", 2)
+            opt_state.setdefault(int(pid), {})[key] = v
+    opt.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
+    sched.load_state_dict(state["scheduler"])
+    return state["epoch"], state["history"]
+
+
+def train(dir_or_module, data: str = "digits", epochs: int = 1, *, timesteps: int | None = None,
+          batch_size: int = 64, lr: float = 1e-3, optimizer: str = "adam",
+          momentum: float = 0.9, weight_decay: float = 0.0, schedule: str = "cosine",
+          limit: int | None = None, test_limit: int | None = None, out: str | Path | None = None,
+          resume: bool = True, seed: int = 0, progress: bool = True,
+          max_steps: int | None = None) -> TrainResult:
+    """Train an SNN module (or the module saved in a directory) on dataset `data`.
+
+    With a directory (or `out`), checkpoints go to <dir>/checkpoints and the trained weights
+    back to <dir>/model.safetensors; a rerun resumes after the last finished epoch. Returns
+    the final test accuracy, the history and per-layer, per-step firing rates (also written
+    as <dir>/train_report.json and rates.png)."""
+    from tqdm import tqdm
+
+    directory = Path(out) if out is not None else (
+        Path(dir_or_module) if isinstance(dir_or_module, (str, Path)) else None)
+    module = load_module(dir_or_module) if isinstance(dir_or_module, (str, Path)) \
+        else dir_or_module
+    if timesteps is not None:
+        module.timesteps = int(timesteps)
+    torch.manual_seed(seed)
+    train_ds = _dataset_for(module, data, "train", limit)
+    test_ds = _dataset_for(module, data, "test", test_limit)
+    opt = _optimizer(module, optimizer, lr, momentum, weight_decay)
+    sched = _scheduler(opt, schedule, epochs)
+    config = {"data": data, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+              "optimizer": optimizer, "schedule": schedule, "timesteps": module.timesteps,
+              "limit": limit, "seed": seed}
+    ck = directory / "checkpoints" if directory is not None else None
+    start, history = 0, []
+    if ck is not None:
+        ck.mkdir(parents=True, exist_ok=True)
+        if resume:
+            start, history = _load_ckpt(ck, module, opt, sched)
+    for epoch in range(start, epochs):
+        module.train()
+        t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+        bar = tqdm(_batches(module, train_ds, batch_size, seed + epoch), disable=not progress,
+                   total=-(-len(train_ds) // batch_size), desc=f"epoch {epoch + 1}/{epochs}")
+        for step, (x, y) in enumerate(bar):
+            if max_steps is not None and step >= max_steps:
+                break
+            logits = module(x)
+            loss = F.cross_entropy(logits, y)  # paper 2 eq. 19
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += len(y)
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(-1) == y).sum().item()
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        sched.step()
+        acc = evaluate(module, test_ds)
+        history.append({"epoch": epoch + 1, "loss": loss_sum / max(seen, 1),
+                        "train_acc": correct / max(seen, 1), "test_acc": acc,
+                        "seconds": time.perf_counter() - t0,
+                        "samples_per_s": seen / (time.perf_counter() - t0)})
+        if progress:
+            print(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}  test accuracy {acc:.4f}")
+        if ck is not None:
+            _save_ckpt(ck, epoch + 1, module, opt, sched, history, config)
+    module.reset_rates()
+    module.record_rates = True
+    acc = evaluate(module, test_ds)
+    module.record_rates = False
+    rates = {k: v.tolist() for k, v in module.rates().items()}
+    result = TrainResult(acc, history, rates)
+    if directory is not None:
+        result.files = _write_report(module, directory, result, config)
+    return result
+
+
+def _write_report(module, directory: Path, result: TrainResult, config) -> list[str]:
+    from snnc.backends.pytorch.plots import plot_rates
+
+    save_module(module, module.to_graph(), directory)
+    report = directory / "train_report.json"
+    _atomic_write(report, lambda p: Path(p).write_text(
+        json.dumps(asdict(result) | {"config": config}, indent=1)))
+    files = [str(directory / "model.safetensors"), str(report)]
+    if result.rates:
+        files.append(str(plot_rates(result.rates, directory / "rates.png")))
+    return files
