@@ -59,12 +59,14 @@ def _warn_once(key: str, msg: str, *args) -> None:
 
 def _annotate_skips() -> PassSpec | None:
     try:
-        from snnc.compiler.blocks import annotate_skips
+        import snnc.compiler.blocks as blocks  # registers pass 'annotate-skips'
     except ImportError:  # hook: compiler.blocks not available in this checkout
-        _warn_once("blocks", "snnc.compiler.blocks.annotate_skips is not available: skip edges must "
-                    "already be annotated (ASC/DSC) in the input graph")
+        _warn_once("blocks", "snnc.compiler.blocks is not available: skip edges must already "
+                   "be annotated (ASC/DSC) in the input graph")
         return None
-    return PassSpec("annotate-skips", annotate_skips, {})
+    if "annotate-skips" in PASSES:
+        return _spec("annotate-skips")
+    return PassSpec("annotate-skips", blocks.annotate_skips, {})
 
 
 def conversion_pipeline(residual: str = "s2s", target: str = "generic", timesteps: int = 8,
