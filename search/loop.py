@@ -242,17 +242,24 @@ def _propose(space: SearchSpace, cfg: SearchConfig, state: SearchState, r: int,
             if check(c):
                 chosen.append(c)
     else:
-        y = _scalarise(cfg, ok, rng)
-        levels = [tuple(e["levels"]) for e in ok]
-        gp = fit_gp(space.features(levels), y, ard=cfg.ard)
-        fit_s = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        pool = candidate_pool(space, list(zip(levels, y)), rng, exclude=seen,
-                              n_mutations=cfg.pool_mutations, n_random=cfg.pool_random)
-        beta = beta_t(n_done + 1, space.size, schedule=cfg.beta_schedule, delta=cfg.beta_delta,
-                      scale=cfg.beta_scale)
-        chosen = select_batch(gp, space, pool, k, beta, accept=check)
-        acq_s = time.perf_counter() - t1
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the GP is small; one thread makes its fit reproducible
+        try:
+            y = _scalarise(cfg, ok, rng)
+            levels = [tuple(e["levels"]) for e in ok]
+            gp = fit_gp(space.features(levels), y, ard=cfg.ard)
+            fit_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            pool = candidate_pool(space, list(zip(levels, y)), rng, exclude=seen,
+                                  n_mutations=cfg.pool_mutations, n_random=cfg.pool_random)
+            beta = beta_t(n_done + 1, space.size, schedule=cfg.beta_schedule,
+                          delta=cfg.beta_delta, scale=cfg.beta_scale)
+            chosen = select_batch(gp, space, pool, k, beta, accept=check)
+            acq_s = time.perf_counter() - t1
+        finally:
+            torch.set_num_threads(threads)
     used = [c["eval_id"] for rr in state.rounds for c in rr["candidates"]]
     first = max(used) + 1 if used else 0
     cands = [{"eval_id": first + i, "round": r, "levels": list(c),

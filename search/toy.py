@@ -20,7 +20,8 @@ class ToyObjective:
 
     d is 1 when the edge type differs, `half` when the type agrees but the DSC fraction or ASC
     kind differs, 0 when equal. energy_uj counts skip edges (DSC ones weigh their fraction), so
-    the (drop, energy) trade-off is non-trivial when the target has skips.
+    the (drop, energy) trade-off is non-trivial when the target has skips. `delay` seconds of
+    sleep per call stand in for training time (resume tests).
     """
 
     space: SearchSpace
@@ -28,6 +29,7 @@ class ToyObjective:
     weights: tuple[float, ...]
     half: float = 0.5
     noise: float = 0.0
+    delay: float = 0.0
 
     @classmethod
     def random(cls, space: SearchSpace, seed: int, noise: float = 0.0) -> ToyObjective:
@@ -49,6 +51,10 @@ class ToyObjective:
 
     def __call__(self, levels, seed: int) -> dict:
         """Evaluate: drop (+ Gaussian noise seeded by `seed`), energy, a fake firing rate."""
+        if self.delay:
+            import time
+
+            time.sleep(self.delay)
         drop = self.value(levels)
         if self.noise:
             drop += float(np.random.default_rng(seed).normal(0.0, self.noise))
@@ -87,5 +93,5 @@ class TorchToy:
             loss = torch.nn.functional.cross_entropy(net[2](h), y)
             loss.backward()
             opt.step()
-        return {"drop": float(loss), "energy_uj": float(mask.sum()),
+        return {"drop": float(loss.detach()), "energy_uj": float(mask.sum()),
                 "threads": torch.get_num_threads()}
