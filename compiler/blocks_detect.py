@@ -1,0 +1,255 @@
+"""Reading blocks: the main path, skip annotation, block detection (paper 1 sec. III, eq. 1).
+
+The *main path* is the longest path from an input to an output through non-skip edges, by
+number of weighted layers (conv2d/linear), ties broken by node count and then by the most
+recent predecessor (the newest input of a DenseNet concat). Every other input of an add or
+concat on it is a skip. The *spine* is the set of nodes that dominate the output
+(networkx.immediate_dominators); main-path layers off the spine lie inside a region with merges,
+which is one block; runs of spine layers form sequential blocks. See docs/blocks.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from snnc.compiler.ir import SKIP_KINDS, WEIGHTED_OPS, Edge, EdgeKind, Graph
+
+MERGE_OPS = frozenset({"add", "concat"})
+ACTIVATIONS = frozenset({"relu", "clip", "lif"})
+# ops that keep the channel layout and may sit between two layers of one block
+ELEMENTWISE = frozenset({"batchnorm", "bntt", "relu", "clip", "lif", "dropout", "identity"})
+PRE_ACTIVATION = frozenset({"batchnorm", "bntt", "dropout", "identity"})
+_ROOT, _SINK = "\x00root", "\x00sink"
+
+
+@dataclass(frozen=True, eq=False)
+class MainPath:
+    """The main path of a graph: its nodes in order and the edge entering each one."""
+
+    nodes: tuple[str, ...]
+    entry: dict[str, Edge | None]
+    pos: dict[str, int]
+    weighted: dict[str, int]  # number of weighted layers on the path up to and including node
+
+
+def main_path(g: Graph) -> MainPath:
+    """The longest input->output path over non-skip edges (see the module docstring)."""
+    best: dict[str, tuple[int, int, int]] = {}
+    entry: dict[str, Edge | None] = {}
+    for n in g.nodes:
+        w = 1 if n.op in WEIGHTED_OPS else 0
+        if n.op == "input":
+            best[n.name], entry[n.name] = (w, 1, -1), None
+            continue
+        cands = [(best[e.src], g.position(e.src), e) for e in g.inputs_of(n.name)
+                 if e.kind not in SKIP_KINDS and e.src in best]
+        if not cands:
+            continue  # reached only through skip edges: a projection, not on the main path
+        (bw, bn, _), p, e = max(cands, key=lambda c: (c[0][0], c[0][1], c[1]))
+        best[n.name], entry[n.name] = (bw + w, bn + 1, p), e
+    ends = [o for o in g.outputs if o in best]
+    if not ends:
+        return MainPath((), {}, {}, {})
+    node = max(ends, key=lambda o: (best[o][0], best[o][1], g.position(o)))
+    path = [node]
+    while entry[path[-1]] is not None:
+        path.append(entry[path[-1]].src)
+    path.reverse()
+    weighted, count = {}, 0
+    for name in path:
+        count += g.node(name).op in WEIGHTED_OPS
+        weighted[name] = count
+    return MainPath(tuple(path), {n: entry[n] for n in path}, {n: i for i, n in enumerate(path)},
+                    weighted)
+
+
+def spine(g: Graph) -> set[str]:
+    """The nodes every input->output path passes through (dominators of the outputs)."""
+    flow = nx.DiGraph()
+    flow.add_node(_ROOT)
+    for n in g.nodes:
+        flow.add_node(n.name)
+        if n.op == "input":
+            flow.add_edge(_ROOT, n.name)
+    for e in g.edges:
+        flow.add_edge(e.value_src, e.dst)
+    for o in g.outputs:
+        flow.add_edge(o, _SINK)
+    idom = nx.immediate_dominators(flow, _ROOT)
+    out, node = set(), _SINK
+    while node != _ROOT and node in idom:
+        node = idom[node]
+        out.add(node)
+    return out - {_ROOT}
+
+
+def _skip_source(g: Graph, mp: MainPath, value: str) -> tuple[str, str | None] | None:
+    """(source on the main path, projection or None) of a value feeding a merge."""
+    node = value
+    while node not in mp.pos:
+        ins = g.inputs_of(node)
+        if not ins:
+            return None
+        node = ins[0].src
+    return node, (None if node == value else value)
+
+
+def annotate_skips(g: Graph) -> Graph:
+    """Mark each skip port of an add/concat on the main path as ASC/DSC (see docs/blocks.md).
+
+    src = the skip's source on the main path, projection = the node delivering the value when
+    the skip path has nodes, hops = weighted layers on the main path between source and merge.
+    Inputs with hops 0 stay DATA. Already annotated edges are kept, so the function is
+    idempotent. Returns a new verified graph (the same graph when nothing changes).
+    """
+    mp = main_path(g)
+    changes: list[tuple[Edge, Edge]] = []
+    for name in mp.nodes:
+        node = g.node(name)
+        if node.op not in MERGE_OPS:
+            continue
+        main_edge = mp.entry[name]
+        for e in g.inputs_of(name):
+            if e is main_edge or e.kind is not EdgeKind.DATA:
+                continue
+            found = _skip_source(g, mp, e.src)
+            if found is None:
+                continue
+            src, proj = found
+            hops = mp.weighted[name] - mp.weighted[src]
+            if hops < 1:
+                continue
+            kind = EdgeKind.ASC if node.op == "add" else EdgeKind.DSC
+            changes.append((e, Edge(src, name, e.port, kind, hops, proj, e.payload, e.attrs)))
+    if not changes:
+        return g
+    b = g.edit()
+    for old, new in changes:
+        b.replace_edge(old, new)
+    return b.build()
+
+
+@dataclass(frozen=True, eq=False)
+class Block:
+    """One block of paper 1: vertices 0 (input), 1..d_b (layers), d_b+1 (output).
+
+    `matrix[i, j]` (row = source, column = destination) is 0 (none), 1 (DSC) or 2 (ASC, or a
+    spiking residual in SNN form) for j >= i+2; `kinds[(i, j)]` is the EdgeKind of an ASC-type
+    entry (ASC, or S2M/S2S/V2V), reported as None for a plain ASC; `fractions[(i, j)]` the
+    channel fraction of a DSC entry; `edges[(i, j)]` the edge realising each entry.
+    `foreign` lists skip edges that end in the block but cannot be written in its matrix.
+    """
+
+    index: int
+    name: str
+    kind: str
+    input: str
+    output: str
+    layers: tuple[str, ...]
+    matrix: np.ndarray = field(repr=False)
+    kinds: dict[tuple[int, int], EdgeKind | None] = field(default_factory=dict, repr=False)
+    fractions: dict[tuple[int, int], float] = field(default_factory=dict, repr=False)
+    edges: dict[tuple[int, int], Edge] = field(default_factory=dict, repr=False)
+    foreign: tuple[Edge, ...] = field(default=(), repr=False)
+    geometry: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def d_b(self) -> int:
+        """Depth of the block: its number of weighted layers."""
+        return len(self.layers)
+
+    def n_skip(self, j: int) -> int:
+        """Number of skips into vertex j (paper 1's n_skip,j)."""
+        return int(np.count_nonzero(self.matrix[:, j]))
+
+    @staticmethod
+    def capacity(j: int) -> int:
+        """How many skips vertex j can receive: from vertices 0..j-2 (layer 4 -> 3)."""
+        return max(0, j - 1)
+
+    def writable(self) -> list[tuple[int, int]]:
+        """The writable entries (i, j), j >= i + 2, in row-major order."""
+        n = self.d_b + 2
+        return [(i, j) for i in range(n) for j in range(i + 2, n)]
+
+
+@dataclass(frozen=True, eq=False)
+class Geometry:
+    """Where a block's vertices live on the main path (used to read and to write it)."""
+
+    input: str
+    layers: tuple[str, ...]
+    segments: tuple[tuple[str, ...], ...]  # segments[k]: main-path nodes between vertex k, k+1
+    tail: tuple[str, ...]                  # main-path nodes after the last layer
+
+    def src_node(self, g: Graph, i: int) -> str:
+        """The node whose output is vertex i's value (before any merge joining vertex i+1)."""
+        if i == 0:
+            return self.input
+        last = self.layers[i - 1]
+        for name in (self.segments[i] if i < len(self.layers) else self.tail):
+            if g.node(name).op in MERGE_OPS:
+                break
+            last = name
+        return last
+
+    def join(self, j: int) -> tuple[str, ...]:
+        """The main-path nodes where skips into vertex j attach."""
+        return self.tail if j == len(self.layers) + 1 else self.segments[j - 1]
+
+    def vertex_of_src(self, name: str) -> int | None:
+        if name == self.input or name in self.segments[0]:
+            return 0
+        for i, layer in enumerate(self.layers, 1):
+            if name == layer or name in (self.segments[i] if i < len(self.layers) else ()):
+                return i
+        return len(self.layers) if name in self.tail else None
+
+    def vertex_of_dst(self, name: str) -> int | None:
+        for j in range(2, len(self.layers) + 2):
+            if name in self.join(j):
+                return j
+        return None
+
+
+def geometry(g: Graph, mp: MainPath, input: str, layers: tuple[str, ...]) -> Geometry | None:
+    """The geometry of the block (input, layers) on main path `mp`, or None if not on it."""
+    names = (input, *layers)
+    if any(n not in mp.pos for n in names):
+        return None
+    pos = [mp.pos[n] for n in names]
+    if pos != sorted(pos) or len(set(pos)) != len(pos):
+        return None
+    segs = tuple(mp.nodes[pos[k] + 1:pos[k + 1]] for k in range(len(layers)))
+    tail: list[str] = []
+    for name in mp.nodes[pos[-1] + 1:]:
+        op = g.node(name).op
+        if op not in ELEMENTWISE and op not in MERGE_OPS:
+            break
+        tail.append(name)
+    return Geometry(input, tuple(layers), segs, tuple(tail))
+
+
+def is_merge(g: Graph, name: str) -> bool:
+    """An add/concat, or a lif with membrane (S2M/V2V) inputs."""
+    node = g.node(name)
+    if node.op in MERGE_OPS:
+        return True
+    return node.op == "lif" and any(e.port > 0 for e in g.inputs_of(name))
+
+
+def output_node(g: Graph, geo: Geometry) -> str:
+    """Vertex d_b+1: the last merge after the last layer, else the last pre-activation node."""
+    merges = [n for n in geo.tail if is_merge(g, n)]
+    if merges:
+        return merges[-1]
+    out = geo.layers[-1]
+    for name in geo.tail:
+        if g.node(name).op not in PRE_ACTIVATION:
+            break
+        out = name
+    return out

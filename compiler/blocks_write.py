@@ -1,0 +1,449 @@
+"""Writing a block's adjacency matrix: skip edges, projections, merges and channel changes.
+
+The one entry point is :func:`set_block` (re-exported by snnc.compiler.blocks). Each edge is
+removed or added by a small graph -> graph step; the block's geometry is re-read after each step
+from the partition recorded in the graph attribute `blocks`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from snnc.compiler.blocks_detect import MERGE_OPS, PRE_ACTIVATION, Block, Geometry, main_path
+from snnc.compiler.errors import SnncError
+from snnc.compiler.ir import EMPTY, Attrs, Edge, EdgeKind, Form, Graph, GraphBuilder, Node
+from snnc.compiler.payload import edge_payload, node_payload
+from snnc.compiler.shapes import edge_shape, infer_shape
+from snnc.compiler.verify import verify
+
+ASC_LIKE = (EdgeKind.ASC, EdgeKind.S2S, EdgeKind.S2M, EdgeKind.V2V)
+_KIND_NAMES = {"asc": EdgeKind.ASC, "s2s": EdgeKind.S2S, "s2m": EdgeKind.S2M,
+               "v2v": EdgeKind.V2V}
+
+
+def set_block(g: Graph, block_index: int, matrix, *, kinds=None, fractions=None,
+              blocks: list[Block] | None = None) -> Graph:
+    """Return a new verified graph whose block `block_index` has adjacency `matrix`.
+
+    `matrix` is (d_b+2)x(d_b+2) with a_ij in {0 none, 1 DSC, 2 ASC} for j >= i+2 and zeros
+    elsewhere (paper 1 eq. 1). `kinds[(i, j)]` picks the residual of an ASC entry in SNN form
+    ("s2s", "s2m", "v2v", or None / "asc" for a plain ASC left to the residual pass);
+    `fractions[(i, j)]` the channel fraction of a DSC entry (the first round(f*C) channels, paper
+    1 sec. III-A). Entries not named keep their current kind / fraction; a new ASC entry in a
+    lowered SNN graph takes the graph's `residual` kind. `blocks` may pass find_blocks(g).
+
+    Edges whose entry is unchanged keep their projections and weights. A new skip whose shape
+    differs gets a projection: a 1x1 conv (stride to match) + batchnorm (a zero linear for
+    [N, F] values) with ZERO weights, named <dst>_proj_<src>. A new DSC input grows the
+    consumer layer's input channels (and every per-channel node before it) with zero weights;
+    removing one removes those channels' weights. So the inherited function is unchanged,
+    EXCEPT for a new identity ASC / S2S / S2M / V2V edge (no projection): it adds its source's
+    value and changes the function. Concat order of written edges: [main input, skip sources in
+    increasing vertex order]. A merge left with one input is removed. Works on structure-only
+    graphs (params None). Raises SnncError for a matrix or kind that cannot be written.
+    """
+    from snnc.compiler.blocks import annotate_skips, block_records, find_blocks
+
+    g = annotate_skips(g)
+    blocks = list(blocks) if blocks is not None else find_blocks(g)
+    if not 0 <= block_index < len(blocks):
+        raise SnncError(f"graph '{g.name}': no block {block_index}; it has {len(blocks)} "
+                        f"block(s) (0..{len(blocks) - 1}). List them with find_blocks(g).")
+    blk = blocks[block_index]
+    want = _wanted(g, blk, matrix, kinds or {}, fractions or {})
+    g = g.with_attrs(blocks=block_records(blocks))
+    for key in sorted(blk.edges):
+        cur = find_blocks(g)[block_index].edges.get(key)
+        if cur is not None and want.get(key) != _have(cur):
+            g = _remove(g, cur)
+    for (i, j), (kind, frac) in sorted(want.items()):
+        if (i, j) not in find_blocks(g)[block_index].edges:
+            g = _add(g, block_index, i, j, kind, frac)
+    return verify(g)
+
+
+def _have(e: Edge) -> tuple[EdgeKind, float]:
+    return e.kind, float(e.attrs.get("fraction", 1.0)) if e.kind is EdgeKind.DSC else 1.0
+
+
+def _wanted(g: Graph, blk: Block, matrix, kinds, fractions) -> dict:
+    where = f"graph '{g.name}', block {blk.index} ('{blk.name}', d_b={blk.d_b})"
+    n = blk.d_b + 2
+    a = np.asarray(matrix)
+    if a.shape != (n, n):
+        raise SnncError(f"{where}: the matrix must be {n}x{n} (vertices 0..{n - 1}), got shape "
+                        f"{list(a.shape)}.")
+    for (i, j), v in np.ndenumerate(a):
+        if v not in (0, 1, 2):
+            raise SnncError(f"{where}: a[{i},{j}] = {v}; entries are 0 (none), 1 (DSC), 2 (ASC).")
+        if v and j < i + 2:
+            raise SnncError(f"{where}: a[{i},{j}] = {v} is not writable: only j >= i+2 (the main "
+                            f"path j = i+1 is implicit, no backward edges). Set it to 0.")
+    default = EdgeKind.ASC
+    if g.form is Form.SNN and g.attrs.get("lowered", False):
+        default = _KIND_NAMES.get(str(g.attrs.get("residual", "s2s")).lower(), EdgeKind.S2S)
+    for key in list(kinds) + list(fractions):
+        if not (isinstance(key, tuple) and len(key) == 2 and 0 <= key[0] < n and 0 <= key[1] < n):
+            raise SnncError(f"{where}: kinds/fractions keys are (i, j) vertex pairs, got {key!r}.")
+    want = {}
+    for (i, j), v in np.ndenumerate(a):
+        if v == 2:
+            cur = blk.edges.get((i, j))
+            if (i, j) in kinds:
+                kind = _kind(where, (i, j), kinds[(i, j)], g.form)
+            elif cur is not None and cur.kind in ASC_LIKE:
+                kind = cur.kind
+            else:
+                kind = default
+            want[(i, j)] = (kind, 1.0)
+        elif v == 1:
+            cur = blk.edges.get((i, j))
+            frac = fractions.get((i, j), blk.fractions.get((i, j), 1.0))
+            if not 0.0 < float(frac) <= 1.0:
+                raise SnncError(f"{where}: fraction {frac} for DSC ({i},{j}) must be in (0, 1].")
+            if (i, j) in kinds and kinds[(i, j)] not in (None, "dsc", EdgeKind.DSC):
+                raise SnncError(f"{where}: a[{i},{j}] = 1 is a DSC; kind {kinds[(i, j)]!r} "
+                                f"applies to ASC entries (2) only.")
+            want[(i, j)] = (EdgeKind.DSC, float(frac))
+    for key in list(kinds) + list(fractions):
+        if key not in want and (kinds.get(key) is not None or key in fractions):
+            raise SnncError(f"{where}: kinds/fractions name ({key[0]},{key[1]}), but a[{key[0]},"
+                            f"{key[1]}] = 0. Set the matrix entry too.")
+    return want
+
+
+def _kind(where: str, key, value, form: Form) -> EdgeKind:
+    if value is None:
+        return EdgeKind.ASC
+    kind = value if isinstance(value, EdgeKind) else _KIND_NAMES.get(str(value).lower())
+    if kind not in ASC_LIKE:
+        raise SnncError(f"{where}: kind {value!r} for ({key[0]},{key[1]}) is not one of "
+                        f"asc, s2s, s2m, v2v.")
+    if kind is not EdgeKind.ASC and form is not Form.SNN:
+        raise SnncError(f"{where}: kind {kind.value} for ({key[0]},{key[1]}) needs an SNN-form "
+                        f"graph (run the conversion passes first); in ANN form write an ASC.")
+    return kind
+
+
+# -- one step: remove an edge ------------------------------------------------------------------
+def _remove(g: Graph, e: Edge) -> Graph:
+    b = g.edit()
+    dst = g.node(e.dst)
+    old_edges = sorted(g.inputs_of(e.dst), key=lambda x: x.port)
+    widths = {x: edge_shape(g.node(x.value_src).shape, x)[1] for x in old_edges}
+    offsets, pos = {}, 0
+    for x in old_edges:
+        offsets[x] = pos
+        pos += widths[x]
+    rest = [x for x in old_edges if x != e]
+    _set_ports(b, e.dst, rest)
+    where = f"graph '{g.name}': removing {e.kind.value} edge %{e.src} -> %{e.dst}"
+    if dst.op == "concat":
+        mapping = [k for x in rest for k in range(offsets[x], offsets[x] + widths[x])]
+        _remap(g, b, e.dst, mapping, pos, where)
+    if dst.op in MERGE_OPS and len(rest) == 1:
+        keep = b.inputs_of(e.dst)[0]
+        _redirect(b, e.dst, keep.value_src, None)
+        b.remove(e.dst)
+    _drop_projection(b, e)
+    return _finish(b)
+
+
+def _drop_projection(b: GraphBuilder, e: Edge) -> None:
+    node = e.projection
+    while node is not None and node != e.src and node in b.nodes:
+        if b.users(node) or node in b.outputs:
+            return
+        ins = b.inputs_of(node)
+        b.remove(node)
+        node = ins[0].src if ins else None
+
+
+# -- one step: add an edge ---------------------------------------------------------------------
+def _add(g: Graph, index: int, i: int, j: int, kind: EdgeKind, frac: float) -> Graph:
+    from snnc.compiler.blocks import find_blocks
+
+    blk = find_blocks(g)[index]
+    geo: Geometry = blk.geometry
+    d = blk.d_b
+    where = f"graph '{g.name}', block {index} ('{blk.name}'): {kind.value} edge ({i},{j})"
+    src, hops = geo.src_node(g, i), j - i - 1
+    mp = main_path(g)
+    dst_name = geo.layers[j - 1] if j <= d else blk.name
+    b = g.edit()
+    lif = next((n for n in geo.join(j) if g.node(n).op == "lif"), None)
+    if kind in (EdgeKind.S2M, EdgeKind.V2V, EdgeKind.S2S) and lif is None:
+        raise SnncError(f"{where}: vertex {j} has no lif to attach a {kind.value} residual to "
+                        f"(docs/ir.md 'Residuals'). Convert the graph to SNN form first, or "
+                        f"write a plain ASC (kind None).")
+    if kind in (EdgeKind.S2M, EdgeKind.V2V):
+        if kind is EdgeKind.V2V and g.node(src).op != "lif":
+            raise SnncError(f"{where}: a V2V edge carries the input current of a neuron, but "
+                            f"vertex {i}'s value '{src}' is op '{g.node(src).op}'. Write s2s or "
+                            f"s2m for this entry.")
+        tap = "current" if kind is EdgeKind.V2V else None
+        proj = _projection(b, src, g.node(src).shape, g.node(lif).shape, dst_name, where, tap)
+        scale = 1.0 if proj else float(g.node(lif).attrs.get("vth", 1.0))
+        attrs = Attrs({"scale": scale}) if kind is EdgeKind.S2M else EMPTY
+        b.edges.append(Edge(src, lif, len(b.inputs_of(lif)), kind, hops, proj, None, attrs))
+        return _finish(b)
+    if kind is EdgeKind.S2S:
+        nxt = _next(mp, lif)
+        op, anchor = "add", lif
+        merge = nxt if nxt is not None and _is_s2s_add(g, nxt) else None
+    else:
+        op = "add" if kind is EdgeKind.ASC else "concat"
+        merge, anchor = _find_merge(g, geo, j, op)
+    main_value = anchor if merge is None else mp.entry[merge].src
+    vshape, sshape = g.node(main_value).shape, g.node(src).shape
+    if op == "add":
+        proj = _projection(b, src, sshape, vshape, dst_name, where)
+        edge, width = Edge(src, "", 0, kind, hops, proj), 0
+    else:
+        width = round(frac * sshape[1]) if frac < 1.0 else sshape[1]
+        if width < 1:
+            raise SnncError(f"{where}: fraction {frac} of {sshape[1]} channels keeps none; use a "
+                            f"fraction >= {0.5 / sshape[1]:.3g}.")
+        target = (vshape[0], sshape[1], *vshape[2:])
+        proj = _projection(b, src, sshape, target, dst_name, where)
+        attrs = Attrs({"fraction": frac}) if frac < 1.0 else EMPTY
+        edge = Edge(src, "", 0, kind, hops, proj, None, attrs)
+    if merge is None:
+        merge = b.fresh(f"{dst_name}_{op}")
+        b.add(Node(merge, op, Attrs({"axis": 1}) if op == "concat" else EMPTY, vshape))
+        _redirect(b, anchor, merge, None if j == d + 1 else _next(mp, anchor))
+        main = Edge(anchor, merge, 0)
+        b.edges.append(main)
+        old_edges = [main]
+        old_c = {main: vshape[1]}
+    else:
+        old_edges = b.inputs_of(merge)
+        old_c = {e: edge_shape(g.node(e.value_src).shape, e)[1] for e in old_edges}
+    new = replace(edge, dst=merge)
+    order = _insert_port(geo, old_edges, new, i)
+    _set_ports(b, merge, order)
+    if op == "concat":
+        mapping, off = [], {}
+        pos = 0
+        for e in old_edges:
+            off[e] = pos
+            pos += old_c[e]
+        for e in order:
+            mapping += [-1] * width if e is new else list(range(off[e], off[e] + old_c[e]))
+        _remap(g, b, merge, mapping, pos, where)
+    return _finish(b)
+
+
+def _next(mp, name: str) -> str | None:
+    k = mp.pos[name] + 1
+    return mp.nodes[k] if k < len(mp.nodes) else None
+
+
+def _is_s2s_add(g: Graph, name: str) -> bool:
+    return g.node(name).op == "add" and any(e.kind is EdgeKind.S2S for e in g.inputs_of(name))
+
+
+def _find_merge(g: Graph, geo: Geometry, j: int, op: str) -> tuple[str | None, str]:
+    """(existing `op` merge joining vertex j or None, the node a new one goes after).
+
+    Per vertex the join is main -> add (ASC) -> concat (DSC) -> layer j; a new merge goes right
+    before layer j, or for the block output right after the pre-activation node (bn_d)."""
+    seg = geo.join(j)
+    mp = main_path(g)
+    for name in seg:
+        if g.node(name).op == op and not _is_s2s_add(g, name):
+            return name, name
+    concat = next((n for n in seg if g.node(n).op == "concat"), None)
+    add = next((n for n in seg if g.node(n).op == "add" and not _is_s2s_add(g, n)), None)
+    if op == "add" and concat is not None:
+        return None, mp.entry[concat].src
+    if op == "concat" and add is not None:
+        return None, add
+    if j <= len(geo.layers):
+        return None, mp.entry[geo.layers[j - 1]].src
+    anchor = geo.layers[-1]
+    for name in geo.tail:
+        if g.node(name).op not in PRE_ACTIVATION:
+            break
+        anchor = name
+    return None, anchor
+
+
+def _insert_port(geo: Geometry, edges: list[Edge], new: Edge, i: int) -> list[Edge]:
+    """Edges in port order with `new` after the main input and after skips from vertices < i."""
+    edges = sorted(edges, key=lambda e: e.port)
+    at = 0
+    for k, e in enumerate(edges):
+        v = geo.vertex_of_src(e.src)
+        if e.kind is EdgeKind.DATA or (v is not None and v < i):
+            at = k + 1
+    return edges[:at] + [new] + edges[at:]
+
+
+def _set_ports(b: GraphBuilder, name: str, order: list[Edge]) -> None:
+    for e in b.inputs_of(name):
+        b.remove_edge(e)
+    for port, e in enumerate(order):
+        b.edges.append(replace(e, dst=name, port=port))
+
+
+def _redirect(b: GraphBuilder, old: str, new: str, only: str | None) -> None:
+    """Readers of `old` read `new`: only node `only` if given, else every reader (and the graph
+    outputs and recorded block inputs) except current taps (tap=current, V2V sources)."""
+    for e in list(b.users(old)):
+        if e.src != old or e.dst == new or (e.projection is not None and only is not None):
+            continue
+        if (only is not None and e.dst != only) or e.kind is EdgeKind.V2V:
+            continue
+        if e.attrs.get("tap") == "current":
+            continue
+        b.replace_edge(e, replace(e, src=new))
+    if only is None:
+        b.outputs = [new if o == old else o for o in b.outputs]
+        _rename_record(b, old, new)
+
+
+def _rename_record(b: GraphBuilder, old: str, new: str) -> None:
+    rec = b.attrs.get("blocks")
+    if rec:
+        b.attrs = b.attrs.set(blocks=tuple((r[0], new if r[1] == old else r[1], *r[2:])
+                                           for r in rec))
+
+
+# -- projections and channel surgery -----------------------------------------------------------
+def _projection(b: GraphBuilder, src: str, sshape, tshape, dst: str, where: str,
+                tap: str | None = None) -> str | None:
+    """A zero-weight projection from `src` (shape sshape) to tshape, or None if they agree:
+    1x1 conv (stride to match) + batchnorm for [N,C,H,W], a linear for [N,F]."""
+    sshape, tshape = tuple(sshape), tuple(tshape)
+    if sshape == tshape:
+        return None
+    name = b.fresh(f"{dst}_proj_{src}")
+    data = Edge(src, name, 0, attrs=Attrs({"tap": tap}) if tap else EMPTY)
+    if len(sshape) == 2 and len(tshape) == 2:
+        attrs = {"in": sshape[1], "out": tshape[1], "bias": False}
+        b.add(Node(name, "linear", Attrs(attrs), tshape, (f"{name}.weight",)), [data])
+        b.set_param(f"{name}.weight", torch.zeros(tshape[1], sshape[1]))
+        return name
+    if len(sshape) != 4 or len(tshape) != 4:
+        raise SnncError(f"{where}: cannot project {list(sshape)} to {list(tshape)}.")
+    stride = []
+    for h, h2 in zip(sshape[2:], tshape[2:]):
+        s = next((s for s in range(1, h + 1) if (h - 1) // s + 1 == h2), None)
+        if s is None:
+            raise SnncError(f"{where}: no 1x1 strided projection maps {list(sshape)} from "
+                            f"'{src}' to {list(tshape)} (the skip would upsample). Pick another "
+                            f"source vertex.")
+        stride.append(s)
+    attrs = Attrs({"in": sshape[1], "out": tshape[1], "k": (1, 1), "stride": tuple(stride),
+                   "pad": (0, 0, 0, 0), "dilation": (1, 1), "groups": 1, "bias": False})
+    conv = Node(name, "conv2d", attrs, shape=(), params=(f"{name}.weight",))
+    b.add(replace(conv, shape=infer_shape(conv, [sshape])), [data])
+    b.set_param(f"{name}.weight", torch.zeros(tshape[1], sshape[1], 1, 1))
+    bn = b.fresh(f"{name}_bn")
+    keys = tuple(f"{bn}.{r}" for r in ("weight", "bias", "running_mean", "running_var"))
+    b.add(Node(bn, "batchnorm", Attrs({"eps": 1e-5}), tshape, keys), [name])
+    c = tshape[1]
+    for key, value in zip(keys, (torch.ones(c), torch.zeros(c), torch.zeros(c), torch.ones(c))):
+        b.set_param(key, value)
+    return bn
+
+
+_FILL = {"weight": 1.0, "bias": 0.0, "running_mean": 0.0, "running_var": 1.0}
+_PASS = frozenset({"relu", "clip", "dropout", "identity", "maxpool", "avgpool",
+                   "adaptive_avgpool", "lif"})
+
+
+def _take(t: torch.Tensor, mapping: list[int], dim: int, fill: float) -> torch.Tensor:
+    idx = torch.tensor([max(m, 0) for m in mapping], dtype=torch.long)
+    out = t.index_select(dim, idx).clone()
+    missing = torch.tensor([m < 0 for m in mapping])
+    if missing.any():
+        view = [1] * out.dim()
+        view[dim] = len(mapping)
+        out = torch.where(missing.view(view), torch.full_like(out, fill), out)
+    return out
+
+
+def _remap(g: Graph, b: GraphBuilder, start: str, mapping: list[int], n_old: int,
+           where: str) -> None:
+    """`start`'s channels changed: new channel k holds old channel mapping[k] (-1 = new).
+    Carry the change through per-channel nodes to the next layers' input weights (zeros for new
+    channels); refuse where shapes must stay equal (an add, a membrane port, a graph output)."""
+    if mapping == list(range(n_old)):
+        return
+    if start in b.outputs:
+        raise SnncError(f"{where}: it changes the channels of graph output '{start}'. Leave "
+                        f"this entry 0 or add a layer after the block.")
+    for e in list(b.users(start)):
+        if e.value_src != start:
+            continue
+        c = b.nodes[e.dst]
+        if c.op in ("add",) or (c.op == "lif" and e.port > 0) or c.op not in (
+                _PASS | {"conv2d", "linear", "batchnorm", "bntt", "flatten", "concat"}):
+            raise SnncError(f"{where}: it changes the channels of '{start}' ({n_old} -> "
+                            f"{len(mapping)}), but '{c.name}' (op {c.op}) reads it and needs "
+                            f"them unchanged. Write an ASC (2) here, or leave the entry 0.")
+        if c.op == "conv2d" or c.op == "linear":
+            if c.attrs.get("groups", 1) != 1:
+                raise SnncError(f"{where}: '{c.name}' is a grouped conv (groups="
+                                f"{c.attrs['groups']}) and cannot take new input channels. "
+                                f"Leave this entry 0.")
+            b.replace_node(replace(c, attrs=c.attrs.set(**{"in": len(mapping)})))
+            key = c.param("weight")
+            if key and b.params is not None:
+                b.set_param(key, _take(b.params[key], mapping, 1, 0.0))
+            continue
+        if c.op in ("batchnorm", "bntt") and b.params is not None:
+            for key in c.params:
+                role = key.rsplit(".", 1)[-1]
+                dim = 1 if c.op == "bntt" else 0
+                b.set_param(key, _take(b.params[key], mapping, dim, _FILL.get(role, 0.0)))
+        if c.op == "flatten":
+            hw = g.node(c.name).shape[1] // n_old
+            sub = [m * hw + s if m >= 0 else -1 for m in mapping for s in range(hw)]
+            _remap(g, b, c.name, sub, n_old * hw, where)
+        elif c.op == "concat":
+            sub, k = [], 0
+            for p in sorted(b.inputs_of(c.name), key=lambda x: x.port):
+                w = n_old if p.value_src == start else edge_shape(
+                    g.node(p.value_src).shape, p)[1]
+                sub += ([k + m if m >= 0 else -1 for m in mapping] if p.value_src == start
+                        else list(range(k, k + w)))
+                k += w
+            _remap(g, b, c.name, sub, k, where)
+        else:
+            _remap(g, b, c.name, mapping, n_old, where)
+
+
+# -- finishing a step --------------------------------------------------------------------------
+def _finish(b: GraphBuilder) -> Graph:
+    """Build without checks, re-infer every shape, refresh SNN payloads."""
+    g = b.build(check=False)
+    shapes: dict[str, tuple[int, ...]] = {}
+    b = g.edit()
+    for n in g.nodes:
+        if n.op == "input":
+            shapes[n.name] = n.shape
+            continue
+        main = [e for e in g.inputs_of(n.name) if not (n.op == "lif" and e.port > 0)]
+        s = infer_shape(n, [edge_shape(shapes[e.value_src], e) for e in main])
+        shapes[n.name] = s
+        if s != n.shape:
+            b.replace_node(replace(n, shape=s))
+    if g.form is Form.SNN and any(e.payload is not None for e in g.edges):
+        g2 = b.build(check=False)
+        out: dict = {}
+        for n in g2.nodes:
+            pl = []
+            for e in g2.inputs_of(n.name):
+                p = edge_payload(g2, e, out)
+                if e.payload is not p:
+                    b.replace_edge(e, replace(e, payload=p))
+                if not (n.op == "lif" and e.port > 0):
+                    pl.append(p)
+            out[n.name] = node_payload(n, pl)
+    return b.build(check=False)
