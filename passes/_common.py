@@ -58,7 +58,8 @@ def classifier_of(g: Graph, out: str) -> tuple[Node, list[Node]]:
         if e is None or node.op in ("add", "concat", "input"):
             raise UnsupportedOp(
                 f"graph '{g.name}': output '{out}' is not fed by a classifier: walking back from "
-                f"it reached node '{name}' (op {node.op}) before any linear or conv2d. The readout "
+                f"it reached node '{name}' (op {node.op}) before any linear or conv2d. The "
+                f"readout "
                 f"needs the final weighted layer; end the model with a linear (or conv2d) layer.")
         chain.append(node)
         name = e.src

@@ -103,7 +103,8 @@ def conversion_pipeline(residual: str = "s2s", target: str = "generic", timestep
         if "fold-bn" in PASSES:
             specs.append(_spec("fold-bn"))
         else:  # hook: passes/fold_bn.py is written separately
-            _warn_once("fold-bn", "pass 'fold-bn' is not available; batch norms stay as float batchnorm")
+            _warn_once("fold-bn", "pass 'fold-bn' is not available; batch norms stay as "
+                       "float batchnorm")
     if legalize_maxpool if legalize_maxpool is not None else hardware:
         specs.append(_spec("maxpool-to-avgpool"))
     specs.append(_spec("relu-to-lif", **neuron))

@@ -25,7 +25,8 @@ def _clip_lif(n: Node, attrs: dict, policy: str, gname: str) -> dict:
         return attrs  # clip{min=0} is a ReLU
     if policy == "error":
         raise UnsupportedOp(
-            f"graph '{gname}': node '{n.name}' (op clip, min=0, max={hi}) is a ReLU6-like clip and "
+            f"graph '{gname}': node '{n.name}' (op clip, min=0, max={hi}) is a ReLU6-like clip "
+            f"and "
             f"relu-to-lif runs with clip=error. Use clip=threshold (vth = max) or clip=relu.")
     if policy == "relu":
         return dict(attrs, clip_max=float(hi))
