@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from snnc.compiler.ir import Form, Graph
-from snnc.costmodel.activity import Activity, as_activity
+from snnc.costmodel.activity import Activity, as_activity, propagate
 from snnc.costmodel.counting import count_layers, timesteps, totals
 from snnc.costmodel.report import CostReport
 from snnc.costmodel.targets import Target, available_targets, load_target
@@ -34,32 +34,15 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
     of the ANN comparison ("cmos45", "cmos45:int8"); `sram` adds weight reads.
     """
     from snnc.costmodel.energy import ann_baseline, snn_energy, snn_latency, snn_on_cmos
-    from snnc.costmodel.graded import graded_edges
+    from snnc.costmodel.graded import apply_lowering, graded_edges
     from snnc.costmodel.mapping import allocate
 
     t = load_target(target)
     act = as_activity(rate if rate is not None else rates) if g.form is Form.SNN else None
+    stats = propagate(g, act) if act is not None else None
     edges, violations, emitted = graded_edges(g, t, input_bits=input_bits)
-    rows = count_layers(g, t, act)
-    by_name = {r.name: r for r in rows}
-    for e in edges:
-        if e.dst in by_name:
-            by_name[e.dst].extra_synapses += e.extra_synapses
-        elif e.extra_synapses:  # a V2V edge into a lif: charge the lif's layer
-            for r in rows:
-                if r.neuron == e.dst:
-                    r.extra_synapses += e.extra_synapses
-    kinds = {e.dst: e.kind for e in edges if not e.fits}
-    for r in rows:  # binary-only target: each lowered copy is driven by its own spikes
-        if act is not None and not t.graded_spikes and r.name in kinds:
-            T_ = timesteps(g)
-            spikes_in = r.sinabs_synops / max(1, r.synapses)  # = mean value x T
-            if kinds[r.name] in ("s2s_sum", "s2s_projection"):
-                r.sops = spikes_in * r.synapses  # eq. 12: sum_i r_i T syn
-            else:
-                r.sops = spikes_in * (r.synapses + r.extra_synapses)
-            r.graded_sops = 0.0
-            del T_
+    rows = count_layers(g, t, act, stats=stats)
+    apply_lowering(emitted, rows, edges, stats, timesteps(g))
     cores, chips, viol = allocate(g, rows, t)
     violations += viol
     tot = totals(rows)
@@ -78,7 +61,7 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
         latency = snn_latency(rows, tot, t, T, cores, allow_unconfirmed)
         energy = snn_energy(tot, t, latency, chips, allow_unconfirmed)
         bt = load_target(baseline)
-        ann_tot = totals(count_layers(ann, bt, None)) if ann is not None else tot
+        ann_tot = totals(count_layers(ann, bt, None, exact_weights=False)) if ann is not None else tot
         base = {"ann": ann_baseline(ann_tot, bt, sram=sram), "snn_on_cmos": snn_on_cmos(tot, bt)}
         if energy.get("value") and base["ann"].get("value"):
             base["ratio"] = energy["value"] / base["ann"]["value"]

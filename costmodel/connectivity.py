@@ -10,6 +10,7 @@ O(H + W) instead of a convolution. Rules per op live in a registry (`@conn_rule`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,11 +43,13 @@ class Conn:
         return m.reshape(self.in_shape[1:])
 
 
-_RULES: dict[str, Callable[[Graph, Node, tuple[int, ...]], Conn]] = {}
+_RULES: dict[str, Callable[[Graph | None, Node, tuple[int, ...]], Conn]] = {}
 
 
 def conn_rule(*ops: str):
-    """Register the connectivity rule of `ops` (a function (graph, node, input shape) -> Conn)."""
+    """Register the connectivity rule of `ops`: a function (graph, node, input shape) -> Conn
+    that reads only the node and the input shape (the graph argument is None: results are
+    cached per node and shape)."""
     def deco(fn):
         for op in ops:
             _RULES[op] = fn
@@ -59,20 +62,34 @@ def has_conn(op: str) -> bool:
 
 
 def connectivity(g: Graph, node: Node) -> Conn:
-    """The connectivity of weighted `node` (conv2d, linear)."""
+    """The connectivity of weighted `node` (conv2d, linear); cached per (node, input shape):
+    a Conn depends on nothing else, and its arrays must be treated as read-only."""
     src = g.inputs_of(node.name)[0].value_src
-    return _RULES[node.op](g, node, g.node(src).shape)
+    return _cached(node, tuple(g.node(src).shape))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached(node: Node, in_shape: tuple[int, ...]) -> Conn:
+    return _RULES[node.op](None, node, in_shape)
+
+
+def tap_positions(n_in: int, n_out: int, k: int, stride: int, pad: int, dil: int) -> np.ndarray:
+    """[k, n_out] input position read by tap k at output position o (may fall outside)."""
+    o = np.arange(n_out, dtype=np.int64)
+    return o[None, :] * stride - pad + np.arange(k, dtype=np.int64)[:, None] * dil
 
 
 def axis_fanout(n_in: int, n_out: int, k: int, stride: int, pad: int, dil: int) -> np.ndarray:
     """For each input position along one axis, how many output positions read it."""
-    counts = np.zeros(n_in, dtype=np.int64)
-    o = np.arange(n_out)
-    for tap in range(k):
-        i = o * stride - pad + tap * dil
-        i = i[(i >= 0) & (i < n_in)]
-        np.add.at(counts, i, 1)
-    return counts
+    i = tap_positions(n_in, n_out, k, stride, pad, dil).ravel()
+    return np.bincount(i[(i >= 0) & (i < n_in)], minlength=n_in).astype(np.int64)
+
+
+def taps_inside(n_in: int, n_out: int, k: int, stride: int, pad: int, dil: int) -> np.ndarray:
+    """For each kernel tap along one axis, how many output positions it reads inside the input
+    (not padding): [k]."""
+    i = tap_positions(n_in, n_out, k, stride, pad, dil)
+    return ((i >= 0) & (i < n_in)).sum(axis=1)
 
 
 def _pair(v, default):
@@ -84,7 +101,7 @@ def _pair(v, default):
 
 
 @conn_rule("conv2d")
-def _conv2d(g: Graph, node: Node, in_shape: tuple[int, ...]) -> Conn:
+def _conv2d(g: Graph | None, node: Node, in_shape: tuple[int, ...]) -> Conn:
     a = node.attrs
     n, cin, h, w = in_shape
     _, cout, ho, wo = node.shape
@@ -106,7 +123,7 @@ def _conv2d(g: Graph, node: Node, in_shape: tuple[int, ...]) -> Conn:
 
 
 @conn_rule("linear")
-def _linear(g: Graph, node: Node, in_shape: tuple[int, ...]) -> Conn:
+def _linear(g: Graph | None, node: Node, in_shape: tuple[int, ...]) -> Conn:
     fin = int(np.prod(in_shape[1:]))
     fout = int(node.shape[-1])
     n = int(in_shape[0])

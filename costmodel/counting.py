@@ -7,6 +7,11 @@ excluded); weights and bytes at the target's precision; SOPs = sum_t sum_i s_i(t
 and graded apart (F_i from the exact connection map); sinabs-style synops (input value x
 fan-out); NeuroBench-style effective ops (inputs and weights binarised); neuron updates
 (active = the neuron fires that step, idle = the rest); output spikes.
+
+One-to-one membrane inputs are synapses of the receiving layer (`residual_synapses`): an S2M
+edge without projection adds N synapses of weight W' driven by the source's spikes (paper 2
+eq. 7: binary SOPs), a V2V edge without projection adds N synapses carrying the current r_l
+every step (eq. 15-16: graded SOPs). Projections are weighted nodes with rows of their own.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from snnc.compiler.ir import EdgeKind, Form, Graph, Node, Payload
 from snnc.compiler.payload import edge_payload, infer_payloads
 from snnc.costmodel.activity import Activity, propagate
-from snnc.costmodel.connectivity import connectivity, has_conn
+from snnc.costmodel.connectivity import connectivity, has_conn, taps_inside
 from snnc.costmodel.targets import Target
 
 _PASS = ("batchnorm", "bntt", "identity", "dropout")
@@ -51,6 +58,7 @@ class LayerCost:
     updates_idle: float = 0.0
     spikes: float = 0.0
     extra_synapses: int = 0
+    residual_synapses: int = 0
     cores: int = 0
     hops: float = 0.0
 
@@ -83,7 +91,12 @@ def neuron_of(g: Graph, name: str) -> Node | None:
 
 
 def nonzero_synapses(g: Graph, node: Node) -> int | None:
-    """Connections whose weight is non-zero (NeuroBench binarises weights), or None."""
+    """Connections whose weight is non-zero (NeuroBench binarises weights), or None.
+
+    For a conv2d: sum over taps (i, j) of nz[i, j] x rows[i] x cols[j], where nz counts the
+    non-zero weights of tap (i, j) over (out, in/groups) and rows/cols count the output
+    positions at which that tap reads inside the input (padding excluded).
+    """
     key = node.param("weight")
     if key is None or g.params is None:
         return None
@@ -91,9 +104,6 @@ def nonzero_synapses(g: Graph, node: Node) -> int | None:
     if node.op == "linear":
         return int((w != 0).sum())
     c = connectivity(g, node)
-    # taps landing inside the input, per kernel row/column: rows of the separable map
-    from snnc.costmodel.connectivity import axis_fanout
-
     a = node.attrs
     (_, _, h, wd), (_, _, ho, wo) = c.in_shape, node.shape
     k = a.get("k", (1, 1))
@@ -101,17 +111,24 @@ def nonzero_synapses(g: Graph, node: Node) -> int | None:
     s = a.get("stride", (1, 1))
     d = a.get("dilation", (1, 1))
     pad = tuple(a.get("pad", (0, 0, 0, 0)))
-    rows = [int(axis_fanout(h, ho, 1, s[0], pad[0] - t * d[0], 1).sum()) for t in range(kh)]
-    cols = [int(axis_fanout(wd, wo, 1, s[1], pad[1] - t * d[1], 1).sum()) for t in range(kw)]
-    nz = (w != 0).sum(dim=(0, 1)).numpy()
-    return int(sum(nz[i, j] * rows[i] * cols[j] for i in range(kh) for j in range(kw)))
+    rows = taps_inside(h, ho, kh, s[0], pad[0], d[0])
+    cols = taps_inside(wd, wo, kw, s[1], pad[1], d[1])
+    nz = (w != 0).sum(dim=(0, 1)).numpy().astype(np.int64)
+    return int(rows @ nz @ cols)
 
 
-def count_layers(g: Graph, target: Target, act: Activity | None) -> list[LayerCost]:
-    """One LayerCost per layer of `g` (see module doc); SOP columns need SNN form + `act`."""
+def count_layers(g: Graph, target: Target, act: Activity | None, *, stats: dict | None = None,
+                 exact_weights: bool = True) -> list[LayerCost]:
+    """One LayerCost per layer of `g` (see module doc); SOP columns need SNN form + `act`.
+
+    `stats`: :func:`propagate`'s result when the caller has it; `exact_weights=False` skips the
+    non-zero-weight count (the ANN baseline needs MACs and bytes only).
+    """
     T = timesteps(g)
     snn = g.form is Form.SNN and act is not None
-    stats = propagate(g, act) if snn else {}
+    if snn and stats is None:
+        stats = propagate(g, act)
+    stats = stats if snn else {}
     pay = infer_payloads(g) if g.form is Form.SNN else {}
     wbits, sbits = target.weight_bits, target.state_bits
     rows: list[LayerCost] = []
@@ -122,7 +139,7 @@ def count_layers(g: Graph, target: Target, act: Activity | None) -> list[LayerCo
             row = LayerCost(n.name, n.op, macs=c.macs, synapses=c.synapses,
                             weights=c.weights + c.bias)
             row.weight_bytes = _bytes(row.weights, wbits)
-            row.nonzero_synapses = nonzero_synapses(g, n)
+            row.nonzero_synapses = nonzero_synapses(g, n) if exact_weights else None
             neu = neuron_of(g, n.name)
             if neu is not None:
                 owned.add(neu.name)
@@ -137,9 +154,9 @@ def count_layers(g: Graph, target: Target, act: Activity | None) -> list[LayerCo
                     row.in_density = d
                     ops = d * T * c.synapses
                     if p is Payload.BINARY:
-                        row.sops = ops
+                        row.sops += ops
                     else:
-                        row.graded_sops = ops
+                        row.graded_sops += ops
                     row.sinabs_synops = v * T * c.synapses
                     nz = c.synapses if row.nonzero_synapses is None else row.nonzero_synapses
                     row.nb_effective = d * T * nz
@@ -157,6 +174,14 @@ def count_layers(g: Graph, target: Target, act: Activity | None) -> list[LayerCo
 def _fill_neuron(row: LayerCost, g: Graph, neu: Node, stats, T: int, sbits) -> None:
     row.neurons = int(math.prod(neu.shape[1:]))
     row.state_bytes = _bytes(row.neurons, sbits)
+    for e in g.inputs_of(neu.name):  # one-to-one membrane inputs (projections count apart)
+        if e.kind in (EdgeKind.S2M, EdgeKind.V2V) and e.projection is None:
+            row.residual_synapses += row.neurons
+            row.synapses += row.neurons
+            if stats and e.kind is EdgeKind.S2M:  # spikes x W' (eq. 7)
+                row.sops += stats[e.src][0] * T * row.neurons
+            elif stats:  # the current r_l, a graded value every step (eq. 15-16)
+                row.graded_sops += T * row.neurons
     if not stats:
         return
     r = stats[neu.name][0] if neu.op == "lif" else 0.0
@@ -169,7 +194,7 @@ def totals(rows: list[LayerCost]) -> dict[str, float]:
     """Column sums of `rows` (numeric fields)."""
     keys = ("macs", "synapses", "weights", "weight_bytes", "neurons", "state_bytes", "sops",
             "graded_sops", "sinabs_synops", "nb_dense", "updates_active", "updates_idle",
-            "spikes", "extra_synapses", "hops")
+            "spikes", "extra_synapses", "residual_synapses", "hops")
     out = {k: sum(getattr(r, k) for r in rows) for k in keys}
     out["nb_effective_acs"] = sum(r.nb_effective for r in rows if r.nb_kind == "AC")
     out["nb_effective_macs"] = sum(r.nb_effective for r in rows if r.nb_kind == "MAC")

@@ -44,6 +44,7 @@ class GradedEdge:
     bits: int
     fits: bool
     terms: int = 1
+    origin: str = ""
     lowering: str = "native"
     equation: str = ""
     extra_synapses: int = 0
@@ -143,7 +144,7 @@ def graded_edges(g: Graph, target: Target, *, input_bits: int = 8) -> tuple[
             bits = _bits(kind, terms, target, input_bits)
             limit = target.graded_bits
             fits = target.graded_spikes and (limit is None or bits <= limit)
-            ge = GradedEdge(e.src, n.name, kind, p.value, bits, fits, terms)
+            ge = GradedEdge(e.src, n.name, kind, p.value, bits, fits, terms, origin)
             if not fits:
                 _price(leg, ge, n.name, e, T)
             out.append(ge)
@@ -160,30 +161,104 @@ def _price(g: Graph, ge: GradedEdge, reader: str, e, T: int) -> None:
         ge.lowering = le.attrs.get("legal", "unlowered")
         ge.equation = "paper 2 eq. 18"
         ge.extra_synapses = sum(_input_synapses(g, t) for t in terms)
-    else:
-        copies = int(node.attrs.get("synapse_copies", 1))
-        ge.lowering = {"s2s_sum": "split", "s2s_projection": "merge-projection",
-                       "avgpool": "fold-into-reader"}.get(ge.kind, "refused")
-        ge.equation = {"s2s_sum": "paper 2 eq. 12", "s2s_projection": "paper 2 eq. 14"}.get(
-            ge.kind, "sec. 7c")
-        ge.extra_synapses = (copies - 1) * syn
-        if ge.kind == "avgpool":  # the reader reads the pool's window directly
-            ge.extra_synapses = (ge.terms - 1) * syn
-        if copies == 1 and ge.kind in ("direct_input", "graded"):
-            ge.lowering = "refused"
+    elif ge.kind in ("s2s_sum", "s2s_projection"):
+        ge.lowering = "split" if ge.kind == "s2s_sum" else "merge-projection"
+        ge.equation = "paper 2 eq. 12" if ge.kind == "s2s_sum" else "paper 2 eq. 14"
+        factors = spike_terms(g, ge.origin, int(node.attrs.get("groups", 1)))
+        ge.extra_synapses = round(sum(f for _, f in factors) * syn) - syn
+    elif ge.kind == "avgpool":  # the reader reads the pool's window directly
+        ge.lowering, ge.equation = "fold-into-reader", "sec. 7c"
+        ge.extra_synapses = (ge.terms - 1) * syn
+    else:  # direct input, currents reaching a synapse: no binary form
+        ge.lowering, ge.equation = "refused", "sec. 7c"
     b = ge.bits
     ge.alternatives = {"bitplane": {"extra_synapses": (b - 1) * syn, "extra_timesteps": 0},
                        "temporal": {"extra_synapses": 0, "extra_timesteps": T * (2 ** b - 2)}}
 
 
-def _input_synapses(g: Graph, lif: str) -> int:
-    """Synapses of the weighted node feeding `lif`'s main port (through bn/bntt)."""
+def spike_terms(g: Graph, name: str, groups: int = 1, factor: float = 1.0,
+                out: list | None = None) -> list[tuple[str, float]]:
+    """The binary spike sources summed in `name`'s value, each with the synapses its copy of
+    the reader has, relative to the reader's own synapses (paper 2 eq. 12, 14).
+
+    A term reached directly (S2S sum, eq. 12) is one more copy of the reader's synapses:
+    factor 1. A term reached through a projection W'' is merged into the reader (W_l W'' o,
+    eq. 14): every source channel reaches every reader output, so its copy has
+    groups x C_src / C_sum of the reader's synapses (exact for a 1x1 projection, the paper's
+    f; a lower bound for larger projection kernels).
+    """
+    out = [] if out is None else out
+    n = g.node(name)
+    ins = g.inputs_of(name)
+    if n.op == "add":
+        for e in ins:
+            f = factor
+            if e.projection is not None:
+                f = factor * groups * g.node(e.src).shape[1] / n.shape[1]
+            spike_terms(g, e.src, groups, f, out)
+    elif n.op in _SHAPE_ONLY + ("batchnorm", "bntt") and ins:
+        spike_terms(g, ins[0].value_src, groups, factor, out)
+    else:
+        out.append((name, factor))
+    return out
+
+
+def apply_lowering(g: Graph, rows: list, edges: list[GradedEdge], stats: dict | None,
+                   T: int) -> None:
+    """Charge each lowered edge's extra synapses to its reader's row and, with activity
+    `stats` (activity.propagate), re-count that row's SOPs as the binary network does:
+    S2S (eq. 12/14): sum over spike terms of density x T x the term's synapses; V2V (eq. 18):
+    the term layers' input SOPs again, replacing the graded current; avgpool: the pool's mean
+    input value x T x (synapses + extra)."""
+    by_name = {r.name: r for r in rows}
+    by_neuron = {r.neuron: r for r in rows if r.neuron}
+    for e in edges:
+        if e.fits:
+            continue
+        row = by_name.get(e.dst) or by_neuron.get(e.dst)
+        if row is None:
+            continue
+        row.extra_synapses += e.extra_synapses
+        if not stats or e.lowering == "refused":
+            continue
+        if e.kind in ("s2s_sum", "s2s_projection"):
+            syn = row.synapses - row.residual_synapses
+            node = g.node(row.name)
+            row.sops += sum(stats[s][0] * T * f * syn for s, f in
+                            spike_terms(g, e.origin, int(node.attrs.get("groups", 1))))
+            row.graded_sops -= stats[g.inputs_of(row.name)[0].value_src][0] * T * syn
+        elif e.kind == "avgpool":
+            syn = row.synapses - row.residual_synapses
+            row.sops += stats[e.origin][1] * T * (syn + e.extra_synapses)
+            row.graded_sops -= stats[g.inputs_of(row.name)[0].value_src][0] * T * syn
+        elif e.kind == "v2v_current" and e.lowering != "unlowered":
+            le = next(x for x in g.inputs_of(e.dst) if x.kind is EdgeKind.V2V and x.src == e.src)
+            if le.projection is None:  # the one-to-one graded current is gone
+                row.graded_sops -= T * row.neurons
+                row.synapses -= row.neurons
+                row.residual_synapses -= row.neurons
+            for t in le.attrs.get("terms", ()):
+                w = _input_layer(g, t)
+                if w is not None:
+                    src = g.inputs_of(w)[0].value_src
+                    row.sops += stats[src][0] * T * connectivity(g, g.node(w)).synapses
+        row.graded_sops = max(0.0, row.graded_sops)
+
+
+def _input_layer(g: Graph, lif: str) -> str | None:
+    """The weighted node feeding `lif`'s main port (through bn/bntt/identity)."""
     cur = lif
     for _ in range(8):
         ins = g.inputs_of(cur)
         if not ins:
-            return 0
+            return None
         cur = ins[0].value_src
         if has_conn(g.node(cur).op):
-            return connectivity(g, g.node(cur)).synapses
-    return 0
+            return cur
+    return None
+
+
+def _input_synapses(g: Graph, lif: str) -> int:
+    """Synapses of the weighted node feeding `lif`'s main port (through bn/bntt)."""
+    w = _input_layer(g, lif)
+    return 0 if w is None else connectivity(g, g.node(w)).synapses

@@ -16,6 +16,7 @@ merges the variant's sections over the base; ``load_target("cmos45")`` uses ``de
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Mapping
@@ -187,12 +188,21 @@ def load_target(name_or_path: str | os.PathLike | Target = "generic") -> Target:
                               f"{', '.join(sorted(files))}. Add one with --target FILE.yaml or a "
                               f"directory in SNNC_TARGETS (see docs/costmodel.md)")
         path = files[base]
-    return _parse(path, variant or None)
-
-
-def _parse(path: Path, variant: str | None) -> Target:
     try:
-        data = yaml.safe_load(path.read_text())
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    return _parse(path.resolve(), variant or None, stamp)
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse(path: Path, variant: str | None, stamp: int | None = None) -> Target:
+    """The Target in `path` (cached per file modification time `stamp`: a Target is frozen)."""
+    try:
+        data = yaml.load(path.read_text(), Loader=_LOADER)  # noqa: S506 - a safe loader
     except (OSError, yaml.YAMLError) as err:
         raise TargetError(f"target file '{path}' cannot be read as YAML: {err}. Fix the file "
                           f"(docs/costmodel.md shows the schema)") from None

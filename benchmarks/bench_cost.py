@@ -1,0 +1,128 @@
+"""Cost-model benchmark (issue 5): prints figures and ratios against baselines run here.
+
+1. `snnc.costmodel.estimate` on densenet121 (224x224 ONNX exported by torch, imported and
+   converted by snnc first: not timed) against onnxruntime's `InferenceSession` creation on the
+   same file (target: ratio at most 1x). Targets generic (graded spikes) and loihi1 (binary
+   only: the legalize-graded pass runs on a copy, and core allocation runs).
+2. `estimate` on synthetic SNN chains (encoder, then conv-lif layers, then a readout) of 100,
+   1000 and 5000 layers, and the exponent of a power-law fit of time against layers (target:
+   close to 1, i.e. linear).
+
+    .venv/bin/python benchmarks/bench_cost.py [--size 224] [--repeat 3] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+
+def best_of(fn, repeat: int) -> float:
+    """The smallest wall time of `repeat` calls of `fn`."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def export_densenet(path: Path, size: int) -> None:
+    """densenet121 from the zoo, exported by torch's TorchScript ONNX exporter."""
+    import warnings
+
+    import torch
+
+    from snnc import models
+
+    torch.manual_seed(0)
+    net = models.get("densenet121", num_classes=1000, input_size=size).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.randn(1, 3, size, size),), str(path), dynamo=False)
+
+
+def chain_graph(layers: int, width: int = 8, side: int = 8):
+    """An SNN-form chain: poisson encoder, `layers` x (3x3 conv -> lif), linear readout."""
+    from snnc.compiler.ir import Attrs, Edge, Form, GraphBuilder, Node
+
+    b = GraphBuilder(f"chain{layers}", Form.SNN, Attrs({"timesteps": 4}))
+    shape = (1, width, side, side)
+    b.add(Node("x", "input", shape=shape))
+    b.add(Node("enc", "encoder", Attrs({"kind": "poisson"}), shape), ["x"])
+    prev = "enc"
+    conv = Attrs({"in": width, "out": width, "k": (3, 3), "stride": (1, 1),
+                  "pad": (1, 1, 1, 1), "dilation": (1, 1), "groups": 1, "bias": False})
+    lif = Attrs({"leak": 0.9, "vth": 1.0, "reset": "subtract"})
+    for i in range(layers):
+        b.add(Node(f"conv{i}", "conv2d", conv, shape), [prev])
+        b.add(Node(f"lif{i}", "lif", lif, shape), [prev := f"conv{i}"])
+        prev = f"lif{i}"
+    b.add(Node("flat", "flatten", Attrs({"start": 1}), (1, width * side * side)), [prev])
+    b.add(Node("fc", "linear", Attrs({"in": width * side * side, "out": 10, "bias": False}),
+               (1, 10)), ["flat"])
+    b.add(Node("out", "readout", shape=(1, 10)), [Edge("fc", "out", 0)])
+    b.outputs = ["out"]
+    return b.build()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--profile", action="store_true", help="cProfile one densenet estimate")
+    args = ap.parse_args()
+
+    import onnxruntime as ort
+    import torch
+
+    from snnc.compiler.api import compile as snnc_compile
+    from snnc.costmodel import estimate
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "densenet121.onnx"
+        export_densenet(onnx_path, args.size)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        t_ort = best_of(lambda: ort.InferenceSession(str(onnx_path), opts,
+                                                     providers=["CPUExecutionProvider"]),
+                        args.repeat)
+        print(f"densenet121 {args.size}x{args.size}: onnxruntime InferenceSession "
+              f"{t_ort * 1e3:.1f} ms")
+        for target in ("generic", "loihi1"):
+            c = snnc_compile(onnx_path, residual="s2s", target="generic", encoder="poisson")
+            t = best_of(lambda: estimate(c.graph, target=target, rates=0.1, ann=c.ann),
+                        args.repeat)
+            rep = estimate(c.graph, target=target, rates=0.1, ann=c.ann)
+            print(f"  estimate(target={target}): {t * 1e3:.1f} ms, ratio to ORT session "
+                  f"{t / t_ort:.2f}x (target <= 1x); {len(rep.rows)} layer rows, "
+                  f"MACs {rep.totals['macs']:,}, cores {rep.totals['cores']}")
+        if args.profile:
+            import cProfile
+            import pstats
+
+            pr = cProfile.Profile()
+            pr.enable()
+            estimate(c.graph, target="loihi1", rates=0.1, ann=c.ann)
+            pr.disable()
+            pstats.Stats(pr).sort_stats("cumulative").print_stats(25)
+
+    sizes, times = (100, 1000, 5000), []
+    for n in sizes:
+        g = chain_graph(n)
+        t = best_of(lambda: estimate(g, target="loihi1", rates=0.1), max(1, args.repeat - 1))
+        times.append(t)
+        print(f"chain of {n} conv-lif layers: estimate(loihi1) {t * 1e3:.1f} ms "
+              f"({t / n * 1e6:.0f} us/layer)")
+    xs, ys = [math.log(n) for n in sizes], [math.log(t) for t in times]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    print(f"log-log exponent (time ~ layers^k): k = {slope:.2f} (target close to 1)")
+
+
+if __name__ == "__main__":
+    main()
