@@ -2,8 +2,8 @@
 
     from snnc.compiler.blocks import annotate_skips, find_blocks, set_block
 
-    g = annotate_skips(g)                      # add(%bn2, %ds_bn) -> add(%bn2, %x ~ASC n=2 proj=%ds_bn)
-    blocks = find_blocks(g)                    # [Block(index=0, name='layer1_0', kind='basic', ...)]
+    g = annotate_skips(g)      # add(%bn2, %ds_bn) -> add(%bn2, %x ~ASC n=2 proj=%ds_bn)
+    blocks = find_blocks(g)    # [Block(index=0, name='layer1_0', kind='basic', ...)]
     blocks[0].matrix                           # (d_b+2)x(d_b+2), a_03 = 2 for a basic block
     g2 = set_block(g, 0, a, kinds={(0, 3): "s2m"}, fractions={(0, 2): 0.5})
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from snnc.compiler.blocks_detect import (
-    ACTIVATIONS, ELEMENTWISE, MERGE_OPS, Block, Geometry, MainPath, annotate_skips, geometry,
+    ACTIVATIONS, ELEMENTWISE, Block, Geometry, MainPath, annotate_skips, geometry,
     main_path, output_node, spine,
 )
 from snnc.compiler.ir import SKIP_KINDS, WEIGHTED_OPS, EdgeKind, Graph
