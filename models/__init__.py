@@ -50,3 +50,24 @@ def get(name: str, **kwargs) -> nn.Module:
 
 def _load() -> None:
     from snnc.models import densenet, mobilenet, resnet, sresnet, vgg  # noqa: F401
+
+
+def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm seeded random statistics and affine parameters, as if trained.
+
+    Freshly built models have mean 0, var 1, weight 1, bias 0, which hides bugs (a bias never
+    copied, mean and var swapped) and lets exporters drop all-zero biases. Returns `model`.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                c = m.num_features
+                m.running_mean.copy_(torch.rand(c, generator=gen) - 0.5)
+                m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=gen))
+                if m.affine:
+                    m.weight.copy_(0.5 + torch.rand(c, generator=gen))
+                    m.bias.copy_(0.6 * torch.rand(c, generator=gen) - 0.3)
+    return model
