@@ -220,6 +220,7 @@ def _propose(space: SearchSpace, cfg: SearchConfig, state: SearchState, r: int,
     t0 = time.perf_counter()
     fit_s = acq_s = 0.0
     beta = None
+    preds: dict = {}
 
     def check(c: Levels) -> bool:
         if accept is None or accept(c):
@@ -258,12 +259,18 @@ def _propose(space: SearchSpace, cfg: SearchConfig, state: SearchState, r: int,
                           delta=cfg.beta_delta, scale=cfg.beta_scale)
             chosen = select_batch(gp, space, pool, k, beta, accept=check)
             acq_s = time.perf_counter() - t1
+            if chosen:
+                mu, sd = gp.predict(space.features(chosen))
+                preds = dict(zip(chosen, zip(mu.tolist(), sd.tolist())))
         finally:
             torch.set_num_threads(threads)
     used = [c["eval_id"] for rr in state.rounds for c in rr["candidates"]]
     first = max(used) + 1 if used else 0
     cands = [{"eval_id": first + i, "round": r, "levels": list(c),
               "seed": eval_seed(cfg.seed, first + i)} for i, c in enumerate(chosen)]
+    for c in cands:  # the GP's belief before the batch was evaluated (for the report)
+        if tuple(c["levels"]) in preds:
+            c["pred_mu"], c["pred_sd"] = preds[tuple(c["levels"])]
     info = {"fit_s": fit_s, "acq_s": acq_s, "beta": beta, "proposed_at": time.time(),
             "mode": "gp" if beta is not None else "random"}
     return (cands, info) if cands else []

@@ -172,16 +172,29 @@ class SearchSpace:
     """All blocks' choices, flattened into one tuple of levels per candidate.
 
     `constraints` are cheap predicates on the decoded blocks (e.g. at most s skips); expensive
-    ones (energy, cores) are checked on the built graph by the search loop.
+    ones (energy, cores) are checked on the built graph by the search loop. `allowed` lists,
+    per variable, the levels that can be realised (e.g. no V2V out of a max-pool: the block API
+    refuses it); empty means every level everywhere.
     """
 
     blocks: tuple[BlockSpace, ...]
     constraints: tuple[Constraint, ...] = ()
+    allowed: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self):
         if not self.blocks or self.n_vars == 0:
             raise SearchSpaceError("the search space has no writable entry: the model has no "
                                    "block with two or more layers; pick a deeper model")
+        if self.allowed:
+            if len(self.allowed) != self.n_vars or any(
+                    not a or 0 not in a or max(a) >= n
+                    for a, n in zip(self.allowed, self.n_levels)):
+                raise SearchSpaceError("`allowed` needs, for every variable, a non-empty list "
+                                       "of its levels that includes 0 (no edge)")
+
+    def choices(self, var: int) -> tuple[int, ...]:
+        """The levels variable `var` may take."""
+        return self.allowed[var] if self.allowed else tuple(range(int(self.n_levels[var])))
 
     @property
     def n_vars(self) -> int:
@@ -195,8 +208,8 @@ class SearchSpace:
 
     @property
     def size(self) -> int:
-        """Number of candidates before constraints (product of levels)."""
-        return int(np.prod([int(x) for x in self.n_levels], dtype=object))
+        """Number of candidates before constraints (product of allowed levels)."""
+        return int(np.prod([len(self.choices(v)) for v in range(self.n_vars)], dtype=object))
 
     def split(self, levels: Sequence[int]) -> list[Levels]:
         """Per-block slices of a candidate."""
@@ -227,23 +240,28 @@ class SearchSpace:
         return np.concatenate([typ, lv], axis=1).astype(np.float64)
 
     def feasible(self, levels: Sequence[int]) -> bool:
-        """True when every cheap constraint accepts the candidate."""
+        """True when every level is allowed and every cheap constraint accepts the candidate."""
+        if self.allowed and any(lv not in a for lv, a in zip(levels, self.allowed)):
+            return False
         if not self.constraints:
             return True
         dec = self.decode(levels)
         return all(c(dec) for c in self.constraints)
 
     def sample(self, rng: np.random.Generator) -> Levels:
-        """A candidate drawn uniformly over levels (paper 1's random search)."""
-        return tuple(int(x) for x in rng.integers(0, self.n_levels))
+        """A candidate drawn uniformly over allowed levels (paper 1's random search)."""
+        if not self.allowed:
+            return tuple(int(x) for x in rng.integers(0, self.n_levels))
+        return tuple(int(a[int(i)]) for a, i in
+                     zip(self.allowed, rng.integers(0, [len(a) for a in self.allowed])))
 
     def mutate(self, levels: Sequence[int], rng: np.random.Generator, n_changes: int = 1) -> Levels:
-        """`levels` with `n_changes` distinct entries moved to a different level."""
+        """`levels` with `n_changes` distinct entries moved to a different allowed level."""
         out = list(levels)
-        nl = self.n_levels
-        for v in rng.choice(self.n_vars, size=min(n_changes, self.n_vars), replace=False):
-            new = int(rng.integers(0, nl[v] - 1))
-            out[v] = new if new < out[v] else new + 1
+        free = [v for v in range(self.n_vars) if len(self.choices(v)) > 1]
+        for v in rng.choice(free, size=min(n_changes, len(free)), replace=False):
+            other = [lv for lv in self.choices(int(v)) if lv != out[v]]
+            out[v] = int(other[int(rng.integers(0, len(other)))])
         return tuple(out)
 
     def describe(self, levels: Sequence[int]) -> str:

@@ -1,0 +1,233 @@
+"""Evaluating a candidate with weight sharing (paper 1 sec. III-B).
+
+    ctx = prepare(model, data="fashion-mnist", settings=EvalSettings(...))   # once
+    ctx.evaluator(levels, seed)                                              # per candidate
+
+:func:`prepare` imports the ANN, measures its accuracy on the validation split, converts it to
+an SNN (the conversion pipeline), and trains that *parent* SNN once, starting from the ANN's
+weights, for ``parent_epochs``. Each candidate then writes every searched block's adjacency
+matrix, residual kinds and DSC fractions into the trained parent with
+:func:`snnc.compiler.blocks.set_block`: it inherits every parameter of the parent; new DSC input
+channels and new projections start at zero, so the inherited function is unchanged except where
+a new identity skip (ASC without projection) adds its source's value. The candidate is
+fine-tuned for ``finetune_epochs`` epochs and scored on the validation split:
+
+    drop = 100 * (ANN accuracy - SNN accuracy)      (percentage points, validation split)
+
+The validation split is the ``val`` samples after the first ``train`` samples of the dataset's
+*train* split; the test split is never read. Every evaluation also returns per-layer firing
+rates and the cost model's report for ``target`` under those rates (energy in microjoules).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from snnc.compiler.errors import SnncError
+from snnc.compiler.ir import Graph
+from snnc.search.space import BlockSpace, SearchSpace
+
+KIND_NAMES = {"S2S": "s2s", "S2M": "s2m", "V2V": "v2v"}
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How the parent is trained and candidates fine-tuned and scored."""
+
+    data: str = "fashion-mnist"
+    train: int = 2000
+    val: int = 1000
+    timesteps: int = 4
+    residual: str = "s2s"
+    target: str = "generic"
+    encoder: str = "direct"
+    parent_epochs: int = 2
+    finetune_epochs: int = 1
+    batch_size: int = 64
+    lr: float = 1e-3
+    cost_target: str = "loihi1"
+    input_shape: tuple[int, ...] | None = None
+
+
+@functools.lru_cache(maxsize=4)
+def _split(data: str, n_train: int, n_val: int, size: int | None, channels: int):
+    """(x_train, y_train, x_val, y_val) from the first n_train + n_val train-split samples."""
+    from snnc.data import load_dataset
+
+    ds = load_dataset(data, "train", limit=n_train + n_val, size=size, channels=channels)
+    if len(ds) < n_train + n_val:
+        raise SnncError(f"dataset '{data}' has {len(ds)} training samples; --train {n_train} "
+                        f"plus --val {n_val} need {n_train + n_val}. Lower them.")
+    return ds.x[:n_train], ds.y[:n_train], ds.x[n_train:], ds.y[n_train:]
+
+
+def data_for(g: Graph, s: EvalSettings):
+    """The train / validation tensors shaped for graph `g`'s input node."""
+    shape = g.input_nodes()[0].shape
+    if len(shape) == 4:
+        return _split(s.data, s.train, s.val, shape[-1], shape[1])
+    xt, yt, xv, yv = _split(s.data, s.train, s.val, None, 1)
+    return xt.flatten(1), yt, xv.flatten(1), yv
+
+
+def accuracy(fn, x: torch.Tensor, y: torch.Tensor, batch: int = 250) -> float:
+    """Top-1 accuracy of `fn` (logits) on (x, y), without gradients."""
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(y), batch):
+            correct += int((fn(x[i:i + batch]).argmax(-1) == y[i:i + batch]).sum())
+    return correct / max(1, len(y))
+
+
+def fit(module: torch.nn.Module, x, y, epochs: int, batch: int, lr: float, seed: int) -> float:
+    """Adam on cross-entropy for `epochs` epochs, batches shuffled by `seed`; last epoch loss."""
+    opt = torch.optim.Adam(module.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    loss_sum = 0.0
+    module.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=gen)
+        loss_sum = 0.0
+        for i in range(0, len(y), batch):
+            idx = order[i:i + batch]
+            loss = F.cross_entropy(module(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += float(loss.detach()) * len(idx)
+    module.eval()
+    return loss_sum / max(1, len(y))
+
+
+@dataclass
+class SkipEvaluator:
+    """Picklable evaluator: the trained parent SNN, the ANN's accuracy, the searched blocks.
+
+    ``evaluator(levels, seed)`` returns drop, accuracies, energy_uj, rates, cost and the final
+    fine-tuning loss (see the module docstring).
+    """
+
+    parent: Graph
+    space: SearchSpace
+    block_ids: tuple[int, ...]
+    ann_acc: float
+    settings: EvalSettings
+    parent_violations: tuple[str, ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, levels) -> Graph:
+        """The parent with every searched block rewritten as `levels` says (verified)."""
+        from snnc.compiler.blocks import find_blocks, set_block
+
+        g = self.parent
+        for bid, choice in zip(self.block_ids, self.space.decode(levels)):
+            kinds = {ij: KIND_NAMES[k] for ij, k in choice.kinds.items()}
+            g = set_block(g, bid, choice.matrix, kinds=kinds, fractions=choice.fractions,
+                          blocks=find_blocks(g))
+        return g
+
+    def cost(self, g: Graph, rates: dict[str, float] | float | None):
+        """The cost model's report of `g` on the cost target under `rates`."""
+        from snnc.costmodel import estimate
+
+        return estimate(g, target=self.settings.cost_target, rates=rates)
+
+    def feasible(self, levels, *, max_energy_uj: float | None = None,
+                 max_cores: int | None = None) -> bool:
+        """Cheap structural check before training: the candidate builds, adds no target
+        violation the parent did not have, and (at the prior rate) respects the limits."""
+        try:
+            g = self.build(levels)
+        except SnncError:
+            return False
+        rep = self.cost(g, None)
+        if set(rep.violations) - set(self.parent_violations):
+            return False
+        if max_cores is not None and rep.totals.get("cores", 0) > max_cores:
+            return False
+        e = rep.energy.get("value")
+        if max_energy_uj is not None and e is not None and e * 1e6 > max_energy_uj:
+            return False
+        return True
+
+    def __call__(self, levels, seed: int) -> dict[str, Any]:
+        """Build, fine-tune, score one candidate."""
+        from snnc.backends.pytorch import build_module
+
+        s = self.settings
+        g = self.build(levels)
+        module = build_module(g)
+        xt, yt, xv, yv = data_for(g, s)
+        before = accuracy(module.eval(), xv, yv)
+        loss = fit(module, xt, yt, s.finetune_epochs, s.batch_size, s.lr, seed)
+        module.reset_rates()
+        module.record_rates = True
+        acc = accuracy(module, xv, yv)
+        module.record_rates = False
+        rates = {k: float(v.mean()) for k, v in module.rates().items()}
+        rep = self.cost(module.to_graph(), rates)
+        energy = rep.energy.get("value")
+        mean_rate = float(np.mean(list(rates.values()))) if rates else 0.0
+        return {"drop": 100.0 * (self.ann_acc - acc), "snn_acc": acc, "ann_acc": self.ann_acc,
+                "inherited_acc": before, "loss": loss,
+                "energy_uj": None if energy is None else energy * 1e6,
+                "rates": rates, "mean_rate": mean_rate,
+                "cost": {"target": rep.target, "totals": rep.totals,
+                         "energy": {k: rep.energy.get(k) for k in ("value", "band", "unit",
+                                                                    "status")},
+                         "violations": rep.violations}}
+
+
+def space_for(g: Graph, *, blocks: tuple[int, ...] | None = None,
+              kinds: tuple[str, ...] = ("S2S", "S2M", "V2V"),
+              fractions: tuple[float, ...] = (0.25, 0.5, 1.0)) -> tuple[SearchSpace, tuple]:
+    """The search space of `g`'s blocks (all, or the indices in `blocks`)."""
+    from snnc.compiler.blocks import find_blocks
+
+    found = find_blocks(g)
+    ids = tuple(range(len(found))) if blocks is None else tuple(blocks)
+    bad = [i for i in ids if not 0 <= i < len(found)]
+    if bad:
+        raise SnncError(f"graph '{g.name}' has {len(found)} block(s); --blocks {bad} does not "
+                        f"exist. List them with `snnc inspect --blocks`.")
+    ids = tuple(i for i in ids if found[i].d_b >= 1)
+    if not ids:
+        raise SnncError(f"graph '{g.name}' has no block to search: find_blocks found none with "
+                        "a layer. Use a model with repeated conv/linear layers.")
+    bs = tuple(BlockSpace(found[i].d_b, kinds=kinds, fractions=fractions, name=found[i].name)
+               for i in ids)
+    return SearchSpace(bs, allowed=_realisable(g, found, ids, bs)), ids
+
+
+def _realisable(g: Graph, found, ids, bs) -> tuple[tuple[int, ...], ...]:
+    """Per variable, the levels set_block can write on their own (e.g. V2V needs a neuron
+    source; set_block refuses a V2V out of a max-pool). Probed one entry at a time on `g`."""
+    from snnc.compiler.blocks import set_block
+    from snnc.compiler.ir import Form
+
+    out = []
+    for bid, b in zip(ids, bs):
+        for i, j in b.entries:
+            ok = [0]
+            for lv in range(1, b.n_levels):
+                choice = b.decode(tuple(lv if e == (i, j) else 0 for e in b.entries))
+                m = found[bid].matrix.copy()
+                m[i, j] = choice.matrix[i, j]
+                kinds = {k: KIND_NAMES[v] for k, v in choice.kinds.items()}
+                if g.form is not Form.SNN and choice.kinds and kinds[(i, j)] != "s2s":
+                    ok.append(lv)  # kinds other than ASC are checked on the SNN form
+                    continue
+                try:
+                    set_block(g, bid, m, kinds=kinds if g.form is Form.SNN else {},
+                              fractions=choice.fractions, blocks=found)
+                except SnncError:
+                    continue
+                ok.append(lv)
+            out.append(tuple(ok))
+    return tuple(out)

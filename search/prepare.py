@@ -1,0 +1,102 @@
+"""Preparing a search: the ANN, its accuracy, the parent SNN trained once, the space.
+
+:func:`prepare` is what ``snnc search`` runs before the first evaluation. It is deterministic
+for a given seed and thread count, so a resumed search rebuilds the same parent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from snnc.compiler.errors import SnncError
+from snnc.search.evaluate import (EvalSettings, SkipEvaluator, _split, accuracy, data_for, fit,
+                                  space_for)
+
+
+def _module_and_graph(model: Any, s: EvalSettings):
+    """(nn.Module or None, ANN-form graph) for an nn.Module, ``zoo:NAME`` or an ONNX path."""
+    from snnc.compiler.api import import_ann
+
+    if isinstance(model, str) and model.startswith("zoo:"):
+        from snnc import models
+
+        net = models.get(model[4:], num_classes=10, in_channels=1, input_size=28)
+        return net, None
+    if isinstance(model, torch.nn.Module):
+        return model, None
+    if isinstance(model, (str, Path)):
+        return None, import_ann(str(model), input_shape=s.input_shape)
+    raise SnncError(f"snnc search: cannot use a model of type {type(model).__name__}; give an "
+                    ".onnx path, zoo:NAME or an nn.Module")
+
+
+def _input_shape(net: torch.nn.Module, s: EvalSettings) -> tuple[int, ...]:
+    if s.input_shape is not None:
+        return tuple(s.input_shape)
+    shape = getattr(net, "input_shape", None)
+    if shape is not None:
+        return tuple(shape)
+    return (1, 28, 28)
+
+
+def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: int = 0,
+            blocks: tuple[int, ...] | None = None, kinds=("S2S", "S2M", "V2V"),
+            fractions=(0.25, 0.5, 1.0), log=print) -> SkipEvaluator:
+    """Train (optionally) and import the ANN, convert it, train the parent SNN once.
+
+    `ann_epochs` > 0 first trains an nn.Module / zoo model on the training samples (a model
+    given as ONNX is used with its own weights). Returns the evaluator; its ``info`` holds the
+    ANN and parent accuracies and the times each step took.
+    """
+    from snnc.backends.pytorch import build_module
+    from snnc.compiler.api import compile as snnc_compile
+    from snnc.compiler.api import import_ann
+    from snnc.compiler.interpret import interpret
+
+    s = settings
+    info: dict[str, Any] = {}
+    torch.manual_seed(seed)
+    net, ann = _module_and_graph(model, s)
+    t0 = time.perf_counter()
+    if net is not None:
+        shape = _input_shape(net, s)
+        s = replace(s, input_shape=shape)
+        xt, yt, xv, yv = _split(s.data, s.train, s.val, shape[-1] if len(shape) == 3 else None,
+                                shape[0] if len(shape) == 3 else 1)
+        if len(shape) == 1:
+            xt, xv = xt.flatten(1), xv.flatten(1)
+        if ann_epochs:
+            fit(net, xt, yt, ann_epochs, s.batch_size, s.lr * 3, seed)
+        net.eval()
+        ann_acc = accuracy(net, xv, yv)
+        ann = import_ann(net, input_shape=shape)
+    else:
+        xt, yt, xv, yv = data_for(ann, s)
+        ann_acc = accuracy(lambda x: interpret(ann, x), xv, yv)
+    info["ann_s"] = time.perf_counter() - t0
+    log(f"ANN '{ann.name}': validation accuracy {100 * ann_acc:.2f}% ({s.val} samples)")
+    t0 = time.perf_counter()
+    snn = snnc_compile(ann, residual=s.residual, target=s.target, timesteps=s.timesteps,
+                       encoder=s.encoder).graph
+    module = build_module(snn)
+    xt, yt, xv, yv = data_for(snn, s)
+    conv_acc = accuracy(module.eval(), xv, yv)
+    fit(module, xt, yt, s.parent_epochs, s.batch_size, s.lr, seed)
+    parent = module.to_graph()
+    parent_acc = accuracy(module, xv, yv)
+    space, ids = space_for(parent, blocks=blocks, kinds=tuple(kinds),
+                           fractions=tuple(fractions))
+    info.update(parent_s=time.perf_counter() - t0, ann_acc=ann_acc, converted_acc=conv_acc,
+                parent_acc=parent_acc, blocks=[b.name for b in space.blocks],
+                space_size=str(space.size))
+    log(f"parent SNN: {100 * conv_acc:.2f}% after conversion, {100 * parent_acc:.2f}% after "
+        f"{s.parent_epochs} epoch(s) ({info['parent_s']:.0f} s); searching "
+        f"{len(space.blocks)} block(s), {space.n_vars} entries, {space.size} candidates")
+    ev = SkipEvaluator(parent, space, ids, ann_acc, s, info=info)
+    ev.parent_violations = tuple(ev.cost(parent, None).violations)
+    return ev
