@@ -88,19 +88,30 @@ def main() -> None:
         export_densenet(onnx_path, args.size)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-        t_ort = best_of(lambda: ort.InferenceSession(str(onnx_path), opts,
-                                                     providers=["CPUExecutionProvider"]),
-                        args.repeat)
-        print(f"densenet121 {args.size}x{args.size}: onnxruntime InferenceSession "
-              f"{t_ort * 1e3:.1f} ms")
-        for target in ("generic", "loihi1"):
-            c = snnc_compile(onnx_path, residual="s2s", target="generic", encoder="poisson")
-            t = best_of(lambda: estimate(c.graph, target=target, rates=0.1, ann=c.ann),
-                        args.repeat)
+
+        def session():
+            ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+
+        compiled = {}
+        for target in ("generic", "loihi1"):  # compiled for the target, as `snnc compile` does
+            c = compiled[target] = snnc_compile(onnx_path, residual="s2s", target=target,
+                                                encoder="poisson")
+            t_ort, t = float("inf"), float("inf")
+            for _ in range(args.repeat):  # interleaved: the machine is shared
+                t_ort = min(t_ort, best_of(session, 1))
+                t = min(t, best_of(lambda: estimate(c.graph, target=target, rates=0.1,
+                                                    ann=c.ann), 1))
             rep = estimate(c.graph, target=target, rates=0.1, ann=c.ann)
-            print(f"  estimate(target={target}): {t * 1e3:.1f} ms, ratio to ORT session "
-                  f"{t / t_ort:.2f}x (target <= 1x); {len(rep.rows)} layer rows, "
-                  f"MACs {rep.totals['macs']:,}, cores {rep.totals['cores']}")
+            print(f"densenet121 {args.size}x{args.size} (T={rep.timesteps}, poisson input), "
+                  f"target {target}: estimate {t * 1e3:.1f} ms, onnxruntime InferenceSession "
+                  f"{t_ort * 1e3:.1f} ms, ratio {t / t_ort:.2f}x (target <= 1x); "
+                  f"{len(rep.rows)} layer rows, MACs {rep.totals['macs']:,}, "
+                  f"cores {rep.totals['cores']}")
+        c = compiled["generic"]
+        t = min(best_of(lambda: estimate(c.graph, target="loihi1", rates=0.1, ann=c.ann), 1)
+                for _ in range(args.repeat))
+        print(f"  the generic-compiled graph costed on loihi1 (legalize-graded re-run on a "
+              f"copy): {t * 1e3:.1f} ms, ratio {t / t_ort:.2f}x")
         if args.profile:
             import cProfile
             import pstats

@@ -34,14 +34,16 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
     of the ANN comparison ("cmos45", "cmos45:int8"); `sram` adds weight reads.
     """
     from snnc.costmodel.energy import ann_baseline, snn_energy, snn_latency, snn_on_cmos
+    from snnc.compiler.payload import infer_payloads
     from snnc.costmodel.graded import apply_lowering, graded_edges
     from snnc.costmodel.mapping import allocate
 
     t = load_target(target)
     act = as_activity(rate if rate is not None else rates) if g.form is Form.SNN else None
     stats = propagate(g, act) if act is not None else None
-    edges, violations, emitted = graded_edges(g, t, input_bits=input_bits)
-    rows = count_layers(g, t, act, stats=stats)
+    pay = infer_payloads(g) if g.form is Form.SNN else None
+    edges, violations, emitted = graded_edges(g, t, input_bits=input_bits, payloads=pay)
+    rows = count_layers(g, t, act, stats=stats, payloads=pay)
     apply_lowering(emitted, rows, edges, stats, timesteps(g))
     cores, chips, viol = allocate(g, rows, t)
     violations += viol

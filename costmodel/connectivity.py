@@ -65,12 +65,13 @@ def connectivity(g: Graph, node: Node) -> Conn:
     """The connectivity of weighted `node` (conv2d, linear); cached per (node, input shape):
     a Conn depends on nothing else, and its arrays must be treated as read-only."""
     src = g.inputs_of(node.name)[0].value_src
-    return _cached(node, tuple(g.node(src).shape))
+    return _cached(node.op, node.attrs, tuple(node.shape), tuple(g.node(src).shape))
 
 
 @functools.lru_cache(maxsize=4096)
-def _cached(node: Node, in_shape: tuple[int, ...]) -> Conn:
-    return _RULES[node.op](None, node, in_shape)
+def _cached(op: str, attrs, shape: tuple[int, ...], in_shape: tuple[int, ...]) -> Conn:
+    """Keyed without the node's name: a chain of identical layers computes its map once."""
+    return _RULES[op](None, Node("", op, attrs, shape), in_shape)
 
 
 def tap_positions(n_in: int, n_out: int, k: int, stride: int, pad: int, dil: int) -> np.ndarray:

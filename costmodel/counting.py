@@ -100,9 +100,11 @@ def nonzero_synapses(g: Graph, node: Node) -> int | None:
     key = node.param("weight")
     if key is None or g.params is None:
         return None
-    w = g.param(key)
+    import torch
+
+    w = torch.as_tensor(g.param(key))
     if node.op == "linear":
-        return int((w != 0).sum())
+        return int(torch.count_nonzero(w))
     c = connectivity(g, node)
     a = node.attrs
     (_, _, h, wd), (_, _, ho, wo) = c.in_shape, node.shape
@@ -113,23 +115,24 @@ def nonzero_synapses(g: Graph, node: Node) -> int | None:
     pad = tuple(a.get("pad", (0, 0, 0, 0)))
     rows = taps_inside(h, ho, kh, s[0], pad[0], d[0])
     cols = taps_inside(wd, wo, kw, s[1], pad[1], d[1])
-    nz = (w != 0).sum(dim=(0, 1)).numpy().astype(np.int64)
+    nz = torch.count_nonzero(w, dim=(0, 1)).numpy().astype(np.int64)
     return int(rows @ nz @ cols)
 
 
 def count_layers(g: Graph, target: Target, act: Activity | None, *, stats: dict | None = None,
-                 exact_weights: bool = True) -> list[LayerCost]:
+                 exact_weights: bool = True, payloads: dict | None = None) -> list[LayerCost]:
     """One LayerCost per layer of `g` (see module doc); SOP columns need SNN form + `act`.
 
     `stats`: :func:`propagate`'s result when the caller has it; `exact_weights=False` skips the
-    non-zero-weight count (the ANN baseline needs MACs and bytes only).
+    non-zero-weight count (the ANN baseline needs MACs and bytes only); `payloads`:
+    compiler.payload.infer_payloads(g) when the caller has it.
     """
     T = timesteps(g)
     snn = g.form is Form.SNN and act is not None
     if snn and stats is None:
         stats = propagate(g, act)
     stats = stats if snn else {}
-    pay = infer_payloads(g) if g.form is Form.SNN else {}
+    pay = payloads if payloads is not None else infer_payloads(g) if g.form is Form.SNN else {}
     wbits, sbits = target.weight_bits, target.state_bits
     rows: list[LayerCost] = []
     owned: set[str] = set()

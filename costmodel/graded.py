@@ -103,7 +103,8 @@ def _bits(kind: str, terms: int, target: Target, input_bits: int) -> int:
     return int(target.value("capacity.accumulator_bits", target.state_bits or 32))
 
 
-def graded_edges(g: Graph, target: Target, *, input_bits: int = 8) -> tuple[
+def graded_edges(g: Graph, target: Target, *, input_bits: int = 8,
+                 payloads: dict | None = None) -> tuple[
         list[GradedEdge], list[str], Graph]:
     """Graded message edges of SNN-form `g` priced for `target`.
 
@@ -113,41 +114,42 @@ def graded_edges(g: Graph, target: Target, *, input_bits: int = 8) -> tuple[
     if g.form is not Form.SNN:
         return [], [], g
     violations: list[str] = []
+    pay = infer_payloads(g) if payloads is None else payloads
+    msgs = []
+    for n in g.nodes:
+        ins = g.inputs_of(n.name)
+        if has_conn(n.op):
+            cand = [ins[0]]
+        elif n.op == "lif":
+            cand = [e for e in ins if e.kind is EdgeKind.V2V]
+        else:
+            continue
+        msgs += [(n, e, p) for e in cand
+                 if (p := edge_payload(g, e, pay)) is not Payload.BINARY]
     leg = g
-    binary_only = not target.graded_spikes
-    if binary_only and not g.attrs.get("legalized"):
+    # the pass changes nothing but an attribute when no graded value and no sum exists
+    needed = msgs or any(n.op == "add" for n in g.nodes)
+    if not target.graded_spikes and not g.attrs.get("legalized") and needed:
         from snnc.passes.legalize_graded import legalize_graded
 
         try:
             leg = legalize_graded(g, target=target.name)
         except ConstraintViolation as err:
             violations.append(str(err))
-    pay = infer_payloads(g)
     memo: dict = {}
     T = int(g.attrs.get("timesteps", 1))
     out: list[GradedEdge] = []
-    for n in g.nodes:
-        ins = g.inputs_of(n.name)
-        if has_conn(n.op):
-            msgs = [ins[0]]
-        elif n.op == "lif":
-            msgs = [e for e in ins if e.kind is EdgeKind.V2V]
-        else:
-            continue
-        for e in msgs:
-            p = edge_payload(g, e, pay)
-            if p is Payload.BINARY:
-                continue
-            origin = _origin(g, e.value_src)
-            kind = _kind(g, e, origin)
-            terms = _terms(g, origin, memo)
-            bits = _bits(kind, terms, target, input_bits)
-            limit = target.graded_bits
-            fits = target.graded_spikes and (limit is None or bits <= limit)
-            ge = GradedEdge(e.src, n.name, kind, p.value, bits, fits, terms, origin)
-            if not fits:
-                _price(leg, ge, n.name, e, T)
-            out.append(ge)
+    for n, e, p in msgs:
+        origin = _origin(g, e.value_src)
+        kind = _kind(g, e, origin)
+        terms = _terms(g, origin, memo)
+        bits = _bits(kind, terms, target, input_bits)
+        limit = target.graded_bits
+        fits = target.graded_spikes and (limit is None or bits <= limit)
+        ge = GradedEdge(e.src, n.name, kind, p.value, bits, fits, terms, origin)
+        if not fits:
+            _price(leg, ge, n.name, e, T)
+        out.append(ge)
     return out, violations, leg
 
 

@@ -29,13 +29,14 @@ from snnc.costmodel.targets import Target
 
 def bits_per_axon(n_weights: int, weight_bits: int, delay_bits: int = 0, tag_bits: int = 0,
                   word: int = 64) -> int:
-    """nengo-loihi SynapseConfig.bits_per_axon for `n_weights` dense synapses of one axon."""
+    """nengo-loihi SynapseConfig.bits_per_axon for `n_weights` dense synapses of one axon:
+    per list of at most 64 weights, n x (weight + delay + tag bits) + 4 + 6 bits, rounded up to
+    a multiple of the 64-bit word (computed in closed form: full lists, then the rest)."""
     per = weight_bits + delay_bits + tag_bits
-    bits, left = 0, n_weights
-    while left > 0:
-        k = min(64, left)
-        bits += math.ceil((k * per + 4 + 6) / word) * word
-        left -= k
+    full, rest = divmod(max(0, int(n_weights)), 64)
+    bits = full * (-(-(64 * per + 10) // word) * word)
+    if rest:
+        bits += -(-(rest * per + 10) // word) * word
     return bits
 
 

@@ -133,9 +133,9 @@ class Target:
             return 0
         return self.value("neuron.graded_bits")
 
-    @property
+    @functools.cached_property
     def limits(self) -> dict[str, Any]:
-        """Capacity values by name (neurons_per_core, in_axons_per_core, ...)."""
+        """Capacity values by name (neurons_per_core, in_axons_per_core, ...); computed once."""
         return {k: c.value for k, c in self.section("capacity").items()}
 
     def transcribed_constants(self) -> list[Constant]:
