@@ -40,6 +40,11 @@ _MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "
           b"\x80\x02": "a Python pickle", b"\x89HDF": "an HDF5 file", b"%PDF": "a PDF document"}
 
 
+# ops that only move shapes around: not reported again downstream of a reported node
+_PLUMBING = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Identity",
+             "Reshape", "Flatten", "Constant"}
+
+
 class _Poisoned(Exception):
     """An input comes from a node that could not be converted (already reported)."""
 
@@ -324,6 +329,9 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
         if _fold_constant(ctx, node):
             continue
         conv = ONNX_CONVERTERS.get(node.op_type)
+        if any(i in ctx.poisoned for i in node.input) and node.op_type in _PLUMBING:
+            ctx.poisoned.update(node.output)  # shape plumbing of a reported node: no news
+            continue
         try:
             if conv is None:
                 raise Reject("no converter")
