@@ -52,6 +52,7 @@ class EvalSettings:
     batch_size: int = 64
     lr: float = 1e-3
     cost_target: str = "loihi1"
+    limits_target: str | None = None
     input_shape: tuple[int, ...] | None = None
 
 
@@ -138,26 +139,36 @@ class SkipEvaluator:
 
         return estimate(g, target=self.settings.cost_target, rates=rates)
 
-    def feasible(self, levels, *, max_energy_uj: float | None = None,
-                 max_cores: int | None = None) -> bool:
-        """Cheap structural check before training: the candidate builds, adds no target
-        violation the parent did not have, and (at the prior rate) respects the limits."""
+    def feasible(self, levels) -> bool:
+        """Check before training: the candidate builds (set_block accepts it); with a
+        `limits_target`, it adds no violation of that target the parent did not have; and, at
+        the cost model's prior rate, it respects `max_energy_uj` / `max_cores`."""
         try:
             g = self.build(levels)
         except SnncError:
             return False
+        lim = self.info.get("limits", {})
+        if self.settings.limits_target is not None:
+            from snnc.costmodel import estimate
+
+            rep = estimate(g, target=self.settings.limits_target)
+            if set(rep.violations) - set(self.parent_violations):
+                return False
+        if lim.get("max_cores") is None and lim.get("max_energy_uj") is None:
+            return True
         rep = self.cost(g, None)
-        if set(rep.violations) - set(self.parent_violations):
-            return False
-        if max_cores is not None and rep.totals.get("cores", 0) > max_cores:
+        if lim.get("max_cores") is not None and rep.totals.get("cores", 0) > lim["max_cores"]:
             return False
         e = rep.energy.get("value")
-        if max_energy_uj is not None and e is not None and e * 1e6 > max_energy_uj:
-            return False
-        return True
+        return not (lim.get("max_energy_uj") is not None and e is not None
+                    and e * 1e6 > lim["max_energy_uj"])
 
     def __call__(self, levels, seed: int) -> dict[str, Any]:
-        """Build, fine-tune, score one candidate."""
+        """Build, fine-tune, score one candidate (the result dict of :meth:`run`)."""
+        return self.run(levels, seed)[1]
+
+    def run(self, levels, seed: int):
+        """(fine-tuned module, result dict) of one candidate."""
         from snnc.backends.pytorch import build_module
 
         s = self.settings
@@ -174,7 +185,8 @@ class SkipEvaluator:
         rep = self.cost(module.to_graph(), rates)
         energy = rep.energy.get("value")
         mean_rate = float(np.mean(list(rates.values()))) if rates else 0.0
-        return {"drop": 100.0 * (self.ann_acc - acc), "snn_acc": acc, "ann_acc": self.ann_acc,
+        return module, {"drop": 100.0 * (self.ann_acc - acc), "snn_acc": acc,
+                        "ann_acc": self.ann_acc,
                 "inherited_acc": before, "loss": loss,
                 "energy_uj": None if energy is None else energy * 1e6,
                 "rates": rates, "mean_rate": mean_rate,

@@ -219,11 +219,15 @@ def _propose(space: SearchSpace, cfg: SearchConfig, state: SearchState, r: int,
     ok = state.ok()
     t0 = time.perf_counter()
     fit_s = acq_s = 0.0
+    check_s = [0.0]
     beta = None
     preds: dict = {}
 
     def check(c: Levels) -> bool:
-        if accept is None or accept(c):
+        t = time.perf_counter()
+        ok = accept is None or accept(c)
+        check_s[0] += time.perf_counter() - t
+        if ok:
             return True
         state.rejected.add(c)
         seen.add(c)
@@ -258,7 +262,7 @@ def _propose(space: SearchSpace, cfg: SearchConfig, state: SearchState, r: int,
             beta = beta_t(n_done + 1, space.size, schedule=cfg.beta_schedule,
                           delta=cfg.beta_delta, scale=cfg.beta_scale)
             chosen = select_batch(gp, space, pool, k, beta, accept=check)
-            acq_s = time.perf_counter() - t1
+            acq_s = time.perf_counter() - t1 - check_s[0]
             if chosen:
                 mu, sd = gp.predict(space.features(chosen))
                 preds = dict(zip(chosen, zip(mu.tolist(), sd.tolist())))
@@ -271,7 +275,8 @@ def _propose(space: SearchSpace, cfg: SearchConfig, state: SearchState, r: int,
     for c in cands:  # the GP's belief before the batch was evaluated (for the report)
         if tuple(c["levels"]) in preds:
             c["pred_mu"], c["pred_sd"] = preds[tuple(c["levels"])]
-    info = {"fit_s": fit_s, "acq_s": acq_s, "beta": beta, "proposed_at": time.time(),
+    info = {"fit_s": fit_s, "acq_s": acq_s, "check_s": check_s[0], "beta": beta,
+            "proposed_at": time.time(),
             "mode": "gp" if beta is not None else "random"}
     return (cands, info) if cands else []
 

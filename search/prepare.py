@@ -19,9 +19,15 @@ from snnc.search.evaluate import (EvalSettings, SkipEvaluator, _split, accuracy,
 
 
 def _module_and_graph(model: Any, s: EvalSettings):
-    """(nn.Module or None, ANN-form graph) for an nn.Module, ``zoo:NAME`` or an ONNX path."""
+    """(nn.Module or None, ANN-form graph) for an nn.Module, ``zoo:NAME``, an ONNX path, or
+    ``single-block`` (paper 1's single-block network, search/nets.py; ``single-block:s2`` with
+    a stride-2 stem)."""
     from snnc.compiler.api import import_ann
 
+    if isinstance(model, str) and model in ("single-block", "single-block:s2"):
+        from snnc.search.nets import SingleBlockNet
+
+        return SingleBlockNet(8, stem_stride=2 if model.endswith("s2") else 1), None
     if isinstance(model, str) and model.startswith("zoo:"):
         from snnc import models
 
@@ -98,5 +104,8 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
         f"{s.parent_epochs} epoch(s) ({info['parent_s']:.0f} s); searching "
         f"{len(space.blocks)} block(s), {space.n_vars} entries, {space.size} candidates")
     ev = SkipEvaluator(parent, space, ids, ann_acc, s, info=info)
-    ev.parent_violations = tuple(ev.cost(parent, None).violations)
+    if s.limits_target is not None:
+        from snnc.costmodel import estimate
+
+        ev.parent_violations = tuple(estimate(parent, target=s.limits_target).violations)
     return ev

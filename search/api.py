@@ -1,0 +1,139 @@
+"""The Python API of the skip-connection search (``snnc search`` calls it).
+
+    from snnc.search import search
+    res = search("zoo:resnet20", data="fashion-mnist", budget=50, batch=4, out="run/")
+    res.best["drop"], res.best_dir          # best candidate, its compiled artifacts
+
+Writes into `out`: ``journal.jsonl`` (every evaluation), ``best/`` (the best candidate's IR as
+``graph.snnc`` + ``graph.json``, its fine-tuned PyTorch module ``model.safetensors`` +
+``module.json``, ``cost.json``), ``summary.json`` and plots (``best_so_far.png``,
+``gp_vs_observed.png``, ``pareto.png`` for the pareto objective).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from snnc.search.evaluate import EvalSettings
+from snnc.search.executors import make_executor
+from snnc.search.loop import SearchConfig, run_search
+from snnc.search.plots import (evals_of, pareto_front, plot_best_so_far, plot_gp_vs_observed,
+                               plot_pareto)
+
+
+@dataclass
+class SearchResult:
+    """What a search produced: the best evaluation, the Pareto set, the files written."""
+
+    out: Path
+    best: dict[str, Any]
+    pareto: list[dict[str, Any]] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best_dir(self) -> Path:
+        """Directory holding the best candidate's IR and compiled artifacts."""
+        return self.out / "best"
+
+
+def search(model: Any, *, data: str = "fashion-mnist", out: str | Path = "search.snnc",
+           config: SearchConfig | None = None, settings: EvalSettings | None = None,
+           executor: str = "local", workers: int = 1, threads: int = 1, retries: int = 0,
+           address: str | None = None, cpus_per_task: float = 1.0, gpus_per_task: float = 0.0,
+           resume: bool = False, ann_epochs: int = 0, blocks: tuple[int, ...] | None = None,
+           kinds=("S2S", "S2M", "V2V"), fractions=(0.25, 0.5, 1.0),
+           max_energy_uj: float | None = None, max_cores: int | None = None,
+           progress=None, log=print) -> SearchResult:
+    """Run (or resume) a skip-connection search on `model` and write its reports."""
+    import torch
+
+    from snnc.search.prepare import prepare
+
+    cfg = config or SearchConfig()
+    s = settings or EvalSettings(data=data)
+    out = Path(out)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)  # the parent is trained as the workers will fine-tune
+    try:
+        ev = prepare(model, s, ann_epochs=ann_epochs, seed=cfg.seed, blocks=blocks,
+                     kinds=kinds, fractions=fractions, log=log)
+    finally:
+        torch.set_num_threads(old)
+    ev.info["limits"] = {"max_energy_uj": max_energy_uj, "max_cores": max_cores}
+    if cfg.objective != "drop" and s.cost_target in ("generic",):
+        from snnc.compiler.errors import SnncError
+
+        raise SnncError(f"--objective {cfg.objective} needs energy figures, but cost target "
+                        f"'{s.cost_target}' has none; pass --cost-target loihi1 (or another "
+                        "target with confirmed energy constants)")
+    ex = make_executor(executor, ev, workers=workers, threads=threads, retries=retries,
+                       address=address, num_cpus=cpus_per_task, num_gpus=gpus_per_task)
+    try:
+        state = run_search(ev.space, ex, cfg, out, resume=resume, accept=ev.feasible,
+                           progress=progress,
+                           header_extra={"model": str(model), "settings": asdict(s),
+                                         "prepare": ev.info})
+    finally:
+        ex.close()
+    return _report(ev, cfg, state, out, threads)
+
+
+def _report(ev, cfg: SearchConfig, state, out: Path, threads: int) -> SearchResult:
+    import torch
+
+    from snnc.backends.pytorch import save_module
+    from snnc.compiler.serialize import dumps, save_params
+    from snnc.compiler.text import print_ir
+
+    ok = [e for e in evals_of(out / "journal.jsonl") if e["status"] == "ok"]
+    if not ok:
+        from snnc.compiler.errors import SnncError
+
+        raise SnncError(f"{out}: no evaluation succeeded; see the 'error' field of the eval "
+                        "records in journal.jsonl")
+    best = min(ok, key=lambda e: e["objective"])
+    front = []
+    if all(e.get("energy_uj") is not None for e in ok):
+        front = [ok[i] for i in pareto_front([(e["drop"], e["energy_uj"]) for e in ok])]
+    # rebuild the best candidate: same seed, same thread count -> the journalled numbers
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        from snnc.search.executors import seed_everything
+
+        seed_everything(best["seed"])
+        module, res = ev.run(tuple(best["levels"]), best["seed"])
+    finally:
+        torch.set_num_threads(old)
+    bd = out / "best"
+    bd.mkdir(parents=True, exist_ok=True)
+    g = module.to_graph()
+    (bd / "graph.snnc").write_text(print_ir(g))
+    (bd / "graph.json").write_text(dumps(g))
+    save_params(g, bd / "graph.safetensors")
+    save_module(module, g, bd)
+    (bd / "cost.json").write_text(json.dumps(res["cost"], indent=1, default=str))
+    files = [str(bd / n) for n in ("graph.snnc", "graph.json", "graph.safetensors",
+                                   "model.safetensors", "module.json", "cost.json")]
+    files.append(str(plot_best_so_far({cfg.method.upper(): [out / "journal.jsonl"]},
+                                      out / "best_so_far.png")))
+    gp = plot_gp_vs_observed(out / "journal.jsonl", out / "gp_vs_observed.png")
+    if gp is not None:
+        files.append(str(gp))
+    if cfg.objective == "pareto":
+        p = plot_pareto(out / "journal.jsonl", out / "pareto.png")
+        if p is not None:
+            files.append(str(p))
+    summary = {"best": {k: best.get(k) for k in ("eval_id", "levels", "describe", "objective",
+                                                 "drop", "snn_acc", "ann_acc", "energy_uj",
+                                                 "mean_rate", "blocks")},
+               "best_rerun_drop": res["drop"], "n_evals": len(state.evals),
+               "pareto": [{k: e.get(k) for k in ("eval_id", "describe", "drop", "energy_uj")}
+                          for e in front], "prepare": ev.info}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    files.append(str(out / "summary.json"))
+    return SearchResult(out, best, front, files, ev.info)
