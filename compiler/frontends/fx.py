@@ -36,11 +36,16 @@ class _Tracer(fx.Tracer):
     def __init__(self):
         super().__init__()
         self.stack: list[str] = []
+        self.failed_in: str | None = None
 
     def call_module(self, m, forward, args, kwargs):
         self.stack.append(self.path_of_module(m) or type(m).__name__)
         try:
             return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_in is None:  # the innermost module whose forward raised
+                self.failed_in = self.stack[-1]
+            raise
         finally:
             self.stack.pop()
 
@@ -62,7 +67,7 @@ def _trace(module: nn.Module, label: str) -> fx.GraphModule:
     try:
         graph = tracer.trace(module)
     except fx.proxy.TraceError as err:
-        where = tracer.stack[-1] if tracer.stack else "the top-level module"
+        where = tracer.failed_in or "the top-level module"
         raise ImportFailed(
             f"{label}: torch.fx cannot trace the forward of {where!r}: it uses data-dependent "
             f"control flow or Python operations on traced values ({err}). Make that module a "
@@ -70,7 +75,7 @@ def _trace(module: nn.Module, label: str) -> fx.GraphModule:
             f"yourself, or rewrite its forward as a plain sequence of tensor operations, or "
             f"export the model to ONNX and import the .onnx file.") from None
     except Exception as err:  # torch raises many types while tracing user code
-        where = tracer.stack[-1] if tracer.stack else "the top-level module"
+        where = tracer.failed_in or "the top-level module"
         raise ImportFailed(f"{label}: torch.fx failed while tracing {where!r}: "
                            f"{type(err).__name__}: {err}. Rewrite that forward as plain tensor "
                            f"operations, or export the model to ONNX and import the .onnx "
@@ -124,7 +129,8 @@ def _base_name(n: fx.Node) -> str:
 
 
 def _is_tensor(n: fx.Node) -> bool:
-    return "tensor_meta" in n.meta
+    """True when the example run gave `n` one tensor (a tuple of them does not count)."""
+    return hasattr(n.meta.get("tensor_meta"), "shape")
 
 
 def from_torch(module: nn.Module, example_input: Any = None, *, input_shape: Any = None,
@@ -157,9 +163,8 @@ def from_torch(module: nn.Module, example_input: Any = None, *, input_shape: Any
                 bad_nodes.add(n.name)
             continue
         if conv is None:
-            if not _is_tensor(n) and not isinstance(n.meta.get("tensor_meta"), (tuple, list)) \
-                    and (n.op == "call_method" and n.target == "size"
-                         or n.target in _SHAPE_HELPERS):
+            if "tensor_meta" not in n.meta and (n.op == "call_method" and n.target == "size"
+                                                or n.target in _SHAPE_HELPERS):
                 continue  # shape arithmetic feeding a view/reshape: the reshape reads its result
             if n.target is operator.getitem and any(a.name in bad_nodes
                                                     for a in n.all_input_nodes):

@@ -75,7 +75,7 @@ def tensor_args(n: fx.Node) -> list[fx.Node]:
 
     def visit(a: Any) -> None:
         if isinstance(a, fx.Node):
-            if "tensor_meta" in a.meta:
+            if hasattr(a.meta.get("tensor_meta"), "shape"):
                 out.append(a)
         elif isinstance(a, (list, tuple)):
             for x in a:
@@ -284,7 +284,14 @@ def _flatten_steps(n: fx.Node, ctx: Ctx) -> list[Step]:
     for start in range(len(src)):
         if out == (*src[:start], math.prod(src[start:])):
             return [("flatten", {"start": start}, {})]
-    return [("reshape", {"shape": tuple(out)}, {})]
+    return [("reshape", {"shape": batch_free(src, out)}, {})]
+
+
+def batch_free(src: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, ...]:
+    """A reshape target that keeps the batch dimension written as -1, so any batch runs."""
+    if out and src and out[0] == src[0]:
+        return (-1, *map(int, out[1:]))
+    return tuple(map(int, out))
 
 
 @fx_converter(torch.flatten, torch.reshape, "view", "reshape", "flatten")

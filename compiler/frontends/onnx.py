@@ -30,6 +30,7 @@ import torch
 from onnx import numpy_helper
 
 from snnc.compiler.errors import ImportFailed, UnsupportedOp
+from snnc.compiler.frontends.fx_ops import batch_free
 from snnc.compiler.frontends.onnx_ops import CONST_EVALS, ONNX_CONVERTERS, Reject
 from snnc.compiler.ir import Attrs, Graph, GraphBuilder, Node, sanitize
 from snnc.compiler.shapes import infer_shape
@@ -257,7 +258,7 @@ class _Ctx:
             if tuple(out) == (*src[:start], math.prod(src[start:])):
                 self.emit(node, "flatten", {"start": start}, [node.input[0]], {})
                 return
-        self.emit(node, "reshape", {"shape": tuple(int(d) for d in out)}, [node.input[0]], {})
+        self.emit(node, "reshape", {"shape": batch_free(src, out)}, [node.input[0]], {})
 
     def alias(self, out: str, inp: str) -> None:
         self.values[out] = self.tensor(inp)

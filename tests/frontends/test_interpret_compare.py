@@ -1,0 +1,124 @@
+"""The interpreter's skip-edge semantics, its registry error, and the graph comparison."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from snnc.compiler.compare import check_equivalence, explain_difference, same_up_to_names
+from snnc.compiler.errors import SnncError, VerifyError
+from snnc.compiler.frontends.fx import from_torch
+from snnc.compiler.interpret import interpret
+from snnc.compiler.ir import Attrs, Edge, EdgeKind, GraphBuilder, Node
+from snnc.compiler.text import parse
+
+DSC = """
+graph dsc(%x: f32[1,4,3,3]) ann {
+  %conv = conv2d(%x) {in=4, out=2, k=(1,1), stride=(1,1), pad=(0,0,0,0), dilation=(1,1), groups=1, bias=false} [conv.weight] : f32[1,2,3,3]
+  %cat = concat(%conv, %x ~DSC n=1 fraction=0.5) {axis=1} : f32[1,6,3,3]
+  return %cat
+}
+"""
+
+ASC = """
+graph asc(%x: f32[1,2,4,4]) ann {
+  %conv = conv2d(%x) {in=2, out=3, k=(1,1), stride=(2,2), pad=(0,0,0,0), dilation=(1,1), groups=1, bias=false} [conv.weight] : f32[1,3,2,2]
+  %proj = conv2d(%x) {in=2, out=3, k=(1,1), stride=(2,2), pad=(0,0,0,0), dilation=(1,1), groups=1, bias=true} [proj.weight, proj.bias] : f32[1,3,2,2]
+  %add = add(%conv, %x ~ASC n=1 proj=%proj) : f32[1,3,2,2]
+  return %add
+}
+"""
+
+
+def test_dsc_fraction_takes_first_channels():
+    """Paper 1's generalised DSC: round(fraction * C) = 2 of the source's 4 channels."""
+    g = parse(DSC)
+    w = torch.randn(2, 4, 1, 1)
+    g = g.with_params({"conv.weight": w})
+    x = torch.randn(2, 4, 3, 3)
+    y = interpret(g, x)
+    assert y.shape == (2, 4, 3, 3)
+    assert torch.allclose(y[:, :2], torch.nn.functional.conv2d(x, w))
+    assert torch.equal(y[:, 2:], x[:, :2])
+
+
+def test_asc_reads_the_projection():
+    g = parse(ASC)
+    p = {"conv.weight": torch.randn(3, 2, 1, 1), "proj.weight": torch.randn(3, 2, 1, 1),
+         "proj.bias": torch.randn(3)}
+    x = torch.randn(1, 2, 4, 4)
+    y = interpret(g.with_params(p), x)
+    F = torch.nn.functional
+    want = F.conv2d(x, p["conv.weight"], stride=2) + F.conv2d(x, p["proj.weight"],
+                                                             p["proj.bias"], stride=2)
+    assert torch.allclose(y, want)
+
+
+def test_unknown_op_names_registration():
+    b = GraphBuilder("g", params={})
+    b.add(Node("x", "input", shape=(1, 2)))
+    b.add(Node("r", "relu", shape=(1, 2)), ["x"])
+    b.outputs = ["r"]
+    g = b.build()
+    g = g.edit()
+    g.replace_node(Node("r", "softplus", shape=(1, 2)))
+    g = g.build(check=False)
+    with pytest.raises(VerifyError, match=r"node 'r' has op 'softplus'.*@interpreter\('softplus'\)"):
+        interpret(g, torch.randn(1, 2))
+
+
+def test_structure_only_graph_refused():
+    with pytest.raises(SnncError, match="structure only"):
+        interpret(parse(DSC), torch.randn(1, 4, 3, 3))
+
+
+class Two(nn.Module):
+    def __init__(self, swap=False, k=3):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, k, padding=k // 2)
+        self.b = nn.Conv2d(3, 4, 1)
+        self.drop = nn.Dropout()
+        self.swap = swap
+
+    def forward(self, x):
+        # the two branches are independent: listing order must not matter
+        if self.swap:
+            b = self.b(x)
+            a = self.a(x)
+        else:
+            a = self.a(x)
+            b = self.b(x)
+        return self.drop(torch.relu(a + b))
+
+
+def test_same_up_to_names_ignores_order_and_names():
+    g1 = from_torch(Two(False), input_shape=(3, 5, 5))
+    g2 = from_torch(Two(True), input_shape=(3, 5, 5), name="other")
+    assert g1.position("a") < g1.position("b") and g2.position("b") < g2.position("a")
+    assert same_up_to_names(g1, g2)
+    assert same_up_to_names(g1, g2, ignore=())  # dropout on both sides
+    assert not same_up_to_names(g1, from_torch(Two(k=1), input_shape=(3, 5, 5)))
+
+
+def test_difference_is_explained():
+    g1 = from_torch(Two(), input_shape=(3, 5, 5))
+    g3 = from_torch(Two(k=5), input_shape=(3, 5, 5))
+    why = explain_difference(g1, g3)
+    assert why is not None and "k=(5,5)" in why and "k=(3,3)" in why
+    b = g1.edit()
+    e = next(e for e in b.edges if e.dst.endswith("add") and e.port == 1)
+    b.replace_edge(e, Edge(e.src, e.dst, e.port, EdgeKind.ASC, 1, None, None, Attrs()))
+    why = explain_difference(g1, b.build())
+    assert why is not None and "ASC" in why
+
+
+def test_check_equivalence_reports_a_mismatch():
+    model = Two().eval()
+    g = from_torch(model, input_shape=(3, 5, 5))
+    x = torch.randn(2, 3, 5, 5)
+    assert check_equivalence(g, model, x).ok
+    params = dict(g.params)
+    params["b.bias"] = params["b.bias"] + 1e-2
+    report = check_equivalence(g.with_params(params), model, x)
+    assert not report.ok and "MISMATCH" in str(report) and report.max_abs_err > 1e-3
