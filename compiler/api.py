@@ -66,6 +66,18 @@ def _check_options(o: Options) -> None:
         raise SnncError(f"--threshold must be positive (got {o.threshold}).")
 
 
+def zoo_module(name: str):
+    """Zoo model `name` in eval mode, with weights drawn from seed 0 (so that `snnc compile
+    zoo:NAME` is reproducible and `inspect --check` can rebuild the same reference)."""
+    import torch
+
+    from snnc import models
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return models.get(name).eval()
+
+
 def import_ann(model: Any, *, example_input=None, input_shape=None) -> Graph:
     """The ANN-form IR of `model` (path, nn.Module or ``zoo:NAME``), skip edges annotated."""
     from snnc.compiler.blocks import annotate_skips
@@ -78,7 +90,7 @@ def import_ann(model: Any, *, example_input=None, input_shape=None) -> Graph:
         if name not in models.available():
             raise ImportFailed(f"{model}: no zoo model '{name}'. Available: "
                                f"{', '.join(models.available())}.")
-        module = models.get(name).eval()
+        module = zoo_module(name)
         if example_input is None and input_shape is None:
             input_shape = tuple(module.input_shape)
         model = module

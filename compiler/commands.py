@@ -116,13 +116,31 @@ def inspect_cmd(model, snn, as_json, check, **kw):
     click.echo(print_ir(g), nl=False)
     click.echo(describe_skips(g, find_blocks(g)), nl=False)
     if check:
-        from snnc.compiler.interpret import check_source
-
-        report = check_source(g, model, input_shape=kw.get("input_shape"))
+        report = check_source(g, model)
         click.echo(str(report))
         if not report.ok:
             raise SnncError(f"{model}: the ANN-form IR does not reproduce the source model "
                             f"within tolerance ({report}). Please report this as a bug.")
+
+
+def check_source(g, model: str):
+    """Interpret the ANN-form `g` on seeded random inputs and compare with its source model
+    (onnxruntime for an ONNX file, torch for a zoo model) within DESIGN.md's tolerance."""
+    import torch
+
+    from snnc.compiler.compare import check_equivalence
+
+    if g.form.value != "ann":
+        raise SnncError(f"{model}: --check compares the ANN-form IR with its source; drop --snn.")
+    gen = torch.Generator().manual_seed(0)
+    xs = [torch.randn(*n.shape, generator=gen) for n in g.input_nodes()]
+    if model.startswith("zoo:"):
+        from snnc.compiler.api import zoo_module
+
+        reference = zoo_module(model[4:])
+    else:
+        reference = model
+    return check_equivalence(g, reference, xs)
 
 
 def describe_skips(g, blocks) -> str:
