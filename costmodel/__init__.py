@@ -10,10 +10,9 @@ See docs/costmodel.md. The cost model imports no backend: activity comes in as d
 
 from __future__ import annotations
 
-import math
-
 from snnc.compiler.ir import Form, Graph
 from snnc.costmodel.activity import Activity, as_activity, propagate
+from snnc.costmodel.calibration import calibrate
 from snnc.costmodel.counting import count_layers, timesteps, totals
 from snnc.costmodel.report import CostReport
 from snnc.costmodel.targets import Target, available_targets, load_target
@@ -81,42 +80,18 @@ def sweep(g: Graph, rates=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3), **kw) -> list:
     return [(r, estimate(g, rates=float(r), **kw)) for r in rates]
 
 
-def calibrate(g: Graph, samples, *, module=None, source: str = "calibration") -> Activity:
-    """Rates measured by the PyTorch backend on `samples` (a tensor [N, ...] of real data).
-
-    Uses ``snnc.backends.pytorch.build_module(g)`` with ``record_rates = True``; ``.rates()``
-    gives per-layer per-step rates keyed by lif name, averaged here over steps. Pass a trained
-    `module` and ``source="measured"`` for rates after training.
-    """
-    import torch
-
-    if module is None:
-        from snnc.backends.pytorch import build_module
-
-        module = build_module(g)
-    module.record_rates = True
-    module.eval()
-    with torch.no_grad():
-        module(samples)
-    raw = module.rates()
-    rates = {k: float(sum(v) / len(v)) if hasattr(v, "__len__") else float(v)
-             for k, v in raw.items()}
-    rates = {k: (0.0 if math.isnan(v) else v) for k, v in rates.items()}
-    return Activity(source, rates, None, f"{len(samples)} samples")
-
-
-def load_compiled(directory):
-    """The SNN graph (with params) of a `snnc compile` output directory."""
+def load_compiled(directory, graph: str = "graph"):
+    """The SNN graph (``graph="graph"``) or the ANN graph (``"ann"``), with params, of a
+    `snnc compile` output directory."""
+    import json
     from pathlib import Path
 
     from snnc.compiler.serialize import from_json, load_params
 
     d = Path(directory)
-    import json
-
-    data = json.loads((d / "graph.json").read_text())
+    data = json.loads((d / f"{graph}.json").read_text())
     params = None
-    for name in ("graph.safetensors", "model.safetensors"):
+    for name in (f"{graph}.safetensors",) + (("model.safetensors",) if graph == "graph" else ()):
         if (d / name).is_file():
             try:
                 params = load_params(d / name)

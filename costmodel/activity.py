@@ -79,7 +79,8 @@ def as_activity(rates) -> Activity:
     raise SnncError(f"rates must be None, a float, a dict or an Activity; got {type(rates)}")
 
 
-def _window(attrs, shape_in, shape_out) -> int:
+def window(attrs, shape_in, shape_out) -> int:
+    """Inputs per output of a pool: k x k, or (adaptive) input positions per output position."""
     if "k" in attrs:
         k = attrs["k"]
         return k * k if isinstance(k, int) else int(math.prod(k))
@@ -102,7 +103,7 @@ def propagate(g: Graph, act: Activity) -> dict[str, tuple[float, float]]:
             out[n.name] = (1.0, 1.0)
         elif op in ("maxpool", "avgpool", "adaptive_avgpool"):
             d, v = main[0]
-            w = _window(n.attrs, g.node(ins[0].value_src).shape, n.shape)
+            w = window(n.attrs, g.node(ins[0].value_src).shape, n.shape)
             dd = 1.0 - (1.0 - d) ** w
             out[n.name] = (dd, dd if op == "maxpool" else v)
         elif op == "add":

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from snnc.compiler.errors import ConstraintViolation
 from snnc.compiler.ir import EdgeKind, Form, Graph, Payload
 from snnc.compiler.payload import edge_payload, infer_payloads
+from snnc.costmodel.activity import window
 from snnc.costmodel.connectivity import connectivity, has_conn
 from snnc.costmodel.targets import Target
 
@@ -72,9 +73,7 @@ def _terms(g: Graph, name: str, memo: dict) -> int:
     elif n.op in _SHAPE_ONLY + ("batchnorm", "bntt") and ins:
         t = _terms(g, ins[0].value_src, memo)
     elif n.op in ("avgpool", "adaptive_avgpool"):
-        src = g.node(ins[0].value_src)
-        w = math.prod(src.shape[2:]) // max(1, math.prod(n.shape[2:]))
-        t = _terms(g, ins[0].value_src, memo) * max(1, w)
+        t = _terms(g, ins[0].value_src, memo) * _window(g, name)
     else:
         t = 1
     memo[name] = t
@@ -229,9 +228,9 @@ def apply_lowering(g: Graph, rows: list, edges: list[GradedEdge], stats: dict | 
             row.sops += sum(stats[s][0] * T * f * syn for s, f in
                             spike_terms(g, e.origin, int(node.attrs.get("groups", 1))))
             row.graded_sops -= stats[g.inputs_of(row.name)[0].value_src][0] * T * syn
-        elif e.kind == "avgpool":
+        elif e.kind == "avgpool":  # each spike under a window reaches the reader's fan-out
             syn = row.synapses - row.residual_synapses
-            row.sops += stats[e.origin][1] * T * (syn + e.extra_synapses)
+            row.sops += stats[e.origin][1] * T * syn * _window(g, e.origin)
             row.graded_sops -= stats[g.inputs_of(row.name)[0].value_src][0] * T * syn
         elif e.kind == "v2v_current" and e.lowering != "unlowered":
             le = next(x for x in g.inputs_of(e.dst) if x.kind is EdgeKind.V2V and x.src == e.src)
@@ -245,6 +244,13 @@ def apply_lowering(g: Graph, rows: list, edges: list[GradedEdge], stats: dict | 
                     src = g.inputs_of(w)[0].value_src
                     row.sops += stats[src][0] * T * connectivity(g, g.node(w)).synapses
         row.graded_sops = max(0.0, row.graded_sops)
+
+
+def _window(g: Graph, pool: str) -> int:
+    """Inputs averaged into one output of an average pool: k x k, or for an adaptive pool the
+    input positions per output position (activity.window)."""
+    n = g.node(pool)
+    return window(n.attrs, g.node(g.inputs_of(pool)[0].value_src).shape, n.shape)
 
 
 def _input_layer(g: Graph, lif: str) -> str | None:

@@ -117,39 +117,65 @@ class CostReport:
 
     def plot(self, path, sweep: list | None = None) -> Path:
         """Per-layer stacked breakdown (SOPs, graded SOPs, neuron updates) and, given a
-        `sweep` [(rate, report)], the rate-sensitivity curve; saved to `path`."""
+        `sweep` [(rate, report)], the rate-sensitivity curves (SOPs, and energy where the
+        target allows a joule figure) with this report's own operating point; saved to
+        `path` as PNG."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         n = 2 if sweep else 1
-        fig, axes = plt.subplots(1, n, figsize=(6 * n + 4, 4), squeeze=False)
+        fig, axes = plt.subplots(1, n, figsize=(7 * n + 3, 4.6), squeeze=False,
+                                 gridspec_kw={"width_ratios": [1.6, 1][:n]})
         ax = axes[0][0]
         names = [r.name for r in self.rows]
         bottom = [0.0] * len(names)
-        for key in ("sops", "graded_sops", "updates_active", "updates_idle"):
+        labels = {"sops": "binary SOPs", "graded_sops": "graded SOPs",
+                  "updates_active": "neuron updates (firing)",
+                  "updates_idle": "neuron updates (idle)"}
+        for key, label in labels.items():
             vals = [getattr(r, key) for r in self.rows]
-            ax.bar(names, vals, bottom=bottom, label=key)
+            ax.bar(range(len(names)), vals, bottom=bottom, label=label, width=0.85)
             bottom = [b + v for b, v in zip(bottom, vals)]
+        ax.set_xticks(range(len(names)), names, rotation=90,
+                      fontsize=max(4, min(8, 400 // max(1, len(names)))))
+        ax.set_xlim(-0.6, len(names) - 0.4)
         ax.set_ylabel("operations per inference")
-        ax.tick_params(axis="x", rotation=90, labelsize=6)
         ax.legend(fontsize=7)
-        ax.set_title(f"{self.graph} on {self.target}")
+        ax.set_title(f"{self.graph} on {self.target}, T={self.timesteps}: per layer\n"
+                     f"activity: {self.activity_source}", fontsize=9)
         if sweep:
-            ax2 = axes[0][1]
-            rates = [r for r, _ in sweep]
-            ax2.plot(rates, [rep.totals["sops"] + rep.totals["graded_sops"] for _, rep in sweep],
-                     marker="o", label="SOPs (all)")
-            ax2.set_xlabel("firing-rate prior")
-            ax2.set_ylabel("SOPs per inference")
-            ax2.set_title("rate sensitivity")
-            ax2.legend(fontsize=7)
+            self._plot_sweep(axes[0][1], sweep)
         fig.tight_layout()
         path = Path(path)
-        fig.savefig(path, dpi=100)
+        fig.savefig(path, dpi=110)
         plt.close(fig)
         return path
+
+    def _plot_sweep(self, ax, sweep) -> None:
+        rates = [r for r, _ in sweep]
+        ax.plot(rates, [rep.totals["sops"] for _, rep in sweep], "o-", label="binary SOPs")
+        ax.plot(rates, [rep.totals["graded_sops"] for _, rep in sweep], "s-",
+                label="graded SOPs")
+        t = self.totals
+        per = t["neurons"] * self.timesteps
+        if per and self.activity_source != "none":
+            ax.plot([t["spikes"] / per], [t["sops"]], "k*", markersize=12,
+                    label=f"this report ({self.activity_source})")
+        ax.set_xlabel("firing-rate prior (spikes per neuron per step)")
+        ax.set_ylabel("SOPs per inference")
+        ax.set_title("rate sensitivity", fontsize=9)
+        energy = [rep.energy.get("value") for _, rep in sweep]
+        if all(e is not None for e in energy):
+            ax2 = ax.twinx()
+            ax2.plot(rates, energy, "d--", color="tab:red", label="energy (J)")
+            ax2.set_ylabel(f"energy per inference (J), status {sweep[0][1].energy['status']}")
+            ax2.legend(fontsize=7, loc="lower right")
+        else:
+            ax.text(0.02, 0.6, "energy: not reported\n(no usable per-op constants)",
+                    transform=ax.transAxes, fontsize=7)
+        ax.legend(fontsize=7, loc="upper left")
 
 
 def _fmt(v) -> str:
