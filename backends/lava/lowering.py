@@ -1,0 +1,296 @@
+"""Lower an SNN-form graph to a Lava plan (backends/lava/plan.py), checking fixed point.
+
+Requires: an SNN-form graph with parameters (conversion pipeline output): one input and its
+encoder, ``lif`` / ``readout`` neurons fed by conv2d / linear (+ batchnorm, folded here) or by
+avgpool (a fixed depthwise sum-conv of weight 1/k²), S2S adds, DSC concats, flatten, and
+S2M / V2V edges into lif ports >= 1.
+Guarantees: every node is mapped or the export is refused with a message naming it (nothing
+is dropped); every weight, threshold, leak and bias is on Loihi 2's grid or reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from snnc.backends.lava import fixedpoint as fx
+from snnc.backends.lava.plan import Layer, Plan, Synapse
+from snnc.compiler.errors import UnsupportedOp
+from snnc.compiler.ir import EdgeKind, Form, Graph, Node
+
+_PASS = ("identity", "dropout")
+_CONV1 = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1}
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[-1]))
+
+
+def _pad4(v) -> tuple[int, int, int, int]:
+    if isinstance(v, int):
+        return (v, v, v, v)
+    v = tuple(v)
+    return v if len(v) == 4 else (v[0], v[1], v[0], v[1])
+
+
+@dataclass(frozen=True)
+class Term:
+    """Part of a value: value[:, dst:dst+n] = output of layer `src`[:, lo:lo+n] (channels, or
+    flat C,H,W features when `flat`). `label` is the synapse kind it becomes."""
+
+    src: int
+    lo: int
+    n: int
+    dst: int
+    flat: bool
+    label: str
+
+
+class _Lowering:
+    def __init__(self, g: Graph, source: str):
+        self.g, self.source = g, source
+        self.chk = fx.Checker(source)
+        self.layers: list[Layer] = []
+        self.index: dict[str, int] = {}
+        self.seen: set[str] = set()
+        self.current_bias: dict[str, np.ndarray] = {}
+
+    # -- errors and tensors -----------------------------------------------------------------
+    def refuse(self, node: Node | str, msg: str) -> None:
+        n = self.g.node(node) if isinstance(node, str) else node
+        raise UnsupportedOp(f"{self.source}: node '{n.name}' (op {n.op}): {msg}")
+
+    def tensor(self, key: str | None) -> np.ndarray | None:
+        if key is None:
+            return None
+        t = self.g.param(key)
+        if t is None:
+            raise UnsupportedOp(f"{self.source}: the graph has no weights (structure only); "
+                                f"export needs them: load graph.json with model.safetensors")
+        if hasattr(t, "detach"):
+            t = t.detach().cpu().double().numpy()
+        return np.asarray(t, dtype=np.float64)
+
+    # -- values: what a weighted op reads, as terms over neuron layers ----------------------
+    def value(self, name: str, label: str = "main") -> list[Term]:
+        n = self.g.node(name)
+        self.seen.add(name)
+        if name in self.index:
+            return [Term(self.index[name], 0, n.shape[1], 0, len(n.shape) == 2, label)]
+        if n.op in _PASS:
+            return self.value(self.g.inputs_of(name)[0].value_src, label)
+        if n.op == "add":
+            terms = []
+            for e in self.g.inputs_of(name):
+                if e.projection is not None:
+                    self.refuse(n, f"the S2S edge from '{e.src}' has a projection "
+                                   f"('{e.projection}'); its graded sum needs graded spikes or "
+                                   f"W·W'' weights off the 8-bit grid (paper 2 eq. 13-14). Use "
+                                   f"S2M or V2V for this block, or keep its shape so the skip "
+                                   f"is an identity")
+                lab = "s2s" if e.kind is EdgeKind.S2S else label
+                terms += self.value(e.value_src, lab)
+            return terms
+        if n.op == "concat":
+            if n.attrs.get("axis", 1) != 1:
+                self.refuse(n, "only channel concatenation (axis 1) maps to synapses")
+            terms, off = [], 0
+            for e in self.g.inputs_of(name):
+                if e.attrs.get("fraction", 1.0) != 1.0:
+                    self.refuse(n, f"DSC edge from '{e.src}' concatenates a fraction "
+                                   f"{e.attrs['fraction']} of its channels; export supports "
+                                   f"whole sources only")
+                lab = "concat" if e.kind is EdgeKind.DSC else label
+                terms += [replace(t, dst=t.dst + off) for t in self.value(e.value_src, lab)]
+                off += self.g.node(e.value_src).shape[1]
+            return terms
+        if n.op in ("flatten", "reshape"):
+            src = self.g.node(self.g.inputs_of(name)[0].value_src)
+            if len(n.shape) != 2 or n.shape[0] != src.shape[0]:
+                self.refuse(n, f"only a flatten to [N, F] maps to Loihi (shape {list(n.shape)})")
+            hw = int(np.prod(src.shape[2:])) if len(src.shape) > 2 else 1
+            return [t if t.flat else replace(t, lo=t.lo * hw, n=t.n * hw, dst=t.dst * hw,
+                                             flat=True)
+                    for t in self.value(src.name, label)]
+        if n.op == "maxpool":
+            self.refuse(n, "max pooling has no Loihi synapse; lower it to average (sum) pooling "
+                           "before export")
+        self.refuse(n, "this op cannot feed a synapse on Loihi 2 (the Lava backend maps lif, "
+                       "readout, conv2d, linear, batchnorm, avgpool, add (S2S), concat (DSC), "
+                       "flatten)")
+        return []
+
+    # -- weighted ops -----------------------------------------------------------------------
+    def weighted(self, name: str) -> tuple[Node, np.ndarray, np.ndarray, dict | None]:
+        """Walk back from a neuron input through batchnorm to the weighted op: (op node, float
+        weight, float bias, conv geometry or None)."""
+        n = self.g.node(name)
+        self.seen.add(name)
+        scale = shift = None
+        if n.op == "bntt":
+            self.refuse(n, "BNTT keeps per-time-step statistics, which a Loihi neuron cannot "
+                           "hold; compile without BNTT (--no-bntt) for the Lava backend")
+        if n.op == "batchnorm":
+            w, b = self.tensor(n.param("weight")), self.tensor(n.param("bias"))
+            mu, var = self.tensor(n.param("running_mean")), self.tensor(n.param("running_var"))
+            scale = w / np.sqrt(var + n.attrs.get("eps", 1e-5))
+            shift = b - mu * scale
+            n = self.g.node(self.g.inputs_of(n.name)[0].value_src)
+            self.seen.add(n.name)
+        if n.op in ("conv2d", "linear"):
+            w = self.tensor(n.param("weight"))
+            b = self.tensor(n.param("bias"))
+            b = np.zeros(w.shape[0]) if b is None else b
+            conv = self.geometry(n) if n.op == "conv2d" else None
+        elif n.op == "avgpool":
+            conv, w = self.pool(n)
+            b = np.zeros(w.shape[0])
+        else:
+            self.refuse(n, "a neuron's input must come from conv2d, linear or avgpool (with an "
+                           "optional batchnorm) on Loihi 2")
+        if scale is not None:
+            w = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
+            b = b * scale + shift
+        return n, w, b, conv
+
+    def geometry(self, n: Node) -> dict:
+        pt, pl, pb, pr = _pad4(n.attrs.get("pad", 0))
+        if (pt, pl) != (pb, pr):
+            self.refuse(n, f"asymmetric padding {(pt, pl, pb, pr)}; Lava's conv pads each side "
+                           f"equally")
+        return {"stride": _pair(n.attrs.get("stride", 1)), "padding": (pt, pl),
+                "dilation": _pair(n.attrs.get("dilation", 1)), "groups": n.attrs.get("groups", 1)}
+
+    def pool(self, n: Node) -> tuple[dict, np.ndarray]:
+        kh, kw = _pair(n.attrs["k"])
+        if n.attrs.get("ceil", False) or any(_pad4(n.attrs.get("pad", 0))):
+            self.refuse(n, "average pooling with padding or ceil mode has no fixed sum-conv form")
+        c = n.shape[1]
+        if (fx.W_SCALE / (kh * kw)) % fx.W_STEP:
+            self.chk.add(n.name, n.op, f"a {kh}x{kw} average is a weight of 1/{kh * kw}, not a "
+                                       f"multiple of 1/32; use 2x2 or 4x4 pooling")
+        conv = {"stride": _pair(n.attrs.get("stride", n.attrs["k"])), "padding": (0, 0),
+                "dilation": (1, 1), "groups": c}
+        return conv, np.full((c, 1, kh, kw), 1.0 / (kh * kw))
+
+    def synapses(self, op: Node, w: np.ndarray, conv: dict | None, terms: list[Term],
+                 kind: str | None = None) -> list[Synapse]:
+        """Split `w` (float, over the value's channels/features) into one synapse per term."""
+        step = float(op.attrs.get("weight_step", fx.W_STEP / fx.W_SCALE))
+        q = fx.conv_weight(w, op.name, op.op, self.chk, step)
+        out = []
+        for t in terms:
+            src_shape = self.layers[t.src].shape
+            if conv is not None:
+                if t.flat:
+                    self.refuse(op, "a conv reads flattened values")
+                if conv["groups"] != 1:
+                    if t.lo != 0 or t.dst != 0 or t.n != src_shape[0] or t.n != q.shape[0]:
+                        self.refuse(op, "a grouped conv over a concat cannot be split per source")
+                    wt = q
+                else:
+                    wt = np.zeros((q.shape[0], src_shape[0]) + q.shape[2:], np.int32)
+                    wt[:, t.lo:t.lo + t.n] = q[:, t.dst:t.dst + t.n]
+            else:
+                if not t.flat and len(src_shape) != 1:
+                    self.refuse(op, "linear reads a 4-D value without a flatten")
+                wt = np.zeros((q.shape[0], int(np.prod(src_shape))), np.int32)
+                wt[:, t.lo:t.lo + t.n] = q[:, t.dst:t.dst + t.n]
+            out.append(Synapse(t.src, kind or t.label, wt, conv, origin=op.name))
+        return out
+
+    # -- neurons ----------------------------------------------------------------------------
+    def neuron(self, n: Node) -> dict:
+        if n.op == "readout":  # non-leaky integrator that never fires
+            return {"type": "CUBA", "iDecay": 4096, "vDecay": 0,
+                    "vThMant": (1 << fx.TH_BITS) - 1, "refDelay": 1, "gradedSpike": False}
+        return {"type": "CUBA", "iDecay": 4096,
+                "vDecay": fx.voltage_decay(float(n.attrs.get("leak", 1.0)), n.name, n.op,
+                                           self.chk),
+                "vThMant": fx.threshold(float(n.attrs.get("vth", 1.0)), n.name, n.op, self.chk),
+                "refDelay": 1, "gradedSpike": False}
+
+    def add_neuron(self, n: Node) -> None:
+        ins = self.g.inputs_of(n.name)
+        op, w, b, conv = self.weighted(ins[0].value_src)
+        terms = self.value(self.g.inputs_of(op.name)[0].value_src)
+        syns = self.synapses(op, w, conv, terms)
+        shape = tuple(n.shape[1:])
+        extra = np.zeros_like(b)  # S2M projection biases: not part of the V2V current
+        for e in ins[1:]:
+            if e.kind is EdgeKind.S2M:
+                syns += self.s2m(n, e, shape, extra)
+            elif e.kind is EdgeKind.V2V:
+                if e.projection is not None:
+                    self.refuse(n, f"the V2V edge from '{e.src}' has a projection on the current "
+                                   f"('{e.projection}'): two synapses in series have no Loihi "
+                                   f"form; keep the block's shape or use S2M")
+                src = self.layers[self.index[e.src]]
+                syns += [replace(s, kind="v2v") for s in src.synapses if s.kind != "s2m"]
+                b = b + self.current_bias[e.src]
+                self.seen.add(e.src)
+            else:
+                self.refuse(n, f"input port {e.port} carries a {e.kind} edge")
+        self.current_bias[n.name] = b
+        layer = Layer(n.name, shape, self.neuron(n), fx.bias(b + extra, n.name, n.op, self.chk),
+                      syns, readout=n.op == "readout", op=n.op)
+        self.index[n.name] = len(self.layers)
+        self.layers.append(layer)
+        self.seen.add(n.name)
+
+    def s2m(self, n: Node, e, shape, extra: np.ndarray) -> list[Synapse]:
+        scale = float(e.attrs.get("scale", 1.0))
+        if e.projection is None:
+            terms = self.value(e.src, "s2m")
+            c = shape[0]
+            eye = np.eye(c).reshape(c, c, 1, 1) if len(shape) == 3 else np.eye(c)
+            return self.synapses(n, scale * eye, _CONV1 if len(shape) == 3 else None, terms,
+                                 "s2m")
+        op, w, pb, conv = self.weighted(e.projection)
+        extra += scale * pb  # the projection's bias lands in the destination neuron
+        terms = self.value(self.g.inputs_of(op.name)[0].value_src, "s2m")
+        return self.synapses(op, scale * w, conv, terms, "s2m")
+
+    def run(self) -> Plan:
+        g = self.g
+        if g.form is not Form.SNN:
+            raise UnsupportedOp(f"{self.source}: graph '{g.name}' is in ANN form; the Lava "
+                                f"backend needs the SNN form (run the conversion pipeline)")
+        encs, ins = g.by_op("encoder"), g.input_nodes()
+        if len(ins) != 1 or len(encs) != 1:
+            raise UnsupportedOp(f"{self.source}: the Lava backend needs exactly one input and "
+                                f"one encoder (found {len(ins)} and {len(encs)})")
+        enc = encs[0]
+        self.layers.append(Layer(enc.name, tuple(enc.shape[1:]), op="input"))
+        self.index[enc.name] = 0
+        self.seen |= {enc.name, ins[0].name}
+        modes = {(n.attrs.get("reset", "zero"), n.attrs.get("fire", "gt"))
+                 for n in g.by_op("lif")}
+        if len(modes) > 1:
+            raise UnsupportedOp(f"{self.source}: lif nodes mix reset/fire modes {sorted(modes)};"
+                                f" one Lava run uses one neuron model")
+        reset, fire = modes.pop() if modes else ("zero", "gt")
+        for n in g.nodes:
+            if n.op in ("lif", "readout"):
+                self.add_neuron(n)
+        outputs = {}
+        for o in g.outputs:
+            terms = self.value(o)
+            if any(t.lo or t.dst or t.n != self.layers[t.src].shape[0] for t in terms):
+                self.refuse(o, "an output must be whole neuron layers")
+            outputs[o] = [t.src for t in terms]
+        left = [n for n in g.nodes if n.name not in self.seen]
+        if left:
+            self.refuse(left[0], f"{len(left)} node(s) have no Lava mapping ("
+                                 f"{', '.join(n.name for n in left[:6])}); nothing is dropped "
+                                 f"silently, so the export stops here")
+        self.chk.raise_if_any()
+        return Plan(g.name, self.layers, int(g.attrs.get("timesteps", 1)),
+                    {"reset": reset, "fire": fire},
+                    input_graded=enc.attrs.get("kind", "direct") == "direct", outputs=outputs)
+
+
+def lower(g: Graph, *, source: str | None = None) -> Plan:
+    """The Lava plan of SNN-form graph `g`; raises UnsupportedOp / ConstraintViolation."""
+    return _Lowering(g, source or f"graph '{g.name}'").run()
