@@ -210,12 +210,16 @@ def apply_lowering(g: Graph, rows: list, edges: list[GradedEdge], stats: dict | 
     `stats` (activity.propagate), re-count that row's SOPs as the binary network does:
     S2S (eq. 12/14): sum over spike terms of density x T x the term's synapses; V2V (eq. 18):
     the term layers' input SOPs again, replacing the graded current; avgpool: the pool's mean
-    input value x T x (synapses + extra)."""
+    input value x T x synapses x window. A projection merged into its readers (eq. 14) is not
+    emitted: its row gets extra_synapses = -synapses and no SOPs."""
     by_name = {r.name: r for r in rows}
     by_neuron = {r.neuron: r for r in rows if r.neuron}
+    merged: set[str] = set()
     for e in edges:
         if e.fits:
             continue
+        if e.kind == "s2s_projection" and e.lowering == "merge-projection":
+            merged |= _projection_layers(g, e.origin)
         row = by_name.get(e.dst) or by_neuron.get(e.dst)
         if row is None:
             continue
@@ -244,6 +248,23 @@ def apply_lowering(g: Graph, rows: list, edges: list[GradedEdge], stats: dict | 
                     src = g.inputs_of(w)[0].value_src
                     row.sops += stats[src][0] * T * connectivity(g, g.node(w)).synapses
         row.graded_sops = max(0.0, row.graded_sops)
+    for name in merged:  # W'' lives on in W_l W'' (eq. 14): its own synapses are gone
+        row = by_name[name]
+        row.extra_synapses = -row.synapses
+        row.sops = row.graded_sops = 0.0
+
+
+def _projection_layers(g: Graph, add: str) -> set[str]:
+    """Weighted nodes on the projection paths into `add` (merged into its readers, eq. 14)."""
+    out = set()
+    for x in g.inputs_of(add):
+        cur = x.projection
+        while cur is not None and cur != x.src:
+            if has_conn(g.node(cur).op):
+                out.add(cur)
+            ins = g.inputs_of(cur)
+            cur = ins[0].value_src if ins else None
+    return out
 
 
 def _window(g: Graph, pool: str) -> int:
