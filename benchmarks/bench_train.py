@@ -80,7 +80,7 @@ def build_spikingjelly():
 
     def lif():
         return neuron.LIFNode(tau=TAU, decay_input=False, v_threshold=VTH, v_reset=None,
-                              surrogate_function=Sur(), step_mode="m", backend="torch")
+                              surrogate_function=Sur(), step_mode="m")
 
     class Block(nn.Module):
         def __init__(self, cin, cout, stride):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from snnc.backends.pytorch.kernels import SURROGATE_IDS, kernel
 from snnc.backends.pytorch.surrogate import SURROGATES
 
 V_LIMIT = (1 << 23) - 1  # Loihi's 24-bit membrane saturates at +-(2^23 - 1)
@@ -44,16 +45,21 @@ class LIFConfig:
     detach_reset: bool = False
     fixed: bool = False  # Loihi 2 fixed-point arithmetic (implies reset zero, fire gt)
     save_dtype: torch.dtype = torch.float32
+    decay_k: int | None = None  # set by the quantize pass (lif attr decay_k)
+    vth_mantissa: int | None = None  # set by the quantize pass (lif attr vth_mant)
 
     @property
     def v_decay(self) -> int:
-        """Lava's vDecay: round(4096 * (1 - lam)) computed as slayer does (float32, half-even)."""
+        """Lava's vDecay: the lif's decay_k, else round(4096 (1 - lam)) as slayer computes it
+        (float32, half-even)."""
+        if self.decay_k is not None:
+            return int(self.decay_k)
         return int(torch.round(torch.tensor([4096.0 * (1.0 - self.leak)])).item())
 
     @property
     def vth_mant(self) -> int:
-        """Lava's vThMant: int(64 * theta) (truncation)."""
-        return int(self.vth * 64)
+        """Lava's vThMant: the lif's vth_mant, else int(64 * theta) (truncation)."""
+        return int(self.vth_mantissa) if self.vth_mantissa is not None else int(self.vth * 64)
 
     def effective(self) -> tuple[float, float, bool, bool]:
         """(lam, theta, reset_zero, fire_gt) as the backward pass and the docs use them."""
@@ -108,12 +114,21 @@ class LIFScan(torch.autograd.Function):
         out = torch.empty(shape, dtype=x.dtype, device=x.device)
         mem = torch.empty(shape, dtype=cfg.save_dtype, device=x.device)
         spk = torch.empty(shape, dtype=torch.bool, device=x.device) if zero else None
+        lib = _c_kernel(x, cfg)
         with torch.no_grad():
             if cfg.fixed:
                 _forward_fixed(x, steps, cfg, out, mem, spk)
+            elif lib is not None:
+                x = x.contiguous()
+                state = torch.empty(x[0].numel())  # u_{t-1} in float32 (kept alive here)
+                half = mem.dtype == torch.float16
+                lib.lif_forward(x.data_ptr(), x.shape[0], x[0].numel(), steps, lam, theta,
+                                int(zero), int(gt), out.data_ptr(),
+                                None if half else mem.data_ptr(), mem.data_ptr() if half else None,
+                                None if spk is None else spk.data_ptr(), state.data_ptr())
             else:
                 _forward_float(x, steps, cfg, out, mem, spk)
-        ctx.cfg, ctx.static = cfg, x.shape[0] == 1 and steps > 1
+        ctx.cfg, ctx.static, ctx.lib = cfg, x.shape[0] == 1 and steps > 1, lib
         ctx.save_for_backward(mem, *(() if spk is None else (spk,)))
         return out
 
@@ -124,6 +139,18 @@ class LIFScan(torch.autograd.Function):
         mem, *rest = ctx.saved_tensors
         sur = SURROGATES[cfg.surrogate]
         steps = mem.shape[0]
+        if ctx.lib is not None:
+            grad = grad.contiguous()
+            gx = torch.empty((1, *grad.shape[1:]) if ctx.static else grad.shape,
+                             dtype=grad.dtype)
+            half = mem.dtype == torch.float16
+            scratch = torch.empty(grad[0].numel())  # g_{t+1} (kept alive here)
+            ctx.lib.lif_backward(
+                grad.data_ptr(), None if half else mem.data_ptr(), mem.data_ptr() if half else None,
+                rest[0].data_ptr() if rest else None, grad[0].numel(), steps, lam, theta,
+                int(zero), int(cfg.detach_reset), SURROGATE_IDS[cfg.surrogate], cfg.alpha,
+                cfg.width, int(ctx.static), gx.data_ptr(), scratch.data_ptr())
+            return gx, None, None
         gx = torch.empty_like(grad) if not ctx.static else torch.zeros_like(grad[0])
         g_next = None
         for t in range(steps - 1, -1, -1):
@@ -148,6 +175,15 @@ class LIFScan(torch.autograd.Function):
         return (gx.unsqueeze(0) if ctx.static else gx), None, None
 
 
+def _c_kernel(x: torch.Tensor, cfg: LIFConfig):
+    """The fused C kernel when it applies (float32 CPU, built-in surrogate, float semantics)."""
+    if (cfg.fixed or x.dtype != torch.float32 or x.device.type != "cpu"
+            or cfg.surrogate not in SURROGATE_IDS
+            or cfg.save_dtype not in (torch.float32, torch.float16)):
+        return None
+    return kernel()
+
+
 def lif_scan(x: torch.Tensor, cfg: LIFConfig, steps: int | None = None) -> torch.Tensor:
     """Run a LIF layer over time. `x` is [T, ...] or [1, ...] (the same input at every step,
     then `steps` gives T); returns float spikes [T, ...]."""
@@ -163,19 +199,28 @@ def delay(seq: torch.Tensor, steps: int = 1) -> torch.Tensor:
     return torch.cat([seq.new_zeros((steps, *seq.shape[1:])), seq[:-steps]], 0)
 
 
+WEIGHT_GRID = (1 / 32, -256 / 64, 254 / 64)  # slayer quantize_8bit, w_scale 64
+BIAS_GRID = (1 / 64, -(2 ** 12) / 64, (2 ** 12 - 1) / 64)  # 13-bit mantissa, exponent 6
+
+
+def quantize_weight(w: torch.Tensor, step: float, lo: float, hi: float) -> torch.Tensor:
+    """round(w / step) * step clipped to [lo, hi]; the gradient passes straight through."""
+    return _Quant.apply(w, step, lo, hi)
+
+
 def quantize_weight_8bit(w: torch.Tensor) -> torch.Tensor:
     """slayer's `quantize_8bit` with w_scale 64: round(w * 32) / 32 clipped to [-4, 254/64],
     i.e. the even integers 64 w in [-256, 254]; the gradient passes straight through."""
-    return _Quant8.apply(w)
+    return _Quant.apply(w, *WEIGHT_GRID)
 
 
-class _Quant8(torch.autograd.Function):
+class _Quant(torch.autograd.Function):
     """Exact forward quantisation (no `w + (q - w).detach()` round-off), identity backward."""
 
     @staticmethod
-    def forward(ctx, w):
-        return (torch.round(w * 32.0) / 32.0).clamp(-256 / 64, 254 / 64)
+    def forward(ctx, w, step, lo, hi):
+        return (torch.round(w / step) * step).clamp(lo, hi)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad
+        return grad, None, None, None

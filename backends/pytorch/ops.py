@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from snnc.backends.pytorch.layers import SpikeConv2d, SpikeLinear
-from snnc.backends.pytorch.neuron import quantize_weight_8bit
+from snnc.backends.pytorch.neuron import BIAS_GRID, WEIGHT_GRID, quantize_weight
 from snnc.compiler.errors import UnsupportedOp
 from snnc.compiler.ir import Graph, Node, Payload
 
@@ -112,14 +112,16 @@ class Weighted(nn.Module):
         b = _param(ctx, node, "bias", (a["out"],))
         self.bias = nn.Parameter(b) if b is not None else None
         self.quantize = ctx.quantize
+        rng = a.get("weight_range")
+        self.grid = (a["weight_step"], *rng) if "weight_step" in a and rng else WEIGHT_GRID
         self.spiking = ctx.compact and bool(ctx.in_payloads) and ctx.in_payloads[0] in (
             Payload.BINARY, Payload.COUNT)
 
     def _wb(self):
         if not self.quantize:
             return self.weight, self.bias
-        b = None if self.bias is None else quantize_weight_8bit(self.bias)
-        return quantize_weight_8bit(self.weight), b
+        b = None if self.bias is None else quantize_weight(self.bias, *BIAS_GRID)
+        return quantize_weight(self.weight, *self.grid), b
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         w, b = self._wb()
@@ -183,9 +185,11 @@ class BNTT(nn.Module):
         if steps > self.weight.shape[0]:
             raise UnsupportedOp(f"bntt has statistics for {self.weight.shape[0]} steps; the "
                                 f"module runs {steps}. Recompile with --timesteps {steps}.")
+        xs = x.unbind(0)  # one view per step; its backward is a single stack
+        ws, bs = self.weight.unbind(0), self.bias.unbind(0)
         return torch.stack([
-            F.batch_norm(x[t if x.shape[0] > 1 else 0], self.running_mean[t],
-                         self.running_var[t], self.weight[t], self.bias[t], self.training,
+            F.batch_norm(xs[t if len(xs) > 1 else 0], self.running_mean[t],
+                         self.running_var[t], ws[t], bs[t], self.training,
                          self.momentum, self.eps) for t in range(steps)])
 
 
