@@ -195,8 +195,10 @@ def _check_weight_bits(g: Graph, t: Target, viol: list[str]) -> None:
     allowed = t.value("capacity.weight_bits_allowed")
     wb = g.attrs.get("weight_bits")
     if allowed and wb is not None and wb not in allowed:
-        viol.append(f"graph '{g.name}': weight_bits={wb} is not a format of {t.name} "
-                    f"(allowed {allowed})")
+        names = [n.name for n in g.nodes if n.op in ("conv2d", "linear")]
+        viol.append(f"graph '{g.name}', weighted nodes {', '.join(repr(n) for n in names[:3])}"
+                    f"{' ...' if len(names) > 3 else ''}: weight_bits={wb} is not a weight "
+                    f"format of {t.name} (allowed {allowed}); quantize to one of them")
 
 
 def _hops(rows: list[LayerCost], readers, t: Target) -> None:
