@@ -58,7 +58,10 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `snnc` console script; returns the exit code."""
     try:
-        cli.main(args=argv, prog_name="snnc", standalone_mode=False)
+        # With standalone_mode=False click returns ctx.exit()'s code instead of raising.
+        rv = cli.main(args=argv, prog_name="snnc", standalone_mode=False)
+        if isinstance(rv, int):
+            return rv
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.exceptions.Abort:

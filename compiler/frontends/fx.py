@@ -25,7 +25,9 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from snnc.compiler.errors import ImportFailed, UnsupportedOp
-from snnc.compiler.frontends.fx_ops import Ctx, Reject, converter_for, tensor_args
+from snnc.compiler.frontends.fx_ops import (
+    MODULE_CONVERTERS, Ctx, Reject, converter_for, tensor_args,
+)
 from snnc.compiler.ir import Attrs, Graph, GraphBuilder, Node, sanitize
 from snnc.compiler.shapes import infer_shape
 
@@ -37,6 +39,12 @@ class _Tracer(fx.Tracer):
         super().__init__()
         self.stack: list[str] = []
         self.failed_in: str | None = None
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        """torch.nn's modules, and user subclasses of any module snnc converts, are leaves."""
+        if any(cls in MODULE_CONVERTERS for cls in type(m).__mro__):
+            return True
+        return super().is_leaf_module(m, qualname)
 
     def call_module(self, m, forward, args, kwargs):
         self.stack.append(self.path_of_module(m) or type(m).__name__)

@@ -92,11 +92,9 @@ def _conv(m: nn.Conv2d, n, ctx) -> list[Step]:
         raise Reject(f"padding_mode={m.padding_mode!r}; only 'zeros' is supported")
     kh, kw = m.kernel_size
     if isinstance(m.padding, str):  # 'same' / 'valid'
-        (_, _, h, w), (oh, ow) = ctx.in_shape(n), ctx.out_shape(n)[2:]
-        pads = []
-        for size, k, s, d in ((h, kh, m.stride[0], m.dilation[0]),
-                              (w, kw, m.stride[1], m.dilation[1])):
-            total = max(0, d * (k - 1)) if m.padding == "same" else 0
+        pads = []  # torch's 'same': d*(k-1) in all, the odd one at the bottom/right
+        for k, d in ((kh, m.dilation[0]), (kw, m.dilation[1])):
+            total = d * (k - 1) if m.padding == "same" else 0
             pads.append((total // 2, total - total // 2))
         pad = (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
     else:

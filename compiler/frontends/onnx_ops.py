@@ -311,7 +311,8 @@ def _c_identity(ctx, node):
 
 @const_eval("Gather")
 def _c_gather(ctx, node):
-    return [np.take(ctx.const(node.input[0]), ctx.const(node.input[1]), axis=attr(node, "axis", 0))]
+    data, idx = ctx.const(node.input[0]), ctx.const(node.input[1])
+    return [np.take(data, idx, axis=attr(node, "axis", 0))]
 
 
 @const_eval("Unsqueeze", "Squeeze")
@@ -347,8 +348,9 @@ def _c_arith(ctx, node):
 def _c_slice(ctx, node):
     x = ctx.const(node.input[0])
     starts, ends = ctx.const(node.input[1]), ctx.const(node.input[2])
-    axes = ctx.const(node.input[3]) if len(node.input) > 3 and node.input[3] else range(len(starts))
-    steps = ctx.const(node.input[4]) if len(node.input) > 4 and node.input[4] else [1] * len(starts)
+    opt = [ctx.const(i) if i else None for i in list(node.input[3:5]) + ["", ""]][:2]
+    axes = opt[0] if opt[0] is not None else range(len(starts))
+    steps = opt[1] if opt[1] is not None else [1] * len(starts)
     idx = [slice(None)] * x.ndim
     for s, e, a, st in zip(starts, ends, axes, steps):
         idx[int(a)] = slice(int(s), int(e), int(st))

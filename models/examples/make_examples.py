@@ -1,6 +1,6 @@
 """Regenerate the example ONNX files shipped in models/examples/ (deterministic).
 
-    python -m snnc.models.examples.make_examples        # or: python models/examples/make_examples.py
+    python models/examples/make_examples.py     # or: python -m snnc.models.examples.make_examples
 
 resnet20.onnx: paper 2's S-ResNet20 (16 base filters, 3x32x32 input, 10 classes) with seeded
 random weights and trained-like BatchNorm statistics (torch.manual_seed(0), BN seed 1),

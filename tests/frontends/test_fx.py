@@ -117,8 +117,9 @@ class _DataDependent(nn.Module):
 
 
 def test_control_flow_names_the_module():
-    with pytest.raises(ImportFailed, match=r"(?s)model Branchy: torch\.fx cannot trace the forward "
-                                           r"of 'inner\.1'.*data-dependent control flow.*leaf"):
+    with pytest.raises(ImportFailed, match=r"(?s)model Branchy: torch\.fx cannot trace the "
+                                           r"forward of 'inner\.1'.*data-dependent control "
+                                           r"flow.*leaf"):
         from_torch(Branchy(), input_shape=(3, 4, 4))
 
 
@@ -164,3 +165,25 @@ def test_missing_input_shape():
 def test_wrong_input_shape():
     with pytest.raises(ImportFailed, match=r"example input.*\[1, 5, 8, 8\].*failed"):
         from_torch(nn.Sequential(nn.Conv2d(3, 4, 3)), input_shape=(5, 8, 8))
+
+
+class MyConv(nn.Conv2d):
+    """A user subclass of a supported module is converted like its base class."""
+
+    def forward(self, x):
+        return super().forward(x)
+
+
+def test_subclass_of_supported_module_is_a_leaf():
+    model = nn.Sequential(MyConv(3, 4, 3, padding=1), nn.ReLU()).eval()
+    g = from_torch(model, input_shape=(3, 6, 6))
+    assert [n.op for n in g.nodes] == ["input", "conv2d", "relu"]
+    assert check_equivalence(g, model, torch.randn(2, 3, 6, 6)).ok
+
+
+def test_same_padding_even_kernel_is_asymmetric():
+    """padding='same' with k=4, dilation 1: torch pads 1 at top/left and 2 at bottom/right."""
+    model = nn.Sequential(nn.Conv2d(2, 3, 4, padding="same")).eval()
+    g = from_torch(model, input_shape=(2, 7, 7))
+    assert g.node("n0").attrs["pad"] == (1, 1, 2, 2)
+    assert check_equivalence(g, model, torch.randn(2, 2, 7, 7)).ok

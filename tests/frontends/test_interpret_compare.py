@@ -15,7 +15,7 @@ from snnc.compiler.text import parse
 
 DSC = """
 graph dsc(%x: f32[1,4,3,3]) ann {
-  %conv = conv2d(%x) {in=4, out=2, k=(1,1), stride=(1,1), pad=(0,0,0,0), dilation=(1,1), groups=1, bias=false} [conv.weight] : f32[1,2,3,3]
+  %conv = conv2d(%x) {in=4, out=2, k=(1,1), bias=false} [conv.weight] : f32[1,2,3,3]
   %cat = concat(%conv, %x ~DSC n=1 fraction=0.5) {axis=1} : f32[1,6,3,3]
   return %cat
 }
@@ -23,9 +23,9 @@ graph dsc(%x: f32[1,4,3,3]) ann {
 
 ASC = """
 graph asc(%x: f32[1,2,4,4]) ann {
-  %conv = conv2d(%x) {in=2, out=3, k=(1,1), stride=(2,2), pad=(0,0,0,0), dilation=(1,1), groups=1, bias=false} [conv.weight] : f32[1,3,2,2]
-  %proj = conv2d(%x) {in=2, out=3, k=(1,1), stride=(2,2), pad=(0,0,0,0), dilation=(1,1), groups=1, bias=true} [proj.weight, proj.bias] : f32[1,3,2,2]
-  %add = add(%conv, %x ~ASC n=1 proj=%proj) : f32[1,3,2,2]
+  %conv = conv2d(%x) {in=2, out=3, k=(1,1), stride=(2,2), bias=false} [conv.weight] : f32[1,3,2,2]
+  %p = conv2d(%x) {in=2, out=3, k=(1,1), stride=(2,2), bias=true} [p.weight, p.bias] : f32[1,3,2,2]
+  %add = add(%conv, %x ~ASC n=1 proj=%p) : f32[1,3,2,2]
   return %add
 }
 """
@@ -45,13 +45,13 @@ def test_dsc_fraction_takes_first_channels():
 
 def test_asc_reads_the_projection():
     g = parse(ASC)
-    p = {"conv.weight": torch.randn(3, 2, 1, 1), "proj.weight": torch.randn(3, 2, 1, 1),
-         "proj.bias": torch.randn(3)}
+    p = {"conv.weight": torch.randn(3, 2, 1, 1), "p.weight": torch.randn(3, 2, 1, 1),
+         "p.bias": torch.randn(3)}
     x = torch.randn(1, 2, 4, 4)
     y = interpret(g.with_params(p), x)
     F = torch.nn.functional
-    want = F.conv2d(x, p["conv.weight"], stride=2) + F.conv2d(x, p["proj.weight"],
-                                                             p["proj.bias"], stride=2)
+    want = F.conv2d(x, p["conv.weight"], stride=2) + F.conv2d(x, p["p.weight"], p["p.bias"],
+                                                             stride=2)
     assert torch.allclose(y, want)
 
 
@@ -64,7 +64,8 @@ def test_unknown_op_names_registration():
     g = g.edit()
     g.replace_node(Node("r", "softplus", shape=(1, 2)))
     g = g.build(check=False)
-    with pytest.raises(VerifyError, match=r"node 'r' has op 'softplus'.*@interpreter\('softplus'\)"):
+    with pytest.raises(VerifyError,
+                       match=r"node 'r' has op 'softplus'.*@interpreter\('softplus'\)"):
         interpret(g, torch.randn(1, 2))
 
 
@@ -122,3 +123,18 @@ def test_check_equivalence_reports_a_mismatch():
     params["b.bias"] = params["b.bias"] + 1e-2
     report = check_equivalence(g.with_params(params), model, x)
     assert not report.ok and "MISMATCH" in str(report) and report.max_abs_err > 1e-3
+
+
+def test_check_command(capsys, tmp_path):
+    from pathlib import Path
+
+    from snnc.compiler.compare import _check_main
+
+    example = Path(__file__).resolve().parents[2] / "models" / "examples" / "resnet20.onnx"
+    assert _check_main([str(example), "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet20.onnx" in out and "OK: interpreted IR vs onnxruntime" in out
+    bad = tmp_path / "x.onnx"
+    bad.write_text("hello")
+    assert _check_main([str(bad)]) == 2
+    assert "text file" in capsys.readouterr().out
