@@ -113,6 +113,10 @@ class _Lowering:
             return [t if t.flat else replace(t, lo=t.lo * hw, n=t.n * hw, dst=t.dst * hw,
                                              flat=True)
                     for t in self.value(src.name, label)]
+        if n.op in ("avgpool", "adaptive_avgpool"):
+            self.refuse(n, "an average pool must feed a neuron on Loihi (put an activation after "
+                           "the pool: it becomes a pooling layer, a fixed depthwise sum-conv into "
+                           "neurons); its graded output cannot travel as binary spikes")
         if n.op == "maxpool":
             self.refuse(n, "max pooling has no Loihi synapse; lower it to average (sum) pooling "
                            "before export")

@@ -66,11 +66,13 @@ def _neuron(layer):
 class LavaNetwork:
     """The process graph of a plan: `neurons[i]` is layer i's LIF (i >= 1)."""
 
-    def __init__(self, plan: Plan, spikes: np.ndarray, message_bits: int = 0):
+    def __init__(self, plan: Plan, spikes: np.ndarray, message_bits: int = 0,
+                 probe_all: bool = False):
         from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
 
         self.plan = plan
+        self.probe_all = probe_all
         T = spikes.shape[0]
         data = np.moveaxis(spikes, 0, -1)  # (C,H,W,T) -> (x,y,c,T) below
         if data.ndim == 4:
@@ -100,6 +102,8 @@ class LavaNetwork:
     def probes(self) -> list[int]:
         """Layers whose spikes are recorded: every output layer that fires, and every layer
         feeding a readout output (the last spiking layer)."""
+        if self.probe_all:
+            return [i for i, layer in enumerate(self.plan.layers) if i and not layer.readout]
         want = set()
         for v in self.plan.outputs.values():
             for i in v:
@@ -116,13 +120,15 @@ class Session:
     readout integrate the last output spikes: the PyTorch backend's readout sums the delayed
     spikes of steps 0..T-1, which reach the readout neuron one synapse later.
 
-    `bias_start` = 1 (default) keeps every neuron's bias off during step 0, when no synaptic
+    `probe_all` records every spiking layer (default: the output layers and the layers feeding
+    a readout). `bias_start` = 1 (default) keeps every neuron's bias off during step 0, when no synaptic
     input has arrived yet: the PyTorch backend's target-exact mode delays each lif's *output*
     (not the encoder's), so its first integration step is Lava's step 1 and Lava's step 0 must
     integrate nothing. `bias_start` = 0 is a cold start as the chip runs it (bias from step 0);
     the two differ only for layers with a bias (docs/lava.md "Timing")."""
 
-    def __init__(self, plan: Plan | str | Path, shape: tuple[int, ...], bias_start: int = 1):
+    def __init__(self, plan: Plan | str | Path, shape: tuple[int, ...], bias_start: int = 1,
+                 probe_all: bool = False):
         from snnc.backends.lava import hdf5
         from snnc.backends.lava.models import run_config
 
@@ -131,7 +137,8 @@ class Session:
         self.steps = self.T + 1
         self.cfg = run_config(self.plan.semantics)
         bits = GRADED_INPUT_BITS if self.plan.input_graded else 0
-        self.net = LavaNetwork(self.plan, np.zeros((self.steps, *shape), np.int32), bits)
+        self.net = LavaNetwork(self.plan, np.zeros((self.steps, *shape), np.int32), bits,
+                               probe_all)
         self.bias_start = int(bias_start)
         self.biased = any(layer.bias is not None and np.any(layer.bias)
                           for layer in self.plan.layers[1:])
