@@ -83,7 +83,7 @@ def test_inspect_shows_blocks_matrices_and_skip_edges(capsys):
     assert code == 0, err
     assert out.startswith("graph ")
     assert "# 9 block(s)" in out  # ResNet-20: 3 stages x 3 basic blocks
-    assert out.count("ASC ") == 9
+    assert sum(ln.startswith("  ASC %") for ln in out.splitlines()) == 9
     assert "0 0 0 2" in out  # a basic block: a_{0,3} = 2 (paper 1 eq. 1)
 
 
