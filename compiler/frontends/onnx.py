@@ -5,9 +5,9 @@
 
 Steps: check the file (empty, truncated, not ONNX, external data outside the model's folder:
 each an ImportFailed naming the file); load external data; bring opsets below 13 up to 13 with
-onnx's version converter; run onnx's checker and shape inference; fold constants (initializers,
-Constant nodes, Shape arithmetic); convert each node through the registry in onnx_ops.py;
-eliminate Identity. Unsupported ops are all listed in one UnsupportedOp. No pickle is ever
+onnx's version converter; run onnx's checker and shape inference (its static shapes
+cross-check the shapes snnc computes); fold constants (initializers, Constant nodes, Shape
+arithmetic); convert each node through the registry in onnx_ops.py; eliminate Identity. Unsupported ops are all listed in one UnsupportedOp. No pickle is ever
 loaded: ONNX is protobuf, and external data is read as raw tensor bytes only.
 
 Node names: a Conv/Gemm/MatMul whose weight initializer is named ``<path>.weight`` takes that
@@ -123,7 +123,22 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
             raise ImportFailed(f"{label}: opset {opset} could not be converted to opset "
                                f"{MIN_OPSET} by onnx.version_converter ({err}). Re-export with "
                                f"opset_version={MIN_OPSET} or later.") from None
+    try:
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception as err:  # onnx raises InferenceError and, on odd files, others
+        raise ImportFailed(f"{label}: ONNX shape inference fails on this model ({err}). "
+                           f"Export it again; the file is inconsistent.") from None
     return model
+
+
+def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """The fully static shapes ONNX's shape inference found, by value name."""
+    out = {}
+    for vi in list(model.graph.value_info) + list(model.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            out[vi.name] = tuple(d.dim_value for d in dims)
+    return out
 
 
 # -- names ------------------------------------------------------------------------------------
@@ -190,7 +205,7 @@ class _Ctx:
             for i in n.input:
                 self.consumers[i] = self.consumers.get(i, 0) + 1
         self.graph_outputs = {o.name for o in model.graph.output}
-        self.node_of: dict[str, onnx.NodeProto] = {}
+        self.onnx_shapes: dict[str, tuple[int, ...]] = {}  # cross-check, see from_onnx
 
     # reading
     def const(self, name: str, role: str | None = None) -> np.ndarray | None:
@@ -243,6 +258,10 @@ class _Ctx:
                 self.b.set_param(f"{name}.{role}",
                                  torch.from_numpy(np.array(arr, dtype=np.float32)).clone())
             self.shapes[name], srcs = shape, [name]
+        want = self.onnx_shapes.get(node.output[0])
+        if want is not None and want != self.shapes[srcs[0]]:
+            raise Reject(f"snnc computes output shape {list(self.shapes[srcs[0]])} but ONNX "
+                         f"shape inference gives {list(want)}")
         self.values[node.output[0]] = srcs[0]
         return srcs[0]
 
@@ -310,6 +329,8 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
     label = str(path)
     model = load_model(path)
     ctx = _Ctx(model, sanitize(Path(path).stem), label)
+    if input_shape is None:  # with a new input shape, the file's inferred shapes do not hold
+        ctx.onnx_shapes = _static_shapes(model)
     inits = set(ctx.consts)
     real_inputs = [vi for vi in model.graph.input if vi.name not in inits]
     if input_shape is not None and len(real_inputs) != 1:
