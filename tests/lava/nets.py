@@ -66,7 +66,7 @@ class Dense(nn.Module):
 
 
 def compile_net(model: nn.Module, residual: str = "s2s", semantics: str = "target",
-                gain: float = 2.0, seed: int = 0):
+                gain: float = 2.0, seed: int = 0, leak: float = 0.874):
     """ANN -> SNN IR for loihi2 (event input, no BNTT), weights scaled by `gain` for activity."""
     torch.manual_seed(seed)
     m = model.eval()
@@ -76,7 +76,7 @@ def compile_net(model: nn.Module, residual: str = "s2s", semantics: str = "targe
     g = from_torch(m, torch.zeros(1, *SHAPE))
     return run_pipeline(g, conversion_pipeline(residual=residual, target="loihi2", timesteps=T,
                                                encoder="events", bntt=False,
-                                               semantics=semantics))
+                                               semantics=semantics, leak=leak))
 
 
 def events(n: int, seed: int = 0, density: float = 0.3) -> np.ndarray:
