@@ -91,9 +91,6 @@ def _trace(module: nn.Module, label: str) -> fx.GraphModule:
     return fx.GraphModule(module, graph)
 
 
-_SHAPE_HELPERS = {operator.getitem, operator.mul, operator.floordiv, operator.add, getattr}
-
-
 def _example(module: nn.Module, example_input: Any, input_shape: Any, label: str) -> tuple:
     if example_input is None:
         shape = input_shape if input_shape is not None else getattr(module, "input_shape", None)
@@ -163,6 +160,8 @@ def from_torch(module: nn.Module, example_input: Any = None, *, input_shape: Any
     for n in gm.graph.nodes:
         if n.op in ("placeholder", "output"):
             continue
+        if "tensor_meta" not in n.meta and n.op in ("call_function", "call_method"):
+            continue  # Python values (x.size(0), arithmetic on sizes) read by a view/reshape
         conv, mod = converter_for(n, gm)
         if n.op == "get_attr":
             if any(_is_tensor(u) for u in n.users):
@@ -171,9 +170,6 @@ def from_torch(module: nn.Module, example_input: Any = None, *, input_shape: Any
                 bad_nodes.add(n.name)
             continue
         if conv is None:
-            if "tensor_meta" not in n.meta and (n.op == "call_method" and n.target == "size"
-                                                or n.target in _SHAPE_HELPERS):
-                continue  # shape arithmetic feeding a view/reshape: the reshape reads its result
             if n.target is operator.getitem and any(a.name in bad_nodes
                                                     for a in n.all_input_nodes):
                 bad_nodes.add(n.name)
