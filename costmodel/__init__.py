@@ -53,16 +53,18 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
     if any(c.status == "T" for c in t.constants.values()):
         notes.append(f"constants of {t.full_name} marked T are from a transcription "
                      f"(hardware-targets.md sec. 0), not read in the primary source")
-    if emitted is not g:
+    if not t.graded_spikes and any(not e.fits for e in edges):
+        how = "as compiled" if emitted is g else "on a copy"
         notes.append(f"binary-only target: graded edges priced as lowered by the "
-                     f"legalize-graded pass (graph attr legalized={emitted.attrs.get('legalized')})")
+                     f"legalize-graded pass ({how}; paper 2 eq. 12, 14, 18)")
     energy = latency = {}
     base = {}
     if g.form is Form.SNN:
         latency = snn_latency(rows, tot, t, T, cores, allow_unconfirmed)
         energy = snn_energy(tot, t, latency, chips, allow_unconfirmed)
         bt = load_target(baseline)
-        ann_tot = totals(count_layers(ann, bt, None, exact_weights=False)) if ann is not None else tot
+        ann_tot = tot if ann is None else totals(count_layers(ann, bt, None,
+                                                             exact_weights=False))
         base = {"ann": ann_baseline(ann_tot, bt, sram=sram), "snn_on_cmos": snn_on_cmos(tot, bt)}
         if energy.get("value") and base["ann"].get("value"):
             base["ratio"] = energy["value"] / base["ann"]["value"]

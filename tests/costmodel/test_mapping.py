@@ -1,8 +1,6 @@
 """Core allocation against hand-computed small cases and each target's limits
 (hardware-targets.md sec. 1a, 2, 4a, 4b; nengo-loihi bits_per_axon)."""
 
-import pytest
-
 from snnc.compiler.text import parse
 from snnc.costmodel import estimate
 
@@ -23,7 +21,8 @@ def conv(cin: int, cout: int, h: int, w: int, k: int = 3) -> str:
     p = k // 2
     return f"""graph c(%x: f32[1,{cin},{h},{w}]) snn {{timesteps=2, lowered=true}} {{
   %enc = encoder(%x) {{kind=poisson}} : f32[1,{cin},{h},{w}]
-  %conv = conv2d(%enc) {{in={cin}, out={cout}, k=({k},{k}), pad=({p},{p},{p},{p})}} : f32[1,{cout},{h},{w}]
+  %conv = conv2d(%enc) {{in={cin}, out={cout}, k=({k},{k}), pad=({p},{p},{p},{p})}} \
+: f32[1,{cout},{h},{w}]
   %lif = lif(%conv) {LIF} : f32[1,{cout},{h},{w}]
   return %lif
 }}
@@ -95,7 +94,7 @@ def test_truenorth_crossbar():
 
 # -- Speck -------------------------------------------------------------------------------------
 def _speck_chain(layers: int, readers_of_first: int = 1) -> str:
-    lines = [f"graph s(%x: f32[1,2,8,8]) snn {{timesteps=2, lowered=true}} {{",
+    lines = ["graph s(%x: f32[1,2,8,8]) snn {timesteps=2, lowered=true} {",
              "  %enc = encoder(%x) {kind=poisson} : f32[1,2,8,8]"]
     prev = "enc"
     for i in range(layers):
