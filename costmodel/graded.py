@@ -169,7 +169,9 @@ def _price(g: Graph, ge: GradedEdge, reader: str, e, T: int) -> None:
         ge.extra_synapses = round(sum(f for _, f in factors) * syn) - syn
     elif ge.kind == "avgpool":  # the reader reads the pool's window directly
         ge.lowering, ge.equation = "fold-into-reader", "sec. 7c"
-        ge.extra_synapses = (ge.terms - 1) * syn
+        w, src = _window(g, ge.origin), g.inputs_of(ge.origin)[0].value_src
+        factors = spike_terms(g, src, int(node.attrs.get("groups", 1)))
+        ge.extra_synapses = round(w * sum(f for _, f in factors) * syn) - syn
     else:  # direct input, currents reaching a synapse: no binary form
         ge.lowering, ge.equation = "refused", "sec. 7c"
     b = ge.bits
@@ -210,7 +212,7 @@ def apply_lowering(g: Graph, rows: list, edges: list[GradedEdge], stats: dict | 
     `stats` (activity.propagate), re-count that row's SOPs as the binary network does:
     S2S (eq. 12/14): sum over spike terms of density x T x the term's synapses; V2V (eq. 18):
     the term layers' input SOPs again, replacing the graded current; avgpool: the pool's mean
-    input value x T x synapses x window. A projection merged into its readers (eq. 14) is not
+    spike terms' rates x T x synapses x window. A projection merged into its readers (eq. 14) is not
     emitted: its row gets extra_synapses = -synapses and no SOPs."""
     by_name = {r.name: r for r in rows}
     by_neuron = {r.neuron: r for r in rows if r.neuron}
@@ -234,7 +236,9 @@ def apply_lowering(g: Graph, rows: list, edges: list[GradedEdge], stats: dict | 
             row.graded_sops -= stats[g.inputs_of(row.name)[0].value_src][0] * T * syn
         elif e.kind == "avgpool":  # each spike under a window reaches the reader's fan-out
             syn = row.synapses - row.residual_synapses
-            row.sops += stats[e.origin][1] * T * syn * _window(g, e.origin)
+            src = g.inputs_of(e.origin)[0].value_src
+            terms = spike_terms(g, src, int(g.node(row.name).attrs.get("groups", 1)))
+            row.sops += sum(stats[s][0] * f for s, f in terms) * T * syn * _window(g, e.origin)
             row.graded_sops -= stats[g.inputs_of(row.name)[0].value_src][0] * T * syn
         elif e.kind == "v2v_current" and e.lowering != "unlowered":
             le = next(x for x in g.inputs_of(e.dst) if x.kind is EdgeKind.V2V and x.src == e.src)
