@@ -111,7 +111,8 @@ def _pool_init(evaluator: Evaluator) -> None:
 
 
 def _pool_run(task: Task, threads: int, retries: int) -> dict[str, Any]:
-    assert _WORKER_EVALUATOR is not None
+    if _WORKER_EVALUATOR is None:
+        raise RuntimeError("process pool worker started without an evaluator")
     return run_task(_WORKER_EVALUATOR, task, threads, retries)
 
 

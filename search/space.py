@@ -255,7 +255,8 @@ class SearchSpace:
         return tuple(int(a[int(i)]) for a, i in
                      zip(self.allowed, rng.integers(0, [len(a) for a in self.allowed])))
 
-    def mutate(self, levels: Sequence[int], rng: np.random.Generator, n_changes: int = 1) -> Levels:
+    def mutate(self, levels: Sequence[int], rng: np.random.Generator,
+               n_changes: int = 1) -> Levels:
         """`levels` with `n_changes` distinct entries moved to a different allowed level."""
         out = list(levels)
         free = [v for v in range(self.n_vars) if len(self.choices(v)) > 1]

@@ -1,18 +1,16 @@
 """The BO / RS loop on toy objectives with a known optimum; journal; kill -9 and --resume."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from snnc.search.executors import LocalExecutor
 from snnc.search.journal import Journal, JournalError, read_journal
-from snnc.search.loop import SearchConfig, SearchState, run_search
+from snnc.search.loop import SearchConfig, run_search
 from snnc.search.space import BlockSpace, SearchSpace
 from snnc.search.toy import ToyObjective
 
@@ -167,3 +165,25 @@ def test_kill9_then_resume_loses_nothing(tmp_path):
     again = Counting(toy)
     run_search(SPACE, LocalExecutor(again), cfg, killed, resume=True)
     assert again.calls == []
+
+
+def test_pareto_objective_and_plots(tmp_path):
+    from snnc.search.plots import (curve, pareto_front, plot_best_so_far, plot_gp_vs_observed,
+                                   plot_pareto)
+
+    toy = ToyObjective.random(SPACE, 3)
+    st = run_search(SPACE, LocalExecutor(toy),
+                    SearchConfig(objective="pareto", budget=16, batch=4, seed=0), tmp_path)
+    ok = [st.evals[i] for i in sorted(st.evals)]
+    pts = [(e["drop"], e["energy_uj"]) for e in ok]
+    front = pareto_front(pts)
+    for i in front:  # nothing dominates a front point
+        assert not any(p[0] <= pts[i][0] and p[1] <= pts[i][1] and p != pts[i] for p in pts)
+    for i in set(range(len(pts))) - set(front):  # everything else is dominated (or equal)
+        assert any(pts[j][0] <= pts[i][0] and pts[j][1] <= pts[i][1] for j in front)
+    j = tmp_path / "journal.jsonl"
+    assert plot_pareto(j, tmp_path / "p.png").stat().st_size > 0
+    assert plot_gp_vs_observed(j, tmp_path / "g.png").stat().st_size > 0
+    assert plot_best_so_far({"BO": [j, j]}, tmp_path / "b.png").stat().st_size > 0
+    c = curve(j)
+    assert all(a >= b for a, b in zip(c, c[1:])) and c[-1] == min(e["drop"] for e in ok)
