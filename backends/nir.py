@@ -1,0 +1,232 @@
+"""NIR export of SNN-form graphs (``snnc compile ... --emit nir`` writes ``model.nir``).
+
+NIR (neuromorphic intermediate representation, package ``nir``) is a graph of continuous-time
+nodes whose inputs are *summed*. The mapping, with dt = 1e-4 s (snnTorch's importer fixes it):
+
+=====================  =========================================================================
+snnc                   NIR
+=====================  =========================================================================
+input, encoder         ``Input`` (events / direct: the encoder's output is the network input;
+                       poisson sampling is not a NIR node: refused)
+conv2d / linear        ``Conv2d`` / ``Affine`` (``Linear`` without bias)
+avgpool                ``AvgPool2d``;   flatten: ``Flatten`` (start_dim 0, no batch axis)
+lif (reset zero)       ``LIF`` with tau = dt / (1 − λ), r = tau / dt, v_leak = 0, v_threshold = θ,
+                       so that snnTorch's import gives Leaky(beta = λ, threshold = θ,
+                       reset_mechanism="zero") exactly; λ = 1 uses tau = 1e12 dt
+add (S2S)              no node: every reader of the add gets an edge from each term (NIR sums a
+                       node's inputs; paper 2 eq. 12), so W·(o_l + o_{l−n}) is one synapse
+concat (DSC)           lowered: the consumer conv/linear is split by input channel into one
+                       node per source (``<name>__dsc<k>``, bias on the first), all feeding the
+                       consumer's reader
+S2M into lif           a fixed 1x1 ``Conv2d`` (``Linear`` when flat) of weight W'·I from the
+                       source, summed into the lif (snnTorch's importer has no ``Scale``)
+V2V into lif           edges from every node of the source lif's current (eq. 15, 18)
+readout                the graph ends at the readout's input: u_T / T is the mean over time of
+                       ``Output`` (recorded as metadata ``snnc.readout``)
+=====================  =========================================================================
+
+Refused with a message naming the node: subtractive reset (NIR's LIF resets to a value), BNTT
+and batchnorm (fold BN first: compile without BNTT), vote, maxpool, Poisson encoding,
+projections on the current (V2V). Target-exact graphs carry Lava's one-step synaptic delay,
+which NIR 1.0 cannot express: export drops it only with ``allow_delay_drop=True`` and records
+``snnc.synaptic_delay`` in the metadata; otherwise it refuses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from snnc.compiler.errors import UnsupportedOp
+from snnc.compiler.ir import EdgeKind, Form, Graph, Node
+
+DT = 1e-4  # snnTorch's importer uses this fixed dt
+_PASS = ("identity", "dropout", "encoder")
+
+
+def _np(g: Graph, key: str | None) -> np.ndarray | None:
+    if key is None:
+        return None
+    t = g.param(key)
+    if t is None:
+        raise UnsupportedOp(f"graph '{g.name}' has no weights (structure only); NIR export "
+                            f"needs them: load graph.json with model.safetensors")
+    return t.detach().cpu().float().numpy() if hasattr(t, "detach") else np.asarray(t, "f4")
+
+
+class _Export:
+    def __init__(self, g: Graph, allow_delay_drop: bool):
+        import nir
+
+        self.nir, self.g = nir, g
+        self.nodes: dict[str, object] = {}
+        self.edges: list[tuple[str, str]] = []
+        self.allow = allow_delay_drop
+        self.split: dict[str, list[str]] = {}  # a DSC consumer -> its per-source nodes
+
+    def refuse(self, n: Node, msg: str) -> None:
+        raise UnsupportedOp(f"graph '{self.g.name}': node '{n.name}' (op {n.op}): {msg}; NIR "
+                            f"export refuses rather than dropping it")
+
+    def value(self, name: str) -> list[str]:
+        """The NIR nodes whose summed outputs equal IR node `name`'s value."""
+        n = self.g.node(name)
+        if n.op == "input":
+            return ["input"]
+        if n.op in _PASS:
+            if n.op == "encoder" and n.attrs.get("kind", "direct") == "poisson":
+                self.refuse(n, "Poisson sampling is not a NIR node; export with --encoder "
+                               "events or direct and encode on the host")
+            return self.value(self.g.inputs_of(name)[0].value_src)
+        if n.op == "add":
+            return [p for e in self.g.inputs_of(name) for p in self.value(e.value_src)]
+        if n.op == "concat":
+            self.refuse(n, "a concatenation must feed a conv2d or linear (which export splits "
+                           "per source); NIR has no concat node")
+        if name not in self.nodes:
+            self.refuse(n, "this op has no NIR node")
+        return self.split.get(name, [name])
+
+    def current(self, lif: str) -> list[str]:
+        """Producers of a lif's current: its main input plus its V2V inputs (eq. 15)."""
+        ins = self.g.inputs_of(lif)
+        out = self.value(ins[0].value_src)
+        for e in ins[1:]:
+            if e.kind is EdgeKind.V2V:
+                out += self.current(e.src)
+        return out
+
+    def connect(self, dst: str, producers: list[str]) -> None:
+        self.edges += [(p, dst) for p in producers]
+
+    def weighted(self, n: Node) -> None:
+        ir = self.nir
+        w, b = _np(self.g, n.param("weight")), _np(self.g, n.param("bias"))
+        src = self.g.inputs_of(n.name)[0]
+        srcn = self.g.node(src.value_src)
+        parts = [(n.name, w, b, [src])]
+        if srcn.op == "concat":  # DSC lowering: one node per source, weights split by channel
+            parts, off = [], 0
+            for k, e in enumerate(self.g.inputs_of(srcn.name)):
+                c = self.g.node(e.value_src).shape[1]
+                sl = w[:, off:off + c]
+                parts.append((n.name if k == 0 else f"{n.name}__dsc{k}", sl,
+                              b if k == 0 else None, [e]))
+                off += c
+        for name, wk, bk, edges in parts:
+            if n.op == "conv2d":
+                a = n.attrs
+                pad = a.get("pad", (0, 0, 0, 0))
+                pad = (pad, pad) if isinstance(pad, int) else (pad[0], pad[1])
+                if isinstance(a.get("pad", 0), tuple) and (a["pad"][0], a["pad"][1]) != \
+                        (a["pad"][2], a["pad"][3]):
+                    self.refuse(n, "asymmetric padding")
+                h, wd = self.g.node(edges[0].value_src).shape[2:]
+                bias = bk if bk is not None else np.zeros(wk.shape[0], "f4")
+                node = ir.Conv2d(input_shape=(h, wd), weight=wk, stride=a.get("stride", 1),
+                                 padding=pad, dilation=a.get("dilation", 1),
+                                 groups=a.get("groups", 1), bias=bias)
+            else:
+                node = ir.Affine(weight=wk, bias=bk) if bk is not None else ir.Linear(weight=wk)
+            self.nodes[name] = node
+            for e in edges:
+                if e.attrs.get("tap") == "current":
+                    self.refuse(n, "a projection on a lif's current (V2V) has no NIR form")
+                self.connect(name, self.value(e.value_src))
+        self.split[n.name] = [p[0] for p in parts]
+
+    def lif(self, n: Node) -> None:
+        a = n.attrs
+        if a.get("reset", "subtract") != "zero":
+            self.refuse(n, "reset by subtraction: NIR's LIF resets to a value; compile with "
+                           "reset to zero (--semantics target, or a zero-reset neuron)")
+        lam, th = float(a.get("leak", 1.0)), float(a.get("vth", 1.0))
+        shape = n.shape[1:]
+        tau = DT / (1.0 - lam) if lam < 1.0 else 1e12 * DT
+        self.nodes[n.name] = self.nir.LIF(
+            tau=np.full(shape, tau, "f8"), r=np.full(shape, tau / DT, "f8"),
+            v_leak=np.zeros(shape, "f8"), v_threshold=np.full(shape, th, "f8"))
+        ins = self.g.inputs_of(n.name)
+        self.connect(n.name, self.value(ins[0].value_src))
+        for k, e in enumerate(ins[1:], start=1):
+            if e.kind is EdgeKind.S2M:
+                scale = float(e.attrs.get("scale", 1.0))
+                sname = f"{n.name}__s2m{k}"
+                c = shape[0]
+                eye = (scale * np.eye(c, dtype="f4"))
+                self.nodes[sname] = (self.nir.Conv2d(
+                    input_shape=tuple(shape[1:]), weight=eye.reshape(c, c, 1, 1), stride=1,
+                    padding=0, dilation=1, groups=1, bias=np.zeros(c, "f4"))
+                    if len(shape) == 3 else self.nir.Linear(weight=eye))
+                self.connect(sname, self.value(e.value_src))
+                self.connect(n.name, [sname])
+            elif e.kind is EdgeKind.V2V:
+                if e.projection is not None:
+                    self.refuse(n, "a V2V edge with a projection has no NIR form")
+                self.connect(n.name, self.current(e.src))
+            else:
+                self.refuse(n, f"input port {e.port} carries a {e.kind} edge")
+
+    def run(self):
+        ir, g = self.nir, self.g
+        if g.form is not Form.SNN:
+            raise UnsupportedOp(f"graph '{g.name}' is in ANN form; NIR export needs the SNN form")
+        delay = int(g.attrs.get("synaptic_delay", 0) or 0)
+        if delay and not self.allow:
+            raise UnsupportedOp(
+                f"graph '{g.name}' is target-exact with one synaptic delay per layer "
+                f"(synaptic_delay={delay}); NIR 1.0 has no delay node, so the NIR network would "
+                f"run the same-step equations instead. Pass allow_delay_drop=True to export "
+                f"anyway (recorded as metadata snnc.synaptic_delay), or compile with "
+                f"--semantics paper")
+        (inp,) = g.input_nodes()
+        self.nodes["input"] = ir.Input(input_type=np.array(inp.shape[1:]))
+        readout = None
+        for n in g.nodes:
+            if n.op in ("input", "add", "concat") or n.op in _PASS:
+                if n.op == "encoder":
+                    self.value(n.name)
+                continue
+            if n.op in ("conv2d", "linear"):
+                self.weighted(n)
+            elif n.op == "lif":
+                self.lif(n)
+            elif n.op == "avgpool":
+                k, s = n.attrs["k"], n.attrs.get("stride", n.attrs["k"])
+                pad = n.attrs.get("pad", 0)
+                pad = (pad, pad) if isinstance(pad, int) else (pad[0], pad[1])
+                self.nodes[n.name] = ir.AvgPool2d(kernel_size=k, stride=s, padding=pad)
+                self.connect(n.name, self.value(self.g.inputs_of(n.name)[0].value_src))
+            elif n.op == "flatten":
+                shape = g.node(g.inputs_of(n.name)[0].value_src).shape[1:]
+                self.nodes[n.name] = ir.Flatten(input_type={"input": np.array(shape)},
+                                                start_dim=0, end_dim=-1)
+                self.connect(n.name, self.value(self.g.inputs_of(n.name)[0].value_src))
+            elif n.op == "readout" and n.name in g.outputs:
+                readout = n.name
+            else:
+                self.refuse(n, "NIR has no node for it (and snnc no documented lowering)")
+        out = g.outputs[0]
+        src = self.value(g.inputs_of(readout)[0].value_src) if readout else self.value(out)
+        shape = g.node(out).shape[1:]
+        self.nodes["output"] = ir.Output(output_type=np.array(shape))
+        self.connect("output", src)
+        meta = {"snnc.graph": g.name, "snnc.timesteps": int(g.attrs.get("timesteps", 1)),
+                "snnc.readout": "mean over time of output" if readout else "none",
+                "snnc.synaptic_delay": delay, "snnc.dt": DT}
+        return ir.NIRGraph(nodes=self.nodes, edges=self.edges, metadata=meta)
+
+
+def to_nir(g: Graph, *, allow_delay_drop: bool = False):
+    """The ``nir.NIRGraph`` of SNN-form graph `g` (see the module docstring for the mapping)."""
+    return _Export(g, allow_delay_drop).run()
+
+
+def export(g: Graph, path: str | Path, *, allow_delay_drop: bool = False) -> Path:
+    """Write `g` as a NIR file (HDF5, readable with ``nir.read``); returns the path."""
+    import nir
+
+    path = Path(path)
+    nir.write(str(path), to_nir(g, allow_delay_drop=allow_delay_drop))
+    return path

@@ -1,0 +1,94 @@
+"""NIR export: files read back with nir.read and run in snnTorch (its NIR importer) with the
+same outputs as snnc's PyTorch backend (zero reset, fire on >, no synaptic delay).
+
+Tolerance: |difference| <= 1e-6 on the time-averaged output (float32 summation order; the
+spike trains are the same, a single differing spike would move it by >= |w|/T ~ 1e-3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("nir")
+pytest.importorskip("snntorch")
+
+import nir  # noqa: E402
+
+from snnc.backends import nir as snir  # noqa: E402
+from snnc.backends.pytorch import build_module  # noqa: E402
+from snnc.compiler.errors import UnsupportedOp  # noqa: E402
+from snnc.compiler.frontends.fx import from_torch  # noqa: E402
+from snnc.compiler.passmanager import run_pipeline  # noqa: E402
+from snnc.passes.pipeline import conversion_pipeline  # noqa: E402
+from tests.lava import nets  # noqa: E402  (the same small networks as the Lava tests)
+
+
+TOL = 1e-6
+
+
+def _compile(model, residual="s2s", reset="zero", target="generic"):
+    torch.manual_seed(0)
+    m = model.eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(2.0)
+    g = run_pipeline(from_torch(m, torch.zeros(1, *nets.SHAPE)),
+                     conversion_pipeline(residual=residual, target=target, timesteps=nets.T,
+                                         encoder="events", bntt=False, semantics="paper",
+                                         leak=0.875))
+    b = g.edit()
+    for n in g.by_op("lif"):  # NIR's LIF resets to a value: the zero-reset, fire-on-> neuron
+        b.replace_node(type(n)(n.name, n.op, n.attrs.set(reset=reset, fire="gt"), n.shape,
+                               n.params))
+    return b.build()
+
+
+def _snntorch_run(path, x):
+    from snntorch.import_nir import import_from_nir
+
+    net = import_from_nir(nir.read(str(path)))
+    outs, state = [], None
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            o, state = net(x[t], state)
+            outs.append(o)
+    return torch.stack(outs)
+
+
+@pytest.mark.parametrize("model,residual", [
+    (nets.SeqConv, "s2s"), (nets.Residual, "s2m"), (nets.Residual, "s2s"),
+    (nets.Residual, "v2v"), (nets.Dense, "s2s")])
+def test_roundtrip_and_snntorch_matches(tmp_path, model, residual):
+    g = _compile(model(), residual)
+    path = snir.export(g, tmp_path / "model.nir")
+    back = nir.read(str(path))
+    assert isinstance(back, nir.NIRGraph)
+    assert {type(n).__name__ for n in back.nodes.values()} >= {"Input", "Output", "LIF"}
+    assert int(back.metadata["snnc.timesteps"]) == nets.T
+    x = torch.from_numpy(nets.events(1, seed=1)[0][:, None])
+    with torch.no_grad():
+        y = build_module(g).eval()(x)
+    o = _snntorch_run(path, x)
+    assert y.abs().sum() > 0
+    # same spikes; the time average differs only by float32 summation order
+    np.testing.assert_allclose(o.mean(0).numpy().reshape(-1), y.numpy().reshape(-1),
+                               rtol=0, atol=TOL)
+
+
+def test_dsc_is_split_per_source():
+    ng = snir.to_nir(_compile(nets.Dense()))
+    assert "c3__dsc1" in ng.nodes and ("c3__dsc1", "relu_2") in ng.edges
+    assert ng.nodes["c3"].weight.shape[1] + ng.nodes["c3__dsc1"].weight.shape[1] == 8
+
+
+def test_subtractive_reset_is_refused():
+    with pytest.raises(UnsupportedOp, match="reset by subtraction"):
+        snir.to_nir(_compile(nets.SeqConv(), reset="subtract"))
+
+
+def test_target_exact_delay_is_refused_unless_allowed():
+    g = nets.compile_net(nets.SeqConv())
+    with pytest.raises(UnsupportedOp, match="no delay node"):
+        snir.to_nir(g)
+    assert snir.to_nir(g, allow_delay_drop=True).metadata["snnc.synaptic_delay"] == 1
