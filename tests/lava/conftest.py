@@ -21,19 +21,20 @@ except Exception as err:  # ImportError, or lava's dataclass error on Python >= 
 HOW = ("build it with scripts/setup-lava.sh and run .venv-lava/bin/python -m pytest tests/lava")
 
 
+def _here(item) -> bool:
+    return str(item.fspath).startswith(os.path.dirname(__file__))
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark every test here `lava`; skip or fail them all when lava cannot be imported."""
-    here = os.path.dirname(__file__)
+    """Mark every test here `lava`."""
     for item in items:
-        if str(item.fspath).startswith(here):
+        if _here(item):
             item.add_marker(pytest.mark.lava)
-            if LAVA_ERROR is not None:
-                item.add_marker(pytest.mark.usefixtures("_require_lava"))
 
 
-@pytest.fixture
-def _require_lava():
-    if LAVA_ERROR is None:
+def pytest_runtest_setup(item):
+    """Skip (locally) or fail (SNNC_REQUIRE_LAVA=1) every test here when lava is missing."""
+    if LAVA_ERROR is None or not _here(item):
         return
     msg = f"lava-dl is not importable here ({LAVA_ERROR}); {HOW}"
     if os.environ.get("SNNC_REQUIRE_LAVA") == "1":
