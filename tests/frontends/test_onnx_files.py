@@ -17,15 +17,19 @@ from snnc.compiler.frontends.onnx import from_onnx
 from .conftest import build, example, export
 
 
-@pytest.mark.parametrize("opset", range(13, 21))
-def test_torchscript_opsets(opset, exports):
-    """Opsets 13..20 (ReduceMean axes as attribute < 18, as input >= 18; Clip inputs)."""
-    path = exports("mobilenetv2", "torchscript", opset)
+OPSET_CASES = [("resnet20", o) for o in range(13, 21)] + [("mobilenetv2", 17), ("mobilenetv2", 18)]
+
+
+@pytest.mark.parametrize("zoo_id,opset", OPSET_CASES)
+def test_torchscript_opsets(zoo_id, opset, exports):
+    """TorchScript exporter, opsets 13..20. mobilenetv2 at 17 and 18 covers ReduceMean's axes
+    moving from an attribute to an input (opset 18) and Clip's bounds as inputs."""
+    path = exports(zoo_id, "torchscript", opset)
     model = onnx.load(str(path))
     assert model.opset_import[0].version == opset
     g = from_onnx(path)
-    assert explain_difference(g, from_onnx(exports("mobilenetv2", "torchscript"))) is None
-    assert check_equivalence(g, path, example(build("mobilenetv2"), seed=7)).ok
+    assert explain_difference(g, from_onnx(exports(zoo_id, "torchscript"))) is None
+    assert check_equivalence(g, path, example(build(zoo_id), seed=7)).ok
 
 
 def test_opset_below_13_is_converted(tmp_path):
