@@ -15,7 +15,7 @@ def __getattr__(name):
 
         return getattr(io, name)
     if name == "train":
-        from snnc.backends.pytorch.train import train
+        from snnc.backends.pytorch.training import train
 
         return train
     raise AttributeError(name)

@@ -36,7 +36,7 @@ def train_cmd(directory, data, epochs, timesteps, batch_size, lr, optimizer, mom
     from rich.console import Console
 
     from snnc.backends.pytorch.plots import rates_table
-    from snnc.backends.pytorch.train import train
+    from snnc.backends.pytorch.training import train
 
     if threads:
         torch.set_num_threads(threads)
