@@ -343,9 +343,11 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
         ctx.values[vi.name], ctx.shapes[name] = name, shape
 
     bad: list[str] = []
-    for node in model.graph.node:
+    for index, node in enumerate(model.graph.node):
+        who = f"node '{node.name}'" if node.name else \
+            f"node #{index} (unnamed, output '{node.output[0] if node.output else ''}')"
         if node.domain not in ("", "ai.onnx"):
-            bad.append(f"node '{node.name}' (op {node.domain}::{node.op_type}): custom domain")
+            bad.append(f"{who} (op {node.domain}::{node.op_type}): custom domain")
             ctx.poisoned.update(node.output)
             continue
         if _fold_constant(ctx, node):
@@ -361,7 +363,7 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
         except _Poisoned:
             ctx.poisoned.update(node.output)
         except Reject as why:
-            bad.append(f"node '{node.name}' (op {node.op_type}): {why}")
+            bad.append(f"{who} (op {node.op_type}): {why}")
             ctx.poisoned.update(node.output)
     if bad:
         lines = "\n  ".join(bad)

@@ -1,0 +1,107 @@
+"""ONNX converters on hand-written graphs (forms the torch exporters rarely emit), each
+checked against onnxruntime: MatMul + Add bias, Gemm transB=0 with alpha/beta, auto_pad,
+AveragePool without counting pads, MaxPool ceil_mode, Flatten axis 2, Squeeze/Unsqueeze,
+Shape-arithmetic Reshape, Dropout, opset 11 Clip via version conversion."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from snnc.compiler.compare import check_equivalence
+from snnc.compiler.errors import UnsupportedOp
+from snnc.compiler.frontends.onnx import from_onnx
+
+RNG = np.random.default_rng(0)
+
+
+def _save(tmp_path, name, nodes, inits, in_shape, out_shape, opset=17):
+    graph = helper.make_graph(
+        nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        [numpy_helper.from_array(v.astype(np.float32) if v.dtype.kind == "f" else v, k)
+         for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def _check(path, shape):
+    g = from_onnx(path)
+    x = torch.from_numpy(RNG.standard_normal((1, *shape[1:])).astype(np.float32))
+    report = check_equivalence(g, path, x)
+    assert report.ok, str(report)
+    return g
+
+
+def test_matmul_add_becomes_linear_with_bias(tmp_path):
+    w, b = RNG.standard_normal((6, 4)), RNG.standard_normal(4)
+    path = _save(tmp_path, "mm", [helper.make_node("MatMul", ["x", "w"], ["h"]),
+                                  helper.make_node("Add", ["h", "b"], ["y"])],
+                 {"w": w, "b": b}, [1, 6], [1, 4])
+    g = _check(path, (1, 6))
+    assert [(n.op, n.attrs.get("bias")) for n in g.nodes[1:]] == [("linear", True)]
+
+
+def test_gemm_no_transpose_alpha_beta(tmp_path):
+    w, c = RNG.standard_normal((5, 3)), RNG.standard_normal(3)
+    node = helper.make_node("Gemm", ["x", "w", "c"], ["y"], alpha=0.5, beta=2.0, transB=0)
+    _check(_save(tmp_path, "gemm", [node], {"w": w, "c": c}, [1, 5], [1, 3]), (1, 5))
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+def test_conv_auto_pad(tmp_path, auto_pad):
+    w = RNG.standard_normal((3, 2, 4, 4))
+    node = helper.make_node("Conv", ["x", "w"], ["y"], auto_pad=auto_pad, strides=[2, 2])
+    out = [1, 3, 4, 4] if auto_pad != "VALID" else [1, 3, 2, 2]
+    g = _check(_save(tmp_path, f"conv_{auto_pad}", [node], {"w": w}, [1, 2, 7, 7], out),
+               (1, 2, 7, 7))
+    assert g.nodes[1].shape == tuple(out)
+
+
+def test_pools_flatten_squeeze_dropout(tmp_path):
+    nodes = [
+        helper.make_node("AveragePool", ["x"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                         strides=[2, 2], count_include_pad=0),
+        helper.make_node("MaxPool", ["a"], ["m"], kernel_shape=[2, 2], strides=[2, 2],
+                         ceil_mode=1),
+        helper.make_node("Dropout", ["m", "ratio"], ["d"]),
+        helper.make_node("Flatten", ["d"], ["f"], axis=2),           # [2, 4]: a reshape
+        helper.make_node("Unsqueeze", ["f", "ax"], ["u"]),           # [1, 2, 4]
+        helper.make_node("Squeeze", ["u", "ax"], ["s"]),             # [2, 4]
+        helper.make_node("Shape", ["x"], ["shp"]),
+        helper.make_node("Gather", ["shp", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "ax"], ["n1"]),
+        helper.make_node("Concat", ["n1", "minus1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["s", "target"], ["y"]),       # [1, 8]
+    ]
+    inits = {"ratio": np.array(0.25, np.float32), "ax": np.array([0], np.int64), "zero": np.array(0, np.int64),
+             "minus1": np.array([-1], np.int64)}
+    g = _check(_save(tmp_path, "misc", nodes, inits, [1, 2, 7, 7], [1, 8]), (1, 2, 7, 7))
+    ops = [n.op for n in g.nodes[1:]]
+    assert ops == ["avgpool", "maxpool", "dropout"] + ["reshape"] * 4
+    assert [n.attrs["shape"] for n in g.nodes[4:]] == [(2, 4), (1, 2, 4), (2, 4), (1, 8)]
+    assert g.nodes[1].attrs["count_include_pad"] is False and g.nodes[2].attrs["ceil"] is True
+
+
+def test_opset11_clip_attrs_converted(tmp_path):
+    """Opset 6-10 Clip keeps min/max as attributes; version conversion moves them to inputs."""
+    node = helper.make_node("Clip", ["x"], ["y"], min=-0.5, max=0.25)
+    path = _save(tmp_path, "clip10", [node], {}, [1, 4], [1, 4], opset=10)
+    g = _check(path, (1, 4))
+    assert (g.nodes[1].attrs["min"], g.nodes[1].attrs["max"]) == (-0.5, 0.25)
+
+
+def test_constant_add_refused(tmp_path):
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Add", ["r", "c"], ["y"])]
+    path = _save(tmp_path, "cadd", nodes, {"c": np.ones(4)}, [1, 4], [1, 4])
+    with pytest.raises(UnsupportedOp, match=r"(?s)cadd\.onnx: 1 node.*node #1 "
+                                            r"\(unnamed, output 'y'\) \(op Add\): addition "
+                                            r"of a constant"):
+        from_onnx(path)
