@@ -7,8 +7,9 @@ Steps: check the file (empty, truncated, not ONNX, external data outside the mod
 each an ImportFailed naming the file); load external data; bring opsets below 13 up to 13 with
 onnx's version converter; run onnx's checker and shape inference (its static shapes
 cross-check the shapes snnc computes); fold constants (initializers, Constant nodes, Shape
-arithmetic); convert each node through the registry in onnx_ops.py; eliminate Identity. Unsupported ops are all listed in one UnsupportedOp. No pickle is ever
-loaded: ONNX is protobuf, and external data is read as raw tensor bytes only.
+arithmetic); convert each node through the registry in onnx_ops.py; eliminate Identity.
+Unsupported ops are all listed in one UnsupportedOp. No pickle is ever loaded: ONNX is
+protobuf, and external data is read as raw tensor bytes only.
 
 Node names: a Conv/Gemm/MatMul whose weight initializer is named ``<path>.weight`` takes that
 module path (both exporters keep it, even when they fold a BatchNormalization into the conv);

@@ -81,7 +81,8 @@ def test_pools_flatten_squeeze_dropout(tmp_path):
         helper.make_node("Concat", ["n1", "minus1"], ["target"], axis=0),
         helper.make_node("Reshape", ["s", "target"], ["y"]),       # [1, 8]
     ]
-    inits = {"ratio": np.array(0.25, np.float32), "ax": np.array([0], np.int64), "zero": np.array(0, np.int64),
+    inits = {"ratio": np.array(0.25, np.float32), "ax": np.array([0], np.int64),
+             "zero": np.array(0, np.int64),
              "minus1": np.array([-1], np.int64)}
     g = _check(_save(tmp_path, "misc", nodes, inits, [1, 2, 7, 7], [1, 8]), (1, 2, 7, 7))
     ops = [n.op for n in g.nodes[1:]]
