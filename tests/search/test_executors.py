@@ -1,5 +1,7 @@
 """Executors agree: in-process, process pool and a real local Ray cluster give equal results."""
 
+import os
+
 import pytest
 
 from snnc.search.executors import LocalExecutor, ProcessPoolExecutor, Task, make_executor, run_task
@@ -60,8 +62,17 @@ def test_local_and_process_pool_agree():
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False,
-             log_to_driver=False, object_store_memory=80 * 1024 * 1024)
+    # a loaded machine starts Ray's agents slowly; give them time before the raylet gives up
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
+    for attempt in range(3):  # Ray gives its raylet 30 s to start: a loaded machine can miss it
+        try:
+            ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False,
+                     log_to_driver=False, object_store_memory=80 * 1024 * 1024)
+            break
+        except Exception:  # noqa: BLE001
+            ray.shutdown()
+            if attempt == 2:
+                raise
     yield ray
     ray.shutdown()
 
