@@ -127,7 +127,6 @@ def build_spikingjelly():
 # -- snnTorch (single-step loop, the idiomatic form) --------------------------------------------
 def build_snntorch():
     import snntorch as snn
-    import torch
     import torch.nn as nn
     from snntorch import utils
 
@@ -247,8 +246,9 @@ def main() -> None:
         peers = [r for k, r in results.items() if k != "snnc"]
         best = min(peers, key=lambda r: r["peak_growth_mb"])
         for r in peers:
-            print(f"snnc / {r['framework']}: throughput x{s['samples_per_s'] / r['samples_per_s']:.2f}"
-                  f", peak growth x{s['peak_growth_mb'] / r['peak_growth_mb']:.2f}")
+            speed = s["samples_per_s"] / r["samples_per_s"]
+            mem = s["peak_growth_mb"] / r["peak_growth_mb"]
+            print(f"snnc / {r['framework']}: throughput x{speed:.2f}, peak growth x{mem:.2f}")
         if "spikingjelly" in results:
             sj = results["spikingjelly"]["samples_per_s"]
             print(f"target throughput >= 1.25x SpikingJelly: x{s['samples_per_s'] / sj:.2f}")

@@ -46,6 +46,7 @@ class LIF(nn.Module):
                 f"fire={self.cfg.fire}. Recompile with --semantics target, or use --semantics "
                 f"paper to train the paper's neuron.")
         ins = g.inputs_of(node.name)
+        self.name = node.name
         self.ports = [(e.kind.value, float(e.attrs.get("scale", 1.0))) for e in ins]
         self.delay = int(g.attrs.get("synaptic_delay", 0) or 0)
 
@@ -61,10 +62,10 @@ class LIF(nn.Module):
         x = ins[0]
         for (kind, scale), r in zip(self.ports[1:], ins[1:]):
             x = x + (scale * r if kind == "S2M" else r)
-        spikes = lif_scan(x, self.cfg, steps) if x.shape[0] in (1, steps) else None
-        if spikes is None:
-            raise SnncError(f"lif input has {x.shape[0]} steps; the module runs {steps}")
-        return delay(spikes, self.delay)
+        if x.shape[0] not in (1, steps):
+            raise SnncError(f"lif node '{self.name}': its input has {x.shape[0]} time steps but "
+                            f"the module runs {steps}; give event input with T = {steps}.")
+        return delay(lif_scan(x, self.cfg, steps), self.delay)
 
 
 class SNNModule(nn.Module):
@@ -78,8 +79,8 @@ class SNNModule(nn.Module):
     def __init__(self, g: Graph, *, compact: bool = True, timesteps: int | None = None):
         super().__init__()
         if g.form is not Form.SNN:
-            raise SnncError(f"graph '{g.name}' is in ANN form; the PyTorch backend needs SNN form. "
-                            f"Compile it first: snnc compile MODEL --residual s2s")
+            raise SnncError(f"graph '{g.name}' is in ANN form; the PyTorch backend needs SNN "
+                            f"form. Compile it first: snnc compile MODEL --residual s2s")
         ins = g.input_nodes()
         if len(ins) != 1:
             raise UnsupportedOp(f"graph '{g.name}' has {len(ins)} inputs; the PyTorch backend "
@@ -110,6 +111,8 @@ class SNNModule(nn.Module):
             for _, vs, _, _ in srcs:
                 last[vs] = i
         self._last = last
+        self._current_users = {src for _, srcs in self._plan for src, _, cur, _ in srcs if cur}
+        self._has_encoder = any(n.op == "encoder" for n in g.nodes)
 
     # -- running ------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -140,7 +143,7 @@ class SNNModule(nn.Module):
                 out = self.layers[n.name](ins, steps)
             else:
                 out = self.layers[n.name](ins)
-            if n.op == "input" and not any(m.op == "encoder" for m in self.graph.nodes):
+            if n.op == "input" and not self._has_encoder:
                 out = self._encode(None, out, steps)
             vals[n.name] = out
             for _, vs, _, _ in srcs:
@@ -149,12 +152,6 @@ class SNNModule(nn.Module):
         outs = [vals[o] for o in self.graph.outputs]
         outs = [o[0] if o.shape[0] == 1 else o for o in outs]
         return outs[0] if len(outs) == 1 else tuple(outs)
-
-    @property
-    def _current_users(self) -> set[str]:
-        if not hasattr(self, "_cu"):
-            self._cu = {src for _, srcs in self._plan for src, _, cur, _ in srcs if cur}
-        return self._cu
 
     def _encode(self, n: Node | None, x: torch.Tensor, steps: int) -> torch.Tensor:
         kind = "direct" if n is None else n.attrs.get("kind", "direct")

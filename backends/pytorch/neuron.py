@@ -146,7 +146,8 @@ class LIFScan(torch.autograd.Function):
             half = mem.dtype == torch.float16
             scratch = torch.empty(grad[0].numel())  # g_{t+1} (kept alive here)
             ctx.lib.lif_backward(
-                grad.data_ptr(), None if half else mem.data_ptr(), mem.data_ptr() if half else None,
+                grad.data_ptr(), None if half else mem.data_ptr(),
+                mem.data_ptr() if half else None,
                 rest[0].data_ptr() if rest else None, grad[0].numel(), steps, lam, theta,
                 int(zero), int(cfg.detach_reset), SURROGATE_IDS[cfg.surrogate], cfg.alpha,
                 cfg.width, int(ctx.static), gx.data_ptr(), scratch.data_ptr())

@@ -52,8 +52,8 @@ def emit(node: Node, ctx: EmitContext) -> nn.Module:
     fn = EMITTERS.get(node.op)
     if fn is None:
         raise UnsupportedOp(
-            f"graph '{ctx.graph.name}', node '{node.name}': the PyTorch backend has no emitter for "
-            f"op '{node.op}'. Run the conversion pipeline first, or register one with "
+            f"graph '{ctx.graph.name}', node '{node.name}': the PyTorch backend has no emitter "
+            f"for op '{node.op}'. Run the conversion pipeline first, or register one with "
             f"snnc.backends.pytorch.ops.emitter('{node.op}').")
     return fn(node, ctx)
 

@@ -100,9 +100,7 @@ def _save_ckpt(ck: Path, epoch: int, module, opt, sched, history, config) -> Non
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.contiguous() for k, v in module.graph_params().items()}
-    groups = []
-    for gi, group in enumerate(opt.state_dict()["param_groups"]):
-        groups.append({k: v for k, v in group.items() if k != "params"} | {"params": group["params"]})
+    groups = [dict(group) for group in opt.state_dict()["param_groups"]]
     for pid, state in opt.state_dict()["state"].items():
         for k, v in state.items():
             tensors[f"opt.{pid}.{k}"] = torch.as_tensor(v).detach().clone().contiguous()

@@ -16,14 +16,14 @@ from snnc.compiler.text import parse
 from snnc.compiler.verify import verify
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_pytorch_reference import bntt_step, conv, lif_loop, lif_step, loihi_lif  # noqa: E402
+from test_pytorch_reference import bntt_step, conv, lif_step, loihi_lif  # noqa: E402
 
 T, LEAK = 5, 0.874
 CONV = "conv2d({src}) {{in={i}, out={o}, k=({k},{k}), stride=(1,1), pad=({p},{p},{p},{p})}}"
 SKIPS = {  # residual kind -> (text of the skip edge / lines, where it enters)
     "s2s": "%out = add(%l2, %l0 ~S2S n=2) : f32[1,4,6,6]",
-    "s2s_proj": "%p = " + CONV.format(src="%l0", i=4, o=4, k=1, p=0)
-                + " [p.weight] : f32[1,4,6,6]\n  %out = add(%l2, %l0 ~S2S n=2 proj=%p) : f32[1,4,6,6]",
+    "s2s_proj": "%p = " + CONV.format(src="%l0", i=4, o=4, k=1, p=0) + " [p.weight] : "
+                "f32[1,4,6,6]\n  %out = add(%l2, %l0 ~S2S n=2 proj=%p) : f32[1,4,6,6]",
     "dsc": "%out = concat(%l2, %l0 ~DSC n=2) {axis=1} : f32[1,8,6,6]",
 }
 
@@ -169,9 +169,9 @@ def test_s2s_gradient_plus_one_untouched_by_surrogate(surrogate_alpha):
     x = (torch.rand(3, 4, 6) < 0.5).float().requires_grad_(True)
     (g,) = torch.autograd.grad(m(x).sum(), x)
     assert torch.equal(g, torch.ones_like(g))
-    s2m = build_module(verify(parse(text.replace("%out = add(%l, %enc ~S2S n=2)", "%out = identity(%l)")
-                                    .replace("lif(%fc)", "lif(%fc, %enc ~S2M n=2 scale=1.0)"))),
-                       compact=False)
+    s2m_text = (text.replace("%out = add(%l, %enc ~S2S n=2)", "%out = identity(%l)")
+                .replace("lif(%fc)", "lif(%fc, %enc ~S2M n=2 scale=1.0)"))
+    s2m = build_module(verify(parse(s2m_text)), compact=False)
     _zero(s2m, "fc")
     (g2,) = torch.autograd.grad(s2m(x).sum(), x)
     assert not torch.equal(g2, torch.ones_like(g2))
