@@ -133,3 +133,27 @@ def test_zoo_loihi2_is_target_exact():
     q = conv._wb()[0]
     assert torch.equal(q * 32, torch.round(q * 32))
     assert m(torch.rand(2, 1, 32, 32)).shape == (2, 10)
+
+
+ENC = """graph e(%x: f32[1,50]) snn {timesteps=400} {
+  %enc = encoder(%x) {kind=poisson, seed=3} : f32[1,50]
+  return %enc
+}"""
+
+
+def test_poisson_encoder_rate_and_seed():
+    """o_t = 1[r_t < clip(x, 0, 1)]: binary, seeded, rate -> clip(x, 0, 1)."""
+    m = build_module(verify(parse(ENC)))
+    x = torch.linspace(-0.5, 1.5, 50).expand(2, 50)
+    o = m(x)
+    assert o.shape == (400, 2, 50) and set(o.unique().tolist()) <= {0.0, 1.0}
+    torch.testing.assert_close(o.mean((0, 1)), x[0].clamp(0, 1), atol=0.06, rtol=0)
+    assert torch.equal(o, m(x))  # the node's seed makes it reproducible
+
+
+def test_event_input_must_have_t_steps():
+    g = verify(parse(ENC.replace("kind=poisson, seed=3", "kind=events")))
+    m = build_module(g)
+    assert torch.equal(m(torch.ones(400, 2, 50)), torch.ones(400, 2, 50))
+    with pytest.raises(SnncError, match=r"T=400"):
+        m(torch.ones(3, 2, 50))
