@@ -29,6 +29,16 @@ from snnc.compiler.ir import Graph
 
 RESIDUAL_MODES = ("s2s", "s2m", "v2v")
 ENCODERS = ("direct", "poisson", "events")
+
+
+def resolve_encoder(encoder: str, target: str) -> str:
+    """`auto` -> `direct` where the target takes graded input (generic, loihi2, cmos45), else
+    `poisson`: a binary-only chip (loihi1, truenorth, speck) cannot receive the frame itself."""
+    if encoder != "auto":
+        return encoder
+    from snnc.costmodel.targets import load_target
+
+    return "direct" if load_target(target).graded_spikes else "poisson"
 EMITTERS = ("torch", "lava", "nir")
 
 
@@ -111,19 +121,21 @@ def _pipeline(o: Options):
 
 
 def compile(model: Any, *, residual: str = "s2s", target: str = "generic", timesteps: int = 8,
-            leak: float = 0.874, threshold: float = 1.0, encoder: str = "direct",
+            leak: float = 0.874, threshold: float = 1.0, encoder: str = "auto",
             bntt: bool = True, semantics: str = "target", boost: bool = False,
             passes: Sequence[str] = (), example_input=None, input_shape=None,
             progress: Callable[[str], None] | None = None) -> Compiled:
     """Compile `model` (ONNX path, nn.Module, ``zoo:NAME`` or an ANN-form Graph) into an SNN.
 
-    `passes` are extra `--pass` specs (``NAME{k=v}`` or ``module:function``) run after the
+    `encoder="auto"` picks `direct` for targets with graded input and `poisson` for binary-only
+    chips (see `resolve_encoder`). `passes` are extra `--pass` specs (``NAME{k=v}`` or ``module:function``) run after the
     conversion pipeline. Raises SnncError subclasses for bad input.
     """
     from snnc.compiler.passmanager import run_pipeline
 
-    o = Options(residual, target, int(timesteps), float(leak), float(threshold), encoder,
-                bool(bntt), semantics, bool(boost), tuple(passes))
+    o = Options(residual, target, int(timesteps), float(leak), float(threshold),
+                resolve_encoder(encoder, target), bool(bntt), semantics, bool(boost),
+                tuple(passes))
     _check_options(o)
     if progress:
         progress("import")

@@ -79,7 +79,9 @@ def conversion_pipeline(residual: str = "s2s", target: str = "generic", timestep
     Order: annotate-skips (snnc.compiler.blocks) -> snn-attrs (timesteps, semantics, target,
     synaptic_delay = 1 for loihi2 target-exact, else 0) -> fold-bn when bntt is off ->
     maxpool-to-avgpool for hardware targets (loihi*, truenorth, speck; `legalize_maxpool`
-    overrides) -> relu-to-lif (the target's neuron, see `neuron_options`) -> bn-to-bntt with
+    overrides) -> relu-to-lif (the target's neuron, see `neuron_options`; on targets without
+    graded spikes a lif after every add with no activation, unactivated_add=lif) ->
+    bn-to-bntt ... -> spike-linear-outputs (targets without graded spikes) -> bn-to-bntt with
     identity BNTT where the exporter folded BN (bntt on) -> lower-residual{mode=residual} ->
     encode{kind=encoder} -> readout -> [boost] -> annotate-payloads -> legalize-graded (targets
     without graded spikes) -> quantize (loihi2 target-exact) -> `extra` (PassSpec or
@@ -107,9 +109,14 @@ def conversion_pipeline(residual: str = "s2s", target: str = "generic", timestep
                        "float batchnorm")
     if legalize_maxpool if legalize_maxpool is not None else hardware:
         specs.append(_spec("maxpool-to-avgpool"))
-    specs.append(_spec("relu-to-lif", **neuron))
+    # A binary-only chip cannot carry a graded sum of currents (mobilenetv2's linear
+    # bottleneck) into the next synapse: put a neuron after such adds there.
+    unactivated = {} if supports_graded(target) else {"unactivated_add": "lif"}
+    specs.append(_spec("relu-to-lif", **neuron, **unactivated))
     if bntt:
         specs.append(_spec("bn-to-bntt", missing="identity"))
+    if not supports_graded(target):
+        specs.append(_spec("spike-linear-outputs"))
     specs += [_spec("lower-residual", mode=residual), _spec("encode", kind=encoder),
               _spec("readout")]
     if boost:
