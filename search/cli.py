@@ -47,6 +47,8 @@ def _floats(text: str) -> tuple[float, ...]:
 @click.option("--init", "n_init", default=8, show_default=True,
               help="random evaluations before the GP takes over")
 @click.option("-T", "--timesteps", default=4, show_default=True)
+@click.option("--encoder", type=click.Choice(["direct", "poisson"]), default="direct",
+              show_default=True, help="input encoding of the SNN (poisson for binary targets)")
 @click.option("--train", "n_train", default=2000, show_default=True,
               help="training samples (fine-tuning)")
 @click.option("--val", "n_val", default=1000, show_default=True, help="validation samples")
@@ -59,7 +61,7 @@ def _floats(text: str) -> tuple[float, ...]:
 def search_cmd(model, data, budget, batch, method, objective, energy_weight, target,
                cost_target, max_energy, max_cores, kinds, fractions, blocks, executor, address,
                workers, threads, cpus_per_task, gpus_per_task, retries, seed, n_init,
-               timesteps, n_train, n_val, ann_epochs, parent_epochs, finetune_epochs, out,
+               timesteps, encoder, n_train, n_val, ann_epochs, parent_epochs, finetune_epochs, out,
                resume):
     """Search the skip connections of MODEL's blocks (paper 1): BO or random search."""
     from pathlib import Path
@@ -72,7 +74,7 @@ def search_cmd(model, data, budget, batch, method, objective, energy_weight, tar
     cfg = SearchConfig(method=method, budget=budget, batch=batch, seed=seed,
                        objective=objective, energy_weight=energy_weight, n_init=n_init)
     s = EvalSettings(data=data, train=n_train, val=n_val, timesteps=timesteps,
-                     target=target, parent_epochs=parent_epochs,
+                     target=target, encoder=encoder, parent_epochs=parent_epochs,
                      finetune_epochs=finetune_epochs, cost_target=cost_target,
                      limits_target=None if target == "generic" else target)
     with LiveProgress(budget) as live:
