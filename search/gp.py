@@ -39,13 +39,20 @@ class OverlapKernel(gpytorch.kernels.Kernel):
     has_lengthscale = True
 
     def forward(self, x1, x2, diag: bool = False, last_dim_is_batch: bool = False, **params):
-        """Kernel matrix (or its diagonal) between rows of `x1` and `x2`."""
-        inv = 1.0 / self.lengthscale  # [..., 1, d]
+        """Kernel matrix (or its diagonal) between rows of `x1` and `x2`.
+
+        Computed as a matrix product of one-hot codes: sum_c w_c [x_c != x'_c] =
+        sum_c w_c - (onehot(x) * w) . onehot(x'), with w_c = 1 / l_c.
+        """
+        w = 1.0 / self.lengthscale  # [..., 1, d]
         if diag:
             mism = (x1 != x2).to(x1.dtype)
-            return torch.exp(-(mism * inv).sum(-1))
-        mism = (x1.unsqueeze(-2) != x2.unsqueeze(-3)).to(x1.dtype)  # [..., n, m, d]
-        return torch.exp(-(mism * inv.unsqueeze(-2)).sum(-1))
+            return torch.exp(-(mism * w).sum(-1))
+        levels = int(torch.maximum(x1.max(), x2.max()).item()) + 1
+        a = torch.nn.functional.one_hot(x1.long(), levels).to(x1.dtype)  # [..., n, d, L]
+        b = torch.nn.functional.one_hot(x2.long(), levels).to(x1.dtype)
+        same = (a * w.unsqueeze(-1)).flatten(-2) @ b.flatten(-2).transpose(-1, -2)
+        return torch.exp(same - w.sum(-1, keepdim=True))
 
 
 class _ExactGP(gpytorch.models.ExactGP):
