@@ -201,7 +201,7 @@ class Compiled:
         return written
 
     def save(self, directory: str | Path, *, emit: Sequence[str] = ("torch",),
-             cost: bool = True, extra: dict | None = None) -> Path:
+             cost: bool = True, plot: bool = False, extra: dict | None = None) -> Path:
         """Write the output directory atomically: everything or nothing (DESIGN.md)."""
         from snnc.compiler.serialize import dumps, save_params
         from snnc.compiler.text import print_ir
@@ -219,7 +219,7 @@ class Compiled:
                                         "graph.safetensors", "ann.safetensors")]
             files += self.emit(emit, tmp)
             if cost:
-                files += _write_cost(self, tmp)
+                files += _write_cost(self, tmp, plot)
             manifest = {
                 "format": "snnc-output", "version": 1, "source": self.source,
                 "source_sha256": _sha256(self.source), "options": self.options.as_dict(),
@@ -232,7 +232,7 @@ class Compiled:
         return directory
 
 
-def _write_cost(c: Compiled, tmp: Path) -> list[Path]:
+def _write_cost(c: Compiled, tmp: Path, plot: bool) -> list[Path]:
     try:
         from snnc.costmodel import estimate  # noqa: F401
     except ImportError:
@@ -241,11 +241,11 @@ def _write_cost(c: Compiled, tmp: Path) -> list[Path]:
     (tmp / "cost.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
     (tmp / "cost.md").write_text(report.to_markdown())
     out = [tmp / "cost.json", tmp / "cost.md"]
-    try:
-        report.plot(tmp / "cost.png")
+    if plot:
+        from snnc.costmodel import sweep
+
+        report.plot(tmp / "cost.png", sweep=sweep(c.graph, target=c.options.target))
         out.append(tmp / "cost.png")
-    except (ImportError, AttributeError):
-        pass
     return out
 
 

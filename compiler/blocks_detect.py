@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
 import numpy as np
 
 from snnc.compiler.ir import SKIP_KINDS, WEIGHTED_OPS, Edge, EdgeKind, Graph
@@ -67,19 +66,42 @@ def main_path(g: Graph) -> MainPath:
                     weighted)
 
 
+def immediate_dominators(order: list[str], preds: dict[str, list[str]]) -> dict[str, str]:
+    """Immediate dominators in a DAG whose nodes `order` are topologically sorted, the first
+    being the root (Cooper, Harvey and Kennedy's intersection on topological numbers: one
+    pass suffices in a DAG). Nodes the root does not reach get no entry."""
+    pos = {n: i for i, n in enumerate(order)}
+    idom = {order[0]: order[0]}
+    for n in order[1:]:
+        new = None
+        for p in preds.get(n, ()):
+            if p not in idom:
+                continue
+            if new is None:
+                new = p
+                continue
+            a, b = p, new
+            while a != b:
+                while pos[a] > pos[b]:
+                    a = idom[a]
+                while pos[b] > pos[a]:
+                    b = idom[b]
+            new = a
+        if new is not None:
+            idom[n] = new
+    return idom
+
+
 def spine(g: Graph) -> set[str]:
     """The nodes every input->output path passes through (dominators of the outputs)."""
-    flow = nx.DiGraph()
-    flow.add_node(_ROOT)
+    preds: dict[str, list[str]] = {n.name: [] for n in g.nodes}
     for n in g.nodes:
-        flow.add_node(n.name)
         if n.op == "input":
-            flow.add_edge(_ROOT, n.name)
+            preds[n.name].append(_ROOT)
     for e in g.edges:
-        flow.add_edge(e.value_src, e.dst)
-    for o in g.outputs:
-        flow.add_edge(o, _SINK)
-    idom = nx.immediate_dominators(flow, _ROOT)
+        preds[e.dst].append(e.value_src)
+    preds[_SINK] = list(g.outputs)
+    idom = immediate_dominators([_ROOT, *(n.name for n in g.nodes), _SINK], preds)
     out, node = set(), _SINK
     while node != _ROOT and node in idom:
         node = idom[node]

@@ -1,7 +1,8 @@
 """The `snnc` command line (DESIGN.md "Interfaces").
 
-Subcommands live beside the code they drive and are registered here: `inspect`, `compile`,
-`passes`, `targets` (compiler), `cost` (costmodel), `train` (backends.pytorch), `search`.
+Subcommands live beside the code they drive and are listed in `COMMANDS` here (imported only
+when used): `inspect`, `compile`, `passes`, `targets` (compiler), `cost` (costmodel), `train`
+(backends.pytorch), `search` (search).
 Exit codes: 0 ok, 2 user error (message, no traceback), 1 internal error (traceback).
 """
 
@@ -14,8 +15,44 @@ import click
 from snnc.compiler.errors import SnncError
 
 
+# name -> (module, attribute, one-line help). Commands are imported only when used, so that
+# `snnc compile` never pays for the search's gpytorch or the trainer's data loaders.
+COMMANDS = {
+    "inspect": ("snnc.compiler.commands", "inspect_cmd",
+                "Print a model's IR, blocks, adjacency matrices and skip edges."),
+    "compile": ("snnc.compiler.commands", "compile_cmd",
+                "Compile a model into an SNN and write the output directory."),
+    "cost": ("snnc.costmodel.cli", "cost_cmd",
+             "Estimate MACs, SOPs, graded spikes, cores, energy and latency on a target."),
+    "train": ("snnc.backends.pytorch.cli", "train_cmd",
+              "Train a compiled SNN with surrogate gradients (BPTT)."),
+    "search": ("snnc.search.cli", "search_cmd",
+               "Search skip connections with Bayesian optimisation (paper 1)."),
+    "passes": ("snnc.compiler.commands", "passes_cmd",
+               "List the registered passes with their contracts."),
+    "targets": ("snnc.compiler.commands", "targets_cmd", "List the known hardware targets."),
+}
+
+
 class SnncGroup(click.Group):
-    """A click group that turns SnncError into `snnc: error: ...` and exit code 2."""
+    """A click group with lazily imported subcommands that turns SnncError into
+    `snnc: error: ...` and exit code 2."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        import importlib
+
+        mod, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(mod), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx):
         try:
@@ -29,30 +66,6 @@ class SnncGroup(click.Group):
 @click.version_option(package_name="snnc", prog_name="snnc")
 def cli() -> None:
     """snnc: compile ANNs to spiking neural networks and estimate their cost on hardware."""
-
-
-def _register() -> None:
-    import importlib
-
-    for mod, name in [("snnc.compiler.commands", "inspect_cmd"),
-                      ("snnc.compiler.commands", "compile_cmd"),
-                      ("snnc.compiler.commands", "passes_cmd"),
-                      ("snnc.compiler.commands", "targets_cmd"),
-                      ("snnc.costmodel.cli", "cost_cmd"),
-                      ("snnc.backends.pytorch.cli", "train_cmd"),
-                      ("snnc.search.cli", "search_cmd")]:
-        try:
-            module = importlib.import_module(mod)
-        except ModuleNotFoundError as err:
-            if err.name and err.name.startswith("snnc"):
-                continue  # that part of snnc is not built yet
-            raise
-        cmd = getattr(module, name, None)
-        if cmd is not None:
-            cli.add_command(cmd)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> int:

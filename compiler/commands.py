@@ -172,9 +172,11 @@ def describe_skips(g, blocks) -> str:
 @click.option("--emit", default="torch", show_default=True,
               help="Comma-separated backends to emit: torch, lava, nir.")
 @click.option("--cost/--no-cost", default=True, show_default=True,
-              help="Write the cost model's report (cost.json, cost.md, cost.png).")
+              help="Write the cost model's report (cost.json, cost.md).")
+@click.option("--plot/--no-plot", default=False, show_default=True,
+              help="Also draw cost.png (per-layer breakdown and rate sweep; about 1 s more).")
 @conversion_options
-def compile_cmd(model, output, emit, cost, **kw):
+def compile_cmd(model, output, emit, cost, plot, **kw):
     """Compile MODEL into an SNN and write the output directory.
 
     MODEL is an ONNX file or a zoo model (zoo:resnet20). The directory holds manifest.json,
@@ -189,7 +191,7 @@ def compile_cmd(model, output, emit, cost, **kw):
     with console.status("compiling") as status:
         c = _compile(model, progress=lambda name: status.update(f"pass {name}"), **kw)
         status.update("writing " + str(out))
-        c.save(out, emit=kinds, cost=cost)
+        c.save(out, emit=kinds, cost=cost, plot=plot)
     n_lif = len(c.graph.by_op("lif"))
     console.print(f"[green]compiled[/] {model} -> {out}/ ({len(c.graph.nodes)} nodes, {n_lif} "
                   f"LIF layers, {len(c.graph.skip_edges())} skip edges, "

@@ -188,7 +188,7 @@ class Graph:
     form: Form = Form.ANN
     attrs: Attrs = EMPTY
     params: Mapping[str, Any] | None = field(default=None, repr=False)
-    _index: dict = field(default_factory=dict, repr=False, compare=False)
+    _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- identity ---------------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
@@ -212,7 +212,7 @@ class Graph:
 
     # -- lookups (cached: a graph never changes) --------------------------------------------
     def _idx(self) -> dict:
-        if not self._index:
+        if "by_name" not in self._index:
             by_name = {n.name: n for n in self.nodes}
             ins: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
             outs: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
@@ -269,10 +269,10 @@ class Graph:
         return GraphBuilder.from_graph(self)
 
     def with_attrs(self, **updates: Any) -> Graph:
-        return replace(self, attrs=self.attrs.set(**updates), _index={})
+        return replace(self, attrs=self.attrs.set(**updates))
 
     def with_params(self, params: Mapping[str, Any] | None) -> Graph:
-        return replace(self, params=None if params is None else dict(params), _index={})
+        return replace(self, params=None if params is None else dict(params))
 
 
 class _EdgeList(list):

@@ -35,7 +35,12 @@ def _fail(g: Graph, node: str | None, msg: str) -> None:
 
 
 def verify(g: Graph) -> Graph:
-    """Check every invariant of `g`; return `g` itself so calls can be chained."""
+    """Check every invariant of `g`; return `g` itself so calls can be chained.
+
+    A graph never changes, so a graph that passed is remembered as verified (a pass's own
+    `build()` and the pipeline runner both verify; the second check is free)."""
+    if g._index.get("verified"):
+        return g
     names = [n.name for n in g.nodes]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -131,6 +136,7 @@ def verify(g: Graph) -> Graph:
                 if not (n.op == "lif" and e.port > 0):
                     pl.append(want)
             out[n.name] = node_payload(n, pl)
+    g._index["verified"] = True
     return g
 
 
