@@ -24,9 +24,12 @@ import click
 @click.option("--test-limit", type=int, default=None, help="test on the first N samples")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-resume", is_flag=True, help="start over instead of resuming")
+@click.option("--recalibrate-bn", "recalibrate", type=int, default=8, show_default=True,
+              help="recompute BN/BNTT statistics over N training batches after the last epoch "
+                   "(0: keep the running averages)")
 @click.option("--threads", type=int, default=None, help="torch CPU threads")
 def train_cmd(directory, data, epochs, timesteps, batch_size, lr, optimizer, momentum,
-              weight_decay, schedule, limit, test_limit, seed, no_resume, threads):
+              weight_decay, schedule, limit, test_limit, seed, no_resume, recalibrate, threads):
     """Train the SNN in DIRECTORY (written by `snnc compile`) with BPTT and surrogate gradients.
 
     Checkpoints after every epoch (DIR/checkpoints); rerunning resumes after the last finished
@@ -43,8 +46,8 @@ def train_cmd(directory, data, epochs, timesteps, batch_size, lr, optimizer, mom
     res = train(directory, data=data, epochs=epochs, timesteps=timesteps, batch_size=batch_size,
                 lr=lr, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
                 schedule=schedule, limit=limit, test_limit=test_limit, seed=seed,
-                resume=not no_resume)
-    console = Console()
+                resume=not no_resume, recalibrate=recalibrate)
+    console = Console(width=max(160, Console().width))
     console.print(rates_table(res.rates))
     console.print(f"test accuracy: {res.accuracy:.4f}")
     for f in res.files:

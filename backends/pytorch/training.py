@@ -77,6 +77,31 @@ def evaluate(module: SNNModule, ds, batch_size: int = 256) -> float:
     return correct / max(len(ds), 1)
 
 
+def recalibrate_bn(module: SNNModule, ds, batch_size: int, batches: int, seed: int) -> int:
+    """Recompute every batchnorm/bntt running statistic as the plain average over `batches`
+    training batches with the final weights ("precise BN"); returns the batches used.
+
+    The running averages kept during training lag behind weights that moved fast (short runs
+    with Adam): their eval accuracy can sit near chance while batch statistics do well."""
+    norms = [m for m in module.layers.values() if hasattr(m, "running_mean")]
+    if not norms or batches <= 0:
+        return 0
+    saved = [m.momentum for m in norms]
+    module.train()
+    used = 0
+    with torch.no_grad():
+        for k, (x, _) in enumerate(_batches(module, ds, batch_size, seed)):
+            if k >= batches:
+                break
+            for m in norms:
+                m.momentum = 1.0 / (k + 1)  # cumulative average; k = 0 overwrites
+            module(x)
+            used += 1
+    for m, mom in zip(norms, saved):
+        m.momentum = mom
+    return used
+
+
 def _optimizer(module, name, lr, momentum, weight_decay):
     if name == "sgd":
         return torch.optim.SGD(module.parameters(), lr=lr, momentum=momentum,
@@ -138,13 +163,15 @@ def train(dir_or_module, data: str = "digits", epochs: int = 1, *, timesteps: in
           momentum: float = 0.9, weight_decay: float = 0.0, schedule: str = "cosine",
           limit: int | None = None, test_limit: int | None = None, out: str | Path | None = None,
           resume: bool = True, seed: int = 0, progress: bool = True,
-          max_steps: int | None = None) -> TrainResult:
+          max_steps: int | None = None, recalibrate: int = 8) -> TrainResult:
     """Train an SNN module (or the module saved in a directory) on dataset `data`.
 
     With a directory (or `out`), checkpoints go to <dir>/checkpoints and the trained weights
     back to <dir>/model.safetensors; a rerun resumes after the last finished epoch. Returns
     the final test accuracy, the history and per-layer, per-step firing rates (also written
-    as <dir>/train_report.json and rates.png)."""
+    as <dir>/train_report.json and rates.png). After the last epoch the normalisation
+    statistics are recomputed over `recalibrate` training batches (0 keeps the running
+    averages; see :func:`recalibrate_bn`)."""
     from tqdm import tqdm
 
     directory = Path(out) if out is not None else (
@@ -194,6 +221,8 @@ def train(dir_or_module, data: str = "digits", epochs: int = 1, *, timesteps: in
             print(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}  test accuracy {acc:.4f}")
         if ck is not None:
             _save_ckpt(ck, epoch + 1, module, opt, sched, history, config)
+    config["recalibrated_batches"] = recalibrate_bn(module, train_ds, batch_size, recalibrate,
+                                                    seed)
     module.reset_rates()
     module.record_rates = True
     acc = evaluate(module, test_ds)

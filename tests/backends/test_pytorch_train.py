@@ -84,3 +84,20 @@ def test_unknown_dataset_is_a_user_error(tmp_path):
     out = subprocess.run([sys.executable, "-m", "snnc.compiler.cli", "train", str(d), "--data",
                           "cifar-1000"], capture_output=True, text=True)
     assert out.returncode == 2 and "unknown dataset 'cifar-1000'" in out.stderr
+
+
+def test_recalibrate_bn_is_the_plain_average(tmp_path):
+    """After recalibration each running mean is the mean of the per-batch means."""
+    from snnc.backends.pytorch.training import _batches, _dataset_for, recalibrate_bn
+
+    torch.manual_seed(0)
+    m = build_module(verify(parse(CNN)))
+    ds = _dataset_for(m, "digits", "train", 96)
+    assert recalibrate_bn(m, ds, 32, 3, seed=7) == 3
+    means = []
+    for x, _ in _batches(m, ds, 32, 7):
+        c0 = m.layers["c0"]([x.unsqueeze(0)])
+        means.append(c0[0].mean((0, 2, 3)))
+    want = torch.stack(means).mean(0)
+    for t in range(4):  # the static stem: every step sees the same batch statistics
+        torch.testing.assert_close(m.layers["b0"].running_mean[t], want, rtol=1e-5, atol=1e-6)
