@@ -136,7 +136,10 @@ class Session:
         self.T = self.plan.timesteps
         self.steps = self.T + 1
         self.cfg = run_config(self.plan.semantics)
-        bits = GRADED_INPUT_BITS if self.plan.input_graded else 0
+        # The input synapses always carry graded (integer) messages: a direct input's values,
+        # or an event frame's per-pixel counts (> 1 when a pixel fired several times in the
+        # frame's window); a binary spike is the message 1, so binary input is unchanged.
+        bits = GRADED_INPUT_BITS
         self.net = LavaNetwork(self.plan, np.zeros((self.steps, *shape), np.int32), bits,
                                probe_all)
         self.bias_start = int(bias_start)
@@ -180,10 +183,12 @@ class Session:
         if spikes.shape[0] != self.T:
             raise SnncError(f"network '{self.plan.name}' runs T={self.T} steps; the input has "
                             f"{spikes.shape[0]}")
-        if self.plan.input_graded and not np.array_equal(spikes, np.round(spikes)):
-            raise SnncError(f"network '{self.plan.name}' has a graded (direct) input: Loihi "
-                            f"carries integers, so pass integer-valued input (counts), or "
-                            f"compile with a spiking encoder (--encoder poisson|events)")
+        if not np.array_equal(spikes, np.round(spikes)):
+            raise SnncError(f"network '{self.plan.name}': the input must be integer-valued "
+                            f"(binary spikes or event counts; Loihi's messages are integers), "
+                            f"but it has fractional values. For graded images compile with "
+                            f"a spiking encoder (--encoder poisson|events), or scale the input "
+                            f"to integers and the first layer's weights down to match.")
         data = np.concatenate([spikes, np.zeros((1, *spikes.shape[1:]), spikes.dtype)])
         data = np.moveaxis(data, 0, -1)
         if data.ndim == 4:
@@ -227,3 +232,20 @@ def run(plan: Plan | str | Path, spikes: np.ndarray) -> dict:
     spikes = np.asarray(spikes)
     with Session(plan, spikes.shape[1:]) as s:
         return s.run(spikes)
+
+
+def readouts(session: Session, samples, progress=None) -> np.ndarray:
+    """The readout of every sample (N, T, ...) through one `Session`, as (N, classes) floats
+    on the PyTorch backend's scale (the accumulated membrane / T, its ``u_T / T``): the
+    network's logits, whose argmax is the predicted class. The graph must have exactly one
+    readout output. `progress(i)` is called after sample i."""
+    names = [layer.name for layer in session.plan.layers if layer.readout]
+    if len(names) != 1:
+        raise SnncError(f"network '{session.plan.name}' has {len(names)} readout layers; "
+                        f"readouts() needs exactly one (read Session.run's 'voltage' instead)")
+    out = []
+    for i, x in enumerate(samples):
+        out.append(session.run(np.asarray(x))["voltage"][names[0]] / session.T)
+        if progress is not None:
+            progress(i)
+    return np.stack(out)

@@ -92,3 +92,30 @@ def test_target_exact_delay_is_refused_unless_allowed():
     with pytest.raises(UnsupportedOp, match="no delay node"):
         snir.to_nir(g)
     assert snir.to_nir(g, allow_delay_drop=True).metadata["snnc.synaptic_delay"] == 1
+
+
+def _onnx(path):
+    torch.manual_seed(0)
+    torch.onnx.export(nets.SeqConv().eval(), torch.zeros(1, *nets.SHAPE), str(path),
+                      input_names=["x"], output_names=["logits"])
+    return path
+
+
+@pytest.mark.parametrize("options,why", [
+    (["--target", "loihi2"], "no delay node"),  # target-exact: one synaptic delay per layer
+    (["--target", "generic"], "reset by subtraction"),  # the paper's neuron (eq. 3-6)
+])
+def test_cli_emit_nir_refusal_is_clean(tmp_path, capsys, options, why):
+    """`snnc compile --emit nir` on a graph NIR cannot express: exit 2, one `snnc: error:`
+    naming the graph (and the node where one is at fault), no output directory left."""
+    from snnc.compiler.cli import main
+
+    d = tmp_path / "out"
+    rc = main(["compile", str(_onnx(tmp_path / "seq.onnx")), "-o", str(d), "--encoder",
+               "events", "--no-bntt", "--no-cost", "--emit", "torch,nir", *options])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("snnc: error: ") and "Traceback" not in err
+    assert why in err and "graph '" in err
+    if why == "reset by subtraction":
+        assert "(op lif)" in err
+    assert not d.exists() and not list(tmp_path.glob(".out*"))

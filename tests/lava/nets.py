@@ -98,3 +98,56 @@ def torch_reference(g, x: np.ndarray) -> tuple[dict, np.ndarray]:
     for h in hooks:
         h.remove()
     return spikes, y[0].numpy()
+
+
+class DigitsNet(nn.Module):
+    """A small conv net for 8x8 digits as event frames (2 polarities): conv - conv - 2x2
+    average pool (a pooling neuron layer) - linear, every layer with a bias."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.c1 = nn.Conv2d(2, width, 3, padding=1)
+        self.c2 = nn.Conv2d(width, width, 3, padding=1)
+        self.pool = nn.AvgPool2d(2)
+        self.fc = nn.Linear(width * 4 * 4, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.c2(torch.relu(self.c1(x))))
+        return self.fc(torch.relu(self.pool(x)).flatten(1))
+
+
+def digits_onnx(path, seed: int = 0, width: int = 8, gain: float = 3.0):
+    """Write DigitsNet (weights from `seed`, times `gain` so that the untrained SNN fires and
+    gets gradients) as an ONNX file with torch's exporter."""
+    torch.manual_seed(seed)
+    m = DigitsNet(width).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(gain)
+    torch.onnx.export(m, torch.zeros(1, 2, 8, 8), str(path), input_names=["x"],
+                      output_names=["logits"])
+    return path
+
+
+def compile_and_train(out, timesteps: int, epochs: int, limit: int | None = None,
+                      seed: int = 0, lr: float = 1e-2, gain: float = 3.0):
+    """`snnc compile <DigitsNet ONNX> --target loihi2 --encoder events` then `snnc train
+    --data digits` (event frames of the 8x8 digits), both through snnc's CLI. Returns the
+    trained directory."""
+    from pathlib import Path
+
+    from snnc.compiler.cli import main
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_path = digits_onnx(out / "digits_net.onnx", seed, gain=gain)
+    d = out / "digits.snnc"
+    argv = ["compile", str(onnx_path), "-o", str(d), "--target", "loihi2", "--encoder",
+            "events", "-T", str(timesteps), "--no-bntt", "--no-cost"]
+    if main(argv) != 0:
+        raise RuntimeError(f"snnc {' '.join(argv)} failed")
+    argv = ["train", str(d), "--data", "digits", "--epochs", str(epochs), "--threads", "1",
+            "--seed", str(seed), "--lr", str(lr)] + (["--limit", str(limit)] if limit else [])
+    if main(argv) != 0:
+        raise RuntimeError(f"snnc {' '.join(argv)} failed")
+    return d
