@@ -31,7 +31,9 @@ def _graph(model: str, residual: str, target: str, timesteps: int, encoder: str)
         raise SnncError(f"{model}: no such file or directory; pass an ONNX file, zoo:NAME or a "
                         f"`snnc compile` output directory")
     from snnc.compiler.api import compile as snnc_compile
+    from snnc.compiler.api import resolve_encoder
 
+    encoder = resolve_encoder(encoder, target)
     try:
         c = snnc_compile(model, residual=residual, target=target, timesteps=timesteps,
                          encoder=encoder)
@@ -72,9 +74,10 @@ def parse_rates(values: tuple[str, ...]):
 @click.option("--residual", default="s2s", show_default=True,
               type=click.Choice(["s2s", "s2m", "v2v"]))
 @click.option("-T", "--timesteps", default=8, show_default=True, type=int)
-@click.option("--encoder", default="direct", show_default=True,
-              type=click.Choice(["direct", "poisson", "events"]),
-              help="Input encoder when MODEL is compiled here.")
+@click.option("--encoder", default="auto", show_default=True,
+              type=click.Choice(["auto", "direct", "poisson", "events"]),
+              help="Input encoder when MODEL is compiled here; auto = direct, or poisson on "
+                   "binary-only chips.")
 @click.option("--rate", "rates", multiple=True, metavar="R|NAME=R",
               help="Firing-rate prior: one rate, or NAME=R for a lif layer (repeatable; "
                    "a bare R is the default of the others). Default prior: 0.1.")

@@ -102,9 +102,16 @@ def test_formats_and_plot(tiny_onnx, tmp_path, capsys):
 
 
 def test_binary_target_refusal_is_a_violation(tiny_onnx, capsys):
-    rep = _json(capsys, ["cost", str(tiny_onnx), "--target", "loihi1", "--format", "json"])
+    rep = _json(capsys, ["cost", str(tiny_onnx), "--target", "loihi1", "--encoder", "direct",
+                         "--format", "json"])
     assert any("direct encoder" in v and "encoder=poisson" in v for v in rep["violations"])
     assert any("refuses this network" in n for n in rep["notes"])
+    assert rep["totals"]["macs"] == TINY_MACS
+
+
+def test_auto_encoder_is_poisson_on_a_binary_target(tiny_onnx, capsys):
+    rep = _json(capsys, ["cost", str(tiny_onnx), "--target", "loihi1", "--format", "json"])
+    assert not any("direct encoder" in v for v in rep["violations"])
     assert rep["totals"]["macs"] == TINY_MACS
 
 
