@@ -112,6 +112,36 @@ class LavaNetwork:
         return sorted(i for i in want if i > 0)
 
 
+def import_lava_runtime() -> None:
+    """Import Lava's runtime even after another library fixed multiprocessing's start method.
+
+    Lava calls ``multiprocessing.set_start_method("fork")`` (without ``force``) when its
+    runtime is first imported, which raises "context has already been set" once anything in
+    the process fixed the default context -- tqdm's progress-bar lock does, so `snnc train`
+    followed by a simulation in one process failed. When the context is already ``fork``
+    (Linux's default), Lava's call is a no-op in effect and is let through."""
+    import multiprocessing as mp
+    import sys
+
+    if "lava.magma.runtime.runtime" in sys.modules:
+        return
+    current = mp.get_start_method(allow_none=True)
+    if current is None:
+        import lava.magma.core.process.process  # noqa: F401
+        return
+    if current != "fork":
+        raise SnncError(f"multiprocessing's start method is already '{current}'; Lava's "
+                        f"runtime needs 'fork'. Import snnc.backends.lava.sim (or create the "
+                        f"Session) before anything calls set_start_method.")
+    original = mp.set_start_method
+    mp.set_start_method = lambda method, force=False: (
+        None if method == "fork" else original(method, force))
+    try:
+        import lava.magma.core.process.process  # noqa: F401
+    finally:
+        mp.set_start_method = original
+
+
 class Session:
     """A compiled Loihi 2 simulation of one plan, reused across samples (context manager).
 
@@ -121,14 +151,17 @@ class Session:
     spikes of steps 0..T-1, which reach the readout neuron one synapse later.
 
     `probe_all` records every spiking layer (default: the output layers and the layers feeding
-    a readout). `bias_start` = 1 (default) keeps every neuron's bias off during step 0, when no synaptic
-    input has arrived yet: the PyTorch backend's target-exact mode delays each lif's *output*
-    (not the encoder's), so its first integration step is Lava's step 1 and Lava's step 0 must
-    integrate nothing. `bias_start` = 0 is a cold start as the chip runs it (bias from step 0);
-    the two differ only for layers with a bias (docs/lava.md "Timing")."""
+    a readout). `bias_start` = 1 (default) is snnc's per-sample protocol, the one the PyTorch
+    backend's target-exact mode trains: the host zeroes the state, runs step 0 with every
+    bias gated off (no synaptic input can have arrived yet: the input crosses one synapse),
+    writes the biases back and runs steps 1..T, so no neuron integrates before the sample's
+    first frame reaches layer 1. `bias_start` = 0 adds the biases from step 0 (a cold start);
+    the two differ only for layers with a bias. Why 1 is the default, and its measured effect:
+    docs/lava.md "Timing"."""
 
     def __init__(self, plan: Plan | str | Path, shape: tuple[int, ...], bias_start: int = 1,
                  probe_all: bool = False):
+        import_lava_runtime()
         from snnc.backends.lava import hdf5
         from snnc.backends.lava.models import run_config
 

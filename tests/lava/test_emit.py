@@ -40,9 +40,9 @@ def test_emit_lava_runs_like_the_module(tmp_path):
 
 def test_emit_lava_refusal_is_clean(tmp_path, capsys):
     m = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
-                            torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                            torch.nn.AvgPool2d(2), torch.nn.Flatten(),
                             torch.nn.Linear(4 * 4 * 4, 10)).eval()
-    onnx_path = tmp_path / "maxpool.onnx"
+    onnx_path = tmp_path / "pool.onnx"  # the pool feeds a synapse, not a neuron
     torch.onnx.export(m, torch.zeros(1, 1, 8, 8), str(onnx_path))
     d = tmp_path / "out"
     rc = main(["compile", str(onnx_path), "-o", str(d), "--target", "loihi2", "--encoder",
@@ -50,5 +50,5 @@ def test_emit_lava_refusal_is_clean(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert err.startswith("snnc: error: ") and "Traceback" not in err
-    assert "(op maxpool)" in err and "node '" in err
+    assert "(op avgpool)" in err and "must feed a neuron" in err and "node 'n" in err
     assert not d.exists() and not list(tmp_path.glob(".out*"))  # nothing half-written
