@@ -2,13 +2,15 @@
 
     .venv-lava/bin/python benchmarks/lava_accuracy.py [--epochs 4] [--samples 300] [-T 16]
 
-1. A small conv net (tests/lava/nets.py DigitsNet: conv-conv-avgpool-linear, with biases) is
+1. A small conv net (tests/lava/nets.py DigitsNet: conv-conv-avgpool-linear, with biases,
+   PyTorch's default initialisation times 3 so that the untrained SNN fires) is
    exported to ONNX by torch and compiled with
    `snnc compile net.onnx --target loihi2 --encoder events -T 16 --no-bntt` (target-exact).
-2. `snnc train DIR --data digits --epochs N` trains it with BPTT on event frames of the 8x8
-   digits (`digits-events`: simulated saccades, integer ON/OFF counts per frame; results on
-   it are labelled simulated). The event counts are the input encoding on both sides: the Lava
-   input synapses carry them as graded integer messages (binary spikes are the message 1).
+2. `snnc train DIR --data digits --epochs N --lr 0.01` trains it with BPTT on event frames
+   of the 8x8 digits (`digits-events`: simulated saccades, integer ON/OFF counts per
+   frame; results on it are labelled simulated). The event counts are the input encoding
+   on both sides: the Lava input synapses carry them as graded integer messages (binary
+   spikes are the message 1).
 3. The trained graph is exported with `snnc.backends.lava.export` (HDF5) and the held-back
    test samples (digits test split, never trained on) run through one Lava `Session`
    (Loihi2SimCfg fixed_pt, CPU, T + 1 steps each).
@@ -74,7 +76,7 @@ def compare(trained_dir: Path, samples: int, progress: bool = False,
 def main() -> None:
     """Compile, train, export, simulate; print the figures."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--samples", type=int, default=300, help="held-back test samples (<= 360)")
     ap.add_argument("-T", "--timesteps", type=int, default=16)
     ap.add_argument("--out", default=None, help="work directory (default: a temporary one)")

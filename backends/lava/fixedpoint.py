@@ -86,7 +86,8 @@ def threshold(theta: float, layer: str, op: str, chk: Checker) -> int:
         chk.add(layer, op, f"threshold {theta!r} is not a multiple of 1/64 (vThMant = {m:.4f}); "
                            f"Loihi truncates it to {int(m)}/64")
     if not 0 < r < (1 << TH_BITS):
-        chk.add(layer, op, f"threshold {theta!r} gives vThMant {r}, outside 1..{(1 << TH_BITS) - 1}"
+        chk.add(layer, op, f"threshold {theta!r} gives vThMant {r}, outside "
+                           f"1..{(1 << TH_BITS) - 1}"
                            f" (17 bits unsigned)")
     return r
 
