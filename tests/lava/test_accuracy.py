@@ -24,7 +24,7 @@ T, EPOCHS, HELD_BACK = 8, 2, 30
 def test_trained_network_keeps_its_predictions_in_lava(tmp_path):
     from snnc.backends.lava.sim import Session, readouts
 
-    d = nets.compile_and_train(tmp_path, T, EPOCHS, limit=600)
+    d = nets.compile_and_train(tmp_path, T, EPOCHS)  # the full training split (1437)
     report = json.loads((d / "train_report.json").read_text())
     assert len(report["history"]) == EPOCHS
     g, _ = load_graph(d)
@@ -35,6 +35,6 @@ def test_trained_network_keeps_its_predictions_in_lava(tmp_path):
         y_lava = readouts(sim, ds.x.numpy())
     labels = ds.y.numpy()
     p_torch, p_lava = y_torch.argmax(1), y_lava.argmax(1)
-    assert (p_torch == labels).mean() > 0.3, "training did not learn: the check would be weak"
+    assert (p_torch == labels).mean() > 0.5, "training did not learn: the check would be weak"
     np.testing.assert_array_equal(p_lava, p_torch)  # every prediction, sample by sample
     np.testing.assert_array_equal(y_lava, y_torch.astype(np.float64))  # the logits themselves
