@@ -9,8 +9,12 @@ snnc                   NIR
 input, encoder         ``Input`` (events / direct: the encoder's output is the network input;
                        poisson sampling is not a NIR node: refused)
 conv2d / linear        ``Conv2d`` / ``Affine`` (``Linear`` without bias)
-avgpool                ``AvgPool2d``;   flatten: ``Flatten`` (start_dim 0, no batch axis)
-lif (reset zero)       ``LIF`` with tau = dt / (1 − λ), r = tau / dt, v_leak = 0, v_threshold = θ,
+avgpool                ``AvgPool2d`` (adaptive_avgpool too, when its windows tile the input
+                       exactly, e.g. global average pooling: kernel = stride = input / out)
+flatten                ``Flatten`` (start_dim 0, no batch axis)
+lif (reset zero)       (fire ge or gt: NIR's threshold crossing is snnTorch's v > θ, so a fire=ge
+                       net differs from its import only on exact ties u == θ)
+                       ``LIF`` with tau = dt / (1 − λ), r = tau / dt, v_leak = 0, v_threshold = θ,
                        so that snnTorch's import gives Leaky(beta = λ, threshold = θ,
                        reset_mechanism="zero") exactly; λ = 1 uses tau = 1e12 dt
 add (S2S)              no node: every reader of the add gets an edge from each term (NIR sums a
@@ -56,6 +60,14 @@ def _np(g: Graph, key: str | None) -> np.ndarray | None:
 
 
 class _Export:
+    def _exact_window(self, n) -> tuple[int, int] | None:
+        """(kh, kw) when `n`'s adaptive windows tile its input exactly, else None."""
+        _, _, h, w = self.g.node(self.g.inputs_of(n.name)[0].value_src).shape
+        oh, ow = n.attrs["out"] if not isinstance(n.attrs["out"], int) else (n.attrs["out"],) * 2
+        if h % oh or w % ow:
+            return None
+        return (h // oh, w // ow)
+
     def __init__(self, g: Graph, allow_delay_drop: bool):
         import nir
 
@@ -197,6 +209,12 @@ class _Export:
                 pad = n.attrs.get("pad", 0)
                 pad = (pad, pad) if isinstance(pad, int) else (pad[0], pad[1])
                 self.nodes[n.name] = ir.AvgPool2d(kernel_size=k, stride=s, padding=pad)
+                self.connect(n.name, self.value(self.g.inputs_of(n.name)[0].value_src))
+            elif n.op == "adaptive_avgpool" and self._exact_window(n) is not None:
+                # documented lowering: an adaptive pool whose windows tile the input exactly
+                # (e.g. global average pooling) is the AvgPool2d with that window
+                k = self._exact_window(n)
+                self.nodes[n.name] = ir.AvgPool2d(kernel_size=k, stride=k, padding=(0, 0))
                 self.connect(n.name, self.value(self.g.inputs_of(n.name)[0].value_src))
             elif n.op == "flatten":
                 shape = g.node(g.inputs_of(n.name)[0].value_src).shape[1:]

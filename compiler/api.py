@@ -56,6 +56,7 @@ class Options:
     semantics: str = "target"
     boost: bool = False
     passes: tuple[str, ...] = ()
+    reset: str | None = None  # None: the semantics' own (subtract for paper, zero on loihi2)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -115,7 +116,7 @@ def _pipeline(o: Options):
     specs = list(conversion_pipeline(residual=o.residual, target=o.target,
                                      timesteps=o.timesteps, leak=o.leak, threshold=o.threshold,
                                      encoder=o.encoder, bntt=o.bntt, semantics=o.semantics,
-                                     boost=o.boost))
+                                     boost=o.boost, reset=o.reset))
     specs += [parse_pass_spec(p) for p in o.passes]
     return specs
 
@@ -123,6 +124,7 @@ def _pipeline(o: Options):
 def compile(model: Any, *, residual: str = "s2s", target: str = "generic", timesteps: int = 8,
             leak: float = 0.874, threshold: float = 1.0, encoder: str = "auto",
             bntt: bool = True, semantics: str = "target", boost: bool = False,
+            reset: str | None = None,
             passes: Sequence[str] = (), example_input=None, input_shape=None,
             progress: Callable[[str], None] | None = None) -> Compiled:
     """Compile `model` (ONNX path, nn.Module, ``zoo:NAME`` or an ANN-form Graph) into an SNN.
@@ -135,7 +137,7 @@ def compile(model: Any, *, residual: str = "s2s", target: str = "generic", times
 
     o = Options(residual, target, int(timesteps), float(leak), float(threshold),
                 resolve_encoder(encoder, target), bool(bntt), semantics, bool(boost),
-                tuple(passes))
+                tuple(passes), reset)
     _check_options(o)
     if progress:
         progress("import")

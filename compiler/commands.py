@@ -54,6 +54,9 @@ def conversion_options(f):
         click.option("--semantics", type=click.Choice(["target", "paper"]), default="target",
                      show_default=True,
                      help="Train the target's own neuron (target) or paper 2's (paper)."),
+        click.option("--reset", type=click.Choice(["subtract", "zero"]), default=None,
+                     help="LIF reset (default: the semantics' own: subtract for the paper's "
+                          "neuron, zero on loihi2). Zero-reset nets export to NIR directly."),
         click.option("--boost/--no-boost", default=False, show_default=True,
                      help="Boosting (voting) output layer, paper 2 sec. 3.2.3."),
         click.option("--pass", "passes", multiple=True, metavar="SPEC",

@@ -73,7 +73,8 @@ def conversion_pipeline(residual: str = "s2s", target: str = "generic", timestep
                         leak: float = 0.874, threshold: float = 1.0, encoder: str = "direct",
                         bntt: bool = True, semantics: str = "target", boost: bool = False,
                         extra: Sequence[PassSpec | str] = (),
-                        legalize_maxpool: bool | None = None) -> list[PassSpec]:
+                        legalize_maxpool: bool | None = None,
+                        reset: str | None = None) -> list[PassSpec]:
     """The default pass list turning an ANN-form graph into an SNN-form graph for `target`.
 
     Order: annotate-skips (snnc.compiler.blocks) -> snn-attrs (timesteps, semantics, target,
@@ -85,11 +86,18 @@ def conversion_pipeline(residual: str = "s2s", target: str = "generic", timestep
     identity BNTT where the exporter folded BN (bntt on) -> lower-residual{mode=residual} ->
     encode{kind=encoder} -> readout -> [boost] -> annotate-payloads -> legalize-graded (targets
     without graded spikes) -> quantize (loihi2 target-exact) -> `extra` (PassSpec or
-    `NAME{k=v}` strings).
+    `NAME{k=v}` strings). `reset` (subtract | zero) overrides the neuron's reset.
     """
     load_builtin_passes()
     check_choice("conversion_pipeline", "residual", residual, ("s2s", "s2m", "v2v"))
     neuron = neuron_options(target, semantics, leak, threshold)
+    if reset is not None:  # the user's choice wins over the semantics' default (issue 3)
+        check_choice("conversion_pipeline", "reset", reset, ("subtract", "zero"))
+        if semantics == "target" and is_loihi2(target) and reset != "zero":
+            raise SnncError("--reset subtract with --target loihi2 and target semantics: Loihi "
+                            "2's neuron resets to zero. Use --semantics paper to train the "
+                            "paper's subtractive reset (it then runs only in Lava's simulator).")
+        neuron["reset"] = reset
     exact = semantics == "target" and is_loihi2(target)
     if semantics == "paper" and target != "generic":
         log.warning("semantics=paper on target '%s': the trained neuron (subtractive reset, "

@@ -53,7 +53,7 @@ CONS_EOF
 if ! "$VENV/bin/python" -c 'import lava.lib.dl.netx' >/dev/null 2>&1; then
   "$PIP" install -c "$CONS" "lava-dl==0.6.0"
 fi
-"$PIP" install -q -c "$CONS" "h5py>=3.8" "pytest<8" "hypothesis>=6" "safetensors>=0.4" "nir>=1.0"
+"$PIP" install -q -c "$CONS" "h5py>=3.8" "pytest<8" "hypothesis>=6" "safetensors>=0.4" "nir>=1.0" tqdm
 # snnc itself, editable so the tests see the working tree. Its core must run on Python 3.10.
 "$PIP" install -q -c "$CONS" -e "$ROOT"
 

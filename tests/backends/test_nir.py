@@ -119,3 +119,28 @@ def test_cli_emit_nir_refusal_is_clean(tmp_path, capsys, options, why):
     if why == "reset by subtraction":
         assert "(op lif)" in err
     assert not d.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_cli_emit_nir_for_a_zero_reset_zoo_model(tmp_path, capsys):
+    """`snnc compile zoo:resnet20 --reset zero --no-bntt --emit nir` writes a model.nir that
+    nir.read reads back and snnTorch's importer runs to the same output as snnc's module
+    (global average pooling lowered to AvgPool2d, S2S sums as summed edges)."""
+    from snnc.compiler import load
+    from snnc.compiler.cli import main
+
+    out = tmp_path / "r20.snnc"
+    code = main(["compile", "zoo:resnet20", "--reset", "zero", "--no-bntt", "--emit",
+                 "torch,nir", "-T", "4", "--no-cost", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    back = nir.read(str(out / "model.nir"))
+    kinds = {type(n).__name__ for n in back.nodes.values()}
+    assert {"Input", "Output", "LIF", "Conv2d", "AvgPool2d", "Affine"} <= kinds
+    module = load(out).to_torch().eval()
+    torch.manual_seed(1)
+    x = torch.rand(1, 3, 32, 32) * 3
+    with torch.no_grad():
+        y = module(x)
+    o = _snntorch_run(out / "model.nir", x[None].expand(4, -1, -1, -1, -1))
+    assert y.abs().sum() > 0
+    np.testing.assert_allclose(o.mean(0).numpy().reshape(-1), y.numpy().reshape(-1),
+                               rtol=0, atol=TOL)

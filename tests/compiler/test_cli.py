@@ -183,3 +183,14 @@ def test_failed_recompile_keeps_the_previous_directory(tmp_path, capsys):
     code, _, _ = run(["compile", EXAMPLE, "-o", out, "--pass", "nonexistent_module:fn"], capsys)
     assert code == 2
     assert (out / "manifest.json").read_text() == before
+
+
+def test_reset_option(tmp_path, capsys):
+    out = tmp_path / "z.snnc"
+    code, _, err = run(["compile", EXAMPLE, "--reset", "zero", "-o", out, "--no-cost"], capsys)
+    assert code == 0, err
+    lifs = [ln for ln in (out / "graph.snnc").read_text().splitlines() if "= lif(" in ln]
+    assert lifs and all("reset=zero" in ln for ln in lifs)
+    code, _, err = run(["compile", EXAMPLE, "--reset", "subtract", "--target", "loihi2",
+                        "-o", tmp_path / "s.snnc"], capsys)
+    assert code == 2 and "resets to zero" in err and not (tmp_path / "s.snnc").exists()
