@@ -18,27 +18,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def export_densenet(path: Path, size: int) -> None:
-    import torch
-
-    from snnc import models
-
-    torch.manual_seed(0)
-    net = models.get("densenet121", num_classes=1000, input_size=size).eval()
-    torch.onnx.export(net, (torch.randn(1, 3, size, size),), str(path), dynamo=False)
+from _common import best_of, export_densenet
 
 
 def chain_onnx(path: Path, layers: int, width: int = 8, side: int = 8) -> None:

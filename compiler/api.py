@@ -235,10 +235,6 @@ class Compiled:
 
 
 def _write_cost(c: Compiled, tmp: Path, plot: bool) -> list[Path]:
-    try:
-        from snnc.costmodel import estimate  # noqa: F401
-    except ImportError:
-        return []
     report = c.cost()
     (tmp / "cost.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
     (tmp / "cost.md").write_text(report.to_markdown())

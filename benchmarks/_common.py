@@ -1,0 +1,31 @@
+"""Helpers the benchmark scripts share (not a benchmark itself)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def best_of(fn, repeat: int) -> float:
+    """The smallest wall time of `repeat` calls of `fn`."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def export_densenet(path: Path, size: int) -> None:
+    """densenet121 from the zoo (seed 0), exported by torch's TorchScript ONNX exporter."""
+    import warnings
+
+    import torch
+
+    from snnc import models
+
+    torch.manual_seed(0)
+    net = models.get("densenet121", num_classes=1000, input_size=size).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.randn(1, 3, size, size),), str(path), dynamo=False)
