@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the Python 3.10 environment for snnc's Lava backend: /work/main/.venv-lava (or $SNNC_LAVA_VENV).
+# Build the Python 3.10 environment for snnc's Lava backend: .venv-lava in the repository root (or $SNNC_LAVA_VENV).
 #
 # lava-nc 0.10.0 does not import on Python >= 3.11 (a dataclass raises a mutable-default error), and
 # lava-dl 0.6.0 pins torch 2.3.x, numpy < 2, networkx <= 2.8.7 and pytest < 8. The Lava backend therefore
