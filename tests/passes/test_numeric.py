@@ -91,7 +91,8 @@ def test_boost_preserves_the_classifier(init):
 
 def test_boost_through_the_pytorch_backend():
     """Paper 2 sec. 3.2.3: the SNN's output with the vote layer equals the one without."""
-    build_module = pytest.importorskip("snnc.backends.pytorch.module").build_module
+    from snnc.backends.pytorch.module import build_module
+
     specs = conversion_pipeline(residual="s2s", timesteps=4)
     plain = run_pipeline(_resnet(seed=3), specs)
     boosted = run_pipeline(plain, [s for s in conversion_pipeline(boost=True, timesteps=4)

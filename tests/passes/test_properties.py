@@ -22,15 +22,7 @@ from snnc.passes.pipeline import conversion_pipeline
 from tests.strategies import ann_graphs
 
 
-def _annotator():
-    try:
-        from snnc.compiler.blocks import annotate_skips
-    except ImportError:
-        return None
-    return annotate_skips
-
-
-ANNOTATE = _annotator()
+from snnc.compiler.blocks import annotate_skips as ANNOTATE  # noqa: N812
 SETTINGS = settings(max_examples=12, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -73,9 +65,6 @@ def _run(g, **options):
 @pytest.mark.parametrize("annotate", [False, True], ids=["plain", "annotated"])
 @pytest.mark.parametrize("residual", ["s2s", "s2m", "v2v"])
 def test_pipeline_properties(annotate, residual):
-    if annotate and ANNOTATE is None:
-        pytest.skip("snnc.compiler.blocks.annotate_skips does not import in this checkout")
-
     @SETTINGS
     @given(ann_graphs(max_blocks=3), st.booleans())
     def check(g, boost):
@@ -96,8 +85,7 @@ def test_pipeline_properties(annotate, residual):
 @SETTINGS
 @given(ann_graphs(max_blocks=3))
 def test_loihi_targets(g):
-    if ANNOTATE is not None:
-        g = ANNOTATE(g)
+    g = ANNOTATE(g)
     out = _run(g, target="loihi2", timesteps=2)
     assert out.attrs["synaptic_delay"] == 1 and out.attrs["weight_bits"] == 8
     assert all(n.attrs["reset"] == "zero" and n.attrs["fire"] == "gt" for n in out.by_op("lif"))
