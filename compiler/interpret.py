@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from snnc.compiler.errors import SnncError, VerifyError
 from snnc.compiler.ir import Edge, EdgeKind, Graph, Node
+from snnc.compiler.shapes import pad4, pair
 
 OpFn = Callable[[Node, Sequence[torch.Tensor], Mapping[str, torch.Tensor]], torch.Tensor]
 INTERPRETERS: dict[str, OpFn] = {}
@@ -34,19 +35,9 @@ def interpreter(*ops: str):
     return deco
 
 
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-def _pad4(v) -> tuple[int, int, int, int]:
-    if isinstance(v, int):
-        return (v, v, v, v)
-    return (v[0], v[1], v[0], v[1]) if len(v) == 2 else tuple(v)  # type: ignore[return-value]
-
-
 def _spatial_pad(x: torch.Tensor, pad, value: float) -> tuple[torch.Tensor, tuple[int, int]]:
     """Symmetric padding goes to the op; asymmetric padding is applied here first."""
-    t, l, b, r = _pad4(pad)
+    t, l, b, r = pad4(pad)
     if t == b and l == r:
         return x, (t, l)
     return F.pad(x, (l, r, t, b), value=value), (0, 0)
@@ -55,8 +46,8 @@ def _spatial_pad(x: torch.Tensor, pad, value: float) -> tuple[torch.Tensor, tupl
 @interpreter("conv2d")
 def _conv(n, xs, p):
     x, pad = _spatial_pad(xs[0], n.attrs.get("pad", 0), 0.0)
-    return F.conv2d(x, p["weight"], p.get("bias"), _pair(n.attrs.get("stride", 1)), pad,
-                    _pair(n.attrs.get("dilation", 1)), n.attrs.get("groups", 1))
+    return F.conv2d(x, p["weight"], p.get("bias"), pair(n.attrs.get("stride", 1)), pad,
+                    pair(n.attrs.get("dilation", 1)), n.attrs.get("groups", 1))
 
 
 @interpreter("linear")
@@ -96,27 +87,27 @@ def _concat(n, xs, p):
 @interpreter("maxpool")
 def _maxpool(n, xs, p):
     x, pad = _spatial_pad(xs[0], n.attrs.get("pad", 0), float("-inf"))
-    k = _pair(n.attrs["k"])
-    return F.max_pool2d(x, k, _pair(n.attrs.get("stride", k)), pad,
-                        _pair(n.attrs.get("dilation", 1)), bool(n.attrs.get("ceil", False)))
+    k = pair(n.attrs["k"])
+    return F.max_pool2d(x, k, pair(n.attrs.get("stride", k)), pad,
+                        pair(n.attrs.get("dilation", 1)), bool(n.attrs.get("ceil", False)))
 
 
 @interpreter("avgpool")
 def _avgpool(n, xs, p):
     include = bool(n.attrs.get("count_include_pad", True))
-    t, l, b, r = _pad4(n.attrs.get("pad", 0))
+    t, l, b, r = pad4(n.attrs.get("pad", 0))
     if (t, l) != (b, r) and not include:
         raise SnncError(f"node '{n.name}' (op avgpool): asymmetric padding {(t, l, b, r)} with "
                         f"count_include_pad=false is not supported by the interpreter")
     x, pad = _spatial_pad(xs[0], (t, l, b, r), 0.0)
-    k = _pair(n.attrs["k"])
-    return F.avg_pool2d(x, k, _pair(n.attrs.get("stride", k)), pad,
+    k = pair(n.attrs["k"])
+    return F.avg_pool2d(x, k, pair(n.attrs.get("stride", k)), pad,
                         bool(n.attrs.get("ceil", False)), include)
 
 
 @interpreter("adaptive_avgpool")
 def _adaptive(n, xs, p):
-    return F.adaptive_avg_pool2d(xs[0], _pair(n.attrs["out"]))
+    return F.adaptive_avg_pool2d(xs[0], pair(n.attrs["out"]))
 
 
 @interpreter("flatten")

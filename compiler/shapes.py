@@ -44,11 +44,12 @@ def edge_shape(shape: Sequence[int], edge: Edge) -> Shape:
     return tuple(int(d) for d in shape)
 
 
-def _pair(v) -> tuple[int, int]:
+def pair(v) -> tuple[int, int]:
+    """(h, w) from an int or a pair (IR attributes `k`, `stride`, `dilation`, `out`)."""
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def _pad4(v) -> tuple[int, int, int, int]:
+def pad4(v) -> tuple[int, int, int, int]:
     """(top, left, bottom, right) from an int, (h, w) or (t, l, b, r)."""
     if isinstance(v, int):
         return (v, v, v, v)
@@ -90,10 +91,10 @@ def _lif(node, inputs):
 @shape_rule("conv2d")
 def _conv(node, inputs):
     n, c, h, w = _first(node, inputs)
-    kh, kw = _pair(node.attrs["k"])
-    sh, sw = _pair(node.attrs.get("stride", 1))
-    dh, dw = _pair(node.attrs.get("dilation", 1))
-    pt, pl, pb, pr = _pad4(node.attrs.get("pad", 0))
+    kh, kw = pair(node.attrs["k"])
+    sh, sw = pair(node.attrs.get("stride", 1))
+    dh, dw = pair(node.attrs.get("dilation", 1))
+    pt, pl, pb, pr = pad4(node.attrs.get("pad", 0))
     groups = node.attrs.get("groups", 1)
     if c != node.attrs["in"]:
         raise ShapeMismatch(f"node '{node.name}' (op conv2d) expects {node.attrs['in']} input "
@@ -117,10 +118,10 @@ def _linear(node, inputs):
 @shape_rule("maxpool", "avgpool")
 def _pool(node, inputs):
     n, c, h, w = _first(node, inputs)
-    kh, kw = _pair(node.attrs["k"])
-    sh, sw = _pair(node.attrs.get("stride", node.attrs["k"]))
-    dh, dw = _pair(node.attrs.get("dilation", 1))
-    pt, pl, pb, pr = _pad4(node.attrs.get("pad", 0))
+    kh, kw = pair(node.attrs["k"])
+    sh, sw = pair(node.attrs.get("stride", node.attrs["k"]))
+    dh, dw = pair(node.attrs.get("dilation", 1))
+    pt, pl, pb, pr = pad4(node.attrs.get("pad", 0))
     ceil = bool(node.attrs.get("ceil", False))
     return (n, c, _window(h, kh, sh, pt, pb, dh, ceil), _window(w, kw, sw, pl, pr, dw, ceil))
 
@@ -128,7 +129,7 @@ def _pool(node, inputs):
 @shape_rule("adaptive_avgpool")
 def _adaptive(node, inputs):
     n, c, _, _ = _first(node, inputs)
-    oh, ow = _pair(node.attrs["out"])
+    oh, ow = pair(node.attrs["out"])
     return (n, c, oh, ow)
 
 

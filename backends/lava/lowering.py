@@ -18,20 +18,10 @@ from snnc.backends.lava import fixedpoint as fx
 from snnc.backends.lava.plan import Layer, Plan, Synapse
 from snnc.compiler.errors import UnsupportedOp
 from snnc.compiler.ir import EdgeKind, Form, Graph, Node
+from snnc.compiler.shapes import pad4, pair
 
 _PASS = ("identity", "dropout")
 _CONV1 = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1}
-
-
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[-1]))
-
-
-def _pad4(v) -> tuple[int, int, int, int]:
-    if isinstance(v, int):
-        return (v, v, v, v)
-    v = tuple(v)
-    return v if len(v) == 4 else (v[0], v[1], v[0], v[1])
 
 
 @dataclass(frozen=True)
@@ -159,22 +149,22 @@ class _Lowering:
         return n, w, b, conv
 
     def geometry(self, n: Node) -> dict:
-        pt, pl, pb, pr = _pad4(n.attrs.get("pad", 0))
+        pt, pl, pb, pr = pad4(n.attrs.get("pad", 0))
         if (pt, pl) != (pb, pr):
             self.refuse(n, f"asymmetric padding {(pt, pl, pb, pr)}; Lava's conv pads each side "
                            f"equally")
-        return {"stride": _pair(n.attrs.get("stride", 1)), "padding": (pt, pl),
-                "dilation": _pair(n.attrs.get("dilation", 1)), "groups": n.attrs.get("groups", 1)}
+        return {"stride": pair(n.attrs.get("stride", 1)), "padding": (pt, pl),
+                "dilation": pair(n.attrs.get("dilation", 1)), "groups": n.attrs.get("groups", 1)}
 
     def pool(self, n: Node) -> tuple[dict, np.ndarray]:
-        kh, kw = _pair(n.attrs["k"])
-        if n.attrs.get("ceil", False) or any(_pad4(n.attrs.get("pad", 0))):
+        kh, kw = pair(n.attrs["k"])
+        if n.attrs.get("ceil", False) or any(pad4(n.attrs.get("pad", 0))):
             self.refuse(n, "average pooling with padding or ceil mode has no fixed sum-conv form")
         c = n.shape[1]
         if (fx.W_SCALE / (kh * kw)) % fx.W_STEP:
             self.chk.add(n.name, n.op, f"a {kh}x{kw} average is a weight of 1/{kh * kw}, not a "
                                        f"multiple of 1/32; use 2x2 or 4x4 pooling")
-        conv = {"stride": _pair(n.attrs.get("stride", n.attrs["k"])), "padding": (0, 0),
+        conv = {"stride": pair(n.attrs.get("stride", n.attrs["k"])), "padding": (0, 0),
                 "dilation": (1, 1), "groups": c}
         return conv, np.full((c, 1, kh, kw), 1.0 / (kh * kw))
 

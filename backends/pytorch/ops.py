@@ -20,6 +20,7 @@ from snnc.backends.pytorch.layers import SpikeConv2d, SpikeLinear
 from snnc.backends.pytorch.neuron import BIAS_GRID, WEIGHT_GRID, quantize_weight
 from snnc.compiler.errors import UnsupportedOp
 from snnc.compiler.ir import Graph, Node, Payload
+from snnc.compiler.shapes import pad4, pair
 
 
 @dataclass(frozen=True)
@@ -78,17 +79,6 @@ def _fold(fn, x: torch.Tensor) -> torch.Tensor:
     return y.reshape(x.shape[0], x.shape[1], *y.shape[1:])
 
 
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def _pad4(v) -> tuple[int, int, int, int]:
-    if isinstance(v, int):
-        return (v, v, v, v)
-    v = tuple(v)
-    return v * 2 if len(v) == 2 else v
-
-
 class Weighted(nn.Module):
     """conv2d or linear; compact backward when the input is spikes (binary or count)."""
 
@@ -97,14 +87,14 @@ class Weighted(nn.Module):
         a = node.attrs
         self.conv = conv
         if conv:
-            k = _pair(a["k"])
+            k = pair(a["k"])
             groups = a.get("groups", 1)
             wshape = (a["out"], a["in"] // groups, *k)
-            top, left, bottom, right = _pad4(a.get("pad", 0))
+            top, left, bottom, right = pad4(a.get("pad", 0))
             self.sym = top == bottom and left == right
             self.pad = (top, left) if self.sym else (0, 0)
             self.fpad = (left, right, top, bottom)
-            self.stride, self.dil = _pair(a.get("stride", 1)), _pair(a.get("dilation", 1))
+            self.stride, self.dil = pair(a.get("stride", 1)), pair(a.get("dilation", 1))
             self.groups = groups
         else:
             wshape = (a["out"], a["in"])
@@ -219,8 +209,8 @@ class Lambda(nn.Module):
 
 def _pool(node: Node, kind: str):
     a = node.attrs
-    k, s = _pair(a["k"]), _pair(a.get("stride", a["k"]))
-    top, left, bottom, right = _pad4(a.get("pad", 0))
+    k, s = pair(a["k"]), pair(a.get("stride", a["k"]))
+    top, left, bottom, right = pad4(a.get("pad", 0))
     ceil = a.get("ceil", False)
 
     def f(x):
@@ -230,7 +220,7 @@ def _pool(node: Node, kind: str):
         else:
             pad = (top, left)
         if kind == "max":
-            return F.max_pool2d(x, k, s, pad, _pair(a.get("dilation", 1)), ceil)
+            return F.max_pool2d(x, k, s, pad, pair(a.get("dilation", 1)), ceil)
         return F.avg_pool2d(x, k, s, pad, ceil, a.get("count_include_pad", True))
 
     return Lambda(lambda ins: _fold(f, ins[0]), f"{kind}pool k={k} s={s}")
@@ -248,7 +238,7 @@ def _avgpool(node, ctx):
 
 @emitter("adaptive_avgpool")
 def _adaptive(node, ctx):
-    out = _pair(node.attrs.get("out", 1))
+    out = pair(node.attrs.get("out", 1))
     return Lambda(lambda ins: _fold(lambda x: F.adaptive_avg_pool2d(x, out), ins[0]),
                   f"adaptive_avgpool {out}")
 
