@@ -1,4 +1,4 @@
-"""The public Python API: `compile`, `Compiled`, `load` (DESIGN.md "Interfaces").
+"""The public Python API: `compile`, `Compiled`, `load` (docs/design.md "Interfaces").
 
     from snnc.compiler import compile
     c = compile("model.onnx", residual="s2s", target="loihi2", timesteps=8)
@@ -204,7 +204,7 @@ class Compiled:
 
     def save(self, directory: str | Path, *, emit: Sequence[str] = ("torch",),
              cost: bool = True, plot: bool = False, extra: dict | None = None) -> Path:
-        """Write the output directory atomically: everything or nothing (DESIGN.md)."""
+        """Write the output directory atomically: everything or nothing (docs/design.md)."""
         from snnc.compiler.serialize import dumps, save_params
         from snnc.compiler.text import print_ir
 

@@ -1,4 +1,4 @@
-"""Blocks and their adjacency matrices (paper 1 sec. III, eq. 1; DESIGN.md "Blocks").
+"""Blocks and their adjacency matrices (paper 1 sec. III, eq. 1; docs/design.md "Blocks").
 
     from snnc.compiler.blocks import annotate_skips, find_blocks, set_block
 
@@ -45,7 +45,7 @@ def annotate_skips_pass(g: Graph) -> Graph:
     number of conv2d/linear layers on the main path between source and merge, projection = the
     last node of the skip path when it has nodes (e.g. a downsample conv + bn). Idempotent;
     weights untouched.
-    Implements: paper 1 sec. III-A (DSC, ASC); DESIGN.md "Skip edges: where they attach".
+    Implements: paper 1 sec. III-A (DSC, ASC); docs/design.md "Skip edges: where they attach".
     """
     return annotate_skips(g)
 

@@ -2,7 +2,7 @@
 
 `projection` builds a zero-weight 1x1 conv + batchnorm (or a zero linear) on a skip; `remap`
 carries a change of a value's channels to the next layers' input weights (zeros for new
-channels, DESIGN.md "Blocks"); `finish` re-infers shapes and SNN payloads after a step.
+channels, docs/design.md "Blocks"); `finish` re-infers shapes and SNN payloads after a step.
 """
 
 from __future__ import annotations

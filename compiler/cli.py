@@ -1,4 +1,4 @@
-"""The `snnc` command line (DESIGN.md "Interfaces").
+"""The `snnc` command line (docs/design.md "Interfaces").
 
 Subcommands live beside the code they drive and are listed in `COMMANDS` here (imported only
 when used): `inspect`, `compile`, `passes`, `targets` (compiler), `cost` (costmodel), `train`

@@ -34,7 +34,7 @@ def _stderr():
 
 
 def conversion_options(f):
-    """The options shared by `compile` and `inspect --snn` (DESIGN.md "Interfaces")."""
+    """The options shared by `compile` and `inspect --snn` (docs/design.md "Interfaces")."""
     opts = [
         click.option("--residual", type=click.Choice(["s2s", "s2m", "v2v"]), default="s2s",
                      show_default=True, help="How ASC skips become spiking residuals (paper 2)."),
@@ -91,7 +91,7 @@ def _check_model_path(model: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the IR as JSON instead of text.")
 @click.option("--check", is_flag=True,
               help="Interpret the ANN-form IR and compare it with the source model "
-                   "(onnxruntime or torch) within DESIGN.md's tolerance.")
+                   "(onnxruntime or torch) within the tolerance of docs/design.md 'The IR'.")
 @conversion_options
 def inspect_cmd(model, snn, as_json, check, **kw):
     """Print MODEL's IR, its blocks with adjacency matrices and every skip edge.
@@ -129,7 +129,8 @@ def inspect_cmd(model, snn, as_json, check, **kw):
 
 def check_source(g, model: str):
     """Interpret the ANN-form `g` on seeded random inputs and compare with its source model
-    (onnxruntime for an ONNX file, torch for a zoo model) within DESIGN.md's tolerance."""
+    (onnxruntime for an ONNX file, torch for a zoo model) within the tolerance of
+    docs/design.md "The IR"."""
     import torch
 
     from snnc.compiler.compare import check_equivalence

@@ -2,7 +2,7 @@
 
     same_up_to_names(fold_bn(from_torch(m)), fold_bn(from_onnx("m.onnx")))   # -> bool
     explain_difference(g1, g2)        # -> None, or the first difference in words
-    check_equivalence(g, model_or_onnx_path, x)   # -> EquivalenceReport (DESIGN.md tolerance)
+    check_equivalence(g, model_or_onnx_path, x)   # -> EquivalenceReport (docs/design.md tolerance)
 
 Names differ between front ends (``layer1_0_conv1`` from torch.fx, ``onnx__Conv_246``-derived
 names from ONNX), so graphs are compared after a canonical renaming: nodes are numbered in a
@@ -123,7 +123,7 @@ def same_up_to_names(g1: Graph, g2: Graph, *,
 class EquivalenceReport:
     """Interpreter vs reference: max error, the tolerance it was held to, and the verdict.
 
-    Tolerance (DESIGN.md): |ir - ref| <= atol + rtol * |ref| elementwise, with rtol = 1e-4 and
+    Tolerance (docs/design.md): |ir - ref| <= atol + rtol * |ref| elementwise, with rtol = 1e-4 and
     atol = 1e-4 * max|ref|.
     """
 
@@ -174,7 +174,7 @@ def check_equivalence(g: Graph, reference: Any, inputs: torch.Tensor | Sequence[
     """Interpret `g` on `inputs` and compare with `reference` (torch callable or .onnx path).
 
     A module is put in eval mode first. The report says OK when every output is within
-    rtol * |ref| + atol_scale * max|ref| elementwise (DESIGN.md: rtol 1e-4, atol 1e-4 x max).
+    rtol * |ref| + atol_scale * max|ref| elementwise (docs/design.md: rtol 1e-4, atol 1e-4 x max).
     """
     from snnc.compiler.interpret import interpret
 
@@ -209,7 +209,7 @@ def _check_main(argv: Sequence[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m snnc.compiler.compare",
                                  description="Import an ONNX model, interpret its ANN-form IR "
-                                             "and compare with onnxruntime (DESIGN.md "
+                                             "and compare with onnxruntime (docs/design.md "
                                              "tolerance: rtol 1e-4, atol 1e-4 x max|ref|).")
     ap.add_argument("model")
     ap.add_argument("--input-shape", help="C,H,W without batch (needed for dynamic inputs)")

@@ -40,7 +40,7 @@ RESIDUAL_KINDS = frozenset({EdgeKind.S2M, EdgeKind.S2S, EdgeKind.V2V})
 
 
 class Payload(str, enum.Enum):
-    """What travels on an edge in SNN form (DESIGN.md "Payload")."""
+    """What travels on an edge in SNN form (docs/design.md "Payload")."""
 
     BINARY = "binary"  # spikes, values in {0, 1}
     COUNT = "count"  # small non-negative integers, e.g. the output of an S2S add

@@ -1,4 +1,4 @@
-"""Payload rules: what values a node's output carries in SNN form (DESIGN.md "Payload").
+"""Payload rules: what values a node's output carries in SNN form (docs/design.md "Payload").
 
 `binary` spikes in {0, 1}; `count` small non-negative integers (an S2S sum of spikes);
 `graded` real values (currents, projections of spikes, direct input, average pools). The rule

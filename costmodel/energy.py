@@ -5,7 +5,7 @@
     t = T * (max_core(SOP_core*t_synop + NU_core*t_nu) + t_barrier(tiles))
 
 A term whose constant is missing from the target is left out and named in `missing`. A figure
-is *printed* only when every constant it uses is P, D or T (DESIGN.md "Targets"); with S or
+is *printed* only when every constant it uses is P, D or T (docs/design.md "Targets"); with S or
 UNCONFIRMED inputs (or null values) the value is None, and with ``allow_unconfirmed`` only a
 band labelled "unconfirmed" is given (where values exist). Bands come from each constant's
 band (its value when it has none).

@@ -1,4 +1,4 @@
-"""Hardware targets as data (DESIGN.md "Targets"; docs/costmodel.md "Target files").
+"""Hardware targets as data (docs/design.md "Targets"; docs/costmodel.md "Target files").
 
 One YAML file per target in ``costmodel/targets/`` (shipped as package data); users add targets
 with ``load_target("path/to/file.yaml")`` or by putting files in a directory named by the

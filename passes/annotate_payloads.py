@@ -19,7 +19,7 @@ def annotate_payloads(g: Graph) -> Graph:
     direct encoder -> graded, poisson/events -> binary; weighted layers, norms, readout, vote,
     average pools (k > 1) -> graded; add of spikes/counts -> count; concat -> the widest input;
     V2V and tap=current edges -> graded (docs/ir.md "Payload"). Stale payloads are replaced.
-    Implements: DESIGN.md "Payload"; paper 2 eq. 12 (a sum of spikes is a count).
+    Implements: docs/design.md "Payload"; paper 2 eq. 12 (a sum of spikes is a count).
     Idempotent.
     """
     require_snn(g, "annotate-payloads", before="relu-to-lif")

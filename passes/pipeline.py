@@ -24,7 +24,7 @@ VTH_SCALE = 64  # Loihi 2: vThMant = int(theta * 64)
 
 
 def neuron_options(target: str, semantics: str, leak: float, threshold: float) -> dict:
-    """relu-to-lif options for `target` under `semantics` (DESIGN.md "Neuron semantics").
+    """relu-to-lif options for `target` under `semantics` (docs/design.md "Neuron semantics").
 
     paper: subtractive reset, fire on u >= theta, leak and threshold as given (paper 2 eq. 3-6).
     target on loihi2: reset to zero, fire on v > theta, leak = 1 - k/4096 with k = round((1 -

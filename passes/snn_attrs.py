@@ -18,7 +18,7 @@ def snn_attrs(g: Graph, *, timesteps: int = 8, semantics: str = "paper",
     Requires: nothing (ANN or SNN form; the conversion pipeline runs it first so that later
     passes such as bn-to-bntt read T from the graph).
     Guarantees: the four attributes equal the options; nothing else changes.
-    Implements: DESIGN.md "Neuron semantics": synaptic_delay = 1 step per layer for Loihi 2
+    Implements: docs/design.md "Neuron semantics": synaptic_delay = 1 step per layer for Loihi 2
     target-exact runs (a skip over n layers then arrives n - 1 steps early), 0 for the
     papers' same-step equations. Idempotent.
     """

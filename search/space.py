@@ -2,7 +2,7 @@
 
 A block with d layers has vertices 0 (input), 1..d (layers), d+1 (output); its matrix is
 (d+2) x (d+2), a_ij in {0 none, 1 DSC, 2 ASC} (paper 1 eq. 1), writable only for j >= i + 2
-(DESIGN.md "Blocks and adjacency matrices"). Beside the matrix each DSC edge has a channel
+(docs/design.md "Blocks and adjacency matrices"). Beside the matrix each DSC edge has a channel
 fraction (paper 1's generalised DSC) and each ASC edge a spiking residual kind (S2M / S2S / V2V,
 paper 2), both chosen by the search.
 

@@ -18,7 +18,7 @@ v2v       the source layer's current into the membrane (eq. 15-16): copies of ev
           concat / v2v synapse of the source layer (so the recursion of eq. 15 and 18 holds)
 ========  ========================================================================================
 
-Every synapse delays by one step, on Loihi and in target-exact mode alike (DESIGN.md "Neuron
+Every synapse delays by one step, on Loihi and in target-exact mode alike (docs/design.md "Neuron
 semantics"); a skip synapse therefore arrives n-1 steps before the main path. This module
 imports neither lava nor h5py.
 """

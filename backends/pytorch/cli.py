@@ -1,4 +1,4 @@
-"""`snnc train DIR --data NAME|PATH`: train a compiled SNN (DESIGN.md "Interfaces")."""
+"""`snnc train DIR --data NAME|PATH`: train a compiled SNN (docs/design.md "Interfaces")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SNNModule: the SNN-form IR as a trainable nn.Module (DESIGN.md "Backends").
+"""SNNModule: the SNN-form IR as a trainable nn.Module (docs/design.md "Backends").
 
 The module keeps the graph and runs it node by node, *multi-step*: each node's value is a
 time-major tensor [T, B, ...] holding all T steps (or [1, B, ...] when it is the same at every

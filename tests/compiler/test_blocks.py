@@ -1,4 +1,4 @@
-"""Blocks and adjacency matrices (paper 1 sec. III-A/B, eq. 1; DESIGN.md "Blocks")."""
+"""Blocks and adjacency matrices (paper 1 sec. III-A/B, eq. 1; docs/design.md "Blocks")."""
 
 import os
 from pathlib import Path
@@ -124,7 +124,7 @@ def _out(g, x):
 
 
 def test_zero_init_keeps_the_function():
-    """New DSC inputs get zero weights, new projections zero weights (DESIGN.md 'Blocks')."""
+    """New DSC inputs get zero weights, new projections zero weights (docs/design.md 'Blocks')."""
     g = net(lambda n: n.sequential("s", [4, 6, 8, 8]), stem=False)
     x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     a = matrix(4, (0, 2, 1), (0, 3, 2), (1, 3, 1), (0, 4, 1), (1, 5, 2), (2, 4, 1), (2, 5, 1))
@@ -164,7 +164,7 @@ def test_write_read_round_trip_and_removal_of_dsc_channels():
     torch.testing.assert_close(new, old[:, 4:])
     torch.testing.assert_close(g2.params["d_l2_bn1.weight"], g.params["d_l2_bn1.weight"][4:])
     assert not g2.has_node("d_cat2")  # a concat left with one input is removed
-    # and back: the channel comes back with zero weights, in the concat order of DESIGN.md
+    # and back: the channel comes back with zero weights, in the concat order of docs/design.md
     g3 = set_block(g2, 0, blk.matrix)
     assert (find_blocks(g3)[0].matrix == blk.matrix).all()
     for h in (g2, g3):

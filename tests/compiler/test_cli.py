@@ -1,4 +1,4 @@
-"""The `snnc` command line: help, exit codes, bad input, the output directory (DESIGN.md
+"""The `snnc` command line: help, exit codes, bad input, the output directory (docs/design.md
 "Interfaces"). Most cases run in-process through `main(argv)`; a few through the real console
 script, as a user runs it."""
 

@@ -1,4 +1,4 @@
-"""The IR core: text form, JSON, attributes, builder and verifier (DESIGN.md "The IR")."""
+"""The IR core: text form, JSON, attributes, builder and verifier (docs/design.md "The IR")."""
 
 import pytest
 

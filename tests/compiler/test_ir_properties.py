@@ -1,5 +1,5 @@
 """Properties of the IR over generated graphs (tests/strategies.py): round trips, annotation,
-and the block matrix API (paper 1 eq. 1; DESIGN.md "Blocks and adjacency matrices")."""
+and the block matrix API (paper 1 eq. 1; docs/design.md "Blocks and adjacency matrices")."""
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ def test_write_then_read_gives_the_matrix_back(g, data):
 @given(ann_graphs(max_blocks=3), st.data())
 def test_zero_init_keeps_the_function(g, data):
     """Added DSC entries (zero input weights) and added ASC entries that need a projection
-    (zero weights) keep the output; existing entries are kept (DESIGN.md 'Blocks')."""
+    (zero weights) keep the output; existing entries are kept (docs/design.md 'Blocks')."""
     blocks = find_blocks(g)
     assume(blocks)
     idx = data.draw(st.integers(0, len(blocks) - 1))

@@ -1,4 +1,4 @@
-"""MACs = half of torch.utils.flop_counter's FLOPs for conv + linear (DESIGN.md "Cost model"),
+"""MACs = half of torch.utils.flop_counter's FLOPs for conv + linear (docs/design.md "Cost model"),
 on zoo models imported both ways: the fx front end (nn.Module) and ONNX exported by torch."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""Target files: schema, statuses, variants, user targets (DESIGN.md "Targets")."""
+"""Target files: schema, statuses, variants, user targets (docs/design.md "Targets")."""
 
 import pytest
 

@@ -1,6 +1,6 @@
 """Every zoo model through both front ends and both torch ONNX exporters.
 
-Checks (DESIGN.md "The IR"): the ONNX IR equals the fx IR up to names once BN is folded on
+Checks (docs/design.md "The IR"): the ONNX IR equals the fx IR up to names once BN is folded on
 both sides (fold-bn on the fx side; the exporters fold it themselves), and the interpreted
 ANN-form IR reproduces torch and onnxruntime within rtol 1e-4, atol 1e-4 x max|reference|.
 """

@@ -2,7 +2,7 @@
 spikes equal bit for bit, and the readout's accumulated membrane equals T times its output.
 
 What this verifies is Lava's bit-accurate CPU simulator (Loihi2SimCfg(select_tag="fixed_pt")),
-not silicon. Residual timing follows DESIGN.md: one synaptic delay per layer, so a skip over n
+not silicon. Residual timing follows docs/design.md: one synaptic delay per layer, so a skip over n
 layers arrives n - 1 steps early (the PyTorch backend replicates it).
 """
 

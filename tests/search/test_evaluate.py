@@ -93,7 +93,7 @@ def test_weight_sharing_inherits_the_parent(ev):
     for k, v in ev.parent.params.items():  # every parent tensor is inherited
         if g.params[k].shape == v.shape:
             assert torch.equal(g.params[k], v), k
-    # a new identity S2S adds its source's spikes: the function changes (DESIGN.md)
+    # a new identity S2S adds its source's spikes: the function changes (docs/design.md)
     s2s = list(zero)
     s2s[b.entries.index((0, 5))] = 1 + len(b.fractions) + b.kinds.index("S2S")
     assert not torch.allclose(_logits(ev.build(tuple(s2s)), x), ref, atol=1e-5)

@@ -76,7 +76,7 @@ def test_features_type_then_level():
 
 
 def test_resnet_basic_block_encoding():
-    # ResNet's basic block: a_{0,3} = 2 (DESIGN.md)
+    # ResNet's basic block: a_{0,3} = 2 (docs/design.md)
     sp = SearchSpace((BlockSpace(2, kinds=("S2S",), fractions=(1.0,)),))
     m = np.zeros((4, 4), dtype=np.int64)
     m[0, 3] = ASC
