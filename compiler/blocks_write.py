@@ -191,14 +191,7 @@ def _add(g: Graph, index: int, i: int, j: int, kind: EdgeKind, frac: float) -> G
         attrs = Attrs({"scale": scale}) if kind is EdgeKind.S2M else EMPTY
         b.edges.append(Edge(src, lif, len(b.inputs_of(lif)), kind, hops, proj, None, attrs))
         return _finish(b)
-    if kind is EdgeKind.S2S:
-        nxt = _next(mp, lif)
-        op, anchor = "add", lif
-        merge = nxt if nxt is not None and _is_s2s_add(g, nxt) else None
-    else:
-        op = "add" if kind is EdgeKind.ASC else "concat"
-        merge, anchor = _find_merge(g, geo, j, op)
-    main_value = anchor if merge is None else mp.entry[merge].src
+    op, merge, anchor, main_value = _attach(g, geo, mp, j, kind, lif)
     vshape, sshape = g.node(main_value).shape, g.node(src).shape
     if op == "add":
         proj = _projection(b, src, sshape, vshape, dst_name, where)
@@ -236,6 +229,27 @@ def _add(g: Graph, index: int, i: int, j: int, kind: EdgeKind, frac: float) -> G
             mapping += [-1] * width if e is new else list(range(off[e], off[e] + old_c[e]))
         _remap(g, b, merge, mapping, pos, where)
     return _finish(b)
+
+
+def _attach(g: Graph, geo: Geometry, mp, j: int, kind: EdgeKind, lif: str | None):
+    """(merge op, existing merge or None, node a new merge goes after, main value) for a skip
+    of `kind` into vertex j: the main value is what an add's skip must match in shape."""
+    if kind is EdgeKind.S2S:
+        nxt = _next(mp, lif)
+        op, anchor = "add", lif
+        merge = nxt if nxt is not None and _is_s2s_add(g, nxt) else None
+    else:
+        op = "add" if kind is EdgeKind.ASC else "concat"
+        merge, anchor = _find_merge(g, geo, j, op)
+    return op, merge, anchor, (anchor if merge is None else mp.entry[merge].src)
+
+
+def skip_target_shape(g: Graph, blk: Block, j: int, kind: EdgeKind = EdgeKind.ASC):
+    """The shape of the main value that a new `kind` skip into vertex j of `blk` joins (an ASC
+    whose source has another shape gets a zero-initialised projection; one of this shape is an
+    identity skip and changes the function, docs/blocks.md "Writing a matrix")."""
+    lif = next((n for n in blk.geometry.join(j) if g.node(n).op == "lif"), None)
+    return g.node(_attach(g, blk.geometry, main_path(g), j, kind, lif)[3]).shape
 
 
 def _next(mp, name: str) -> str | None:

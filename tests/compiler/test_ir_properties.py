@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from snnc.compiler.blocks import annotate_skips, find_blocks, set_block
+from snnc.compiler.blocks_write import skip_target_shape
 from snnc.compiler.errors import SnncError
 from snnc.compiler.interpret import interpret
 from snnc.compiler.serialize import from_json, to_json
@@ -69,9 +70,8 @@ def test_zero_init_keeps_the_function(g, data):
         if a[i, j]:
             continue
         src = g.node(geo.src_node(g, i)).shape
-        dst = g.node(geo.layers[j - 1]).shape if j <= blk.d_b else g.node(blk.output).shape
-        if j <= blk.d_b:
-            dst = g.node(g.inputs_of(geo.layers[j - 1])[0].src).shape
+        # the value an ASC into j is added to (before a dense block's concat, not the concat)
+        dst = skip_target_shape(g, blk, j)
         choices = (0, 1, 2) if tuple(src) != tuple(dst) else (0, 1)
         a[i, j] = data.draw(st.sampled_from(choices))
     try:
@@ -93,3 +93,47 @@ def test_adjacency_matrices_are_upper_beyond_the_main_path(d, data):
     assert a.shape == (d + 2, d + 2)
     assert not np.tril(a, k=1).any()  # j >= i + 2 only (paper 1: no backward connections)
     assert set(np.unique(a)) <= {0, 1, 2}
+
+
+def _preact_dense_block():
+    """The counterexample hypothesis found: stem, one pre-activation dense block of 2 layers
+    (growth 2, width 2), head. Vertex 3 (b0_l2_conv1) has the value b0_l2_relu2 [1,2,8,8]; the
+    block output is the concat b0_out [1,6,8,8]."""
+    from tests.strategies import NetBuilder
+
+    net = NetBuilder("g0", seed=0)
+    net.conv("stem_conv", 2, 3)
+    net.bn("stem_bn")
+    net.relu("stem_relu")
+    net.dense("b0", layers=2, growth=2, width=2)
+    net.head(2)
+    return net.build()
+
+
+def test_zero_init_counterexample_preact_dense_block():
+    """Explicit case (found by test_zero_init_keeps_the_function): in a dense block an ASC into
+    the block output joins the last layer's value *before* the concat (docs/blocks.md "Writing
+    a matrix": per vertex main -> add (ASC) -> concat (DSC)), so its target is [1,2,8,8], not the
+    concat's [1,6,8,8]. The test's oracle read the concat's shape and took a_35 = 2 for a
+    zero-initialised projection; it is an identity skip, which changes the function."""
+    g = _preact_dense_block()
+    (blk,) = find_blocks(g)
+    out = blk.d_b + 1
+    assert blk.kind == "dense" and out == 5
+    assert skip_target_shape(g, blk, out) == (1, 2, 8, 8)
+    assert g.node(blk.output).shape == (1, 6, 8, 8)
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    want = interpret(g, x)
+    # Zero-initialised additions keep the function: DSC (zero input weights) into the output.
+    a = blk.matrix.copy()
+    a[1, 5] = a[3, 5] = 1
+    g_dsc = set_block(g, 0, a, blocks=[blk])
+    torch.testing.assert_close(interpret(g_dsc, x), want, rtol=1e-4,
+                               atol=1e-4 * float(want.abs().max()))
+    # The identity ASC a_35 = 2: no projection (same shape), and the function changes.
+    a = blk.matrix.copy()
+    a[3, 5] = 2
+    g_asc = set_block(g, 0, a, blocks=[blk])
+    (edge,) = [e for e in g_asc.edges if e.kind.value == "ASC"]
+    assert edge.projection is None and edge.src == "b0_l2_relu2"
+    assert not torch.allclose(interpret(g_asc, x), want)
