@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# Derandomized hypothesis (tests/conftest.py): the suite gives the same result on every machine.
+export HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-ci}
 status=0
 .venv/bin/python -m pytest -q -p no:cacheprovider tests --ignore=tests/lava "$@" || status=$?
 if [ -f scripts/setup-lava.sh ] && [ -d tests/lava ]; then

@@ -3,10 +3,21 @@ per test session (exporting densenet121 twice per test would cost minutes)."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis profiles (loaded here, before any test module builds its `settings`, so that they
+# inherit from it). "ci": derandomized (the same examples on every machine and every run) and no
+# example database; chosen when CI is set (CI=true in CI; scripts/test.sh sets it too) or with
+# HYPOTHESIS_PROFILE=ci. "dev": random exploration for local runs (HYPOTHESIS_PROFILE=dev).
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE")
+                      or ("ci" if os.environ.get("CI") else "dev"))
 
 ZOO_TEST_SIZE = 32  # every zoo model at 32x32 keeps the suite fast
 

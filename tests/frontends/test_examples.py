@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 
@@ -39,10 +40,17 @@ def test_resnet20_example_is_what_the_script_builds():
 
 
 def test_regeneration_matches(tmp_path):
-    """The script reproduces the shipped file's weights exactly."""
+    """The script reproduces the shipped file's weights within float32 rounding: the exporter
+    folds BN into the convs (W*g/sqrt(v+eps)), whose last bit depends on the CPU's SIMD path,
+    so bit equality would fail on another machine (docs/frontends.md "Bundled example")."""
     fresh = _maker().write_resnet20(tmp_path / "r20.onnx")
     a = {t.name: onnx.numpy_helper.to_array(t)
          for t in onnx.load(str(EXAMPLES / "resnet20.onnx")).graph.initializer}
     b = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(fresh)).graph.initializer}
     assert a.keys() == b.keys()
-    assert all((a[k] == b[k]).all() for k in a)
+    for k in a:
+        assert a[k].shape == b[k].shape and a[k].dtype == b[k].dtype, k
+        # a few ulps of float32 on the largest value: rounding, not a different weight
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-6,
+                                   atol=4 * np.finfo(np.float32).eps * float(np.abs(a[k]).max()),
+                                   err_msg=k)
