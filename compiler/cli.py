@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from snnc.compiler.errors import SnncError
+from snnc.compiler.errors import SnncError, missing_dependency
 
 
 # name -> (module, attribute, one-line help). Commands are imported only when used, so that
@@ -58,6 +58,12 @@ class SnncGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SnncError as err:
+            click.echo(f"snnc: error: {err}", err=True)
+            ctx.exit(err.exit_code)
+        except ImportError as exc:  # an optional package missing: exit 2 with the pip command
+            err = missing_dependency(exc)
+            if err is None:
+                raise
             click.echo(f"snnc: error: {err}", err=True)
             ctx.exit(err.exit_code)
 

@@ -45,3 +45,38 @@ class TargetError(SnncError):
 
 class ConstraintViolation(SnncError):
     """The network breaks a limit of the chosen target."""
+
+
+class MissingDependency(SnncError):
+    """An optional package a command needs is not installed (exit 2, with the pip command)."""
+
+
+# Optional packages -> (pyproject extra, what needs it). One table: the CLI turns a
+# ModuleNotFoundError for any of these into a MissingDependency, so a command run in an
+# environment without the extra says what to install instead of printing a traceback.
+OPTIONAL_PACKAGES = {
+    "onnxruntime": ("onnx", "inspect --check (onnxruntime runs the reference model)"),
+    "onnxscript": ("onnx", "torch's dynamo ONNX exporter"),
+    "tqdm": ("train", "snnc train / search progress bars"),
+    "snntorch": ("train", "the snnTorch comparison"),
+    "gpytorch": ("search", "snnc search (the Gaussian process)"),
+    "ray": ("search", "snnc search --executor ray"),
+    "nir": ("nir", "--emit nir and NIR import"),
+    "nirtorch": ("nir", "NIR round trips through nirtorch"),
+    "h5py": ("lava", "--emit lava and lava-dl netx files"),
+    "sklearn": ("data", "--data digits (scikit-learn ships the digits)"),
+}
+
+
+def missing_dependency(exc: BaseException) -> MissingDependency | None:
+    """The MissingDependency for `exc` when it is the ImportError of an optional package."""
+    if not isinstance(exc, ImportError):
+        return None
+    name = (getattr(exc, "name", None) or "").split(".")[0]
+    if name not in OPTIONAL_PACKAGES:
+        return None
+    extra, need = OPTIONAL_PACKAGES[name]
+    return MissingDependency(
+        f"{need} needs the Python package '{name}', which is not installed in this environment "
+        f"({exc}). Install it with: pip install 'snnc[{extra}]' (or, from a checkout, "
+        f"scripts/setup.sh, which installs every extra).")

