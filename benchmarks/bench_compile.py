@@ -59,10 +59,11 @@ def chain_onnx(path: Path, layers: int, width: int = 8, side: int = 8) -> None:
 
 
 def import_and_passes(path: Path):
-    from snnc.compiler.api import Options, _pipeline, import_ann
+    from snnc.compiler.api import import_ann
     from snnc.compiler.passmanager import run_pipeline
+    from snnc.passes.pipeline import conversion_pipeline
 
-    return run_pipeline(import_ann(str(path)), _pipeline(Options()))
+    return run_pipeline(import_ann(str(path)), conversion_pipeline())
 
 
 def main() -> None:

@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
+    from snnc.compiler.options import Options
     from snnc.search.evaluate import EvalSettings
     from snnc.search.executors import LocalExecutor
     from snnc.search.loop import SearchConfig, run_search
@@ -77,7 +78,8 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    s = EvalSettings(data=args.data, train=args.train, val=args.val, timesteps=args.timesteps,
+    s = EvalSettings(data=args.data, train=args.train, val=args.val,
+                     options=Options(timesteps=args.timesteps, encoder="direct"),
                      parent_epochs=args.parent_epochs, finetune_epochs=args.finetune_epochs)
     t0 = time.perf_counter()
     torch.manual_seed(0)

@@ -26,9 +26,11 @@ from typing import Any
 
 from snnc.compiler.errors import ImportFailed, SnncError
 from snnc.compiler.ir import Graph
+from snnc.compiler.options import Options
 
-RESIDUAL_MODES = ("s2s", "s2m", "v2v")
-ENCODERS = ("direct", "poisson", "events")
+__all__ = ["compile", "load", "Compiled", "Options", "import_ann", "resolve_encoder"]
+
+EMITTERS = ("torch", "lava", "nir")
 
 
 def resolve_encoder(encoder: str, target: str) -> str:
@@ -39,42 +41,6 @@ def resolve_encoder(encoder: str, target: str) -> str:
     from snnc.costmodel.targets import load_target
 
     return "direct" if load_target(target).graded_spikes else "poisson"
-EMITTERS = ("torch", "lava", "nir")
-
-
-@dataclass(frozen=True)
-class Options:
-    """Everything that decides what `compile` produces (recorded in manifest.json)."""
-
-    residual: str = "s2s"
-    target: str = "generic"
-    timesteps: int = 8
-    leak: float = 0.874  # paper 2 sec. 3.5 (BOHB optimum)
-    threshold: float = 1.0
-    encoder: str = "direct"
-    bntt: bool = True
-    semantics: str = "target"
-    boost: bool = False
-    passes: tuple[str, ...] = ()
-    reset: str | None = None  # None: the semantics' own (subtract for paper, zero on loihi2)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
-
-
-def _check_options(o: Options) -> None:
-    if o.residual not in RESIDUAL_MODES:
-        raise SnncError(f"--residual {o.residual!r} is not one of {', '.join(RESIDUAL_MODES)}.")
-    if o.encoder not in ENCODERS:
-        raise SnncError(f"--encoder {o.encoder!r} is not one of {', '.join(ENCODERS)}.")
-    if o.semantics not in ("target", "paper"):
-        raise SnncError(f"--semantics {o.semantics!r} must be 'target' or 'paper'.")
-    if o.timesteps < 1:
-        raise SnncError(f"--timesteps must be at least 1 (got {o.timesteps}).")
-    if not 0.0 <= o.leak <= 1.0:
-        raise SnncError(f"--leak must lie in [0, 1] (got {o.leak}).")
-    if o.threshold <= 0:
-        raise SnncError(f"--threshold must be positive (got {o.threshold}).")
 
 
 def zoo_module(name: str):
@@ -109,36 +75,23 @@ def import_ann(model: Any, *, example_input=None, input_shape=None) -> Graph:
     return annotate_skips(g)
 
 
-def _pipeline(o: Options):
-    from snnc.compiler.passmanager import parse_pass_spec
-    from snnc.passes.pipeline import conversion_pipeline
-
-    specs = list(conversion_pipeline(residual=o.residual, target=o.target,
-                                     timesteps=o.timesteps, leak=o.leak, threshold=o.threshold,
-                                     encoder=o.encoder, bntt=o.bntt, semantics=o.semantics,
-                                     boost=o.boost, reset=o.reset))
-    specs += [parse_pass_spec(p) for p in o.passes]
-    return specs
-
-
-def compile(model: Any, *, residual: str = "s2s", target: str = "generic", timesteps: int = 8,
-            leak: float = 0.874, threshold: float = 1.0, encoder: str = "auto",
-            bntt: bool = True, semantics: str = "target", boost: bool = False,
-            reset: str | None = None,
-            passes: Sequence[str] = (), example_input=None, input_shape=None,
-            progress: Callable[[str], None] | None = None) -> Compiled:
+def compile(model: Any, options: Options | None = None, *, example_input=None,
+            input_shape=None, progress: Callable[[str], None] | None = None,
+            **overrides: Any) -> Compiled:
     """Compile `model` (ONNX path, nn.Module, ``zoo:NAME`` or an ANN-form Graph) into an SNN.
 
+    `options` (snnc.compiler.options.Options, default: the defaults) with keyword `overrides`
+    (``compile(m, residual="s2m", timesteps=4)``; any Options field) says what to produce.
     `encoder="auto"` picks `direct` for targets with graded input and `poisson` for binary-only
-    chips (see `resolve_encoder`). `passes` are extra `--pass` specs (``NAME{k=v}`` or ``module:function``) run after the
-    conversion pipeline. Raises SnncError subclasses for bad input.
+    chips (see `resolve_encoder`). `passes` are extra `--pass` specs (``NAME{k=v}`` or
+    ``module:function``) run after the conversion pipeline. Raises SnncError subclasses for bad
+    input.
     """
     from snnc.compiler.passmanager import run_pipeline
+    from snnc.passes.pipeline import conversion_pipeline
 
-    o = Options(residual, target, int(timesteps), float(leak), float(threshold),
-                resolve_encoder(encoder, target), bool(bntt), semantics, bool(boost),
-                tuple(passes), reset)
-    _check_options(o)
+    o = Options.build(options, **overrides)
+    o = o.replace(encoder=resolve_encoder(o.encoder, o.target))
     if progress:
         progress("import")
     source = str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
@@ -151,7 +104,7 @@ def compile(model: Any, *, residual: str = "s2s", target: str = "generic", times
     else:
         ann = import_ann(str(model) if isinstance(model, os.PathLike) else model,
                          example_input=example_input, input_shape=input_shape)
-    snn = run_pipeline(ann, _pipeline(o), progress=progress)
+    snn = run_pipeline(ann, conversion_pipeline(o), progress=progress)
     return Compiled(ann=ann, graph=snn, options=o, source=source)
 
 
@@ -298,8 +251,7 @@ def load(directory: str | Path) -> Compiled:
                            f"with `snnc compile MODEL -o {d}`.")
     try:
         manifest = json.loads(manifest_path.read_text())
-        opts = manifest["options"]
-        options = Options(**{**opts, "passes": tuple(opts.get("passes", ()))})
+        options = Options.from_dict(manifest["options"])
         graph = loads((d / "graph.json").read_text(), params=load_params(d / "graph.safetensors"))
         ann = loads((d / "ann.json").read_text(), params=load_params(d / "ann.safetensors"))
     except (KeyError, TypeError, ValueError, FileNotFoundError) as err:

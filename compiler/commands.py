@@ -34,46 +34,18 @@ def _stderr():
 
 
 def conversion_options(f):
-    """The options shared by `compile` and `inspect --snn` (docs/design.md "Interfaces")."""
-    opts = [
-        click.option("--residual", type=click.Choice(["s2s", "s2m", "v2v"]), default="s2s",
-                     show_default=True, help="How ASC skips become spiking residuals (paper 2)."),
-        click.option("--target", default="generic", show_default=True,
-                     help="Target name (`snnc targets`) or a target YAML file."),
-        click.option("-T", "--timesteps", type=click.IntRange(min=1), default=8,
-                     show_default=True, help="Time steps T."),
-        click.option("--leak", type=click.FloatRange(0, 1), default=0.874, show_default=True,
-                     help="LIF leak factor lambda (paper 2 eq. 3)."),
-        click.option("--threshold", type=float, default=1.0, show_default=True,
-                     help="LIF threshold U_th."),
-        click.option("--encoder", type=click.Choice(["auto", "direct", "poisson", "events"]),
-                     default="auto", show_default=True,
-                     help="Input encoding; auto = direct, or poisson on binary-only chips."),
-        click.option("--bntt/--no-bntt", default=True, show_default=True,
-                     help="Batch norm through time (per-step statistics)."),
-        click.option("--semantics", type=click.Choice(["target", "paper"]), default="target",
-                     show_default=True,
-                     help="Train the target's own neuron (target) or paper 2's (paper)."),
-        click.option("--reset", type=click.Choice(["subtract", "zero"]), default=None,
-                     help="LIF reset (default: the semantics' own: subtract for the paper's "
-                          "neuron, zero on loihi2). Zero-reset nets export to NIR directly."),
-        click.option("--boost/--no-boost", default=False, show_default=True,
-                     help="Boosting (voting) output layer, paper 2 sec. 3.2.3."),
-        click.option("--pass", "passes", multiple=True, metavar="SPEC",
-                     help="Extra pass after the pipeline: NAME{k=v} or module:function{k=v}."),
-        click.option("--input-shape", callback=_shape, default=None, help=_SHAPE_HELP),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    """The compile options (snnc.compiler.options.Options, one click option per field, handed
+    to the command as `options`) plus --input-shape: shared by `compile` and `inspect --snn`."""
+    from snnc.compiler.options import cli_options
+
+    f = click.option("--input-shape", callback=_shape, default=None, help=_SHAPE_HELP)(f)
+    return cli_options()(f)
 
 
-def _compile(model: str, progress=None, **kw):
+def _compile(model: str, options, input_shape=None, progress=None):
     from snnc.compiler.api import compile as snnc_compile
 
-    input_shape = kw.pop("input_shape", None)
-    passes = tuple(kw.pop("passes", ()))
-    return snnc_compile(model, input_shape=input_shape, passes=passes, progress=progress, **kw)
+    return snnc_compile(model, options, input_shape=input_shape, progress=progress)
 
 
 def _check_model_path(model: str) -> None:
@@ -93,7 +65,7 @@ def _check_model_path(model: str) -> None:
               help="Interpret the ANN-form IR and compare it with the source model "
                    "(onnxruntime or torch) within the tolerance of docs/design.md 'The IR'.")
 @conversion_options
-def inspect_cmd(model, snn, as_json, check, **kw):
+def inspect_cmd(model, snn, as_json, check, options, input_shape):
     """Print MODEL's IR, its blocks with adjacency matrices and every skip edge.
 
     MODEL is an ONNX file, an snnc output directory, or a zoo model (zoo:resnet20).
@@ -109,11 +81,11 @@ def inspect_cmd(model, snn, as_json, check, **kw):
         c = load(model)
         g = c.graph if snn or not check else c.ann
     elif snn:
-        g = _compile(model, **kw).graph
+        g = _compile(model, options, input_shape).graph
     else:
         from snnc.compiler.api import import_ann
 
-        g = import_ann(model, input_shape=kw.get("input_shape"))
+        g = import_ann(model, input_shape=input_shape)
     if as_json:
         click.echo(dumps(g))
         return
@@ -180,7 +152,7 @@ def describe_skips(g, blocks) -> str:
 @click.option("--plot/--no-plot", default=False, show_default=True,
               help="Also draw cost.png (per-layer breakdown and rate sweep; about 1 s more).")
 @conversion_options
-def compile_cmd(model, output, emit, cost, plot, **kw):
+def compile_cmd(model, output, emit, cost, plot, options, input_shape):
     """Compile MODEL into an SNN and write the output directory.
 
     MODEL is an ONNX file or a zoo model (zoo:resnet20). The directory holds manifest.json,
@@ -193,7 +165,8 @@ def compile_cmd(model, output, emit, cost, plot, **kw):
     out = Path(output) if output else Path(f"{stem}.snnc")
     console = _stderr()
     with console.status("compiling") as status:
-        c = _compile(model, progress=lambda name: status.update(f"pass {name}"), **kw)
+        c = _compile(model, options, input_shape,
+                     progress=lambda name: status.update(f"pass {name}"))
         status.update("writing " + str(out))
         c.save(out, emit=kinds, cost=cost, plot=plot)
     n_lif = len(c.graph.by_op("lif"))

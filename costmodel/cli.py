@@ -12,9 +12,10 @@ from pathlib import Path
 import click
 
 from snnc.compiler.errors import ConstraintViolation, SnncError
+from snnc.compiler.options import cli_options
 
 
-def _graph(model: str, residual: str, target: str, timesteps: int, encoder: str):
+def _graph(model: str, options):
     """(snn graph, ann graph or None, notes) of MODEL|DIR (see the module doc)."""
     p = Path(model)
     if p.is_dir():
@@ -33,19 +34,17 @@ def _graph(model: str, residual: str, target: str, timesteps: int, encoder: str)
     from snnc.compiler.api import compile as snnc_compile
     from snnc.compiler.api import resolve_encoder
 
-    encoder = resolve_encoder(encoder, target)
+    target = options.target
+    options = options.replace(encoder=resolve_encoder(options.encoder, target))
     try:
-        c = snnc_compile(model, residual=residual, target=target, timesteps=timesteps,
-                         encoder=encoder)
+        c = snnc_compile(model, options)
         return c.graph, c.ann, []
     except ConstraintViolation:  # e.g. a direct encoder on a binary-only target
         from snnc.compiler.api import import_ann
         from snnc.compiler.passmanager import run_pipeline
         from snnc.passes.pipeline import conversion_pipeline
 
-        specs = [s for s in conversion_pipeline(residual=residual, target=target,
-                                                timesteps=timesteps, encoder=encoder)
-                 if s.name != "legalize-graded"]
+        specs = [s for s in conversion_pipeline(options) if s.name != "legalize-graded"]
         ann = import_ann(model)
         note = (f"{target} refuses this network as compiled (see the violations); the "
                 f"counts are those of the network before legalisation")
@@ -70,14 +69,7 @@ def parse_rates(values: tuple[str, ...]):
 
 @click.command("cost")
 @click.argument("model")
-@click.option("--target", default="generic", show_default=True, help="Target name or YAML file.")
-@click.option("--residual", default="s2s", show_default=True,
-              type=click.Choice(["s2s", "s2m", "v2v"]))
-@click.option("-T", "--timesteps", default=8, show_default=True, type=int)
-@click.option("--encoder", default="auto", show_default=True,
-              type=click.Choice(["auto", "direct", "poisson", "events"]),
-              help="Input encoder when MODEL is compiled here; auto = direct, or poisson on "
-                   "binary-only chips.")
+@cli_options()
 @click.option("--rate", "rates", multiple=True, metavar="R|NAME=R",
               help="Firing-rate prior: one rate, or NAME=R for a lif layer (repeatable; "
                    "a bare R is the default of the others). Default prior: 0.1.")
@@ -90,8 +82,7 @@ def parse_rates(values: tuple[str, ...]):
               help="Write a PNG: per-layer breakdown and the rate-sensitivity sweep.")
 @click.option("--allow-unconfirmed", is_flag=True,
               help="Show energy built on unconfirmed constants as a labelled band.")
-def cost_cmd(model, target, residual, timesteps, encoder, rates, data, samples, fmt, plot,
-             allow_unconfirmed):
+def cost_cmd(model, options, rates, data, samples, fmt, plot, allow_unconfirmed):
     """Estimate MACs, SOPs, graded edges, cores, energy and latency of MODEL on a target.
 
     MODEL is an ONNX file, a zoo name (zoo:resnet20) or a `snnc compile` output directory.
@@ -100,7 +91,8 @@ def cost_cmd(model, target, residual, timesteps, encoder, rates, data, samples, 
 
     if rates and data:
         raise SnncError("--rate and --calibrate both set the activity; give one of them")
-    g, ann, notes = _graph(model, residual, target, timesteps, encoder)
+    target = options.target
+    g, ann, notes = _graph(model, options)
     act = parse_rates(rates)
     if data is not None:
         from snnc.costmodel.calibration import calibration_samples

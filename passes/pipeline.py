@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from snnc.compiler.errors import SnncError
+from snnc.compiler.options import Options
 from snnc.compiler.passmanager import PASSES, PassSpec, load_builtin_passes, parse_pass_spec
 from snnc.passes._common import check_choice
 from snnc.passes._targets import BINARY_ONLY, is_loihi2, supports_graded
@@ -69,13 +70,15 @@ def _annotate_skips() -> PassSpec | None:
     return PassSpec("annotate-skips", blocks.annotate_skips, {})
 
 
-def conversion_pipeline(residual: str = "s2s", target: str = "generic", timesteps: int = 8,
-                        leak: float = 0.874, threshold: float = 1.0, encoder: str = "direct",
-                        bntt: bool = True, semantics: str = "target", boost: bool = False,
+def conversion_pipeline(options: Options | None = None, /, *,
                         extra: Sequence[PassSpec | str] = (),
-                        legalize_maxpool: bool | None = None,
-                        reset: str | None = None) -> list[PassSpec]:
-    """The default pass list turning an ANN-form graph into an SNN-form graph for `target`.
+                        legalize_maxpool: bool | None = None, **overrides) -> list[PassSpec]:
+    """The default pass list turning an ANN-form graph into an SNN-form graph.
+
+    `options` is the compile options (snnc.compiler.options.Options; default: the defaults),
+    with keyword `overrides` applied (``conversion_pipeline(target="loihi2", timesteps=4)``).
+    Its `passes` are parsed and appended after the pipeline, then `extra` (PassSpec or
+    ``NAME{k=v}`` strings).
 
     Order: annotate-skips (snnc.compiler.blocks) -> snn-attrs (timesteps, semantics, target,
     synaptic_delay = 1 for loihi2 target-exact, else 0) -> fold-bn when bntt is off ->
@@ -85,14 +88,19 @@ def conversion_pipeline(residual: str = "s2s", target: str = "generic", timestep
     bn-to-bntt ... -> spike-linear-outputs (targets without graded spikes) -> bn-to-bntt with
     identity BNTT where the exporter folded BN (bntt on) -> lower-residual{mode=residual} ->
     encode{kind=encoder} -> readout -> [boost] -> annotate-payloads -> legalize-graded (targets
-    without graded spikes) -> quantize (loihi2 target-exact) -> `extra` (PassSpec or
-    `NAME{k=v}` strings). `reset` (subtract | zero) overrides the neuron's reset.
+    without graded spikes) -> quantize (loihi2 target-exact). `reset` (subtract | zero)
+    overrides the neuron's reset.
     """
+    o = Options.build(options, **overrides)
+    residual, target, timesteps = o.residual, o.target, o.timesteps
+    leak, threshold, semantics, reset = o.leak, o.threshold, o.semantics, o.reset
+    bntt, boost = o.bntt, o.boost
+    encoder = o.encoder
+    if encoder == "auto":
+        encoder = "direct" if supports_graded(target) else "poisson"
     load_builtin_passes()
-    check_choice("conversion_pipeline", "residual", residual, ("s2s", "s2m", "v2v"))
     neuron = neuron_options(target, semantics, leak, threshold)
     if reset is not None:  # the user's choice wins over the semantics' default (issue 3)
-        check_choice("conversion_pipeline", "reset", reset, ("subtract", "zero"))
         if semantics == "target" and is_loihi2(target) and reset != "zero":
             raise SnncError("--reset subtract with --target loihi2 and target semantics: Loihi "
                             "2's neuron resets to zero. Use --semantics paper to train the "
@@ -134,6 +142,6 @@ def conversion_pipeline(residual: str = "s2s", target: str = "generic", timestep
         specs.append(_spec("legalize-graded", target=str(target)))
     if exact:
         specs.append(_spec("quantize"))
-    for item in extra:
+    for item in (*o.passes, *extra):
         specs.append(parse_pass_spec(item) if isinstance(item, str) else item)
     return [s for s in specs if s is not None]

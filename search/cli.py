@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from snnc.compiler.options import cli_options
 from snnc.search.loop import OBJECTIVES, SearchConfig
 
 
@@ -24,8 +25,6 @@ def _floats(text: str) -> tuple[float, ...]:
 @click.option("--objective", type=click.Choice(OBJECTIVES), default="drop", show_default=True)
 @click.option("--energy-weight", default=1.0, show_default=True,
               help="drop+energy: percentage points per microjoule")
-@click.option("--target", default="generic", show_default=True,
-              help="target the SNN is compiled for; its hard limits constrain the search")
 @click.option("--cost-target", default="loihi1", show_default=True,
               help="target whose energy model prices candidates")
 @click.option("--max-energy", type=float, default=None, help="reject candidates above (uJ)")
@@ -46,9 +45,7 @@ def _floats(text: str) -> tuple[float, ...]:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--init", "n_init", default=8, show_default=True,
               help="random evaluations before the GP takes over")
-@click.option("-T", "--timesteps", default=4, show_default=True)
-@click.option("--encoder", type=click.Choice(["direct", "poisson"]), default="direct",
-              show_default=True, help="input encoding of the SNN (poisson for binary targets)")
+@cli_options(defaults={"timesteps": 4, "encoder": "direct"})
 @click.option("--train", "n_train", default=2000, show_default=True,
               help="training samples (fine-tuning)")
 @click.option("--val", "n_val", default=1000, show_default=True, help="validation samples")
@@ -58,12 +55,15 @@ def _floats(text: str) -> tuple[float, ...]:
 @click.option("--finetune-epochs", default=1, show_default=True, help="n of paper 1")
 @click.option("-o", "--out", default=None, help="output directory (default ./<model>.search)")
 @click.option("--resume", is_flag=True, help="continue the search journalled in -o")
-def search_cmd(model, data, budget, batch, method, objective, energy_weight, target,
+def search_cmd(model, data, budget, batch, method, objective, energy_weight,
                cost_target, max_energy, max_cores, kinds, fractions, blocks, executor, address,
                workers, threads, cpus_per_task, gpus_per_task, retries, seed, n_init,
-               timesteps, encoder, n_train, n_val, ann_epochs, parent_epochs, finetune_epochs, out,
+               options, n_train, n_val, ann_epochs, parent_epochs, finetune_epochs, out,
                resume):
-    """Search the skip connections of MODEL's blocks (paper 1): BO or random search."""
+    """Search the skip connections of MODEL's blocks (paper 1): BO or random search.
+
+    The compile options (--target, -T, --encoder, ...) say how the parent SNN is compiled;
+    --target's hard limits also constrain the search."""
     from pathlib import Path
 
     from snnc.search.api import search
@@ -73,9 +73,10 @@ def search_cmd(model, data, budget, batch, method, objective, energy_weight, tar
     out = out or f"./{Path(model).stem.replace(':', '_')}.search"
     cfg = SearchConfig(method=method, budget=budget, batch=batch, seed=seed,
                        objective=objective, energy_weight=energy_weight, n_init=n_init)
-    s = EvalSettings(data=data, train=n_train, val=n_val, timesteps=timesteps,
-                     target=target, encoder=encoder, parent_epochs=parent_epochs,
-                     finetune_epochs=finetune_epochs, cost_target=cost_target,
+    target = options.target
+    s = EvalSettings(data=data, train=n_train, val=n_val, options=options,
+                     parent_epochs=parent_epochs, finetune_epochs=finetune_epochs,
+                     cost_target=cost_target,
                      limits_target=None if target == "generic" else target)
     with LiveProgress(budget) as live:
         res = search(model, data=data, out=out, config=cfg, settings=s, executor=executor,

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from snnc.compiler.errors import SnncError
 from snnc.compiler.ir import Graph
+from snnc.compiler.options import Options
 from snnc.search.space import BlockSpace, SearchSpace
 
 KIND_NAMES = {"S2S": "s2s", "S2M": "s2m", "V2V": "v2v"}
@@ -43,10 +44,8 @@ class EvalSettings:
     data: str = "fashion-mnist"
     train: int = 2000
     val: int = 1000
-    timesteps: int = 4
-    residual: str = "s2s"
-    target: str = "generic"
-    encoder: str = "direct"
+    # How the parent is compiled (residual, target, T, encoder, ...): the compile options.
+    options: Options = field(default_factory=lambda: Options(timesteps=4, encoder="direct"))
     parent_epochs: int = 2
     finetune_epochs: int = 1
     batch_size: int = 64

@@ -87,8 +87,7 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
     info["ann_s"] = time.perf_counter() - t0
     log(f"ANN '{ann.name}': validation accuracy {100 * ann_acc:.2f}% ({s.val} samples)")
     t0 = time.perf_counter()
-    snn = snnc_compile(ann, residual=s.residual, target=s.target, timesteps=s.timesteps,
-                       encoder=s.encoder).graph
+    snn = snnc_compile(ann, s.options).graph
     module = build_module(snn)
     xt, yt, xv, yv = data_for(snn, s)
     conv_acc = accuracy(module.eval(), xv, yv)

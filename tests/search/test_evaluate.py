@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from snnc.compiler.blocks import find_blocks
+from snnc.compiler.options import Options
 from snnc.compiler.verify import verify
 from snnc.search.evaluate import EvalSettings, data_for
 from snnc.search.executors import LocalExecutor
@@ -13,7 +14,8 @@ from snnc.search.nets import SingleBlockNet
 from snnc.search.prepare import prepare
 from snnc.search.space import ASC, DSC
 
-SETTINGS = EvalSettings(data="digits", train=256, val=128, timesteps=2, parent_epochs=4,
+SETTINGS = EvalSettings(data="digits", train=256, val=128,
+                        options=Options(timesteps=2, encoder="direct"), parent_epochs=4,
                         finetune_epochs=1, batch_size=32)
 
 

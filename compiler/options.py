@@ -1,0 +1,236 @@
+"""The compile options: one keyword-only dataclass, the single description of what `compile`
+can be asked to do (docs/interfaces.md "Options").
+
+    from snnc.compiler.options import Options
+    o = Options(residual="s2m", target="loihi2", timesteps=4)   # validated on construction
+    o.replace(timesteps=8)                                       # a validated copy
+
+Each field carries its command-line spec (`opt(...)`): `cli_options()` turns the fields into the
+click options of `snnc compile`, `inspect`, `cost` and `search` and hands the command one
+`options=Options(...)`; `conversion_pipeline(options)` reads it; `Compiled.save` records
+`as_dict()` in manifest.json and `load` reads it back with `from_dict`.
+
+Adding an option means adding one field here with its `opt(...)` spec (and, where it is not a
+plain choice or range, a check in `_CHECKS`): the CLI, the API, the manifest and the pipeline's
+argument then all carry it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from snnc.compiler.errors import SnncError
+
+RESIDUAL_MODES = ("s2s", "s2m", "v2v")
+ENCODERS = ("auto", "direct", "poisson", "events")
+
+
+@dataclass(frozen=True)
+class CliSpec:
+    """How one option appears on the command line (click is imported only by `cli_options`).
+
+    `decls`: the flags ("--residual", "-T/--timesteps" as two strings, or "--bntt/--no-bntt" for
+    an on/off flag); empty = not on the command line. `choices`: allowed values (also checked
+    for Python callers). `range`: (lo, hi) inclusive bounds, None for an open side. `multiple`:
+    repeatable, collected into a tuple.
+    """
+
+    decls: tuple[str, ...] = ()
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+    type: type | None = None
+    range: tuple[float | None, float | None] | None = None
+    multiple: bool = False
+    metavar: str | None = None
+
+
+def opt(default: Any, *decls: str, help: str = "", choices: Iterable[Any] | None = None,
+        type: type | None = None, range: tuple | None = None, multiple: bool = False,
+        metavar: str | None = None) -> Any:
+    """A dataclass field of `Options` with its CLI spec (see `CliSpec`)."""
+    spec = CliSpec(tuple(decls), help, tuple(choices) if choices is not None else None, type,
+                   range, multiple, metavar)
+    return field(default=default, metadata={"cli": spec})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """Everything that decides what `compile` produces (recorded in manifest.json).
+
+    Keyword-only; validated on construction (a bad value is an SnncError naming the flag).
+    """
+
+    residual: str = opt("s2s", "--residual", choices=RESIDUAL_MODES,
+                        help="How ASC skips become spiking residuals (paper 2).")
+    target: str = opt("generic", "--target",
+                      help="Target name (`snnc targets`) or a target YAML file.")
+    timesteps: int = opt(8, "-T", "--timesteps", type=int, range=(1, None),
+                         help="Time steps T.")
+    leak: float = opt(0.874, "--leak", type=float, range=(0.0, 1.0),  # paper 2 sec. 3.5
+                      help="LIF leak factor lambda (paper 2 eq. 3).")
+    threshold: float = opt(1.0, "--threshold", type=float, help="LIF threshold U_th.")
+    encoder: str = opt("auto", "--encoder", choices=ENCODERS,
+                       help="Input encoding; auto = the target file's encoder_default.")
+    bntt: bool = opt(True, "--bntt/--no-bntt", type=bool,
+                     help="Batch norm through time (per-step statistics).")
+    semantics: str = opt("target", "--semantics", choices=("target", "paper"),
+                         help="Train the target's own neuron (target) or paper 2's (paper).")
+    reset: str | None = opt(None, "--reset", choices=("subtract", "zero"),
+                            help="LIF reset (default: the semantics' own: subtract for the "
+                                 "paper's neuron, the target file's under target semantics).")
+    boost: bool = opt(False, "--boost/--no-boost", type=bool,
+                      help="Boosting (voting) output layer, paper 2 sec. 3.2.3.")
+    passes: tuple[str, ...] = opt((), "--pass", multiple=True, metavar="SPEC",
+                                  help="Extra pass after the pipeline: NAME{k=v} or "
+                                       "module:function{k=v}.")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = _convert(f, getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+            spec: CliSpec = f.metadata["cli"]
+            _check_field(f.name, spec, value)
+        for check in _CHECKS:
+            check(self)
+
+    def replace(self, **changes: Any) -> Options:
+        """A validated copy with `changes` (unknown names are an SnncError)."""
+        _check_names(changes)
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready {name: value} (tuples as lists), as recorded in manifest.json."""
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Options:
+        """Options from a manifest's record; names this version does not know are dropped
+        (a manifest written by a newer snnc), missing ones take their defaults."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def build(cls, options: Options | None = None, **overrides: Any) -> Options:
+        """`options` (default: the defaults) with `overrides` applied, validated."""
+        base = options if options is not None else cls()
+        return base.replace(**overrides) if overrides else base
+
+
+def option_names() -> tuple[str, ...]:
+    """The names of the compile options, in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(Options))
+
+
+def _check_names(names: Iterable[str]) -> None:
+    known = option_names()
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise SnncError(f"unknown compile option(s) {', '.join(map(repr, bad))}; the options "
+                        f"are: {', '.join(known)}.")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _convert(f: dataclasses.Field, value: Any) -> Any:
+    spec: CliSpec = f.metadata["cli"]
+    if spec.multiple:
+        if isinstance(value, str):
+            value = (value,)
+        return tuple(value)
+    if value is None or spec.type is None or isinstance(value, spec.type):
+        if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+    try:
+        if spec.type is bool:
+            if value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if spec.type is int and (isinstance(value, bool) or float(value) != int(value)):
+            raise ValueError
+        return spec.type(value)
+    except (TypeError, ValueError):
+        raise SnncError(f"option {f.name}={value!r} ({_flag(f.name)}): expected "
+                        f"{spec.type.__name__}.") from None
+
+
+def _check_field(name: str, spec: CliSpec, value: Any) -> None:
+    if spec.choices is not None and value is not None and value not in spec.choices:
+        raise SnncError(f"option {name}={value!r} is not one of "
+                        f"{', '.join(map(str, spec.choices))} ({_flag(name)} on the command "
+                        f"line).")
+    if spec.range is not None and value is not None:
+        lo, hi = spec.range
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            where = (f"at least {lo}" if hi is None else f"in [{lo}, {hi}]")
+            raise SnncError(f"option {name} ({_flag(name)}) must be {where} (got {value}).")
+
+
+def _threshold_positive(o: Options) -> None:
+    if o.threshold <= 0:
+        raise SnncError(f"option threshold (--threshold) must be positive (got {o.threshold}).")
+
+
+# Checks beyond a field's choices/range (whole-object rules).
+_CHECKS: list[Callable[[Options], None]] = [_threshold_positive]
+
+
+def cli_options(*, only: Iterable[str] | None = None, exclude: Iterable[str] = (),
+                defaults: Mapping[str, Any] | None = None):
+    """Click decorator: one click option per `Options` field (all, or `only`, minus `exclude`),
+    handed to the command as a single ``options=Options(...)`` keyword.
+
+    `defaults` overrides a field's default for this command (e.g. the search's T=4). Used by
+    `snnc compile`, `inspect`, `cost` and `search`, so that every command spells an option the
+    same way.
+    """
+    import click
+
+    fields = [f for f in dataclasses.fields(Options) if f.metadata["cli"].decls]
+    if only is not None:
+        keep = set(only)
+        _check_names(keep)
+        fields = [f for f in fields if f.name in keep]
+    skip = set(exclude)
+    fields = [f for f in fields if f.name not in skip]
+    defaults = dict(defaults or {})
+    _check_names(defaults)
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kw):
+            values = {f.name: kw.pop(f.name) for f in fields if f.name in kw}
+            kw["options"] = Options(**values)
+            return fn(*args, **kw)
+
+        for f in reversed(fields):
+            wrapper = _click_option(click, f, defaults.get(f.name, f.default))(wrapper)
+        return wrapper
+
+    return decorate
+
+
+def _click_option(click, f: dataclasses.Field, default: Any):
+    spec: CliSpec = f.metadata["cli"]
+    kw: dict[str, Any] = dict(help=spec.help, default=default)
+    if spec.multiple:
+        kw.update(multiple=True, default=tuple(default), show_default=False)
+    elif spec.choices is not None:
+        kw.update(type=click.Choice([str(c) for c in spec.choices]))
+    elif spec.range is not None:
+        rng = click.IntRange if spec.type is int else click.FloatRange
+        kw.update(type=rng(min=spec.range[0], max=spec.range[1]))
+    elif spec.type is not None and spec.type is not bool:
+        kw.update(type=spec.type)
+    if default is not None and not spec.multiple:
+        kw["show_default"] = True
+    if spec.metavar:
+        kw["metavar"] = spec.metavar
+    return click.option(*spec.decls, f.name, **kw)
