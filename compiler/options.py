@@ -1,5 +1,5 @@
 """The compile options: one keyword-only dataclass, the single description of what `compile`
-can be asked to do (docs/interfaces.md "Options").
+can be asked to do (docs/options.md).
 
     from snnc.compiler.options import Options
     o = Options(residual="s2m", target="loihi2", timesteps=4)   # validated on construction
