@@ -27,6 +27,7 @@ from snnc.compiler.errors import SnncError
 
 RESIDUAL_MODES = ("s2s", "s2m", "v2v")
 ENCODERS = ("auto", "direct", "poisson", "events")
+BN_MODES = ("bntt", "shared", "fold")
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,12 @@ class Options:
     threshold: float = opt(1.0, "--threshold", type=float, help="LIF threshold U_th.")
     encoder: str = opt("auto", "--encoder", choices=ENCODERS,
                        help="Input encoding; auto = the target file's encoder_default.")
-    bntt: bool = opt(True, "--bntt/--no-bntt", type=bool,
-                     help="Batch norm through time (per-step statistics).")
+    bn: str = opt("bntt", "--bn", choices=BN_MODES,
+                  help="Batch norm while training (docs/passes.md \"Batch-norm modes\"): bntt "
+                       "= per-step statistics and affine (paper 2), shared = one BN shared "
+                       "over time steps, fold = folded into the weights.")
+    bntt: bool | None = opt(None, "--bntt/--no-bntt", type=bool,
+                            help="Older spelling: --bntt = --bn bntt, --no-bntt = --bn fold.")
     semantics: str = opt("target", "--semantics", choices=("target", "paper"),
                          help="Train the target's own neuron (target) or paper 2's (paper).")
     reset: str | None = opt(None, "--reset", choices=("subtract", "zero"),
@@ -178,8 +183,23 @@ def _threshold_positive(o: Options) -> None:
         raise SnncError(f"option threshold (--threshold) must be positive (got {o.threshold}).")
 
 
-# Checks beyond a field's choices/range (whole-object rules).
-_CHECKS: list[Callable[[Options], None]] = [_threshold_positive]
+def _bn_alias(o: Options) -> None:
+    """`bntt` is the older spelling of `bn` (True = bntt, False = fold): fold it into `bn` and
+    clear it, so that equal settings compare and record equal."""
+    if o.bntt is None:
+        return
+    want = "bntt" if o.bntt else "fold"
+    if o.bn not in (want, "bntt"):
+        raise SnncError(f"options bn={o.bn!r} and bntt={o.bntt} disagree (--bn {o.bn} and "
+                        f"--{'' if o.bntt else 'no-'}bntt); give only bn (--bn).")
+    if o.bntt and o.bn != "bntt":
+        raise SnncError(f"options bn={o.bn!r} and bntt=True disagree; give only bn (--bn).")
+    object.__setattr__(o, "bn", want)
+    object.__setattr__(o, "bntt", None)
+
+
+# Checks beyond a field's choices/range (whole-object rules); `_bn_alias` also normalises.
+_CHECKS: list[Callable[[Options], None]] = [_threshold_positive, _bn_alias]
 
 
 def cli_options(*, only: Iterable[str] | None = None, exclude: Iterable[str] = (),

@@ -1,4 +1,9 @@
-"""bn-to-bntt: batch norm becomes batch norm through time (BNTT, per-step statistics)."""
+"""bn-to-bntt: batch norm becomes batch norm through time (BNTT, per-step statistics).
+
+With mode=shared the batch norms stay one per layer, shared by all time steps (paper 2 Table 5's
+"time-averaged" BN: statistics over all T * B samples in training, docs/pytorch-backend.md), and
+only the layers whose BN the exporter folded away get an identity one.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from snnc.passes._common import (
 
 ROLES = ("weight", "bias", "running_mean", "running_var")
 MISSING = ("skip", "identity")
+MODES = ("bntt", "shared")
 
 
 def _timesteps(g: Graph, timesteps: int | None) -> int:
@@ -36,15 +42,15 @@ def _repeat(b: GraphBuilder, g: Graph, n: Node, t: int) -> None:
         b.set_param(key, base.unsqueeze(0).repeat(t, 1).clone())
 
 
-def _identity(b: GraphBuilder, name: str, c: int, t: int, eps: float) -> None:
-    """Identity BNTT params: mean 0, var 1 - eps (so sqrt(var + eps) = 1 exactly), weight 1,
-    bias 0."""
+def _identity(b: GraphBuilder, name: str, shape: tuple[int, ...], eps: float) -> None:
+    """Identity BN(TT) params of `shape` ([T, C] or [C]): mean 0, var 1 - eps (so sqrt(var +
+    eps) = 1 exactly), weight 1, bias 0."""
     import torch
 
-    b.set_param(f"{name}.weight", torch.ones(t, c))
-    b.set_param(f"{name}.bias", torch.zeros(t, c))
-    b.set_param(f"{name}.running_mean", torch.zeros(t, c))
-    b.set_param(f"{name}.running_var", torch.full((t, c), 1.0 - eps))
+    b.set_param(f"{name}.weight", torch.ones(shape))
+    b.set_param(f"{name}.bias", torch.zeros(shape))
+    b.set_param(f"{name}.running_mean", torch.zeros(shape))
+    b.set_param(f"{name}.running_var", torch.full(shape, 1.0 - eps))
 
 
 def _folded_layers(g: Graph) -> list[Node]:
@@ -71,7 +77,7 @@ def _folded_layers(g: Graph) -> list[Node]:
 
 @register_pass("bn-to-bntt")
 def bn_to_bntt(g: Graph, *, timesteps: int | None = None, missing: str = "skip",
-               eps: float = 1e-5) -> Graph:
+               eps: float = 1e-5, mode: str = "bntt") -> Graph:
     """Replace every batchnorm by a bntt of the same name with per-step statistics.
 
     Requires: SNN form (bntt is a spiking op); T from `timesteps` or the graph attr.
@@ -82,17 +88,21 @@ def bn_to_bntt(g: Graph, *, timesteps: int | None = None, missing: str = "skip",
     after it (the exporter folded the BN into the conv: eval-mode ONNX), except the
     classifier, initialised to the identity: mean 0, var 1 - eps, weight 1, bias 0 (so
     y = x exactly at initialisation). missing=skip (default) leaves such layers alone.
+    mode=shared (`--bn shared`) keeps every batchnorm as it is (one BN shared over time steps)
+    and inserts, under missing=identity, an identity `batchnorm` named `<layer>_bn` (params
+    [C]) instead of a bntt.
     Implements: BNTT (Kim & Panda, paper 2 sec. 3.2.2): y_t = w_t (x_t - m_t)/sqrt(v_t + eps)
     + b_t. Idempotent (a graph without batchnorm and, under missing=identity, without
     un-normalised layers is unchanged).
     """
     require_snn(g, "bn-to-bntt")
     check_choice("bn-to-bntt", "missing", missing, MISSING)
-    bns = g.by_op("batchnorm")
+    check_choice("bn-to-bntt", "mode", mode, MODES)
+    bns = g.by_op("batchnorm") if mode == "bntt" else []
     folded = _folded_layers(g) if missing == "identity" else []
     if not bns and not folded:
         return g
-    t = _timesteps(g, timesteps)
+    t = _timesteps(g, timesteps) if mode == "bntt" else None
     b = g.edit()
     for n in bns:
         params = tuple(f"{n.name}.{r}" for r in ROLES)
@@ -100,10 +110,16 @@ def bn_to_bntt(g: Graph, *, timesteps: int | None = None, missing: str = "skip",
         _repeat(b, g, n, t)
         b.replace_node(Node(n.name, "bntt", attrs, n.shape, params))
     for n in folded:
-        name = b.fresh(f"{n.name}_bntt")
+        name = b.fresh(f"{n.name}_bntt" if mode == "bntt" else f"{n.name}_bn")
         rewire_readers(b, n.name, name, skip=set())
         params = tuple(f"{name}.{r}" for r in ROLES)
-        attrs = Attrs({"eps": float(eps), "timesteps": t, "init": "identity"})
-        b.add(Node(name, "bntt", attrs, n.shape, params), [n.name])
-        _identity(b, name, n.shape[1], t, eps)
+        c = n.shape[1]
+        if mode == "bntt":
+            attrs = Attrs({"eps": float(eps), "timesteps": t, "init": "identity"})
+            b.add(Node(name, "bntt", attrs, n.shape, params), [n.name])
+            _identity(b, name, (t, c), eps)
+        else:
+            attrs = Attrs({"eps": float(eps), "init": "identity"})
+            b.add(Node(name, "batchnorm", attrs, n.shape, params), [n.name])
+            _identity(b, name, (c,), eps)
     return b.build()

@@ -81,12 +81,14 @@ def conversion_pipeline(options: Options | None = None, /, *,
     ``NAME{k=v}`` strings).
 
     Order: annotate-skips (snnc.compiler.blocks) -> snn-attrs (timesteps, semantics, target,
-    synaptic_delay = 1 for loihi2 target-exact, else 0) -> fold-bn when bntt is off ->
+    synaptic_delay = 1 for loihi2 target-exact, else 0) -> fold-bn when bn = fold ->
     maxpool-to-avgpool for hardware targets (loihi*, truenorth, speck; `legalize_maxpool`
     overrides) -> relu-to-lif (the target's neuron, see `neuron_options`; on targets without
     graded spikes a lif after every add with no activation, unactivated_add=lif) ->
-    bn-to-bntt ... -> spike-linear-outputs (targets without graded spikes) -> bn-to-bntt with
-    identity BNTT where the exporter folded BN (bntt on) -> lower-residual{mode=residual} ->
+    bn-to-bntt{missing=identity} (bn = bntt: per-step BNTT, identity BNTT where the exporter
+    folded BN; bn = shared: `mode=shared`, the BNs stay, one per layer shared over time, with an
+    identity BN where the exporter folded one) -> spike-linear-outputs (targets without graded
+    spikes) -> lower-residual{mode=residual} ->
     encode{kind=encoder} -> readout -> [boost] -> annotate-payloads -> legalize-graded (targets
     without graded spikes) -> quantize (loihi2 target-exact). `reset` (subtract | zero)
     overrides the neuron's reset.
@@ -94,7 +96,7 @@ def conversion_pipeline(options: Options | None = None, /, *,
     o = Options.build(options, **overrides)
     residual, target, timesteps = o.residual, o.target, o.timesteps
     leak, threshold, semantics, reset = o.leak, o.threshold, o.semantics, o.reset
-    bntt, boost = o.bntt, o.boost
+    bn, boost = o.bn, o.boost
     encoder = o.encoder
     if encoder == "auto":
         encoder = "direct" if supports_graded(target) else "poisson"
@@ -117,7 +119,7 @@ def conversion_pipeline(options: Options | None = None, /, *,
         _spec("snn-attrs", timesteps=int(timesteps), semantics=semantics, target=str(target),
               synaptic_delay=1 if exact else 0),
     ]
-    if not bntt:
+    if bn == "fold":
         if "fold-bn" in PASSES:
             specs.append(_spec("fold-bn"))
         else:  # hook: passes/fold_bn.py is written separately
@@ -129,8 +131,10 @@ def conversion_pipeline(options: Options | None = None, /, *,
     # bottleneck) into the next synapse: put a neuron after such adds there.
     unactivated = {} if supports_graded(target) else {"unactivated_add": "lif"}
     specs.append(_spec("relu-to-lif", **neuron, **unactivated))
-    if bntt:
+    if bn == "bntt":
         specs.append(_spec("bn-to-bntt", missing="identity"))
+    elif bn == "shared":
+        specs.append(_spec("bn-to-bntt", missing="identity", mode="shared"))
     if not supports_graded(target):
         specs.append(_spec("spike-linear-outputs"))
     specs += [_spec("lower-residual", mode=residual), _spec("encode", kind=encoder),

@@ -124,7 +124,8 @@ class _Lowering:
         scale = shift = None
         if n.op == "bntt":
             self.refuse(n, "BNTT keeps per-time-step statistics, which a Loihi neuron cannot "
-                           "hold; compile without BNTT (--no-bntt) for the Lava backend")
+                           "hold; compile with --bn fold (or --bn shared, folded at export) for the "
+                           "Lava backend")
         if n.op == "batchnorm":
             w, b = self.tensor(n.param("weight")), self.tensor(n.param("bias"))
             mu, var = self.tensor(n.param("running_mean")), self.tensor(n.param("running_var"))
