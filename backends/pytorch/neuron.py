@@ -17,6 +17,10 @@ Backward is BPTT through the same recursion (the quantisers pass gradients strai
 with d o / d u given by the registered surrogate. The forward saves only the membrane (in
 `save_dtype`: float32 for exact gradients, float16 to halve the memory) and, for reset to zero,
 the spikes as bool; the input and the float spikes are not kept.
+
+Plain torch operations on whatever device the input lives on (CPU or CUDA), in one autograd
+node per layer; torch.compile traces it. A fused C kernel was measured against this path and
+removed (docs/pytorch-backend.md "Execution: multi-step").
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from dataclasses import dataclass
 
 import torch
 
-from snnc.backends.pytorch.kernels import SURROGATE_IDS, kernel
 from snnc.backends.pytorch.surrogate import SURROGATES
 
 V_LIMIT = (1 << 23) - 1  # Loihi's 24-bit membrane saturates at +-(2^23 - 1)
@@ -69,24 +72,24 @@ class LIFConfig:
 
 
 def _forward_float(x, steps, cfg: LIFConfig, out, mem, spk):
+    """The float recursion, in place on one state tensor: per step (u - theta o) * lam + x_t
+    (subtract) or (u masked to 0 where o) * lam + x_t (zero), which equals x_t + lam (...) bit
+    for bit (one rounding per operation, addition commutes)."""
     lam, theta, zero, gt = cfg.effective()
-    u = torch.zeros_like(x[0])
-    o = torch.zeros_like(x[0])
+    static = x.shape[0] == 1
+    fire = torch.gt if gt else torch.ge
+    u = x[0].clone()
+    buf = spk if spk is not None else torch.empty(out.shape, dtype=torch.bool, device=x.device)
     for t in range(steps):
-        xt = x[t if x.shape[0] > 1 else 0]
         if t:
             if zero:
-                u = xt + lam * (u * (1.0 - o))
+                u.masked_fill_(buf[t - 1], 0.0)
             else:
-                u = xt + lam * (u - theta * o)
-        else:
-            u = xt.clone()
-        o = (u > theta) if gt else (u >= theta)
-        if spk is not None:
-            spk[t] = o
-        o = o.to(x.dtype)
-        out[t] = o
-        mem[t] = u
+                u.sub_(out[t - 1], alpha=theta)  # theta * o is exact (o in {0, 1})
+            u.mul_(lam).add_(x[0 if static else t])
+        fire(u, theta, out=buf[t])
+        out[t].copy_(buf[t])
+        mem[t].copy_(u)
 
 
 def _forward_fixed(x, steps, cfg: LIFConfig, out, mem, spk):
@@ -104,85 +107,62 @@ def _forward_fixed(x, steps, cfg: LIFConfig, out, mem, spk):
         v = v.masked_fill(o, 0)
 
 
+def _backward(grad, mem, spk, cfg: LIFConfig, static: bool):
+    """BPTT through the recursion, one step at a time from the last. With s_t the surrogate at
+    u_t, g_t = dL/dx_t and n = g_{t+1}:
+
+        g_t = s_t (grad_t - lam theta n) + lam n                 subtract
+        g_t = s_t (grad_t - lam u_t n) + lam (1 - o_t) n        zero
+        (the reset term dropped with detach_reset: g_t = s_t grad_t + lam [1 - o_t] n)"""
+    lam, theta, zero, _ = cfg.effective()
+    sur = SURROGATES[cfg.surrogate]
+    gx = torch.zeros_like(grad[0]) if static else torch.empty_like(grad)
+    n = None
+    for t in range(mem.shape[0] - 1, -1, -1):
+        u = mem[t].to(grad.dtype)
+        s = sur(u, theta, cfg.alpha, cfg.width)
+        if n is None:
+            g = grad[t] * s
+        else:
+            if cfg.detach_reset:
+                g = grad[t] * s
+            elif zero:
+                g = torch.addcmul(grad[t], u, n, value=-lam).mul_(s)
+            else:
+                g = torch.add(grad[t], n, alpha=-lam * theta).mul_(s)
+            g.add_(n.masked_fill(spk[t], 0.0) if zero else n, alpha=lam)
+        if static:
+            gx.add_(g)
+        else:
+            gx[t] = g
+        n = g
+    return gx.unsqueeze(0) if static else gx
+
+
 class LIFScan(torch.autograd.Function):
     """Multi-step LIF: input [T or 1, ...] (1 = the same input every step), output [steps, ...]."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, steps: int, cfg: LIFConfig):
-        lam, theta, zero, gt = cfg.effective()
+        zero = cfg.effective()[2]
         shape = (steps, *x.shape[1:])
-        out = torch.empty(shape, dtype=x.dtype, device=x.device)
-        mem = torch.empty(shape, dtype=cfg.save_dtype, device=x.device)
-        spk = torch.empty(shape, dtype=torch.bool, device=x.device) if zero else None
-        lib = _c_kernel(x, cfg)
+        out = x.new_empty(shape)
+        mem = x.new_empty(shape, dtype=cfg.save_dtype)
+        spk = x.new_empty(shape, dtype=torch.bool) if zero else None
         with torch.no_grad():
             if cfg.fixed:
                 _forward_fixed(x, steps, cfg, out, mem, spk)
-            elif lib is not None:
-                x = x.contiguous()
-                state = torch.empty(x[0].numel())  # u_{t-1} in float32 (kept alive here)
-                half = mem.dtype == torch.float16
-                lib.lif_forward(x.data_ptr(), x.shape[0], x[0].numel(), steps, lam, theta,
-                                int(zero), int(gt), out.data_ptr(),
-                                None if half else mem.data_ptr(), mem.data_ptr() if half else None,
-                                None if spk is None else spk.data_ptr(), state.data_ptr())
             else:
                 _forward_float(x, steps, cfg, out, mem, spk)
-        ctx.cfg, ctx.static, ctx.lib = cfg, x.shape[0] == 1 and steps > 1, lib
+        ctx.cfg, ctx.static = cfg, x.shape[0] == 1 and steps > 1
         ctx.save_for_backward(mem, *(() if spk is None else (spk,)))
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        cfg: LIFConfig = ctx.cfg
-        lam, theta, zero, _ = cfg.effective()
         mem, *rest = ctx.saved_tensors
-        sur = SURROGATES[cfg.surrogate]
-        steps = mem.shape[0]
-        if ctx.lib is not None:
-            grad = grad.contiguous()
-            gx = torch.empty((1, *grad.shape[1:]) if ctx.static else grad.shape,
-                             dtype=grad.dtype)
-            half = mem.dtype == torch.float16
-            scratch = torch.empty(grad[0].numel())  # g_{t+1} (kept alive here)
-            ctx.lib.lif_backward(
-                grad.data_ptr(), None if half else mem.data_ptr(),
-                mem.data_ptr() if half else None,
-                rest[0].data_ptr() if rest else None, grad[0].numel(), steps, lam, theta,
-                int(zero), int(cfg.detach_reset), SURROGATE_IDS[cfg.surrogate], cfg.alpha,
-                cfg.width, int(ctx.static), gx.data_ptr(), scratch.data_ptr())
-            return gx, None, None
-        gx = torch.empty_like(grad) if not ctx.static else torch.zeros_like(grad[0])
-        g_next = None
-        for t in range(steps - 1, -1, -1):
-            u = mem[t].to(grad.dtype)
-            s = sur(u, theta, cfg.alpha, cfg.width)
-            if g_next is None:
-                g = grad[t] * s
-            else:
-                if cfg.detach_reset:
-                    go = grad[t]
-                elif zero:
-                    go = grad[t] - lam * u * g_next
-                else:
-                    go = grad[t] - (lam * theta) * g_next
-                keep = lam * g_next if not zero else lam * g_next * (~rest[0][t]).to(grad.dtype)
-                g = go * s + keep
-            if ctx.static:
-                gx += g
-            else:
-                gx[t] = g
-            g_next = g
-        return (gx.unsqueeze(0) if ctx.static else gx), None, None
-
-
-def _c_kernel(x: torch.Tensor, cfg: LIFConfig):
-    """The fused C kernel when it applies (float32 CPU, built-in surrogate, float semantics)."""
-    if (cfg.fixed or x.dtype != torch.float32 or x.device.type != "cpu"
-            or cfg.surrogate not in SURROGATE_IDS
-            or cfg.save_dtype not in (torch.float32, torch.float16)):
-        return None
-    return kernel()
+        gx = _backward(grad, mem, rest[0] if rest else None, ctx.cfg, ctx.static)
+        return gx, None, None
 
 
 def lif_scan(x: torch.Tensor, cfg: LIFConfig, steps: int | None = None) -> torch.Tensor:
