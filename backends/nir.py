@@ -42,8 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from snnc.compiler.errors import UnsupportedOp
-from snnc.compiler.ir import EdgeKind, Form, Graph, Node
+from snnc.compiler.core.errors import UnsupportedOp
+from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node
 
 DT = 1e-4  # snnTorch's importer uses this fixed dt
 _PASS = ("identity", "dropout", "encoder")

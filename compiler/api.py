@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from snnc.compiler.errors import ImportFailed, SnncError
-from snnc.compiler.ir import Graph
-from snnc.compiler.options import Options
+from snnc.compiler.core.errors import ImportFailed, SnncError
+from snnc.compiler.core.ir import Graph
+from snnc.compiler.core.options import Options
 
 __all__ = ["compile", "load", "Compiled", "Options", "import_ann", "resolve_encoder"]
 
@@ -57,7 +57,7 @@ def zoo_module(name: str):
 
 def import_ann(model: Any, *, example_input=None, input_shape=None) -> Graph:
     """The ANN-form IR of `model` (path, nn.Module or ``zoo:NAME``), skip edges annotated."""
-    from snnc.compiler.blocks import annotate_skips
+    from snnc.compiler.core.blocks import annotate_skips
     from snnc.compiler.frontends import import_model
 
     if isinstance(model, str) and model.startswith("zoo:"):
@@ -80,14 +80,14 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
             **overrides: Any) -> Compiled:
     """Compile `model` (ONNX path, nn.Module, ``zoo:NAME`` or an ANN-form Graph) into an SNN.
 
-    `options` (snnc.compiler.options.Options, default: the defaults) with keyword `overrides`
+    `options` (snnc.compiler.core.options.Options, default: the defaults) with keyword `overrides`
     (``compile(m, residual="s2m", timesteps=4)``; any Options field) says what to produce.
     `encoder="auto"` picks `direct` for targets with graded input and `poisson` for binary-only
     chips (see `resolve_encoder`). `passes` are extra `--pass` specs (``NAME{k=v}`` or
     ``module:function``) run after the conversion pipeline. Raises SnncError subclasses for bad
     input.
     """
-    from snnc.compiler.passmanager import run_pipeline
+    from snnc.compiler.core.passmanager import run_pipeline
     from snnc.passes.pipeline import conversion_pipeline
 
     o = Options.build(options, **overrides)
@@ -96,8 +96,8 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
         progress("import")
     source = str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
     if isinstance(model, Graph):  # an ANN-form IR, already imported
-        from snnc.compiler.blocks import annotate_skips
-        from snnc.compiler.verify import verify
+        from snnc.compiler.core.blocks import annotate_skips
+        from snnc.compiler.core.verify import verify
 
         source = f"graph:{model.name}"
         ann = annotate_skips(verify(model))
@@ -158,8 +158,8 @@ class Compiled:
     def save(self, directory: str | Path, *, emit: Sequence[str] = ("torch",),
              cost: bool = True, plot: bool = False, extra: dict | None = None) -> Path:
         """Write the output directory atomically: everything or nothing (docs/design.md)."""
-        from snnc.compiler.serialize import dumps, save_params
-        from snnc.compiler.text import print_ir
+        from snnc.compiler.core.serialize import dumps, save_params
+        from snnc.compiler.core.text import print_ir
 
         directory = Path(directory)
 
@@ -242,7 +242,7 @@ def write_atomically(directory: Path, fill: Callable[[Path], None]) -> None:
 
 def load(directory: str | Path) -> Compiled:
     """Rebuild a `Compiled` from an output directory written by `Compiled.save`/`snnc compile`."""
-    from snnc.compiler.serialize import load_params, loads
+    from snnc.compiler.core.serialize import load_params, loads
 
     d = Path(directory)
     manifest_path = d / "manifest.json"

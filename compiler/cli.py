@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from snnc.compiler.errors import SnncError, missing_dependency
+from snnc.compiler.core.errors import SnncError, missing_dependency
 
 
 # name -> (module, attribute, one-line help). Commands are imported only when used, so that

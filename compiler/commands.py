@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from snnc.compiler.errors import SnncError
+from snnc.compiler.core.errors import SnncError
 
 _SHAPE_HELP = "Input shape without the batch, e.g. 3,32,32 (needed when the model has none)."
 
@@ -34,9 +34,9 @@ def _stderr():
 
 
 def conversion_options(f):
-    """The compile options (snnc.compiler.options.Options, one click option per field, handed
+    """The compile options (snnc.compiler.core.options.Options, one click option per field, handed
     to the command as `options`) plus --input-shape: shared by `compile` and `inspect --snn`."""
-    from snnc.compiler.options import cli_options
+    from snnc.compiler.core.options import cli_options
 
     f = click.option("--input-shape", callback=_shape, default=None, help=_SHAPE_HELP)(f)
     return cli_options()(f)
@@ -70,9 +70,9 @@ def inspect_cmd(model, snn, as_json, check, options, input_shape):
 
     MODEL is an ONNX file, an snnc output directory, or a zoo model (zoo:resnet20).
     """
-    from snnc.compiler.blocks import find_blocks
-    from snnc.compiler.serialize import dumps
-    from snnc.compiler.text import print_ir
+    from snnc.compiler.core.blocks import find_blocks
+    from snnc.compiler.core.serialize import dumps
+    from snnc.compiler.core.text import print_ir
 
     _check_model_path(model)
     if Path(model).is_dir():
@@ -180,9 +180,9 @@ def compile_cmd(model, output, emit, cost, plot, options, input_shape):
 @click.option("--verbose", "-v", is_flag=True, help="Print each pass's full contract.")
 def passes_cmd(verbose):
     """List the registered passes with their contracts."""
-    from snnc.compiler.passmanager import describe, load_builtin_passes
+    from snnc.compiler.core.passmanager import describe
+    from snnc.passes import load_builtin_passes
 
-    import snnc.compiler.blocks  # noqa: F401  (registers annotate-skips)
 
     for name, fn in sorted(load_builtin_passes().items()):
         text = describe(fn)

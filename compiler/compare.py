@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from snnc.compiler.errors import SnncError
-from snnc.compiler.ir import Edge, Graph
-from snnc.compiler.text import format_attrs, format_shape
+from snnc.compiler.core.errors import SnncError
+from snnc.compiler.core.ir import Edge, Graph
+from snnc.compiler.core.text import format_attrs, format_shape
 
 INFERENCE_IDENTITIES = ("dropout", "identity")
 
@@ -176,7 +176,7 @@ def check_equivalence(g: Graph, reference: Any, inputs: torch.Tensor | Sequence[
     A module is put in eval mode first. The report says OK when every output is within
     rtol * |ref| + atol_scale * max|ref| elementwise (docs/design.md: rtol 1e-4, atol 1e-4 x max).
     """
-    from snnc.compiler.interpret import interpret
+    from snnc.compiler.core.interpret import interpret
 
     xs = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
     got = interpret(g, *xs)

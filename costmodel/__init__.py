@@ -10,7 +10,7 @@ See docs/costmodel.md. The cost model imports no backend: activity comes in as d
 
 from __future__ import annotations
 
-from snnc.compiler.ir import Form, Graph
+from snnc.compiler.core.ir import Form, Graph
 from snnc.costmodel.activity import Activity, as_activity, propagate
 from snnc.costmodel.calibration import calibrate
 from snnc.costmodel.counting import count_layers, timesteps, totals
@@ -33,7 +33,7 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
     of the ANN comparison ("cmos45", "cmos45:int8"); `sram` adds weight reads.
     """
     from snnc.costmodel.energy import ann_baseline, snn_energy, snn_latency, snn_on_cmos
-    from snnc.compiler.payload import infer_payloads
+    from snnc.compiler.core.payload import infer_payloads
     from snnc.costmodel.graded import apply_lowering, graded_edges
     from snnc.costmodel.mapping import allocate
 
@@ -88,7 +88,7 @@ def load_compiled(directory, graph: str = "graph"):
     import json
     from pathlib import Path
 
-    from snnc.compiler.serialize import from_json, load_params
+    from snnc.compiler.core.serialize import from_json, load_params
 
     d = Path(directory)
     data = json.loads((d / f"{graph}.json").read_text())

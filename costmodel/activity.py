@@ -22,8 +22,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from snnc.compiler.errors import SnncError
-from snnc.compiler.ir import EdgeKind, Graph
+from snnc.compiler.core.errors import SnncError
+from snnc.compiler.core.ir import EdgeKind, Graph
 
 SOURCES = ("prior", "calibration", "measured")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from snnc.compiler.errors import SnncError
-from snnc.compiler.ir import Graph
+from snnc.compiler.core.errors import SnncError
+from snnc.compiler.core.ir import Graph
 from snnc.costmodel.activity import Activity
 
 

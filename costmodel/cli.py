@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from snnc.compiler.errors import ConstraintViolation, SnncError
-from snnc.compiler.options import cli_options
+from snnc.compiler.core.errors import ConstraintViolation, SnncError
+from snnc.compiler.core.options import cli_options
 
 
 def _graph(model: str, options):
@@ -41,7 +41,7 @@ def _graph(model: str, options):
         return c.graph, c.ann, []
     except ConstraintViolation:  # e.g. a direct encoder on a binary-only target
         from snnc.compiler.api import import_ann
-        from snnc.compiler.passmanager import run_pipeline
+        from snnc.compiler.core.passmanager import run_pipeline
         from snnc.passes.pipeline import conversion_pipeline
 
         specs = [s for s in conversion_pipeline(options) if s.name != "legalize-graded"]

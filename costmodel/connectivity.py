@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from snnc.compiler.ir import Graph, Node
+from snnc.compiler.core.ir import Graph, Node
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from snnc.compiler.ir import EdgeKind, Form, Graph, Node, Payload
-from snnc.compiler.payload import edge_payload, infer_payloads
+from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node, Payload
+from snnc.compiler.core.payload import edge_payload, infer_payloads
 from snnc.costmodel.activity import Activity, propagate
 from snnc.costmodel.connectivity import connectivity, has_conn, taps_inside
 from snnc.costmodel.targets import Target

@@ -24,9 +24,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from snnc.compiler.errors import ConstraintViolation
-from snnc.compiler.ir import EdgeKind, Form, Graph, Payload
-from snnc.compiler.payload import edge_payload, infer_payloads
+from snnc.compiler.core.errors import ConstraintViolation
+from snnc.compiler.core.ir import EdgeKind, Form, Graph, Payload
+from snnc.compiler.core.payload import edge_payload, infer_payloads
 from snnc.costmodel.activity import window
 from snnc.costmodel.connectivity import connectivity, has_conn
 from snnc.costmodel.targets import Target

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from snnc.compiler.ir import Graph
+from snnc.compiler.core.ir import Graph
 from snnc.costmodel.counting import LayerCost
 from snnc.costmodel.targets import Target
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from snnc.compiler.errors import ImportFailed
+from snnc.compiler.core.errors import ImportFailed
 from snnc.costmodel.counting import LayerCost
 
 

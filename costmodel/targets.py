@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from snnc.compiler.errors import TargetError
+from snnc.compiler.core.errors import TargetError
 
 STATUSES = ("P", "D", "T", "S", "UNCONFIRMED")
 USABLE = frozenset({"P", "D", "T"})  # may feed a joule or second figure

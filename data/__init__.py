@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from snnc.compiler.errors import ImportFailed, SnncError
+from snnc.compiler.core.errors import ImportFailed, SnncError
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 NAMES = ("digits", "mnist", "fashion-mnist")

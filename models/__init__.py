@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from snnc.compiler.errors import SnncError
+from snnc.compiler.core.errors import SnncError
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snnc.compiler.errors import PassFailed, SnncError, UnsupportedOp
-from snnc.compiler.ir import EMPTY, Edge, EdgeKind, Form, Graph, GraphBuilder, Node
+from snnc.compiler.core.errors import PassFailed, SnncError, UnsupportedOp
+from snnc.compiler.core.ir import EMPTY, Edge, EdgeKind, Form, Graph, GraphBuilder, Node
 
 # Ops whose output is a per-element (or reshaping) function of one input: walks go through them.
 PASS_THROUGH = frozenset({"dropout", "identity", "flatten", "reshape"})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snnc.compiler.ir import Graph
-from snnc.compiler.passmanager import register_pass
-from snnc.compiler.payload import edge_payload, node_payload
+from snnc.compiler.core.ir import Graph
+from snnc.compiler.core.passmanager import register_pass
+from snnc.compiler.core.payload import edge_payload, node_payload
 from snnc.passes._common import require_snn
 
 

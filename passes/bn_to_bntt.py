@@ -7,9 +7,9 @@ only the layers whose BN the exporter folded away get an identity one.
 
 from __future__ import annotations
 
-from snnc.compiler.errors import SnncError
-from snnc.compiler.ir import Attrs, Graph, GraphBuilder, Node
-from snnc.compiler.passmanager import register_pass
+from snnc.compiler.core.errors import SnncError
+from snnc.compiler.core.ir import Attrs, Graph, GraphBuilder, Node
+from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import (
     check_choice, classifier_of, data_users, require_snn, rewire_readers,
 )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snnc.compiler.errors import PassFailed, SnncError
-from snnc.compiler.ir import Attrs, Graph, Node
-from snnc.compiler.passmanager import register_pass
+from snnc.compiler.core.errors import PassFailed, SnncError
+from snnc.compiler.core.ir import Attrs, Graph, Node
+from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import check_choice, classifier_of, require_snn
 
 INITS = ("perturb", "replicate")

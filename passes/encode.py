@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from snnc.compiler.ir import Attrs, Graph, Node
-from snnc.compiler.passmanager import register_pass
+from snnc.compiler.core.ir import Attrs, Graph, Node
+from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import check_choice, data_users, require_snn, rewire_readers
 
 KINDS = ("direct", "poisson", "events")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from snnc.compiler.ir import EdgeKind, Graph, Node
-from snnc.compiler.passmanager import register_pass
+from snnc.compiler.core.ir import EdgeKind, Graph, Node
+from snnc.compiler.core.passmanager import register_pass
 
 
 def _foldable(g: Graph, bn: Node) -> Node | None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snnc.compiler.errors import ConstraintViolation, PassFailed
-from snnc.compiler.ir import EdgeKind, Graph
-from snnc.compiler.passmanager import register_pass
-from snnc.compiler.payload import infer_payloads
+from snnc.compiler.core.errors import ConstraintViolation, PassFailed
+from snnc.compiler.core.ir import EdgeKind, Graph
+from snnc.compiler.core.passmanager import register_pass
+from snnc.compiler.core.payload import infer_payloads
 from snnc.passes._common import require_snn
 from snnc.passes._targets import supports_graded
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snnc.compiler.errors import SnncError, UnsupportedOp
-from snnc.compiler.ir import Attrs, Edge, EdgeKind, Graph, GraphBuilder
-from snnc.compiler.passmanager import register_pass
+from snnc.compiler.core.errors import SnncError, UnsupportedOp
+from snnc.compiler.core.ir import Attrs, Edge, EdgeKind, Graph, GraphBuilder
+from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import (
     check_choice, projection_head, require_snn, rewire_readers, without_attr,
 )
@@ -43,7 +43,7 @@ def _lower_add(b: GraphBuilder, add: str, mode: str, fallback: str, gname: str) 
         raise UnsupportedOp(
             f"graph '{gname}': node '{add}' (op add) has {len(main)} main (non-skip) inputs and "
             f"{len(skips)} ASC inputs; lower-residual needs exactly one main input (layer l's "
-            f"current). Re-run annotate_skips (snnc.compiler.blocks) or split the add.")
+            f"current). Re-run annotate_skips (snnc.compiler.core.blocks) or split the add.")
     lif = _neuron_after(b, add)
     if lif is None:
         # No neuron after the add: the sum stays an add of whatever its operands carry

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from snnc.compiler.errors import UnsupportedOp
-from snnc.compiler.ir import Attrs, Graph, Node
-from snnc.compiler.passmanager import register_pass
+from snnc.compiler.core.errors import UnsupportedOp
+from snnc.compiler.core.ir import Attrs, Graph, Node
+from snnc.compiler.core.passmanager import register_pass
 
 
 @register_pass("maxpool-to-avgpool")

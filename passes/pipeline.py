@@ -1,6 +1,6 @@
 """The default conversion pipeline: ANN-form IR -> SNN-form IR, as a list of PassSpec.
 
-    from snnc.compiler.passmanager import run_pipeline
+    from snnc.compiler.core.passmanager import run_pipeline
     from snnc.passes.pipeline import conversion_pipeline
     snn = run_pipeline(ann, conversion_pipeline(residual="s2s", target="loihi2", timesteps=8))
 
@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from snnc.compiler.errors import SnncError
-from snnc.compiler.options import Options
-from snnc.compiler.passmanager import PASSES, PassSpec, load_builtin_passes, parse_pass_spec
+from snnc.compiler.core.errors import SnncError
+from snnc.compiler.core.options import Options
+from snnc.compiler.core.passmanager import PASSES, PassSpec
+from snnc.passes import load_builtin_passes, parse_pass_spec
 from snnc.passes._common import check_choice
 from snnc.passes._targets import BINARY_ONLY, is_loihi2, supports_graded
 
@@ -58,29 +59,17 @@ def _warn_once(key: str, msg: str, *args) -> None:
         log.warning(msg, *args)
 
 
-def _annotate_skips() -> PassSpec | None:
-    try:
-        import snnc.compiler.blocks as blocks  # registers pass 'annotate-skips'
-    except ImportError:  # hook: compiler.blocks not available in this checkout
-        _warn_once("blocks", "snnc.compiler.blocks is not available: skip edges must already "
-                   "be annotated (ASC/DSC) in the input graph")
-        return None
-    if "annotate-skips" in PASSES:
-        return _spec("annotate-skips")
-    return PassSpec("annotate-skips", blocks.annotate_skips, {})
-
-
 def conversion_pipeline(options: Options | None = None, /, *,
                         extra: Sequence[PassSpec | str] = (),
                         legalize_maxpool: bool | None = None, **overrides) -> list[PassSpec]:
     """The default pass list turning an ANN-form graph into an SNN-form graph.
 
-    `options` is the compile options (snnc.compiler.options.Options; default: the defaults),
+    `options` is the compile options (snnc.compiler.core.options.Options; default: the defaults),
     with keyword `overrides` applied (``conversion_pipeline(target="loihi2", timesteps=4)``).
     Its `passes` are parsed and appended after the pipeline, then `extra` (PassSpec or
     ``NAME{k=v}`` strings).
 
-    Order: annotate-skips (snnc.compiler.blocks) -> snn-attrs (timesteps, semantics, target,
+    Order: annotate-skips -> snn-attrs (timesteps, semantics, target,
     synaptic_delay = 1 for loihi2 target-exact, else 0) -> fold-bn when bn = fold ->
     maxpool-to-avgpool for hardware targets (loihi*, truenorth, speck; `legalize_maxpool`
     overrides) -> relu-to-lif (the target's neuron, see `neuron_options`; on targets without
@@ -115,7 +104,7 @@ def conversion_pipeline(options: Options | None = None, /, *,
                     target)
     hardware = is_loihi2(target) or target in BINARY_ONLY
     specs: list[PassSpec | None] = [
-        _annotate_skips(),
+        _spec("annotate-skips"),
         _spec("snn-attrs", timesteps=int(timesteps), semantics=semantics, target=str(target),
               synaptic_delay=1 if exact else 0),
     ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from snnc.compiler.errors import ConstraintViolation, SnncError
-from snnc.compiler.ir import EdgeKind, Graph, Node
-from snnc.compiler.passmanager import register_pass
+from snnc.compiler.core.errors import ConstraintViolation, SnncError
+from snnc.compiler.core.ir import EdgeKind, Graph, Node
+from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import check_choice, require_snn
 
 log = logging.getLogger("snnc.passes")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from snnc.compiler.errors import UnsupportedOp
-from snnc.compiler.ir import EMPTY, Graph, Node
-from snnc.compiler.passmanager import register_pass
+from snnc.compiler.core.errors import UnsupportedOp
+from snnc.compiler.core.ir import EMPTY, Graph, Node
+from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import check_choice, classifier_of, require_snn, rewire_readers
 
 FINAL_LIF = ("remove", "error")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from snnc.compiler.errors import SnncError, UnsupportedOp
-from snnc.compiler.ir import Attrs, Form, Graph, Node
-from snnc.compiler.passmanager import register_pass
+from snnc.compiler.core.errors import SnncError, UnsupportedOp
+from snnc.compiler.core.ir import Attrs, Form, Graph, Node
+from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import check_choice, lif_attrs, rewire_readers
 
 CLIP_POLICIES = ("threshold", "relu", "error")

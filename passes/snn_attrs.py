@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from snnc.compiler.errors import SnncError
-from snnc.compiler.ir import Graph
-from snnc.compiler.passmanager import register_pass
+from snnc.compiler.core.errors import SnncError
+from snnc.compiler.core.ir import Graph
+from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import check_choice
 
 SEMANTICS = ("paper", "target")

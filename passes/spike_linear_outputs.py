@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snnc.compiler.ir import Attrs, EdgeKind, Graph, Node
-from snnc.compiler.passmanager import register_pass
+from snnc.compiler.core.ir import Attrs, EdgeKind, Graph, Node
+from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import require_snn
 
 NORMS = frozenset({"batchnorm", "bntt"})

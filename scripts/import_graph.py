@@ -2,7 +2,8 @@
 """Measure snnc's import graph: edges between packages, counted in import statements.
 
     python scripts/import_graph.py            # package level (snnc.compiler, snnc.passes, ...)
-    python scripts/import_graph.py --level 3  # sub-packages (snnc.compiler.core, ...)
+    python scripts/import_graph.py --split snnc.compiler  # its sub-packages as their own nodes
+    python scripts/import_graph.py --level 3  # every module of a top-level package apart
     python scripts/import_graph.py --cycles   # also: module-level import cycles between modules
 
 Reads the source with `ast` (imports nothing). An import statement at module level (also inside
@@ -61,14 +62,21 @@ def _imports(tree: ast.Module, name: str, is_pkg: bool):
     yield from visit(tree, True)
 
 
-def group(module: str, level: int) -> str:
-    """The package (first `level` dotted parts) a module belongs to."""
-    return ".".join(module.split(".")[:level])
+def group(module: str, level: int, split: tuple[str, ...] = (), packages=()) -> str:
+    """The node a module belongs to: its first `level` dotted parts, one part more inside a
+    package named in `split` when that names a sub-package (its own modules stay with it)."""
+    parts = module.split(".")
+    for pkg in split:
+        n = len(pkg.split("."))
+        if module.startswith(pkg + ".") and ".".join(parts[:n + 1]) in packages:
+            return ".".join(parts[:n + 1])
+    return ".".join(parts[:level])
 
 
-def measure(level: int):
+def measure(level: int, split: tuple[str, ...] = ()):
     """(edges: (src, dst) -> [module-level count, lazy count], module edges at module level)."""
     mods = modules()
+    packages = {m for m, p in mods.items() if p.name == "__init__.py"}
     edges: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     mod_edges: dict[str, set[str]] = defaultdict(set)
     for name, path in mods.items():
@@ -83,7 +91,7 @@ def measure(level: int):
             dst = ".".join(parts)
             if top and dst != name:
                 mod_edges[name].add(dst)
-            a, b = group(name, level), group(dst, level)
+            a, b = group(name, level, split, packages), group(dst, level, split, packages)
             if a != b:
                 edges[(a, b)][0 if top else 1] += 1
     return dict(edges), mod_edges, mods
@@ -128,9 +136,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--level", type=int, default=2,
                     help="dotted parts that name a package: 2 = snnc.compiler, 3 = sub-packages")
+    ap.add_argument("--split", action="append", default=[],
+                    help="show this package's sub-packages as nodes of their own (repeatable)")
     ap.add_argument("--cycles", action="store_true", help="list module-level import cycles")
     args = ap.parse_args(argv)
-    edges, mod_edges, mods = measure(args.level)
+    edges, mod_edges, mods = measure(args.level, tuple(args.split))
     print(f"{'from':<28} {'to':<28} {'module-level':>12} {'lazy':>5}")
     for (a, b), (top, lazy) in sorted(edges.items()):
         print(f"{a:<28} {b:<28} {top:>12} {lazy:>5}")

@@ -65,7 +65,7 @@ def search(model: Any, *, data: str = "fashion-mnist", out: str | Path = "search
         torch.set_num_threads(old)
     ev.info["limits"] = {"max_energy_uj": max_energy_uj, "max_cores": max_cores}
     if cfg.objective != "drop" and s.cost_target in ("generic",):
-        from snnc.compiler.errors import SnncError
+        from snnc.compiler.core.errors import SnncError
 
         raise SnncError(f"--objective {cfg.objective} needs energy figures, but cost target "
                         f"'{s.cost_target}' has none; pass --cost-target loihi1 (or another "
@@ -86,12 +86,12 @@ def _report(ev, cfg: SearchConfig, state, out: Path, threads: int) -> SearchResu
     import torch
 
     from snnc.backends.pytorch import save_module
-    from snnc.compiler.serialize import dumps, save_params
-    from snnc.compiler.text import print_ir
+    from snnc.compiler.core.serialize import dumps, save_params
+    from snnc.compiler.core.text import print_ir
 
     ok = [e for e in evals_of(out / "journal.jsonl") if e["status"] == "ok"]
     if not ok:
-        from snnc.compiler.errors import SnncError
+        from snnc.compiler.core.errors import SnncError
 
         raise SnncError(f"{out}: no evaluation succeeded; see the 'error' field of the eval "
                         "records in journal.jsonl")

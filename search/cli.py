@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from snnc.compiler.options import cli_options
+from snnc.compiler.core.options import cli_options
 from snnc.search.loop import OBJECTIVES, SearchConfig
 
 

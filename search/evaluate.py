@@ -7,9 +7,9 @@
 an SNN (the conversion pipeline), and trains that *parent* SNN once, starting from the ANN's
 weights, for ``parent_epochs``. Each candidate then writes every searched block's adjacency
 matrix, residual kinds and DSC fractions into the trained parent with
-:func:`snnc.compiler.blocks.set_block`: it inherits every parameter of the parent; new DSC input
-channels and new projections start at zero, so the inherited function is unchanged except where
-a new identity skip (ASC without projection) adds its source's value. The candidate is
+:func:`snnc.compiler.core.blocks.set_block`: it inherits every parameter of the parent; new DSC
+input channels and new projections start at zero, so the inherited function is unchanged except
+where a new identity skip (ASC without projection) adds its source's value. The candidate is
 fine-tuned for ``finetune_epochs`` epochs and scored on the validation split:
 
     drop = 100 * (ANN accuracy - SNN accuracy)      (percentage points, validation split)
@@ -29,9 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from snnc.compiler.errors import SnncError
-from snnc.compiler.ir import Graph
-from snnc.compiler.options import Options
+from snnc.compiler.core.errors import SnncError
+from snnc.compiler.core.ir import Graph
+from snnc.compiler.core.options import Options
 from snnc.search.space import BlockSpace, SearchSpace
 
 KIND_NAMES = {"S2S": "s2s", "S2M": "s2m", "V2V": "v2v"}
@@ -123,7 +123,7 @@ class SkipEvaluator:
 
     def build(self, levels) -> Graph:
         """The parent with every searched block rewritten as `levels` says (verified)."""
-        from snnc.compiler.blocks import find_blocks, set_block
+        from snnc.compiler.core.blocks import find_blocks, set_block
 
         g = self.parent
         for bid, choice in zip(self.block_ids, self.space.decode(levels)):
@@ -199,7 +199,7 @@ def space_for(g: Graph, *, blocks: tuple[int, ...] | None = None,
               kinds: tuple[str, ...] = ("S2S", "S2M", "V2V"),
               fractions: tuple[float, ...] = (0.25, 0.5, 1.0)) -> tuple[SearchSpace, tuple]:
     """The search space of `g`'s blocks (all, or the indices in `blocks`)."""
-    from snnc.compiler.blocks import find_blocks
+    from snnc.compiler.core.blocks import find_blocks
 
     found = find_blocks(g)
     ids = tuple(range(len(found))) if blocks is None else tuple(blocks)
@@ -219,8 +219,8 @@ def space_for(g: Graph, *, blocks: tuple[int, ...] | None = None,
 def _realisable(g: Graph, found, ids, bs) -> tuple[tuple[int, ...], ...]:
     """Per variable, the levels set_block can write on their own (e.g. V2V needs a neuron
     source; set_block refuses a V2V out of a max-pool). Probed one entry at a time on `g`."""
-    from snnc.compiler.blocks import set_block
-    from snnc.compiler.ir import Form
+    from snnc.compiler.core.blocks import set_block
+    from snnc.compiler.core.ir import Form
 
     out = []
     for bid, b in zip(ids, bs):

@@ -1,7 +1,7 @@
 """Paper 1's single-block network (sec. III-A): a stem, one block of 4 conv layers, a head.
 
 Used by the tests and benchmarks/bench_search.py. The max-pool after the stem ends the stem's
-run of layers, so :func:`snnc.compiler.blocks.find_blocks` sees exactly one 4-layer block.
+run of layers, so :func:`snnc.compiler.core.blocks.find_blocks` sees exactly one 4-layer block.
 """
 
 from __future__ import annotations

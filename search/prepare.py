@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from snnc.compiler.errors import SnncError
+from snnc.compiler.core.errors import SnncError
 from snnc.search.evaluate import (EvalSettings, SkipEvaluator, _split, accuracy, data_for, fit,
                                   space_for)
 
@@ -62,7 +62,7 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
     from snnc.backends.pytorch import build_module
     from snnc.compiler.api import compile as snnc_compile
     from snnc.compiler.api import import_ann
-    from snnc.compiler.interpret import interpret
+    from snnc.compiler.core.interpret import interpret
 
     s = settings
     info: dict[str, Any] = {}

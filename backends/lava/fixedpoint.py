@@ -13,7 +13,7 @@ The units are those of lava-dl 0.6.0 / lava-nc 0.10.0 (docs/lava.md "Fixed point
 Rounding to these grids is part of target-exact semantics (the PyTorch backend rounds the same
 way: to the nearest step, ties to even); a value *outside* a range, or a threshold, leak or bias
 *off* its grid, is a violation. Violations are collected with the layer's name and raised together
-as one :class:`~snnc.compiler.errors.ConstraintViolation`, never clipped silently.
+as one :class:`~snnc.compiler.core.errors.ConstraintViolation`, never clipped silently.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snnc.compiler.errors import ConstraintViolation
+from snnc.compiler.core.errors import ConstraintViolation
 
 W_SCALE = 64  # file weight = 64 · float weight
 W_STEP = 2  # conv weights are even integers (8-bit mantissa, exponent 1)

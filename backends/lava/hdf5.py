@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from snnc.backends.lava.plan import Layer, Plan, Synapse
-from snnc.compiler.errors import ImportFailed
+from snnc.compiler.core.errors import ImportFailed
 
 FORMAT = "snnc-lava-1"
 _NEURON_KEYS = ("iDecay", "vDecay", "vThMant", "refDelay")

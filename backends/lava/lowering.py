@@ -16,9 +16,9 @@ import numpy as np
 
 from snnc.backends.lava import fixedpoint as fx
 from snnc.backends.lava.plan import Layer, Plan, Synapse
-from snnc.compiler.errors import UnsupportedOp
-from snnc.compiler.ir import EdgeKind, Form, Graph, Node
-from snnc.compiler.shapes import pad4, pair
+from snnc.compiler.core.errors import UnsupportedOp
+from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node
+from snnc.compiler.core.shapes import pad4, pair
 
 _PASS = ("identity", "dropout")
 _CONV1 = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1}

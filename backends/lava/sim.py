@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from snnc.backends.lava.plan import Plan
-from snnc.compiler.errors import SnncError
+from snnc.compiler.core.errors import SnncError
 
 
 GRADED_INPUT_BITS = 16  # message bits of a graded (direct) input, as netx's input_message_bits

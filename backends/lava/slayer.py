@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from snnc.backends.lava.plan import Plan
-from snnc.compiler.errors import UnsupportedOp
+from snnc.compiler.core.errors import UnsupportedOp
 
 
 def _neuron_params(layer) -> dict:

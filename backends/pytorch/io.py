@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from snnc.backends.pytorch.module import SNNModule, build_module
-from snnc.compiler.errors import ImportFailed
-from snnc.compiler.ir import Graph
-from snnc.compiler.serialize import from_json, load_params, to_json
+from snnc.compiler.core.errors import ImportFailed
+from snnc.compiler.core.ir import Graph
+from snnc.compiler.core.serialize import from_json, load_params, to_json
 
 FORMAT = "snnc-torch-module"
 VERSION = 1

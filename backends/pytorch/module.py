@@ -19,9 +19,9 @@ import torch.nn as nn
 from snnc.backends.pytorch import ops
 from snnc.backends.pytorch.neuron import LIFConfig, delay, lif_scan
 from snnc.backends.pytorch.surrogate import get_surrogate
-from snnc.compiler.errors import SnncError, UnsupportedOp
-from snnc.compiler.ir import EdgeKind, Form, Graph, Node
-from snnc.compiler.payload import edge_payload, infer_payloads
+from snnc.compiler.core.errors import SnncError, UnsupportedOp
+from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node
+from snnc.compiler.core.payload import edge_payload, infer_payloads
 
 
 class LIF(nn.Module):

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 
 from snnc.backends.pytorch.layers import SpikeConv2d, SpikeLinear
 from snnc.backends.pytorch.neuron import BIAS_GRID, WEIGHT_GRID, quantize_weight
-from snnc.compiler.errors import UnsupportedOp
-from snnc.compiler.ir import Graph, Node, Payload
-from snnc.compiler.shapes import pad4, pair
+from snnc.compiler.core.errors import UnsupportedOp
+from snnc.compiler.core.ir import Graph, Node, Payload
+from snnc.compiler.core.shapes import pad4, pair
 
 
 @dataclass(frozen=True)

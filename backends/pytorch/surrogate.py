@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from snnc.compiler.errors import SnncError
+from snnc.compiler.core.errors import SnncError
 
 SurrogateFn = Callable[[torch.Tensor, float, float, float], torch.Tensor]
 SURROGATES: dict[str, SurrogateFn] = {}

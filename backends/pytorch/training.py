@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from snnc.backends.pytorch.io import _atomic_write, load_module, save_module
 from snnc.backends.pytorch.module import SNNModule
-from snnc.compiler.errors import SnncError
+from snnc.compiler.core.errors import SnncError
 
 
 @dataclass

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from snnc.compiler.errors import ImportFailed
-from snnc.compiler.ir import Graph
+from snnc.compiler.core.errors import ImportFailed
+from snnc.compiler.core.ir import Graph
 
 _OTHER_SUFFIXES = {
     ".pt": "a PyTorch checkpoint", ".pth": "a PyTorch checkpoint", ".ckpt": "a checkpoint",

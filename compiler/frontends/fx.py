@@ -24,12 +24,12 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from snnc.compiler.errors import ImportFailed, UnsupportedOp
+from snnc.compiler.core.errors import ImportFailed, UnsupportedOp
 from snnc.compiler.frontends.fx_ops import (
     MODULE_CONVERTERS, Ctx, Reject, converter_for, tensor_args,
 )
-from snnc.compiler.ir import Attrs, Graph, GraphBuilder, Node, sanitize
-from snnc.compiler.shapes import infer_shape
+from snnc.compiler.core.ir import Attrs, Graph, GraphBuilder, Node, sanitize
+from snnc.compiler.core.shapes import infer_shape
 
 # -- tracing ----------------------------------------------------------------------------------
 class _Tracer(fx.Tracer):

@@ -30,11 +30,11 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from snnc.compiler.errors import ImportFailed, UnsupportedOp
+from snnc.compiler.core.errors import ImportFailed, UnsupportedOp
 from snnc.compiler.frontends.fx_ops import batch_free
 from snnc.compiler.frontends.onnx_ops import CONST_EVALS, ONNX_CONVERTERS, Reject
-from snnc.compiler.ir import Attrs, Graph, GraphBuilder, Node, sanitize
-from snnc.compiler.shapes import infer_shape
+from snnc.compiler.core.ir import Attrs, Graph, GraphBuilder, Node, sanitize
+from snnc.compiler.core.shapes import infer_shape
 
 MIN_OPSET = 13
 _MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",

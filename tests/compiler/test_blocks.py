@@ -11,7 +11,8 @@ from snnc.compiler.blocks import annotate_skips, find_blocks, set_block
 from snnc.compiler.errors import SnncError
 from snnc.compiler.interpret import interpret
 from snnc.compiler.ir import EdgeKind
-from snnc.compiler.passmanager import PASSES, run_pipeline
+from snnc.compiler.passmanager import run_pipeline
+from snnc.passes import load_builtin_passes
 from snnc.compiler.serialize import from_json, to_json
 from snnc.compiler.text import parse, print_ir
 from snnc.compiler.verify import verify
@@ -113,7 +114,7 @@ def test_annotate_skips_pass_is_registered_and_idempotent():
     n.dense("d", 2, 2, 4)
     raw = n.build()
     assert all(e.kind is EdgeKind.DATA for e in raw.edges)
-    g = run_pipeline(raw, [PASSES["annotate-skips"]])
+    g = run_pipeline(raw, [load_builtin_passes()["annotate-skips"]])
     assert annotate_skips(g) == g and print_ir(annotate_skips(g)) == print_ir(g)
     assert {e.kind for e in g.skip_edges()} == {EdgeKind.ASC, EdgeKind.DSC}
 

@@ -10,7 +10,8 @@ import torch
 
 from snnc.compiler.interpret import interpret
 from snnc.compiler.ir import Graph
-from snnc.compiler.passmanager import parse_pass_spec, run_pipeline
+from snnc.compiler.core.passmanager import run_pipeline
+from snnc.passes import parse_pass_spec
 from snnc.compiler.text import parse, print_ir
 from snnc.compiler.verify import verify
 from snnc.passes.fold_bn import fold_bn

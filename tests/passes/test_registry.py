@@ -9,7 +9,8 @@ import pkgutil
 import pytest
 
 import snnc.passes as pkg
-from snnc.compiler.passmanager import PASSES, describe, load_builtin_passes, parse_pass_spec
+from snnc.compiler.core.passmanager import PASSES, describe
+from snnc.passes import load_builtin_passes, parse_pass_spec
 
 NOT_PASSES = {"pipeline"}  # orders passes; registers none
 OTHERS = {"fold_bn"}  # written separately; checked by its own tests
@@ -44,7 +45,7 @@ def test_pipeline_names_registered_passes():
 
     for target in ("generic", "loihi1", "loihi2", "truenorth"):
         for spec in conversion_pipeline(target=target, boost=True, bntt=False):
-            assert PASSES.get(spec.name) is spec.fn or spec.name == "annotate-skips"
+            assert PASSES.get(spec.name) is spec.fn
 
 
 def test_cli_spec_reaches_the_pass():

@@ -11,10 +11,10 @@ from dataclasses import replace
 
 import torch
 
-from snnc.compiler.errors import SnncError
-from snnc.compiler.ir import EMPTY, Attrs, Edge, Form, Graph, GraphBuilder, Node
-from snnc.compiler.payload import edge_payload, node_payload
-from snnc.compiler.shapes import edge_shape, infer_shape
+from snnc.compiler.core.errors import SnncError
+from snnc.compiler.core.ir import EMPTY, Attrs, Edge, Form, Graph, GraphBuilder, Node
+from snnc.compiler.core.payload import edge_payload, node_payload
+from snnc.compiler.core.shapes import edge_shape, infer_shape
 
 
 # -- projections and channel surgery -----------------------------------------------------------

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from snnc.compiler.errors import VerifyError
+from snnc.compiler.core.errors import VerifyError
 
 
 class EdgeKind(str, enum.Enum):
@@ -487,7 +487,7 @@ class GraphBuilder:
         g = Graph(self.name, tuple(self.nodes[n] for n in order), tuple(self.edges),
                   tuple(self.outputs), form or self.form, self.attrs, params)
         if check:
-            from snnc.compiler.verify import verify
+            from snnc.compiler.core.verify import verify
 
             verify(g)
         return g

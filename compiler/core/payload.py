@@ -7,8 +7,8 @@ of each op reads the payloads of its inputs; `edge_payload` gives what an edge c
 
 from __future__ import annotations
 
-from snnc.compiler.errors import VerifyError
-from snnc.compiler.ir import Edge, EdgeKind, Graph, Node, Payload
+from snnc.compiler.core.errors import VerifyError
+from snnc.compiler.core.ir import Edge, EdgeKind, Graph, Node, Payload
 
 _ORDER = {Payload.BINARY: 0, Payload.COUNT: 1, Payload.GRADED: 2}
 
@@ -39,7 +39,7 @@ def node_payload(node: Node, inputs: list[Payload]) -> Payload:
     if op == "concat":
         return widest(inputs)
     raise VerifyError(f"node '{node.name}': op '{op}' has no payload rule "
-                      f"(snnc.compiler.payload.node_payload)")
+                      f"(snnc.compiler.core.payload.node_payload)")
 
 
 def _is_unit_window(node: Node) -> bool:

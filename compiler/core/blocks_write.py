@@ -1,6 +1,6 @@
 """Writing a block's adjacency matrix: skip edges, projections, merges and channel changes.
 
-The one entry point is :func:`set_block` (re-exported by snnc.compiler.blocks). Each edge is
+The one entry point is :func:`set_block` (re-exported by snnc.compiler.core.blocks). Each edge is
 removed or added by a small graph -> graph step; the block's geometry is re-read after each step
 from the partition recorded in the graph attribute `blocks`.
 """
@@ -11,14 +11,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from snnc.compiler.blocks_detect import MERGE_OPS, PRE_ACTIVATION, Block, Geometry, main_path
-from snnc.compiler.errors import SnncError
-from snnc.compiler.ir import EMPTY, Attrs, Edge, EdgeKind, Form, Graph, GraphBuilder, Node
-from snnc.compiler.shapes import edge_shape
-from snnc.compiler.verify import verify
-from snnc.compiler.blocks_channels import finish as _finish
-from snnc.compiler.blocks_channels import projection as _projection
-from snnc.compiler.blocks_channels import remap as _remap
+from snnc.compiler.core.blocks_detect import MERGE_OPS, PRE_ACTIVATION, Block, Geometry, main_path
+from snnc.compiler.core.errors import SnncError
+from snnc.compiler.core.ir import EMPTY, Attrs, Edge, EdgeKind, Form, Graph, GraphBuilder, Node
+from snnc.compiler.core.shapes import edge_shape
+from snnc.compiler.core.verify import verify
+from snnc.compiler.core.blocks_channels import finish as _finish
+from snnc.compiler.core.blocks_channels import projection as _projection
+from snnc.compiler.core.blocks_channels import remap as _remap
 
 ASC_LIKE = (EdgeKind.ASC, EdgeKind.S2S, EdgeKind.S2M, EdgeKind.V2V)
 _KIND_NAMES = {"asc": EdgeKind.ASC, "s2s": EdgeKind.S2S, "s2m": EdgeKind.S2M,
@@ -46,7 +46,7 @@ def set_block(g: Graph, block_index: int, matrix, *, kinds=None, fractions=None,
     increasing vertex order]. A merge left with one input is removed. Works on structure-only
     graphs (params None). Raises SnncError for a matrix or kind that cannot be written.
     """
-    from snnc.compiler.blocks import annotate_skips, block_records, find_blocks
+    from snnc.compiler.core.blocks import annotate_skips, block_records, find_blocks
 
     g = annotate_skips(g)
     blocks = list(blocks) if blocks is not None else find_blocks(g)
@@ -165,7 +165,7 @@ def _drop_projection(b: GraphBuilder, e: Edge) -> None:
 
 # -- one step: add an edge ---------------------------------------------------------------------
 def _add(g: Graph, index: int, i: int, j: int, kind: EdgeKind, frac: float) -> Graph:
-    from snnc.compiler.blocks import find_blocks
+    from snnc.compiler.core.blocks import find_blocks
 
     blk = find_blocks(g)[index]
     geo: Geometry = blk.geometry

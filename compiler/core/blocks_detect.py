@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from snnc.compiler.ir import SKIP_KINDS, WEIGHTED_OPS, Edge, EdgeKind, Graph
+from snnc.compiler.core.ir import SKIP_KINDS, WEIGHTED_OPS, Edge, EdgeKind, Graph
 
 MERGE_OPS = frozenset({"add", "concat"})
 ACTIVATIONS = frozenset({"relu", "clip", "lif"})

@@ -1,7 +1,7 @@
 """The compile options: one keyword-only dataclass, the single description of what `compile`
 can be asked to do (docs/options.md).
 
-    from snnc.compiler.options import Options
+    from snnc.compiler.core.options import Options
     o = Options(residual="s2m", target="loihi2", timesteps=4)   # validated on construction
     o.replace(timesteps=8)                                       # a validated copy
 
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from snnc.compiler.errors import SnncError
+from snnc.compiler.core.errors import SnncError
 
 RESIDUAL_MODES = ("s2s", "s2m", "v2v")
 ENCODERS = ("auto", "direct", "poisson", "events")

@@ -1,6 +1,6 @@
 """Blocks and their adjacency matrices (paper 1 sec. III, eq. 1; docs/design.md "Blocks").
 
-    from snnc.compiler.blocks import annotate_skips, find_blocks, set_block
+    from snnc.compiler.core.blocks import annotate_skips, find_blocks, set_block
 
     g = annotate_skips(g)      # add(%bn2, %ds_bn) -> add(%bn2, %x ~ASC n=2 proj=%ds_bn)
     blocks = find_blocks(g)    # [Block(index=0, name='layer1_0', kind='basic', ...)]
@@ -21,33 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from snnc.compiler.blocks_detect import (
+from snnc.compiler.core.blocks_detect import (
     ACTIVATIONS, ELEMENTWISE, Block, Geometry, MainPath, annotate_skips, geometry,
     main_path, output_node, spine,
 )
-from snnc.compiler.ir import SKIP_KINDS, WEIGHTED_OPS, EdgeKind, Graph
-from snnc.compiler.passmanager import register_pass
+from snnc.compiler.core.ir import SKIP_KINDS, WEIGHTED_OPS, EdgeKind, Graph
 
-__all__ = ["Block", "annotate_skips", "find_blocks", "set_block", "annotate_skips_pass",
-           "block_records"]
+__all__ = ["Block", "annotate_skips", "find_blocks", "set_block", "block_records"]
 
 Part = tuple[str, str, tuple[str, ...]]  # (kind, input, layers)
-
-
-@register_pass("annotate-skips")
-def annotate_skips_pass(g: Graph) -> Graph:
-    """Mark the skip ports of every add/concat on the main path as ASC / DSC.
-
-    Requires: any form; add/concat inputs as plain DATA edges (as the front ends write them) or
-    already annotated.
-    Guarantees: every non-main input of an add (concat) on the main path whose source lies
-    >= 1 weighted layer upstream is an ASC (DSC) edge with src = the skip's source, hops = the
-    number of conv2d/linear layers on the main path between source and merge, projection = the
-    last node of the skip path when it has nodes (e.g. a downsample conv + bn). Idempotent;
-    weights untouched.
-    Implements: paper 1 sec. III-A (DSC, ASC); docs/design.md "Skip edges: where they attach".
-    """
-    return annotate_skips(g)
 
 
 def find_blocks(g: Graph, *, sequential: bool = True, min_layers: int = 2,
@@ -201,4 +183,4 @@ def _classify(g: Graph, mp: MainPath, a: np.ndarray, out: str) -> str:
     return "residual"
 
 
-from snnc.compiler.blocks_write import set_block  # noqa: E402  (it uses find_blocks)
+from snnc.compiler.core.blocks_write import set_block  # noqa: E402  (it uses find_blocks)

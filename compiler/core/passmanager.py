@@ -8,6 +8,9 @@ kebab-case CLI name. Its docstring is its contract (Requires / Guarantees / Impl
 
 `--pass NAME{k=v,...}` runs a registered pass; `--pass module:function{k=v,...}` a user's.
 `run_pipeline` verifies after every pass and names the failing pass and those before it.
+
+The IR core (docs/architecture.md): it imports nothing above it. The built-in passes register
+when `snnc.passes.load_builtin_passes()` imports them.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from snnc.compiler.errors import PassFailed, SnncError, VerifyError
-from snnc.compiler.ir import Graph
+from snnc.compiler.core.errors import PassFailed, SnncError, VerifyError
+from snnc.compiler.core.ir import Graph
 
 log = logging.getLogger("snnc.passes")
 
@@ -40,18 +43,6 @@ def register_pass(name: str):
     return deco
 
 
-def load_builtin_passes() -> dict[str, PassFn]:
-    """Import every module of snnc.passes so that their passes register; return the registry."""
-    import pkgutil
-
-    import snnc.passes as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if not mod.name.startswith("_"):
-            importlib.import_module(f"snnc.passes.{mod.name}")
-    return PASSES
-
-
 @dataclass(frozen=True)
 class PassSpec:
     """A pass to run with its options, as written on the command line."""
@@ -65,7 +56,7 @@ class PassSpec:
 
 
 def _parse_options(text: str, spec: str) -> dict[str, Any]:
-    from snnc.compiler.text import _Tokens
+    from snnc.compiler.core.text import _Tokens
 
     t = _Tokens(text, 1, f"--pass {spec}")
     attrs = t.attrs()
@@ -75,7 +66,11 @@ def _parse_options(text: str, spec: str) -> dict[str, Any]:
 
 
 def parse_pass_spec(spec: str) -> PassSpec:
-    """`NAME`, `NAME{k=v}`, `module:function` or `module:function{k=v}` -> PassSpec."""
+    """`NAME`, `NAME{k=v}`, `module:function` or `module:function{k=v}` -> PassSpec.
+
+    NAME is looked up among the passes registered so far; `snnc.passes.parse_pass_spec` loads
+    the built-in ones first.
+    """
     head, brace, rest = spec.partition("{")
     options = _parse_options("{" + rest, spec) if brace else {}
     head = head.strip()
@@ -91,7 +86,6 @@ def parse_pass_spec(spec: str) -> PassSpec:
             raise SnncError(f"--pass {spec}: module '{mod_name}' has no function '{fn_name}'.")
         name = getattr(fn, "pass_name", head)
     else:
-        load_builtin_passes()
         if head not in PASSES:
             known = ", ".join(sorted(PASSES))
             raise SnncError(f"--pass {spec}: no pass named '{head}'. Registered passes: {known}. "
@@ -110,8 +104,8 @@ def parse_pass_spec(spec: str) -> PassSpec:
 def run_pipeline(g: Graph, passes: Sequence[PassSpec | PassFn],
                  progress: Callable[[str], None] | None = None) -> Graph:
     """Run `passes` in order, verifying after each one."""
-    from snnc.compiler.text import print_ir
-    from snnc.compiler.verify import verify
+    from snnc.compiler.core.text import print_ir
+    from snnc.compiler.core.verify import verify
 
     done: list[str] = []
     for p in passes:

@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from snnc.compiler.errors import SnncError, VerifyError
-from snnc.compiler.ir import Edge, EdgeKind, Graph, Node
-from snnc.compiler.shapes import pad4, pair
+from snnc.compiler.core.errors import SnncError, VerifyError
+from snnc.compiler.core.ir import Edge, EdgeKind, Graph, Node
+from snnc.compiler.core.shapes import pad4, pair
 
 OpFn = Callable[[Node, Sequence[torch.Tensor], Mapping[str, torch.Tensor]], torch.Tensor]
 INTERPRETERS: dict[str, OpFn] = {}
@@ -144,7 +144,7 @@ def interpret(g: Graph, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Ten
     """Run the ANN-form graph `g` on `inputs` (one per input node, in order), in float32."""
     if g.params is None:
         raise SnncError(f"graph '{g.name}' holds no parameters (structure only, e.g. parsed from "
-                        f"text): load them (snnc.compiler.serialize) before interpreting it.")
+                        f"text): load them (snnc.compiler.core.serialize) before interpreting it.")
     ins = g.input_nodes()
     if len(inputs) != len(ins):
         raise SnncError(f"graph '{g.name}' has {len(ins)} input(s) "
@@ -165,8 +165,8 @@ def interpret(g: Graph, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Ten
                 raise VerifyError(
                     f"graph '{g.name}': node '{node.name}' has op '{node.op}', which the "
                     f"ANN interpreter does not know. Register its semantics with "
-                    f"@interpreter('{node.op}') in snnc.compiler.interpret (spiking ops are run "
-                    f"by the PyTorch backend, not by this interpreter).")
+                    f"@interpreter('{node.op}') in snnc.compiler.core.interpret (spiking ops "
+                    f"are run by the PyTorch backend, not by this interpreter).")
             xs = [edge_value(g, e, env) for e in g.inputs_of(node.name)]
             params = {_role(node, k): g.params[k] for k in node.params}
             env[node.name] = fn(node, xs, params)

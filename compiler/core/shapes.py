@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from snnc.compiler.errors import ShapeMismatch, VerifyError
-from snnc.compiler.ir import Edge, EdgeKind, Node
+from snnc.compiler.core.errors import ShapeMismatch, VerifyError
+from snnc.compiler.core.ir import Edge, EdgeKind, Node
 
 Shape = tuple[int, ...]
 ShapeRule = Callable[[Node, Sequence[Shape]], Shape]
@@ -31,7 +31,7 @@ def infer_shape(node: Node, inputs: Sequence[Shape]) -> Shape:
     rule = SHAPE_RULES.get(node.op)
     if rule is None:
         raise VerifyError(f"node '{node.name}': op '{node.op}' has no shape rule. Register one "
-                          f"with @shape_rule('{node.op}') in snnc.compiler.shapes.")
+                          f"with @shape_rule('{node.op}') in snnc.compiler.core.shapes.")
     return tuple(int(d) for d in rule(node, inputs))
 
 

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from snnc.compiler.errors import ImportFailed
-from snnc.compiler.ir import Attrs, Edge, EdgeKind, Form, Graph, GraphBuilder, Node, Payload
+from snnc.compiler.core.errors import ImportFailed
+from snnc.compiler.core.ir import Attrs, Edge, EdgeKind, Form, Graph, GraphBuilder, Node, Payload
 
 FORMAT_VERSION = 1
 

@@ -16,11 +16,11 @@
 
 from __future__ import annotations
 
-from snnc.compiler.errors import ShapeMismatch, VerifyError
-from snnc.compiler.ir import SPIKING_OPS, EdgeKind, Form, Graph
-from snnc.compiler.payload import edge_payload, node_payload
-from snnc.compiler.shapes import edge_shape, infer_shape
-from snnc.compiler.text import format_node
+from snnc.compiler.core.errors import ShapeMismatch, VerifyError
+from snnc.compiler.core.ir import SPIKING_OPS, EdgeKind, Form, Graph
+from snnc.compiler.core.payload import edge_payload, node_payload
+from snnc.compiler.core.shapes import edge_shape, infer_shape
+from snnc.compiler.core.text import format_node
 
 _SKIP_TARGET = {EdgeKind.ASC: ("add",), EdgeKind.DSC: ("concat",), EdgeKind.S2S: ("add",),
                 EdgeKind.S2M: ("lif",), EdgeKind.V2V: ("lif",)}

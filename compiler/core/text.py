@@ -21,8 +21,8 @@ import json
 import re
 from typing import Any
 
-from snnc.compiler.errors import ParseError
-from snnc.compiler.ir import (
+from snnc.compiler.core.errors import ParseError
+from snnc.compiler.core.ir import (
     EMPTY, Attrs, Edge, EdgeKind, Form, Graph, GraphBuilder, Node, Payload,
 )
 
