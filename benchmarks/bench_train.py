@@ -1,26 +1,59 @@
-"""Training throughput and peak memory: snnc's module vs SpikingJelly and snnTorch.
+"""Training throughput and peak memory: snnc against SpikingJelly, snnTorch and the ANN.
 
-Paper 2's S-ResNet20 (16 base filters, 3x32x32 input, T = 8, batch 32, leak 0.874, threshold 1,
-S2S residuals, BNTT, direct encoding, triangle surrogate, readout u_T / T), trained with SGD
-for a fixed number of steps on random data in each framework. Each framework runs in a fresh
-subprocess, so each peak is clean: peak RSS growth from just before the first step (model and
-batch built) to the end. Prints samples/s, peak memory and the ratios against the peers.
+Every row trains the same network: paper 2's S-ResNet20 (16 base filters, 3x32x32 input,
+T = 8, batch 32, leak 0.874, threshold 1, S2S residuals, direct input, readout u_T / T), with
+SGD on one batch of random uniform images, all built from the same seeded ANN
+(`snnc.models.sresnet.resnet20`, seed 0: the peers copy its conv, BN and linear tensors).
+Each row runs in a fresh subprocess, so each peak is clean (peak RSS growth from just before the
+first step, model and batch built; on CUDA, peak allocated memory above the start).
 
-    .venv/bin/python benchmarks/bench_train.py [--steps 6] [--warmup 2] [--threads 1]
+Rows and the implementation each uses (the fastest idiomatic form its users would write):
 
-Targets (issue 3): throughput >= 1.25x SpikingJelly's, peak memory <= 0.5x the best peer's.
+* snnc `--bn bntt` (the default), `--bn shared`, `--bn fold`: `compile(...).to_torch()`.
+* SpikingJelly 2.0, multi-step (`step_mode="m"`, `layer.Conv2d`, `neuron.LIFNode` with
+  `decay_input=False, v_reset=None`: the paper's neuron). Its built-in surrogate
+  `PiecewiseQuadratic(alpha=1)` (a triangle, max(0, 1 - |x|)) is used because only built-in
+  surrogates reach SpikingJelly's registered LIF op (`torch.ops.sj_lif`, Triton/CuPy on CUDA); a
+  Python surrogate such as the paper's 0.3-high triangle falls back to its slower reference loop.
+  The surrogate's height changes gradients, not the work done.
+  * `sj-bntt` (against `--bn bntt`): BNTT written as ONE `nn.BatchNorm2d(T * C)` over the
+    input viewed as [B, T*C, H, W]. SpikingJelly's own `BatchNormThroughTime2d` runs a Python
+    loop of T BatchNorms (and has no bias); the T*C form computes the same per-step statistics
+    in one call and is what a user who cares about speed writes.
+  * `sj-shared` (against `--bn shared`): `layer.BatchNorm2d(C, step_mode="m")`, one BN over
+    all T*B samples, as SpikingJelly's converted and tutorial networks train.
+* snnTorch 1.0: the idiomatic per-step loop, `Leaky(reset_mechanism="subtract",
+  reset_delay=False)`, BNTT as a list of T BatchNorms indexed by the step, the paper's
+  triangle surrogate as an autograd function.
+* `ann`: the ANN itself on the same batch; ANN samples/s / T is the dense bound, what an SNN
+  would reach doing the ANN's work at every step and nothing else.
+
+    .venv/bin/python benchmarks/bench_train.py                  # 2 threads and 1 thread
+    .venv/bin/python benchmarks/bench_train.py --threads 2 --rounds 3 --only snnc-bntt sj-bntt
+    .venv/bin/python benchmarks/bench_train.py --device cuda    # SpikingJelly picks Triton/CuPy
+
+Targets (issue 13): snnc >= 1.25x SpikingJelly in both BN comparisons, `--bn bntt` within 10 %
+of `--bn shared`, peak memory <= 0.5x the best peer's. The machine may be shared, so rounds are
+interleaved and each row keeps its best round; samples per CPU-second are printed beside wall
+samples/s, and the load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
 
-T, BATCH, LEAK, VTH, TAU = 8, 32, 0.874, 1.0, 1.0 / (1.0 - 0.874)
+T, BATCH, LEAK, VTH = 8, 32, 0.874, 1.0
+TAU = 1.0 / (1.0 - LEAK)  # SpikingJelly: v <- v (1 - 1/tau) + x  (decay_input=False)
+ROWS = ("snnc-bntt", "snnc-shared", "snnc-fold", "sj-bntt", "sj-shared", "snntorch", "ann")
+PAIRS = (("snnc-bntt", "sj-bntt"), ("snnc-shared", "sj-shared"), ("snnc-fold", "sj-shared"),
+         ("snnc-bntt", "snntorch"))
+PEERS = ("sj-bntt", "sj-shared", "snntorch")
 
 
 def _rss_mb() -> float:
@@ -29,6 +62,41 @@ def _rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _ann():
+    import torch
+
+    from snnc.models.sresnet import resnet20
+
+    torch.manual_seed(0)
+    return resnet20(base=16, in_channels=3, num_classes=10)
+
+
+def _copy_from_ann(net, bns) -> None:
+    """Copy the seeded ANN's conv, BN and linear tensors into `net`, in construction order.
+
+    `bns` are the peer's BN modules in that order; a BN with k * C channels (BNTT) gets the
+    ANN's tensors repeated k times."""
+    import torch.nn as nn
+
+    ann = _ann()
+    pairs = [(nn.Conv2d, [m for m in net.modules() if isinstance(m, nn.Conv2d)]),
+             (nn.Linear, [m for m in net.modules() if isinstance(m, nn.Linear)])]
+    for kind, mine in pairs:
+        theirs = [m for m in ann.modules() if isinstance(m, kind)]
+        assert len(mine) == len(theirs), (kind, len(mine), len(theirs))
+        for a, b in zip(mine, theirs):
+            a.weight.data.copy_(b.weight.data)
+            if b.bias is not None:
+                a.bias.data.copy_(b.bias.data)
+    ann_bns = [m for m in ann.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(bns) == len(ann_bns), (len(bns), len(ann_bns))
+    for mine, src in zip(bns, ann_bns):
+        for group in (mine if isinstance(mine, (list, nn.ModuleList)) else [mine]):
+            k = group.num_features // src.num_features
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(group, name).data.copy_(getattr(src, name).data.repeat(k))
 
 
 def _tri():
@@ -49,50 +117,53 @@ def _tri():
 
 
 # -- snnc ---------------------------------------------------------------------------------------
-def build_snnc():
+def build_snnc(bn: str):
     from snnc.compiler import compile
-    from snnc.models.sresnet import resnet20
 
-    c = compile(resnet20(base=16, in_channels=3, num_classes=10), residual="s2s", timesteps=T,
-                leak=LEAK, threshold=VTH)
+    c = compile(_ann(), residual="s2s", timesteps=T, leak=LEAK, threshold=VTH, bn=bn,
+                encoder="direct")
     return c.to_torch(), lambda m, x: m(x)
 
 
 # -- SpikingJelly (multi-step) ------------------------------------------------------------------
-def build_spikingjelly():
-    import torch
+def build_spikingjelly(bn: str):
     import torch.nn as nn
-    from spikingjelly.activation_based import functional, layer, neuron
+    from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
-    Tri = _tri()
+    class TCBatchNorm(nn.BatchNorm2d):
+        """BNTT as one BatchNorm2d over T*C channels: [T, B, C, H, W] -> [B, T*C, H, W]."""
 
-    class Sur(nn.Module):
-        def forward(self, x):
-            return Tri.apply(x)
-
-    class BNTT(nn.Module):
         def __init__(self, c):
-            super().__init__()
-            self.bn = nn.ModuleList(nn.BatchNorm2d(c) for _ in range(T))
+            super().__init__(T * c)
 
         def forward(self, x):
-            return torch.stack([self.bn[t](x[t]) for t in range(T)])
+            t, b, c, h, w = x.shape
+            y = super().forward(x.transpose(0, 1).reshape(b, t * c, h, w))
+            return y.view(b, t, c, h, w).transpose(0, 1)
+
+    bns = []
+
+    def norm(c):
+        m = TCBatchNorm(c) if bn == "bntt" else layer.BatchNorm2d(c, step_mode="m")
+        bns.append(m)
+        return m
 
     def lif():
         return neuron.LIFNode(tau=TAU, decay_input=False, v_threshold=VTH, v_reset=None,
-                              surrogate_function=Sur(), step_mode="m")
+                              surrogate_function=surrogate.PiecewiseQuadratic(alpha=1.0),
+                              step_mode="m")
 
     class Block(nn.Module):
         def __init__(self, cin, cout, stride):
             super().__init__()
             self.c1 = layer.Conv2d(cin, cout, 3, stride, 1, bias=False, step_mode="m")
-            self.b1, self.l1 = BNTT(cout), lif()
+            self.b1, self.l1 = norm(cout), lif()
             self.c2 = layer.Conv2d(cout, cout, 3, 1, 1, bias=False, step_mode="m")
-            self.b2, self.l2 = BNTT(cout), lif()
+            self.b2, self.l2 = norm(cout), lif()
             self.proj = None
             if stride != 1 or cin != cout:
                 self.proj = nn.Sequential(
-                    layer.Conv2d(cin, cout, 1, stride, bias=False, step_mode="m"), BNTT(cout))
+                    layer.Conv2d(cin, cout, 1, stride, bias=False, step_mode="m"), norm(cout))
 
         def forward(self, x):
             o = self.l2(self.b2(self.c2(self.l1(self.b1(self.c1(x))))))
@@ -102,53 +173,60 @@ def build_spikingjelly():
         def __init__(self):
             super().__init__()
             self.c = layer.Conv2d(3, 16, 3, 1, 1, bias=False, step_mode="m")
-            self.b, self.l = BNTT(16), lif()
+            self.b, self.l = norm(16), lif()
             blocks, cin = [], 16
             for cout, s in ((16, 1), (32, 2), (64, 2)):
                 for i in range(3):
                     blocks.append(Block(cin, cout, s if i == 0 else 1))
                     cin = cout
             self.blocks = nn.Sequential(*blocks)
-            self.fc = nn.Linear(64, 10)
+            self.fc = layer.Linear(64, 10, step_mode="m")
 
         def forward(self, x):
-            x = x.unsqueeze(0).repeat(T, 1, 1, 1, 1)
+            x = x.unsqueeze(0).repeat(T, 1, 1, 1, 1)  # direct input, SpikingJelly's idiom
             x = self.blocks(self.l(self.b(self.c(x))))
             return self.fc(x.mean((3, 4))).mean(0)
+
+    net = Net()
+    _copy_from_ann(net, bns)
 
     def step(m, x):
         out = m(x)
         functional.reset_net(m)
         return out
 
-    return Net(), step
+    return net, step
 
 
 # -- snnTorch (single-step loop, the idiomatic form) --------------------------------------------
-def build_snntorch():
+def build_snntorch(bn: str):
     import snntorch as snn
     import torch.nn as nn
     from snntorch import utils
 
     Tri = _tri()
+    bns = []
 
     def lif():
         return snn.Leaky(beta=LEAK, threshold=VTH, reset_mechanism="subtract",
                          reset_delay=False, spike_grad=Tri.apply, init_hidden=True)
 
     def bntt(c):
-        return nn.ModuleList(nn.BatchNorm2d(c) for _ in range(T))
+        m = nn.ModuleList(nn.BatchNorm2d(c) for _ in range(T))
+        bns.append(m)
+        return m
 
     class Block(nn.Module):
         def __init__(self, cin, cout, stride):
             super().__init__()
-            self.c1, self.b1, self.l1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), \
-                bntt(cout), lif()
-            self.c2, self.b2, self.l2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), \
-                bntt(cout), lif()
-            self.pc = nn.Conv2d(cin, cout, 1, stride, bias=False) \
-                if stride != 1 or cin != cout else None
-            self.pb = bntt(cout) if self.pc is not None else None
+            self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.b1, self.l1 = bntt(cout), lif()
+            self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.b2, self.l2 = bntt(cout), lif()
+            self.pc = self.pb = None
+            if stride != 1 or cin != cout:
+                self.pc = nn.Conv2d(cin, cout, 1, stride, bias=False)
+                self.pb = bntt(cout)
 
         def forward(self, x, t):
             o = self.l2(self.b2[t](self.c2(self.l1(self.b1[t](self.c1(x))))))
@@ -175,85 +253,145 @@ def build_snntorch():
                 acc = acc + self.fc(h.mean((2, 3)))
             return acc / T
 
-    return Net(), lambda m, x: m(x)
+    net = Net()
+    _copy_from_ann(net, bns)
+    return net, lambda m, x: m(x)
 
 
-BUILDERS = {"snnc": build_snnc, "spikingjelly": build_spikingjelly, "snntorch": build_snntorch}
+def build_ann(bn: str):
+    return _ann(), lambda m, x: m(x)
 
 
-def run_one(name: str, steps: int, warmup: int, threads: int) -> dict:
-    """Train `name`'s S-ResNet20 for warmup + steps SGD steps; time the last `steps`."""
+def build(name: str):
+    """(model, forward) for row `name`."""
+    if name.startswith("snnc-"):
+        return build_snnc(name[5:])
+    if name.startswith("sj-"):
+        return build_spikingjelly(name[3:])
+    return {"snntorch": build_snntorch, "ann": build_ann}[name]("bntt")
+
+
+def run_one(name: str, steps: int, warmup: int, threads: int, device: str) -> dict:
+    """Train row `name` for warmup + steps SGD steps; time the last `steps`."""
     import torch
     import torch.nn.functional as F
 
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    model, fwd = BUILDERS[name]()
-    model.train()
+    cuda = device == "cuda"
+    model, fwd = build(name)
+    model = model.to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    x, y = torch.rand(BATCH, 3, 32, 32), torch.randint(0, 10, (BATCH,))
-    base = _rss_mb()
-    t0 = None
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(BATCH, 3, 32, 32, generator=gen).to(device)
+    y = torch.randint(0, 10, (BATCH,), generator=gen).to(device)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated() / 2 ** 20
+    else:
+        base = _rss_mb()
+    t0 = c0 = None
     for i in range(warmup + steps):
         if i == warmup:
-            t0 = time.perf_counter()
+            if cuda:
+                torch.cuda.synchronize()
+            t0, c0 = time.perf_counter(), time.process_time()
         loss = F.cross_entropy(fwd(model, x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    dt = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"framework": name, "samples_per_s": steps * BATCH / dt, "peak_rss_mb": peak,
-            "peak_growth_mb": peak - base, "loss": float(loss)}
+    if cuda:
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2 ** 20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"row": name, "threads": threads, "samples_per_s": steps * BATCH / dt,
+            "samples_per_cpu_s": steps * BATCH / cpu, "peak_growth_mb": peak - base,
+            "loss": float(loss)}
+
+
+def _child(name: str, a) -> dict | None:
+    cmd = [sys.executable, __file__, "--child", name, "--steps", str(a.steps), "--warmup",
+           str(a.warmup), "--device", a.device, "--threads"]
+    env = dict(os.environ)
+    results = {}
+    for threads in a.threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+        out = subprocess.run([*cmd, str(threads)], capture_output=True, text=True, env=env,
+                             timeout=a.timeout)
+        if out.returncode:
+            print(f"{name} ({threads} thread(s)): failed\n{out.stderr[-2000:]}", flush=True)
+            continue
+        results[threads] = json.loads(out.stdout.strip().splitlines()[-1])
+    return results
+
+
+def _report(rows: dict[str, dict], threads: int, rounds: int, device: str) -> None:
+    print(f"\nS-ResNet20 S2S, T={T}, batch {BATCH}, {device}, {threads} thread(s), best of "
+          f"{rounds} interleaved round(s)")
+    dense = rows["ann"]["samples_per_s"] / T if "ann" in rows else None
+    print(f"| row | samples/s | samples/CPU-s | peak MB above start | of dense bound |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name in ROWS:
+        r = rows.get(name)
+        if r is None:
+            continue
+        frac = f"{r['samples_per_s'] / dense:.2f}" if dense and name != "ann" else ""
+        extra = f" ({r['samples_per_s'] / T:.1f} /T)" if name == "ann" else ""
+        print(f"| {name} | {r['samples_per_s']:.1f}{extra} | {r['samples_per_cpu_s']:.1f} | "
+              f"{r['peak_growth_mb']:.0f} | {frac} |")
+    for a, b in PAIRS:
+        if a in rows and b in rows:
+            print(f"{a} / {b}: throughput x{rows[a]['samples_per_s'] / rows[b]['samples_per_s']:.2f}"
+                  f" (per CPU-s x{rows[a]['samples_per_cpu_s'] / rows[b]['samples_per_cpu_s']:.2f}),"
+                  f" memory x{rows[a]['peak_growth_mb'] / rows[b]['peak_growth_mb']:.2f}")
+    if "snnc-bntt" in rows and "snnc-shared" in rows:
+        print(f"snnc-bntt / snnc-shared: throughput "
+              f"x{rows['snnc-bntt']['samples_per_s'] / rows['snnc-shared']['samples_per_s']:.2f}"
+              f" (target >= 0.90)")
+    peers = [rows[p] for p in PEERS if p in rows]
+    if peers:
+        best = min(peers, key=lambda r: r["peak_growth_mb"])
+        for name in ("snnc-bntt", "snnc-shared", "snnc-fold"):
+            if name in rows:
+                print(f"{name} memory / best peer's ({best['row']}): "
+                      f"x{rows[name]['peak_growth_mb'] / best['peak_growth_mb']:.2f} "
+                      f"(target <= 0.5)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=lambda s: [int(v) for v in s.split(",")], default=[2, 1],
+                    help="thread counts, comma-separated (default 2,1: 2 is the headline)")
     ap.add_argument("--rounds", type=int, default=2,
-                    help="interleaved rounds per framework; the best of each is kept (the "
-                         "machine is shared, so the best round is the least disturbed one)")
-    ap.add_argument("--only", choices=sorted(BUILDERS))
-    ap.add_argument("--json", action="store_true", help="(internal) print one result as JSON")
+                    help="interleaved rounds; each row keeps its best (least disturbed) round")
+    ap.add_argument("--only", nargs="+", choices=ROWS, help="run only these rows")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--timeout", type=int, default=1800, help="seconds per row and thread count")
+    ap.add_argument("--child", choices=ROWS, help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.only and a.json:
-        print(json.dumps(run_one(a.only, a.steps, a.warmup, a.threads)))
+    if a.child:
+        print(json.dumps(run_one(a.child, a.steps, a.warmup, a.threads[0], a.device)))
         return
-    results: dict[str, dict] = {}
-    for _ in range(a.rounds):
-        for name in ([a.only] if a.only else ["snnc", "spikingjelly", "snntorch"]):
-            out = subprocess.run([sys.executable, __file__, "--only", name, "--json", "--steps",
-                                  str(a.steps), "--warmup", str(a.warmup), "--threads",
-                                  str(a.threads)], capture_output=True, text=True)
-            if out.returncode:
-                print(f"{name}: failed\n{out.stderr[-2000:]}")
-                continue
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            best = results.setdefault(name, r)
-            best["samples_per_s"] = max(best["samples_per_s"], r["samples_per_s"])
-            best["peak_rss_mb"] = min(best["peak_rss_mb"], r["peak_rss_mb"])
-            best["peak_growth_mb"] = min(best["peak_growth_mb"], r["peak_growth_mb"])
-    print(f"S-ResNet20 S2S, T={T}, batch {BATCH}, {a.steps} timed steps, {a.threads} thread(s), "
-          f"best of {a.rounds} round(s)")
-    print(f"{'framework':14s} {'samples/s':>10s} {'peak RSS MB':>12s} {'growth MB':>10s}")
-    for r in results.values():
-        print(f"{r['framework']:14s} {r['samples_per_s']:10.1f} {r['peak_rss_mb']:12.0f} "
-              f"{r['peak_growth_mb']:10.0f}")
-    if "snnc" in results and len(results) > 1:
-        s = results["snnc"]
-        peers = [r for k, r in results.items() if k != "snnc"]
-        best = min(peers, key=lambda r: r["peak_growth_mb"])
-        for r in peers:
-            speed = s["samples_per_s"] / r["samples_per_s"]
-            mem = s["peak_growth_mb"] / r["peak_growth_mb"]
-            print(f"snnc / {r['framework']}: throughput x{speed:.2f}, peak growth x{mem:.2f}")
-        if "spikingjelly" in results:
-            sj = results["spikingjelly"]["samples_per_s"]
-            print(f"target throughput >= 1.25x SpikingJelly: x{s['samples_per_s'] / sj:.2f}")
-        print(f"target memory <= 0.5x best peer ({best['framework']}): "
-              f"x{s['peak_growth_mb'] / best['peak_growth_mb']:.2f}")
+    names = list(a.only or ROWS)
+    best: dict[int, dict[str, dict]] = {t: {} for t in a.threads}
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    for rnd in range(a.rounds):
+        for name in (names if rnd % 2 == 0 else names[::-1]):  # alternate the order
+            for threads, r in _child(name, a).items():
+                print(f"round {rnd + 1} {name} {threads}t: {r['samples_per_s']:.1f} samples/s, "
+                      f"{r['samples_per_cpu_s']:.1f} per CPU-s, {r['peak_growth_mb']:.0f} MB",
+                      flush=True)
+                b = best[threads].setdefault(name, r)
+                for key in ("samples_per_s", "samples_per_cpu_s"):
+                    b[key] = max(b[key], r[key])
+                b["peak_growth_mb"] = min(b["peak_growth_mb"], r["peak_growth_mb"])
+    print(f"load average after: {os.getloadavg()}")
+    for threads in a.threads:
+        _report(best[threads], threads, a.rounds, a.device)
 
 
 if __name__ == "__main__":
