@@ -126,12 +126,17 @@ class Compiled:
             self._module = build_module(self.graph)
         return self._module
 
-    def cost(self, **kwargs):
-        """The cost model's report for the SNN graph (kwargs go to costmodel.estimate)."""
-        from snnc.costmodel import estimate
+    def cost(self, *, data=None, samples: int = 16, **kwargs):
+        """The cost model's report for the SNN graph (kwargs go to costmodel.estimate).
 
+        `data` (a snnc.data name, a .pt/.npy file or a tensor of samples) switches to the
+        measured mode: the PyTorch module (trained weights included) records the activity of
+        `samples` samples (:func:`record_activity`)."""
         kwargs.setdefault("target", self.options.target)
-        return estimate(self.graph, ann=self.ann, **kwargs)
+        if data is not None:
+            kwargs["rates"] = record_activity(self.graph, data, samples=samples,
+                                              module=self._module)
+        return cost_report(self.graph, ann=self.ann, **kwargs)
 
     def emit(self, kinds: Sequence[str], directory: str | Path) -> list[Path]:
         """Write the backends' artifacts (`torch`, `lava`, `nir`) into `directory`."""
@@ -187,15 +192,70 @@ class Compiled:
         return directory
 
 
+def record_activity(graph: Graph, data, *, samples: int = 16, module=None,
+                    source: str = "calibration", batch_size: int = 16):
+    """Measured-mode activity of SNN `graph` on `data`: the PyTorch backend records every
+    synaptic input (backends/pytorch/activity.py) and the result is the cost model's
+    :class:`~snnc.costmodel.Activity` (docs/costmodel.md "Measured mode").
+
+    `data`: a snnc.data dataset name, a .pt/.npy file of samples, or a tensor [N, ...]
+    ([T, N, ...] for event frames); `module`: a trained SNNModule (default: built from
+    `graph`'s parameters); `source`: "calibration" or "measured" (after training).
+    """
+    from snnc.backends.pytorch.activity import calibration_samples
+    from snnc.backends.pytorch.activity import record_activity as record
+    from snnc.costmodel import Activity
+
+    if isinstance(data, (str, os.PathLike)):
+        x, what = calibration_samples(str(data), graph, samples)
+    else:
+        x, what = data, f"{len(data)} given samples"
+    rec = record(graph, x, module=module, batch_size=batch_size, note=what)
+    return Activity(source, rec.rates, None, rec.note, inputs=rec.inputs, samples=rec.samples,
+                    timesteps=rec.timesteps)
+
+
+def cost_report(graph: Graph, target="generic", **kwargs):
+    """The cost model's report of `graph` on `target` (kwargs go to costmodel.estimate),
+    with the network as the legalize-graded pass lowers it for a binary-only target (or the
+    pass's refusal as a violation): the cost model itself runs no pass."""
+    from snnc.costmodel import estimate, load_target
+
+    t = load_target(target)
+    return estimate(graph, t, lowered=_lowered(graph, t), **kwargs)
+
+
+def cost_sweep(graph: Graph, target="generic", **kwargs) -> list:
+    """[(rate, report)] of `graph` on `target` at a range of one-rate priors (the
+    rate-sensitivity sweep of `--plot`), lowered as in :func:`cost_report`."""
+    from snnc.costmodel import load_target, sweep
+
+    t = load_target(target)
+    return sweep(graph, target=t, lowered=_lowered(graph, t), **kwargs)
+
+
+def _lowered(graph: Graph, t):
+    """`graph` after legalize-graded for binary-only target `t`, its refusal, or None."""
+    from snnc.compiler.errors import ConstraintViolation
+    from snnc.compiler.ir import Form
+
+    if graph.form is not Form.SNN or t.graded_spikes or graph.attrs.get("legalized"):
+        return None
+    from snnc.passes.legalize_graded import legalize_graded
+
+    try:
+        return legalize_graded(graph, target=t.name)
+    except ConstraintViolation as err:
+        return str(err)
+
+
 def _write_cost(c: Compiled, tmp: Path, plot: bool) -> list[Path]:
     report = c.cost()
     (tmp / "cost.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
     (tmp / "cost.md").write_text(report.to_markdown())
     out = [tmp / "cost.json", tmp / "cost.md"]
     if plot:
-        from snnc.costmodel import sweep
-
-        report.plot(tmp / "cost.png", sweep=sweep(c.graph, target=c.options.target))
+        report.plot(tmp / "cost.png", sweep=cost_sweep(c.graph, c.options.target))
         out.append(tmp / "cost.png")
     return out
 

@@ -1,7 +1,7 @@
 """The `snnc` command line (docs/design.md "Interfaces").
 
 Subcommands live beside the code they drive and are listed in `COMMANDS` here (imported only
-when used): `inspect`, `compile`, `passes`, `targets` (compiler), `cost` (costmodel), `train`
+when used): `inspect`, `compile`, `passes`, `targets`, `cost` (compiler), `train`
 (backends.pytorch), `search` (search).
 Exit codes: 0 ok, 2 user error (message, no traceback), 1 internal error (traceback).
 """
@@ -22,7 +22,7 @@ COMMANDS = {
                 "Print a model's IR, blocks, adjacency matrices and skip edges."),
     "compile": ("snnc.compiler.commands", "compile_cmd",
                 "Compile a model into an SNN and write the output directory."),
-    "cost": ("snnc.costmodel.cli", "cost_cmd",
+    "cost": ("snnc.compiler.costcmd", "cost_cmd",
              "Estimate MACs, SOPs, graded spikes, cores, energy and latency on a target."),
     "train": ("snnc.backends.pytorch.cli", "train_cmd",
               "Train a compiled SNN with surrogate gradients (BPTT)."),

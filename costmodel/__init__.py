@@ -4,30 +4,36 @@
     report = estimate(graph, target="loihi1", rates=0.1)
     report.table(); report.to_json(); report.plot("cost.png")
 
-See docs/costmodel.md. The cost model imports no backend: activity comes in as data
-(`rates`), or from `calibrate` (which uses the PyTorch backend when it is installed).
+See docs/costmodel.md. The cost model imports no backend and runs no pass: activity comes in
+as data (`rates`: priors, or an :class:`Activity` a backend recorded, e.g. through
+``snnc.compiler.api.record_activity``), and the network as lowered for a binary-only target as
+`lowered` (``snnc.compiler.api.cost_report`` wires both).
 """
 
 from __future__ import annotations
 
 from snnc.compiler.core.ir import Form, Graph
 from snnc.costmodel.activity import Activity, as_activity, propagate
-from snnc.costmodel.calibration import calibrate
 from snnc.costmodel.counting import count_layers, timesteps, totals
 from snnc.costmodel.report import CostReport
 from snnc.costmodel.targets import Target, available_targets, load_target
 
-__all__ = ["estimate", "sweep", "calibrate", "Activity", "CostReport", "load_target",
+__all__ = ["estimate", "sweep", "Activity", "CostReport", "load_target",
            "available_targets", "Target", "load_compiled"]
 
 
 def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=None,
              ann: Graph | None = None, baseline: str = "cmos45", sram: bool = False,
-             allow_unconfirmed: bool = False, input_bits: int = 8) -> CostReport:
+             allow_unconfirmed: bool = False, input_bits: int = 8,
+             lowered: Graph | str | None = None, strict: bool = True) -> CostReport:
     """The cost report of `g` on `target` under the activity `rates`.
 
     `rates`: None (prior 0.1), a float (one prior rate), a dict {lif name: rate, "*": default},
-    or an :class:`Activity` (calibration / measured). `rate` is an alias of a float `rates`.
+    or an :class:`Activity` (estimate mode from rates; measured mode when it holds recorded
+    synaptic inputs). `rate` is an alias of a float `rates`. `lowered`: `g` after the
+    legalize-graded pass for a binary-only `target`, or that pass's refusal message.
+    `strict=False` keeps the energy and latency figures of a graph with violations (labelled
+    in the notes; for relative ranking, e.g. the search), which are otherwise withheld.
     `ann`: the ANN-form graph (its MACs are the baseline's; default: `g`'s own MACs, equal by
     construction since the conversion keeps every weighted layer). `baseline`: the CMOS target
     of the ANN comparison ("cmos45", "cmos45:int8"); `sram` adds weight reads.
@@ -41,7 +47,8 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
     act = as_activity(rate if rate is not None else rates) if g.form is Form.SNN else None
     stats = propagate(g, act) if act is not None else None
     pay = infer_payloads(g) if g.form is Form.SNN else None
-    edges, violations, emitted = graded_edges(g, t, input_bits=input_bits, payloads=pay)
+    edges, violations, emitted = graded_edges(g, t, input_bits=input_bits, payloads=pay,
+                                              lowered=lowered)
     rows = count_layers(g, t, act, stats=stats, payloads=pay)
     apply_lowering(emitted, rows, edges, stats, timesteps(g))
     cores, chips, viol = allocate(g, rows, t)
@@ -59,9 +66,23 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
                      f"legalize-graded pass ({how}; paper 2 eq. 12, 14, 18)")
     energy = latency = {}
     base = {}
+    if act is not None and act.mode == "estimate":
+        from snnc.costmodel.estimate_error import error_note
+
+        notes.append(error_note(rows))
     if g.form is Form.SNN:
         latency = snn_latency(rows, tot, t, T, cores, allow_unconfirmed)
         energy = snn_energy(tot, t, latency, chips, allow_unconfirmed)
+        if violations and not strict:
+            notes.append(f"energy and latency shown although the graph has {len(violations)} "
+                         f"violation(s) (strict=False): not a figure of a runnable network")
+        elif violations:  # the network cannot run as counted: no joule or second figure
+            why = (f"{len(violations)} violation(s): the network cannot run on {t.name} as "
+                   f"counted; fix them first (counts shown for reference)")
+            for fig in (energy, latency):
+                fig.update(value=None, band=None, reason=why, status="violations")
+                fig.pop("label", None)
+                fig.pop("value_raw", None)
         bt = load_target(baseline)
         ann_tot = tot if ann is None else totals(count_layers(ann, bt, None,
                                                              exact_weights=False))
@@ -71,7 +92,7 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
             base["ratio_assumptions"] = (f"SNN: {t.full_name} per-op constants "
                                          f"({energy['status']}); ANN: "
                                          f"{base['ann']['assumptions']}")
-    return CostReport(g.name, g.form.value, t.full_name, T,
+    return CostReport(g.name, g.form.value, t.full_name, T, g.attrs.get("residual"),
                       act.describe() if act else "ANN form: no activity (MACs only)",
                       act.source if act else "none", rows, tot, edges, violations, energy,
                       latency, base, notes)

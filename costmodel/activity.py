@@ -4,8 +4,12 @@ A profile is data (the cost model imports no backend): a firing rate per lif nod
 neuron per step), from one of three sources, which every report names:
 
 * ``prior``: one rate for all layers, or a rate per layer, chosen before training;
-* ``calibration``: rates the PyTorch backend measured on a few samples of real data;
-* ``measured``: rates measured by the backend after training.
+* ``calibration``: activity a backend recorded on a few samples of real data;
+* ``measured``: activity recorded after training.
+
+Two modes (docs/costmodel.md): *estimate* (rates only: SOPs = density x T x synapses, the
+densities propagated below) and *measured* (``inputs`` holds every synaptic input's recorded
+event maps: SOPs are counted event by event, costmodel/measured.py).
 
 `propagate` carries the rates through the rest of the graph. For each node it gives the
 *density* d (fraction of non-zero output elements per step: events a target must send) and the
@@ -36,6 +40,14 @@ class Activity:
     rates: Mapping[str, float] = field(default_factory=dict)
     default: float | None = None
     note: str = ""
+    inputs: Mapping[str, object] = field(default_factory=dict)
+    samples: int = 0
+    timesteps: int = 0
+
+    @property
+    def mode(self) -> str:
+        """``measured`` when synaptic inputs were recorded, else ``estimate``."""
+        return "measured" if self.inputs else "estimate"
 
     def rate(self, name: str) -> float:
         if name in self.rates:
@@ -47,8 +59,11 @@ class Activity:
 
     def describe(self) -> str:
         what = {"prior": "firing-rate prior", "calibration": "calibration on data",
-                "measured": "rates measured by the backend"}[self.source]
-        parts = [what]
+                "measured": "activity recorded after training"}[self.source]
+        parts = [f"{self.mode} mode", what]
+        if self.inputs:
+            parts.append(f"{len(self.inputs)} synaptic inputs counted event by event over "
+                         f"{self.samples} samples")
         if self.default is not None:
             parts.append(f"default rate {self.default:g}")
         if self.rates:

@@ -39,6 +39,7 @@ class LayerCost:
     op: str
     neuron: str | None = None
     in_payload: str = "binary"
+    in_kind: str = ""
     in_bits: int = 1
     macs: int = 0
     synapses: int = 0
@@ -52,8 +53,14 @@ class LayerCost:
     graded_sops: float = 0.0
     sinabs_synops: float = 0.0
     nb_effective: float = 0.0
+    nb_ac: float = 0.0
+    nb_mac: float = 0.0
     nb_dense: float = 0.0
     nb_kind: str = "AC"
+    measured: bool = False
+    in_sops: float = 0.0
+    in_graded_sops: float = 0.0
+    membrane_graded_sops: float = 0.0
     updates_active: float = 0.0
     updates_idle: float = 0.0
     spikes: float = 0.0
@@ -147,44 +154,127 @@ def count_layers(g: Graph, target: Target, act: Activity | None, *, stats: dict 
             if neu is not None:
                 owned.add(neu.name)
                 row.neuron = neu.name
-                _fill_neuron(row, g, neu, stats, T, sbits)
+                _fill_neuron(row, g, neu, stats, T, sbits, act if snn else None)
             if g.form is Form.SNN:
                 e = g.inputs_of(n.name)[0]
                 p = edge_payload(g, e, pay)
                 row.in_payload = p.value
-                if snn:
-                    d, v = stats[e.value_src]
-                    row.in_density = d
-                    ops = d * T * c.synapses
-                    if p is Payload.BINARY:
-                        row.sops += ops
-                    else:
-                        row.graded_sops += ops
-                    row.sinabs_synops = v * T * c.synapses
-                    nz = c.synapses if row.nonzero_synapses is None else row.nonzero_synapses
-                    row.nb_effective = d * T * nz
-                    row.nb_dense = T * c.synapses
-                    row.nb_kind = "AC" if p is Payload.BINARY else "MAC"
+                row.in_kind = input_kind(g, e, p)
+                row.nb_dense = T * c.synapses if snn else 0.0
+                if snn and n.name in act.inputs:
+                    _measured(row, g, n, c, act, p)
+                elif snn:
+                    _prior(row, g, e, c, stats, T, p)
             rows.append(row)
     for n in g.nodes:
         if n.op in NEURON_OPS and n.name not in owned:
             row = LayerCost(n.name, n.op, neuron=n.name)
-            _fill_neuron(row, g, n, stats, T, sbits)
+            _fill_neuron(row, g, n, stats, T, sbits, act if snn else None)
             rows.append(row)
     return rows
 
 
-def _fill_neuron(row: LayerCost, g: Graph, neu: Node, stats, T: int, sbits) -> None:
+_SHAPE = ("flatten", "reshape", "identity", "dropout")
+
+
+def input_kind(g: Graph, e, p: Payload) -> str:
+    """The kind of a weighted layer's input, for the estimate-error table (docs/costmodel.md):
+    spikes, s2s_count, maxpool, avgpool, concat, current, direct_input or graded."""
+    if _reads_current(e):
+        return "current"
+    cur = g.node(e.value_src)
+    while cur.op in _SHAPE:
+        cur = g.node(g.inputs_of(cur.name)[0].value_src)
+    if cur.op in ("maxpool", "avgpool", "concat"):
+        return cur.op
+    if cur.op == "adaptive_avgpool":
+        return "avgpool"
+    if cur.op == "add":
+        return "s2s_count"
+    if cur.op in ("encoder", "input") and p is not Payload.BINARY:
+        return "direct_input"
+    return "spikes" if p is Payload.BINARY else "graded"
+
+
+def _reads_current(e) -> bool:
+    return e.kind is EdgeKind.V2V or e.attrs.get("tap") == "current"
+
+
+def _prior(row: LayerCost, g: Graph, e, c, stats, T: int, p: Payload) -> None:
+    """Estimate mode: density x T x synapses (a current read by a V2V projection is dense:
+    a value every step, paper 2 eq. 15, not the neuron's firing rate)."""
+    d, v = (1.0, 1.0) if _reads_current(e) else stats[e.value_src]
+    row.in_density = d
+    ops = d * T * c.synapses
+    row.in_sops = ops
+    if p is Payload.BINARY:
+        row.sops += ops
+    else:
+        row.graded_sops += ops
+        row.in_graded_sops = ops
+    row.sinabs_synops = v * T * c.synapses
+    nz = c.synapses if row.nonzero_synapses is None else row.nonzero_synapses
+    row.nb_effective = d * T * nz
+    row.nb_kind = "AC" if p is Payload.BINARY else "MAC"
+    if p is Payload.BINARY:
+        row.nb_ac = row.nb_effective
+    else:
+        row.nb_mac = row.nb_effective
+
+
+def _measured(row: LayerCost, g: Graph, n: Node, c, act: Activity, p: Payload) -> None:
+    """Measured mode: every count from the recorded events (costmodel/measured.py)."""
+    from snnc.costmodel.measured import count_input, nonzero_fanout
+
+    rec = act.inputs[n.name]
+    fan = c.fanout_map()
+    ev, sops, ac, mac, syn = count_input(rec, fan, nonzero_fanout(g, n), act.samples)
+    row.measured = True
+    row.in_density = ev / (fan.size * max(1, act.timesteps))
+    row.in_sops = sops
+    if p is Payload.BINARY:
+        row.sops += sops
+    else:
+        row.graded_sops += sops
+        row.in_graded_sops = sops
+    row.sinabs_synops = syn * _sinabs_scale(g, g.inputs_of(n.name)[0].value_src)
+    row.nb_ac, row.nb_mac = ac, mac
+    row.nb_effective = ac + mac
+    row.nb_kind = "AC" if not mac else "MAC" if not ac else "AC+MAC"
+
+
+def _sinabs_scale(g: Graph, src: str) -> int:
+    """sinabs multiplies the synops of the layer after an AvgPool2d by its kernel size^2."""
+    cur = g.node(src)
+    while cur.op in ("flatten", "reshape", "identity", "dropout"):
+        cur = g.node(g.inputs_of(cur.name)[0].value_src)
+    if cur.op != "avgpool":
+        return 1
+    k = cur.attrs.get("k", 1)
+    return k * k if isinstance(k, int) else int(math.prod(k))
+
+
+def _fill_neuron(row: LayerCost, g: Graph, neu: Node, stats, T: int, sbits,
+                 act: Activity | None = None) -> None:
     row.neurons = int(math.prod(neu.shape[1:]))
     row.state_bytes = _bytes(row.neurons, sbits)
     for e in g.inputs_of(neu.name):  # one-to-one membrane inputs (projections count apart)
         if e.kind in (EdgeKind.S2M, EdgeKind.V2V) and e.projection is None:
             row.residual_synapses += row.neurons
             row.synapses += row.neurons
-            if stats and e.kind is EdgeKind.S2M:  # spikes x W' (eq. 7)
+            key = f"{neu.name}/{e.src}"
+            if stats and act is not None and key in act.inputs:  # measured: events x 1
+                ev = float(np.asarray(act.inputs[key].events).sum()) / max(1, act.samples)
+                if e.kind is EdgeKind.S2M:
+                    row.sops += ev
+                else:
+                    row.graded_sops += ev
+                    row.membrane_graded_sops += ev
+            elif stats and e.kind is EdgeKind.S2M:  # spikes x W' (eq. 7)
                 row.sops += stats[e.src][0] * T * row.neurons
             elif stats:  # the current r_l, a graded value every step (eq. 15-16)
                 row.graded_sops += T * row.neurons
+                row.membrane_graded_sops += T * row.neurons
     if not stats:
         return
     r = stats[neu.name][0] if neu.op == "lif" else 0.0
@@ -199,7 +289,7 @@ def totals(rows: list[LayerCost]) -> dict[str, float]:
             "graded_sops", "sinabs_synops", "nb_dense", "updates_active", "updates_idle",
             "spikes", "extra_synapses", "residual_synapses", "hops")
     out = {k: sum(getattr(r, k) for r in rows) for k in keys}
-    out["nb_effective_acs"] = sum(r.nb_effective for r in rows if r.nb_kind == "AC")
-    out["nb_effective_macs"] = sum(r.nb_effective for r in rows if r.nb_kind == "MAC")
+    out["nb_effective_acs"] = sum(r.nb_ac for r in rows)
+    out["nb_effective_macs"] = sum(r.nb_mac for r in rows)
     out["memory_bytes"] = out["weight_bytes"] + out["state_bytes"]
     return out

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from snnc.compiler.core.errors import ConstraintViolation
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Payload
 from snnc.compiler.core.payload import edge_payload, infer_payloads
 from snnc.costmodel.activity import window
@@ -103,12 +102,14 @@ def _bits(kind: str, terms: int, target: Target, input_bits: int) -> int:
 
 
 def graded_edges(g: Graph, target: Target, *, input_bits: int = 8,
-                 payloads: dict | None = None) -> tuple[
+                 payloads: dict | None = None, lowered: Graph | str | None = None) -> tuple[
         list[GradedEdge], list[str], Graph]:
     """Graded message edges of SNN-form `g` priced for `target`.
 
-    Returns (edges, violations, graph): `graph` is `g` after the legalisation pass when the
-    target lacks graded spikes (the network actually emitted), else `g`.
+    `lowered`: `g` after the legalize-graded pass for `target` (the network actually emitted on
+    a binary-only target), or the pass's refusal message; the cost model runs no pass itself
+    (``snnc.compiler.api.cost_report`` passes it). Returns (edges, violations, graph): `graph`
+    is the lowered graph when there is one, else `g`.
     """
     if g.form is not Form.SNN:
         return [], [], g
@@ -126,15 +127,18 @@ def graded_edges(g: Graph, target: Target, *, input_bits: int = 8,
         msgs += [(n, e, p) for e in cand
                  if (p := edge_payload(g, e, pay)) is not Payload.BINARY]
     leg = g
-    # the pass changes nothing but an attribute when no graded value and no sum exists
     needed = msgs or any(n.op == "add" for n in g.nodes)
-    if not target.graded_spikes and not g.attrs.get("legalized") and needed:
-        from snnc.passes.legalize_graded import legalize_graded
-
-        try:
-            leg = legalize_graded(g, target=target.name)
-        except ConstraintViolation as err:
-            violations.append(str(err))
+    if not target.graded_spikes and needed and not g.attrs.get("legalized"):
+        if isinstance(lowered, Graph):
+            leg = lowered
+        elif isinstance(lowered, str):
+            violations.append(lowered)
+        elif msgs:
+            violations.append(
+                f"graph '{g.name}' is not legalised for {target.name} (binary spikes only) and "
+                f"has graded messages (first: node '{msgs[0][0].name}' reads '{msgs[0][1].src}')"
+                f"; compile it for {target.name} (snnc cost MODEL --target {target.name}, or "
+                f"snnc.compiler.api.cost_report) to price the lowering")
     memo: dict = {}
     T = int(g.attrs.get("timesteps", 1))
     out: list[GradedEdge] = []
@@ -231,24 +235,39 @@ def apply_lowering(g: Graph, rows: list, edges: list[GradedEdge], stats: dict | 
         if e.kind in ("s2s_sum", "s2s_projection"):
             syn = row.synapses - row.residual_synapses
             node = g.node(row.name)
-            row.sops += sum(stats[s][0] * T * f * syn for s, f in
-                            spike_terms(g, e.origin, int(node.attrs.get("groups", 1))))
-            row.graded_sops -= stats[g.inputs_of(row.name)[0].value_src][0] * T * syn
+            if row.measured and e.kind == "s2s_sum":  # each spike of each term: its own copy
+                row.sops += row.sinabs_synops
+            else:
+                row.sops += sum(stats[s][0] * T * f * syn for s, f in
+                                spike_terms(g, e.origin, int(node.attrs.get("groups", 1))))
+            row.graded_sops -= row.in_graded_sops
         elif e.kind == "avgpool":  # each spike under a window reaches the reader's fan-out
             syn = row.synapses - row.residual_synapses
-            src = g.inputs_of(e.origin)[0].value_src
-            terms = spike_terms(g, src, int(g.node(row.name).attrs.get("groups", 1)))
-            row.sops += sum(stats[s][0] * f for s, f in terms) * T * syn * _window(g, e.origin)
-            row.graded_sops -= stats[g.inputs_of(row.name)[0].value_src][0] * T * syn
+            w = _window(g, e.origin)
+            if row.measured:  # value x window = the spikes under the window, per element
+                n = g.node(e.origin)
+                k = n.attrs.get("k") if n.op == "avgpool" else None
+                scale = (k * k if isinstance(k, int) else math.prod(k)) if k else 1
+                row.sops += row.sinabs_synops / scale * w
+            else:
+                src = g.inputs_of(e.origin)[0].value_src
+                terms = spike_terms(g, src, int(g.node(row.name).attrs.get("groups", 1)))
+                row.sops += sum(stats[s][0] * f for s, f in terms) * T * syn * w
+            row.graded_sops -= row.in_graded_sops
         elif e.kind == "v2v_current" and e.lowering != "unlowered":
             le = next(x for x in g.inputs_of(e.dst) if x.kind is EdgeKind.V2V and x.src == e.src)
             if le.projection is None:  # the one-to-one graded current is gone
-                row.graded_sops -= T * row.neurons
+                row.graded_sops -= row.membrane_graded_sops
                 row.synapses -= row.neurons
                 row.residual_synapses -= row.neurons
             for t in le.attrs.get("terms", ()):
                 w = _input_layer(g, t)
-                if w is not None:
+                if w is None:
+                    continue
+                src_row = by_name.get(w)
+                if src_row is not None and src_row.measured:  # its input SOPs, counted
+                    row.sops += src_row.in_sops
+                else:
                     src = g.inputs_of(w)[0].value_src
                     row.sops += stats[src][0] * T * connectivity(g, g.node(w)).synapses
         row.graded_sops = max(0.0, row.graded_sops)

@@ -20,6 +20,7 @@ class CostReport:
     form: str
     target: str
     timesteps: int
+    residual: str | None
     activity: str
     activity_source: str
     rows: list
@@ -31,12 +32,20 @@ class CostReport:
     baseline: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
 
+    def _mode(self) -> str:
+        """T, residual mode and activity mode, for titles."""
+        mode = "measured" if self.activity.startswith("measured mode") else "estimate"
+        return (f"T={self.timesteps}, residual {self.residual or 'none'}, "
+                f"{mode if self.activity_source != 'none' else 'ANN form'}")
+
     def to_json(self) -> dict:
         """A JSON-ready dict (field names: docs/costmodel.md "JSON report")."""
         lat = {k: v for k, v in self.latency.items() if k not in ("raw", "value_raw")}
         return {"format": "snnc-cost", "version": 1, "graph": self.graph, "form": self.form,
                 "target": self.target, "timesteps": self.timesteps,
-                "activity": {"source": self.activity_source, "description": self.activity},
+                "residual": self.residual,
+                "activity": {"source": self.activity_source, "description": self.activity,
+                             "mode": self._mode().rsplit(", ", 1)[1]},
                 "totals": self.totals, "layers": [r.as_dict() for r in self.rows],
                 "graded_edges": [e.as_dict() for e in self.graded_edges],
                 "violations": self.violations, "energy": self.energy, "latency": lat,
@@ -60,7 +69,8 @@ class CostReport:
 
     def summary_lines(self) -> list[str]:
         t = self.totals
-        out = [f"graph {self.graph} ({self.form}), target {self.target}, T = {self.timesteps}",
+        out = [f"graph {self.graph} ({self.form}), target {self.target}, T = {self.timesteps}, "
+               f"residual {self.residual or 'none'}",
                f"activity: {self.activity}",
                f"MACs {t['macs']:,}  SOPs {t['sops']:.4g}  graded SOPs {t['graded_sops']:.4g}  "
                f"neurons {t['neurons']:,}  synapses {t['synapses']:,}",
@@ -79,7 +89,7 @@ class CostReport:
 
     def to_markdown(self) -> str:
         """A Markdown page: summary, per-layer table, graded edges, violations."""
-        lines = [f"# Cost report: {self.graph} on {self.target}", ""]
+        lines = [f"# Cost report: {self.graph} on {self.target} ({self._mode()})", ""]
         lines += [f"- {s}" for s in self.summary_lines()] + [""]
         cols = ["name", "op", "neuron", "in_payload", "macs", "synapses", "neurons", "sops",
                 "graded_sops", "spikes", "cores", "extra_synapses"]
@@ -103,7 +113,7 @@ class CostReport:
         from rich.table import Table
 
         console = console or Console()
-        tab = Table(title=f"{self.graph} on {self.target} (T={self.timesteps})")
+        tab = Table(title=f"{self.graph} on {self.target} ({self._mode()})")
         cols = ["name", "op", "in_payload", "macs", "synapses", "neurons", "sops",
                 "graded_sops", "spikes", "cores"]
         for c in cols:
@@ -140,7 +150,7 @@ class CostReport:
         ax.set_xlim(-0.6, len(names) - 0.4)
         ax.set_ylabel("operations per inference")
         ax.legend(fontsize=7)
-        ax.set_title(f"{self.graph} on {self.target}, T={self.timesteps}: per layer\n"
+        ax.set_title(f"{self.graph} on {self.target}, {self._mode()}: per layer\n"
                      f"activity: {self.activity_source}", fontsize=9)
         if sweep:
             self._plot_sweep(axes[0][1], sweep)

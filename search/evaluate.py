@@ -133,10 +133,12 @@ class SkipEvaluator:
         return g
 
     def cost(self, g: Graph, rates: dict[str, float] | float | None):
-        """The cost model's report of `g` on the cost target under `rates`."""
-        from snnc.costmodel import estimate
+        """The cost model's report of `g` on the cost target under `rates`; its energy is kept
+        for ranking even when the target refuses part of the graph (e.g. a direct encoder on
+        loihi1): the violations are in the report (strict=False, docs/costmodel.md)."""
+        from snnc.compiler.api import cost_report
 
-        return estimate(g, target=self.settings.cost_target, rates=rates)
+        return cost_report(g, self.settings.cost_target, rates=rates, strict=False)
 
     def feasible(self, levels) -> bool:
         """Check before training: the candidate builds (set_block accepts it); with a
@@ -148,9 +150,9 @@ class SkipEvaluator:
             return False
         lim = self.info.get("limits", {})
         if self.settings.limits_target is not None:
-            from snnc.costmodel import estimate
+            from snnc.compiler.api import cost_report
 
-            rep = estimate(g, target=self.settings.limits_target)
+            rep = cost_report(g, self.settings.limits_target)
             if set(rep.violations) - set(self.parent_violations):
                 return False
         if lim.get("max_cores") is None and lim.get("max_energy_uj") is None:

@@ -104,7 +104,7 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
         f"{len(space.blocks)} block(s), {space.n_vars} entries, {space.size} candidates")
     ev = SkipEvaluator(parent, space, ids, ann_acc, s, info=info)
     if s.limits_target is not None:
-        from snnc.costmodel import estimate
+        from snnc.compiler.api import cost_report
 
-        ev.parent_violations = tuple(estimate(parent, target=s.limits_target).violations)
+        ev.parent_violations = tuple(cost_report(parent, s.limits_target).violations)
     return ev

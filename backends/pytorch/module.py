@@ -73,7 +73,8 @@ class SNNModule(nn.Module):
 
     `x` is [B, C, H, W] (or [B, F]) for direct and Poisson encoders, [T, B, C, H, W] for event
     frames. Set `record_rates = True` to accumulate per-layer, per-step firing rates, read with
-    :meth:`rates` and cleared with :meth:`reset_rates`.
+    :meth:`rates` and cleared with :meth:`reset_rates`. An `observer(node, inputs, output)`
+    callable, when set, sees every node's time-major inputs and output (`activity.py`).
     """
 
     def __init__(self, g: Graph, *, compact: bool = True, timesteps: int | None = None):
@@ -89,6 +90,7 @@ class SNNModule(nn.Module):
         self.compact = compact
         self.timesteps = int(timesteps or g.attrs.get("timesteps", 1))
         self.record_rates = False
+        self.observer = None  # called as observer(node, inputs, output) after each node
         self._rate_sum: dict[str, torch.Tensor] = {}
         self._rate_n: dict[str, int] = {}
         payloads = infer_payloads(g)
@@ -145,6 +147,8 @@ class SNNModule(nn.Module):
                 out = self.layers[n.name](ins)
             if n.op == "input" and not self._has_encoder:
                 out = self._encode(None, out, steps)
+            if self.observer is not None:
+                self.observer(n, ins, out)
             vals[n.name] = out
             for _, vs, _, _ in srcs:
                 if self._last.get(vs) == i and vs not in self.graph.outputs:

@@ -102,11 +102,30 @@ def test_formats_and_plot(tiny_onnx, tmp_path, capsys):
 
 
 def test_binary_target_refusal_is_a_violation(tiny_onnx, capsys):
-    rep = _json(capsys, ["cost", str(tiny_onnx), "--target", "loihi1", "--encoder", "direct",
-                         "--format", "json"])
-    assert any("direct encoder" in v and "encoder=poisson" in v for v in rep["violations"])
-    assert any("refuses this network" in n for n in rep["notes"])
-    assert rep["totals"]["macs"] == TINY_MACS
+    """A lowering the target refuses: exit 2 naming the node and the rule, and no report (the
+    cost command compiles with the public API, with no fallback pipeline)."""
+    assert main(["cost", str(tiny_onnx), "--target", "loihi1", "--encoder", "direct",
+                 "--format", "json"]) == 2
+    cap = capsys.readouterr()
+    assert "direct encoder" in cap.err and "encoder=poisson" in cap.err and "'c0'" in cap.err
+    assert cap.out == ""
+
+
+def test_estimate_on_unlowered_graph_has_violation_and_no_energy():
+    """The cost model runs no pass: a graph with graded messages estimated on a binary-only
+    target without its lowering is a violation, and no energy is printed; the API layer
+    (cost_report) lowers it, or reports the pass's refusal as a violation."""
+    from snnc.compiler.api import compile as snnc_compile
+    from snnc.compiler.api import cost_report
+    from snnc.costmodel import estimate
+
+    c = snnc_compile(Tiny().eval(), target="generic", timesteps=4, input_shape=(1, 8, 8))
+    rep = estimate(c.graph, target="loihi1", rates=0.1)
+    assert any("not legalised for loihi1" in v for v in rep.violations)
+    assert rep.energy["value"] is None and rep.energy["status"] == "violations"
+    rep = cost_report(c.graph, "loihi1", rates=0.1)  # direct encoder: refused by the pass
+    assert any("direct encoder" in v for v in rep.violations)
+    assert rep.energy["value"] is None and rep.latency["value"] is None
 
 
 def test_auto_encoder_is_poisson_on_a_binary_target(tiny_onnx, capsys):
@@ -159,3 +178,43 @@ def test_user_errors(tiny_onnx, capsys, argv, match):
 def test_missing_model(capsys):
     assert main(["cost", "nope.onnx"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_dir_uses_its_own_target_steps_and_residual(compiled_dir, capsys):
+    """`cost DIR` reads the directory's target (loihi1), T (4) and residual (s2s); an option
+    that differs recompiles the stored ANN form with it, and a note says so."""
+    rep = _json(capsys, ["cost", str(compiled_dir), "--format", "json"])
+    assert "Loihi 1" in rep["target"] or "loihi1" in rep["target"].lower()
+    assert rep["timesteps"] == 4 and rep["residual"] == "s2s"
+    assert not any("recompiled" in n for n in rep["notes"])
+    rep2 = _json(capsys, ["cost", str(compiled_dir), "-T", "2", "--residual", "s2m",
+                          "--format", "json"])
+    assert rep2["timesteps"] == 2 and rep2["residual"] == "s2m"
+    assert any("recompiled here" in n and "timesteps=2" in n for n in rep2["notes"])
+    assert main(["cost", str(compiled_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "residual s2s" in out and "T=4" in out
+
+
+def test_rate_names_validated_and_alone(tiny_onnx, capsys):
+    rep = _json(capsys, ["cost", str(tiny_onnx), "--format", "json"])
+    lif = next(r["neuron"] for r in rep["layers"] if r["neuron"] and r["op"] == "conv2d")
+    rep = _json(capsys, ["cost", str(tiny_onnx), "--format", "json", "--rate", f"{lif}=0.5"])
+    row = next(r for r in rep["layers"] if r["neuron"] == lif)
+    assert row["spikes"] == pytest.approx(0.5 * row["neurons"] * rep["timesteps"])
+    assert main(["cost", str(tiny_onnx), "--rate", "nosuchlayer=0.2"]) == 2
+    err = capsys.readouterr().err
+    assert "no lif layer 'nosuchlayer'" in err and lif in err
+
+
+def test_calibrate_is_the_measured_mode(tiny_onnx, capsys):
+    rep = _json(capsys, ["cost", str(tiny_onnx), "--calibrate", "digits", "--samples", "4",
+                         "--format", "json"])
+    assert rep["activity"]["mode"] == "measured"
+    rows = [r for r in rep["layers"] if r["op"] in ("conv2d", "linear")]
+    assert all(r["measured"] for r in rows)
+    first = rows[0]
+    assert first["in_kind"] == "direct_input" and first["in_density"] < 1.0  # not dense
+    est = _json(capsys, ["cost", str(tiny_onnx), "--format", "json"])
+    assert est["activity"]["mode"] == "estimate"
+    assert any(n.startswith("estimate mode") for n in est["notes"])

@@ -5,7 +5,7 @@ by hand in the comments. loihi2 has graded spikes (24 bits), loihi1 binary spike
 import pytest
 
 from snnc.compiler.text import parse
-from snnc.costmodel import estimate
+from snnc.compiler.api import cost_report  # lowers for binary-only targets
 
 LIF = "{leak=0.9, vth=1.0, reset=subtract}"
 # Rates (prior, per layer): hand numbers below use these; T = 2 everywhere.
@@ -39,7 +39,7 @@ def _row(rep, name):
 
 
 def test_s2s_projection_graded_on_loihi2():
-    rep = estimate(parse(PROJ), target="loihi2", rates=RATES)
+    rep = cost_report(parse(PROJ), target="loihi2", rates=RATES)
     (e,) = rep.graded_edges
     # payload graded (spikes + W'' o), carried at the accumulator width (a_out 16 bits) <= 24
     assert (e.kind, e.payload, e.bits, e.fits, e.extra_synapses) == (
@@ -50,7 +50,7 @@ def test_s2s_projection_graded_on_loihi2():
 
 
 def test_s2s_projection_eq14_on_loihi1():
-    rep = estimate(parse(PROJ), target="loihi1", rates=RATES)
+    rep = cost_report(parse(PROJ), target="loihi1", rates=RATES)
     (e,) = rep.graded_edges
     assert (e.lowering, e.equation, e.extra_synapses) == ("merge-projection", "paper 2 eq. 14",
                                                           128)
@@ -85,14 +85,14 @@ CHAIN = f"""graph chain(%x: f32[1,1,3,3]) snn {{timesteps=2, lowered=true}} {{
 
 def test_s2s_sum_chain_eq12():
     g = parse(CHAIN)
-    l2 = estimate(g, target="loihi2", rates=RATES)
+    l2 = cost_report(g, target="loihi2", rates=RATES)
     assert [(e.dst, e.kind, e.payload, e.terms, e.bits, e.fits) for e in l2.graded_edges] == [
         ("conv2", "s2s_sum", "count", 2, 2, True), ("conv3", "s2s_sum", "count", 3, 2, True)]
     # graded: one event per non-zero element: d(add2) = 1 - 0.7 * 0.8 * 0.9
     assert _row(l2, "conv3").graded_sops == pytest.approx((1 - 0.7 * 0.8 * 0.9) * T * 9)
     # sinabs counts the value: (0.3 + 0.2 + 0.1) per element per step
     assert _row(l2, "conv3").sinabs_synops == pytest.approx(0.6 * T * 9)
-    l1 = estimate(g, target="loihi1", rates=RATES)
+    l1 = cost_report(g, target="loihi1", rates=RATES)
     assert [(e.lowering, e.equation, e.extra_synapses) for e in l1.graded_edges] == [
         ("split", "paper 2 eq. 12", 9), ("split", "paper 2 eq. 12", 18)]
     assert _row(l1, "conv3").sops == pytest.approx((0.3 + 0.2 + 0.1) * T * 9)
@@ -121,7 +121,7 @@ V2V = f"""graph v2v(%x: f32[1,1,4,4]) snn {{timesteps=2, lowered=true}} {{
 
 
 def test_v2v_graded_current_on_loihi2():
-    rep = estimate(parse(V2V), target="loihi2", rates=RATES)
+    rep = cost_report(parse(V2V), target="loihi2", rates=RATES)
     assert [(e.dst, e.kind, e.bits, e.fits) for e in rep.graded_edges] == [
         ("lif2", "v2v_current", 16, True), ("lif4", "v2v_current", 16, True)]
     # one-to-one membrane input: 16 synapses carrying the current every step (T * 16 GSOPs)
@@ -132,7 +132,7 @@ def test_v2v_graded_current_on_loihi2():
 
 
 def test_v2v_eq18_recursion_on_loihi1():
-    rep = estimate(parse(V2V), target="loihi1", rates=RATES)
+    rep = cost_report(parse(V2V), target="loihi1", rates=RATES)
     e2, e4 = rep.graded_edges
     assert (e2.lowering, e2.equation, e2.extra_synapses) == ("duplicate", "paper 2 eq. 18", 100)
     assert e4.extra_synapses == 200  # conv2's and conv0's synapses copied into layer 4
@@ -150,7 +150,7 @@ S2M = V2V.replace("~V2V n=2", "~S2M n=2 scale=1.0")
 
 @pytest.mark.parametrize("target", ["loihi1", "loihi2"])
 def test_s2m_is_binary_everywhere(target):
-    rep = estimate(parse(S2M), target=target, rates=RATES)
+    rep = cost_report(parse(S2M), target=target, rates=RATES)
     assert rep.graded_edges == [] and rep.totals["extra_synapses"] == 0
     assert not any("S2M" in v for v in rep.violations)
     row = _row(rep, "conv4")  # 100 conv synapses + 16 one-to-one of weight W' = U_th
@@ -178,11 +178,11 @@ POOL = f"""graph pool(%x: f32[1,1,4,4]) snn {{timesteps=2, lowered=true}} {{
 
 def test_avgpool_output_graded_and_folded():
     g = parse(POOL.replace("{enc}", "poisson"))
-    l2 = estimate(g, target="loihi2", rates=RATES)
+    l2 = cost_report(g, target="loihi2", rates=RATES)
     (e,) = l2.graded_edges
     assert (e.dst, e.kind, e.terms, e.bits, e.fits) == ("fc", "avgpool", 4, 3, True)
     assert _row(l2, "fc").graded_sops == pytest.approx((1 - 0.9 ** 4) * T * 160)
-    l1 = estimate(g, target="loihi1", rates=RATES)
+    l1 = cost_report(g, target="loihi1", rates=RATES)
     (e,) = l1.graded_edges
     assert (e.lowering, e.extra_synapses) == ("fold-into-reader", 480)
     assert _row(l1, "fc").sops == pytest.approx(0.1 * T * 160 * 4)
@@ -191,11 +191,11 @@ def test_avgpool_output_graded_and_folded():
 
 def test_direct_input_graded_and_refused_on_binary_target():
     g = parse(POOL.replace("{enc}", "direct"))
-    l2 = estimate(g, target="loihi2", rates=RATES, input_bits=8)
+    l2 = cost_report(g, target="loihi2", rates=RATES, input_bits=8)
     first = l2.graded_edges[0]
     assert (first.dst, first.kind, first.bits, first.fits) == ("conv0", "direct_input", 8, True)
     assert _row(l2, "conv0").graded_sops == pytest.approx(T * 64)  # every pixel, every step
-    l1 = estimate(g, target="loihi1", rates=RATES)
+    l1 = cost_report(g, target="loihi1", rates=RATES)
     assert l1.graded_edges[0].lowering == "refused"
     (v,) = [v for v in l1.violations if "direct encoder" in v]
     assert "'conv0'" in v and "'x_enc'" in v and "encoder=poisson" in v
