@@ -64,7 +64,7 @@ def _params(command: click.Command) -> dict[str, tuple]:
 
 def test_every_command_spells_every_option_the_same_way():
     from snnc.compiler.commands import compile_cmd, inspect_cmd
-    from snnc.costmodel.cli import cost_cmd
+    from snnc.compiler.costcmd import cost_cmd
     from snnc.search.cli import search_cmd
 
     want = {f.name: f.metadata["cli"].decls for f in dataclasses.fields(Options)
