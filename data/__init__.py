@@ -9,8 +9,9 @@ Only data that ships in an installed package or that snnc makes itself:
   (/usr/share/datasets/fashion-mnist, or ``$SNNC_FASHION_MNIST``);
 * ``<name>-events`` (e.g. ``mnist-events``): simulated event frames [T, 2, H, W] made from those
   images by :mod:`snnc.data.events` (synthetic sensor motion: label results as simulated);
-* a path: a directory of IDX files (``train-images-idx3-ubyte[.gz]`` ...) or an ``.npz`` with
-  ``x_train``, ``y_train``, ``x_test``, ``y_test``.
+* a path: a directory of IDX files (``train-images-idx3-ubyte[.gz]`` ...), an ``.npz``
+  (``x``/``y`` or ``x_train``/``y_train``/``x_test``/``y_test``, or named with ``--keys``), or an
+  ImageFolder directory; see :mod:`snnc.data.files` for scaling (by dtype) and layout.
 
 :func:`load_dataset` returns float images in [0, 1] as [N, C, H, W] (events: [N, T, 2, H, W])
 and int64 labels.
@@ -28,6 +29,9 @@ import numpy as np
 import torch
 
 from snnc.compiler.core.errors import ImportFailed, SnncError
+from snnc.data.files import (
+    DataSpec, is_image_folder, normalize, read_image_folder, read_npz, scale, to_nchw,
+)
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 NAMES = ("digits", "mnist", "fashion-mnist")
@@ -150,31 +154,43 @@ def _arrays(name: str) -> dict[str, np.ndarray]:
     p = Path(name)
     if p.is_dir():
         return _idx_dir(p)
-    if p.suffix == ".npz" and p.is_file():
-        with np.load(p, allow_pickle=False) as z:
-            return dict(z)
     raise SnncError(f"unknown dataset '{name}': use one of {', '.join(NAMES)} (add -events for "
-                    f"simulated event frames), a directory of IDX files, or an .npz file")
+                    f"simulated event frames), an .npz file, a directory of IDX files, or an "
+                    f"ImageFolder directory (DIR/<class>/<image>)")
 
 
-def load_dataset(name: str, split: str = "train", *, limit: int | None = None,
-                 size: int | None = None, channels: int = 1, timesteps: int = 8) -> Dataset:
-    """Load `split` ("train" | "test") of dataset `name` (see the module docstring).
-
-    `size` zero-pads images centrally to size x size (MNIST to 32x32 for CIFAR-style nets),
-    `channels` repeats the grey channel, `limit` keeps the first N samples, `timesteps` is the
-    number of frames of an ``-events`` dataset."""
-    events = name.endswith("-events")
-    base = name[:-len("-events")] if events else name
+def _raw(spec: DataSpec, base: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of `split` as stored, from a built-in name or a user's file."""
+    p = Path(base)
+    if p.suffix == ".npz":
+        if not p.is_file():
+            raise SnncError(f"{p}: no such file.")
+        return read_npz(p, split, spec.keys)
+    if p.is_dir() and not any(p.glob("*-idx?-ubyte*")) and is_image_folder(p):
+        return read_image_folder(p, split)
     arr = _arrays(base)
+    return arr[f"x_{split}"], arr[f"y_{split}"]
+
+
+def load_dataset(name, split: str = "train", *, limit: int | None = None,
+                 size: int | None = None, channels: int = 1, timesteps: int = 8) -> Dataset:
+    """Load `split` ("train" | "test") of `name` (a DataSpec or a source string; see the module
+    docstring and snnc.data.files).
+
+    Images are scaled by dtype (uint8 / 255, floats kept) into float32 [N, C, H, W], optionally
+    normalised by the spec's mean/std. `size` zero-pads images centrally to size x size (MNIST to
+    32x32 for CIFAR-style nets), `channels` repeats a grey channel, `limit` keeps the first N
+    samples, `timesteps` is the number of frames of an ``-events`` dataset."""
+    spec = DataSpec.of(name)
     if split not in ("train", "test"):
         raise SnncError(f"dataset split must be 'train' or 'test', not '{split}'")
-    x, y = arr[f"x_{split}"], arr[f"y_{split}"].astype(np.int64)
+    events = spec.source.endswith("-events")
+    base = spec.source[:-len("-events")] if events else spec.source
+    x, y = _raw(spec, base, split)
+    y = np.asarray(y).astype(np.int64)
     if limit is not None:
         x, y = x[:limit], y[:limit]
-    x = torch.from_numpy(np.array(x, copy=True)).float().div_(255.0)
-    if x.dim() == 3:
-        x = x.unsqueeze(1)
+    x = torch.from_numpy(scale(to_nchw(np.asarray(x), spec.layout, spec.source), spec.source))
     if size is not None and size > x.shape[-1]:
         ph, pw = size - x.shape[-2], size - x.shape[-1]
         x = torch.nn.functional.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
@@ -182,6 +198,9 @@ def load_dataset(name: str, split: str = "train", *, limit: int | None = None,
         from snnc.data.events import frames_from_images
 
         x = frames_from_images(x, timesteps)
-    elif channels > 1:
+    elif channels > 1 and x.shape[1] == 1:
         x = x.repeat(1, channels, 1, 1)
-    return Dataset(name, x, torch.from_numpy(np.array(y)), int(y.max()) + 1 if len(y) else 0)
+    if spec.mean is not None:
+        x = normalize(x, spec.mean, spec.std, spec.source)
+    return Dataset(spec.source, x, torch.from_numpy(np.array(y)),
+                   int(y.max()) + 1 if len(y) else 0)
