@@ -50,7 +50,7 @@ run passes
 run inspect "$EXAMPLE" --check
 run compile "$EXAMPLE" --residual s2s --target loihi2 -o r20.snnc
 run cost r20.snnc --target loihi2
-run compile zoo:resnet20 --residual s2m --target loihi2 -T 16 --no-bntt --emit torch,lava -o r20-lava.snnc
+run compile "$EXAMPLE" --residual s2s --target loihi2 -T 16 --emit torch,lava -o r20-lava.snnc
 run compile zoo:resnet20 --reset zero --no-bntt --emit torch,nir -o r20-nir.snnc
 run train r20.snnc --data digits --epochs 1 --limit 64 --test-limit 32 --batch-size 32 --threads 1
 run compile zoo:resnet20 -T 2 -o r20-mnist.snnc
