@@ -236,8 +236,8 @@ def cost_sweep(graph: Graph, target="generic", **kwargs) -> list:
 
 def _lowered(graph: Graph, t):
     """`graph` after legalize-graded for binary-only target `t`, its refusal, or None."""
-    from snnc.compiler.errors import ConstraintViolation
-    from snnc.compiler.ir import Form
+    from snnc.compiler.core.errors import ConstraintViolation
+    from snnc.compiler.core.ir import Form
 
     if graph.form is not Form.SNN or t.graded_spikes or graph.attrs.get("legalized"):
         return None
