@@ -88,10 +88,10 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
     input.
     """
     from snnc.compiler.core.passmanager import run_pipeline
-    from snnc.passes.pipeline import conversion_pipeline
+    from snnc.passes.pipeline import conversion_pipeline, resolve_bn
 
     o = Options.build(options, **overrides)
-    o = o.replace(encoder=resolve_encoder(o.encoder, o.target))
+    o = o.replace(encoder=resolve_encoder(o.encoder, o.target), bn=resolve_bn(o))
     if progress:
         progress("import")
     source = str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__

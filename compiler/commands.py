@@ -169,6 +169,10 @@ def compile_cmd(model, output, emit, cost, plot, options, input_shape):
                      progress=lambda name: status.update(f"pass {name}"))
         status.update("writing " + str(out))
         c.save(out, emit=kinds, cost=cost, plot=plot)
+    if options.bn == "auto" and c.options.bn == "fold" and c.ann.by_op("batchnorm"):
+        console.print(f"batch norm folded into weights and biases (the {c.options.target} "
+                      f"default: a Loihi neuron holds no per-step statistics; --bn bntt "
+                      f"trains BNTT, which --emit lava refuses)")
     n_lif = len(c.graph.by_op("lif"))
     console.print(f"[green]compiled[/] {model} -> {out}/ ({len(c.graph.nodes)} nodes, {n_lif} "
                   f"LIF layers, {len(c.graph.skip_edges())} skip edges, "

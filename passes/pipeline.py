@@ -59,6 +59,15 @@ def _warn_once(key: str, msg: str, *args) -> None:
         log.warning(msg, *args)
 
 
+def resolve_bn(o: Options) -> str:
+    """`bn = auto` -> the target's default batch-norm mode: `fold` on loihi2 with target
+    semantics (a Loihi neuron holds no per-step statistics, so a BNTT net cannot be deployed;
+    docs/lava.md "Deployable default"), `bntt` elsewhere (paper 2). Other modes unchanged."""
+    if o.bn != "auto":
+        return o.bn
+    return "fold" if o.semantics == "target" and is_loihi2(o.target) else "bntt"
+
+
 def conversion_pipeline(options: Options | None = None, /, *,
                         extra: Sequence[PassSpec | str] = (),
                         legalize_maxpool: bool | None = None, **overrides) -> list[PassSpec]:
@@ -70,7 +79,8 @@ def conversion_pipeline(options: Options | None = None, /, *,
     ``NAME{k=v}`` strings).
 
     Order: annotate-skips -> snn-attrs (timesteps, semantics, target,
-    synaptic_delay = 1 for loihi2 target-exact, else 0) -> fold-bn when bn = fold ->
+    synaptic_delay = 1 for loihi2 target-exact, else 0) -> fold-bn when bn = fold (bn = auto:
+    fold on loihi2 target-exact, else bntt; `resolve_bn`) ->
     maxpool-to-avgpool for hardware targets (loihi*, truenorth, speck; `legalize_maxpool`
     overrides) -> relu-to-lif (the target's neuron, see `neuron_options`; on targets without
     graded spikes a lif after every add with no activation, unactivated_add=lif) ->
@@ -85,7 +95,7 @@ def conversion_pipeline(options: Options | None = None, /, *,
     o = Options.build(options, **overrides)
     residual, target, timesteps = o.residual, o.target, o.timesteps
     leak, threshold, semantics, reset = o.leak, o.threshold, o.semantics, o.reset
-    bn, boost = o.bn, o.boost
+    bn, boost = resolve_bn(o), o.boost
     encoder = o.encoder
     if encoder == "auto":
         encoder = "direct" if supports_graded(target) else "poisson"

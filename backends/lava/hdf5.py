@@ -12,7 +12,10 @@ Two layouts (docs/lava.md "File format"):
   main synapse reads), and ``/graph/edges/<k>`` with ``kind`` (``s2m`` | ``s2s`` | ``v2v`` |
   ``concat``), ``src``, ``dst``, ``weight`` and, for conv synapses, ``stride`` / ``padding`` /
   ``dilation`` / ``groups``. There is no top-level ``/layer`` group, so stock netx *rejects*
-  the file instead of loading the backbone without its skips.
+  the file instead of loading the backbone without its skips. Relay layers (``neuron/type``
+  RELAY with ``neuron/stateExp``) and bias units (``type`` bias, no synapse, ``input`` -1,
+  edges of kind ``bias`` into relays) carry graded projections (backends/relay.py); a pooled
+  readout records ``scale`` (attribute).
 
 Both carry snnc's metadata as root attributes (``snnc_format``, ``timesteps``, ``semantics``,
 ``outputs``, layer names). Needs h5py, never lava.
@@ -45,6 +48,19 @@ def _geometry(group, conv: dict, weight: np.ndarray) -> None:
 
 
 def _layer(group, layer: Layer) -> None:
+    group.attrs["name"] = layer.name
+    group.attrs["readout"] = bool(layer.readout)
+    group.attrs["op"] = layer.op
+    group.attrs["scale"] = int(layer.scale)
+    if not layer.synapses:  # a bias unit: neurons with no input
+        _str(group, "type", "bias")
+        group.create_dataset("shape", data=np.array(layer.shape))
+        group.create_dataset("bias", data=layer.bias.astype(np.int32))
+        for key in _NEURON_KEYS:
+            group.create_dataset(f"neuron/{key}", data=int(layer.neuron[key]))
+        _str(group, "neuron/type", layer.neuron["type"])
+        group.create_dataset("neuron/gradedSpike", data=False)
+        return
     syn = layer.synapses[0]
     _str(group, "type", "conv" if syn.is_conv else "dense")
     group.create_dataset("shape", data=np.array(layer.shape))
@@ -59,9 +75,8 @@ def _layer(group, layer: Layer) -> None:
     for key in _NEURON_KEYS:
         group.create_dataset(f"neuron/{key}", data=int(layer.neuron[key]))
     group.create_dataset("neuron/gradedSpike", data=bool(layer.neuron["gradedSpike"]))
-    group.attrs["name"] = layer.name
-    group.attrs["readout"] = bool(layer.readout)
-    group.attrs["op"] = layer.op
+    if "stateExp" in layer.neuron:  # a relay's payload shift (backends/relay.py)
+        group.create_dataset("neuron/stateExp", data=int(layer.neuron["stateExp"]))
 
 
 def write(plan: Plan, path: str | Path) -> Path:
@@ -101,7 +116,7 @@ def write(plan: Plan, path: str | Path) -> Path:
         for i, layer in enumerate(plan.layers[1:], start=1):
             g = layers.create_group(str(i))
             _layer(g, layer)
-            g.create_dataset("input", data=int(layer.synapses[0].src))
+            g.create_dataset("input", data=int(layer.synapses[0].src) if layer.synapses else -1)
             for syn in layer.synapses[1:]:
                 e = edges.create_group(str(k))
                 _str(e, "kind", syn.kind)
@@ -130,16 +145,19 @@ def _conv(g) -> dict:
 
 
 def _read_layer(g, src: int) -> Layer:
-    is_conv = _s(g["type"]) == "conv"
-    syn = Synapse(src, "main", g["weight"][()].astype(np.int32), _conv(g) if is_conv else None,
-                  origin=str(g.attrs.get("name", "")))
+    kind = _s(g["type"])
+    syns = [] if kind == "bias" else [
+        Synapse(src, "main", g["weight"][()].astype(np.int32),
+                _conv(g) if kind == "conv" else None, origin=str(g.attrs.get("name", "")))]
     neuron = {"type": _s(g["neuron/type"]),
               **{k: int(g[f"neuron/{k}"][()]) for k in _NEURON_KEYS},
               "gradedSpike": bool(g["neuron/gradedSpike"][()])}
+    if "neuron/stateExp" in g:
+        neuron["stateExp"] = int(g["neuron/stateExp"][()])
     bias = g["bias"][()].astype(np.int32) if "bias" in g else None
     return Layer(str(g.attrs.get("name", "")), tuple(int(x) for x in g["shape"][()]), neuron,
-                 bias, [syn], readout=bool(g.attrs.get("readout", False)),
-                 op=str(g.attrs.get("op", "lif")))
+                 bias, syns, readout=bool(g.attrs.get("readout", False)),
+                 op=str(g.attrs.get("op", "lif")), scale=int(g.attrs.get("scale", 1)))
 
 
 def read(path: str | Path) -> Plan:

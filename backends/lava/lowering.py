@@ -16,6 +16,7 @@ import numpy as np
 
 from snnc.backends.lava import fixedpoint as fx
 from snnc.backends.lava.plan import Layer, Plan, Synapse
+from snnc.backends.relay import RELAY_STATE_EXP, RELAY_STEP, is_relay_edge
 from snnc.compiler.core.errors import UnsupportedOp
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node
 from snnc.compiler.core.shapes import pad4, pair
@@ -45,6 +46,8 @@ class _Lowering:
         self.index: dict[str, int] = {}
         self.seen: set[str] = set()
         self.current_bias: dict[str, np.ndarray] = {}
+        self.relays: dict[str, int] = {}  # IR value -> its relay layer
+        self.proj_bias: dict[str, np.ndarray] = {}
 
     # -- errors and tensors -----------------------------------------------------------------
     def refuse(self, node: Node | str, msg: str) -> None:
@@ -73,13 +76,16 @@ class _Lowering:
         if n.op == "add":
             terms = []
             for e in self.g.inputs_of(name):
+                lab = "s2s" if e.kind is EdgeKind.S2S else label
+                if is_relay_edge(self.g, e):  # the projection's graded output: a relay
+                    terms.append(self.projection_relay(n, e.value_src, lab))
+                    continue
                 if e.projection is not None:
                     self.refuse(n, f"the S2S edge from '{e.src}' has a projection "
-                                   f"('{e.projection}'); its graded sum needs graded spikes or "
-                                   f"W·W'' weights off the 8-bit grid (paper 2 eq. 13-14). Use "
-                                   f"S2M or V2V for this block, or keep its shape so the skip "
-                                   f"is an identity")
-                lab = "s2s" if e.kind is EdgeKind.S2S else label
+                                   f"('{e.projection}'); its graded output crosses a synapse "
+                                   f"only through a graded relay, which snnc builds for "
+                                   f"target-exact loihi2 graphs (--target loihi2 --semantics "
+                                   f"target)")
                 terms += self.value(e.value_src, lab)
             return terms
         if n.op == "concat":
@@ -124,8 +130,7 @@ class _Lowering:
         scale = shift = None
         if n.op == "bntt":
             self.refuse(n, "BNTT keeps per-time-step statistics, which a Loihi neuron cannot "
-                           "hold; compile with --bn fold (or --bn shared, folded at export) for the "
-                           "Lava backend")
+                           "hold; compile without BNTT (--no-bntt) for the Lava backend")
         if n.op == "batchnorm":
             w, b = self.tensor(n.param("weight")), self.tensor(n.param("bias"))
             mu, var = self.tensor(n.param("running_mean")), self.tensor(n.param("running_var"))
@@ -192,6 +197,12 @@ class _Lowering:
                     self.refuse(op, "linear reads a 4-D value without a flatten")
                 wt = np.zeros((q.shape[0], int(np.prod(src_shape))), np.int32)
                 wt[:, t.lo:t.lo + t.n] = q[:, t.dst:t.dst + t.n]
+            if self.layers[t.src].op == "relay":  # payload = value / RELAY_STEP
+                wt = wt * RELAY_STEP
+                if np.any(wt != np.round(wt)):
+                    self.refuse(op, "weights read from a graded relay must be even integers 64·w "
+                                    "(weight step 1/32 or coarser)")
+                wt = np.round(wt).astype(np.int32)
             out.append(Synapse(t.src, kind or t.label, wt, conv, origin=op.name))
         return out
 
@@ -209,7 +220,13 @@ class _Lowering:
     def add_neuron(self, n: Node) -> None:
         ins = self.g.inputs_of(n.name)
         op, w, b, conv = self.weighted(ins[0].value_src)
-        terms = self.value(self.g.inputs_of(op.name)[0].value_src)
+        pooled = self.pooled(n, op, w) if n.op == "readout" else None
+        scale = 1
+        if pooled is not None:  # readout(linear(flatten(avgpool(x)))): a sum, scaled back
+            terms, w, scale = pooled
+            b = b * scale
+        else:
+            terms = self.value(self.g.inputs_of(op.name)[0].value_src)
         syns = self.synapses(op, w, conv, terms)
         shape = tuple(n.shape[1:])
         extra = np.zeros_like(b)  # S2M projection biases: not part of the V2V current
@@ -218,9 +235,9 @@ class _Lowering:
                 syns += self.s2m(n, e, shape, extra)
             elif e.kind is EdgeKind.V2V:
                 if e.projection is not None:
-                    self.refuse(n, f"the V2V edge from '{e.src}' has a projection on the current "
-                                   f"('{e.projection}'): two synapses in series have no Loihi "
-                                   f"form; keep the block's shape or use S2M")
+                    syns += self.v2v_projection(n, e)
+                    b = b + self.proj_bias.pop(e.value_src)
+                    continue
                 src = self.layers[self.index[e.src]]
                 syns += [replace(s, kind="v2v") for s in src.synapses if s.kind != "s2m"]
                 b = b + self.current_bias[e.src]
@@ -229,10 +246,97 @@ class _Lowering:
                 self.refuse(n, f"input port {e.port} carries a {e.kind} edge")
         self.current_bias[n.name] = b
         layer = Layer(n.name, shape, self.neuron(n), fx.bias(b + extra, n.name, n.op, self.chk),
-                      syns, readout=n.op == "readout", op=n.op)
+                      syns, readout=n.op == "readout", op=n.op, scale=scale)
         self.index[n.name] = len(self.layers)
         self.layers.append(layer)
         self.seen.add(n.name)
+
+    # -- pooled readouts and graded relays -------------------------------------------------
+    def pooled(self, n: Node, op: Node, w: np.ndarray):
+        """A readout reading linear(flatten(avgpool(x))): the linear's weights repeated over
+        each pool window (a sum pool), and the factor k·k by which the readout's membrane
+        exceeds the PyTorch value (docs/lava.md "Pooled readout"). None if not that form."""
+        if op.op != "linear":
+            return None
+        flat = self.g.node(self.g.inputs_of(op.name)[0].value_src)
+        if flat.op not in ("flatten", "reshape"):
+            return None
+        pool = self.g.node(self.g.inputs_of(flat.name)[0].value_src)
+        if pool.op not in ("avgpool", "adaptive_avgpool"):
+            return None
+        inner = self.g.node(self.g.inputs_of(pool.name)[0].value_src)
+        c, h, wd = inner.shape[1:]
+        oh, ow = pool.shape[2:]
+        if h % oh or wd % ow:
+            self.refuse(pool, f"a {h}x{wd} map pooled to {oh}x{ow} has unequal windows")
+        kh, kw = h // oh, wd // ow
+        if pool.op == "avgpool" and (pair(pool.attrs.get("stride", pool.attrs["k"])) != (kh, kw)
+                                     or any(pad4(pool.attrs.get("pad", 0)))
+                                     or pool.attrs.get("ceil", False)):
+            self.refuse(pool, "only non-overlapping average pools without padding can feed "
+                              "the readout as a sum")
+        self.seen |= {flat.name, pool.name}
+        wide = np.repeat(np.repeat(w.reshape(w.shape[0], c, oh, ow), kh, 2), kw, 3)
+        terms = [t if t.flat else replace(t, lo=t.lo * h * wd, n=t.n * h * wd,
+                                          dst=t.dst * h * wd, flat=True)
+                 for t in self.value(inner.name)]
+        return terms, wide.reshape(w.shape[0], -1), kh * kw
+
+    def projection_relay(self, at: Node, tail: str, label: str) -> Term:
+        """The relay layer carrying the S2S projection `tail`'s output (backends/relay.py)."""
+        if tail not in self.relays:
+            op, w, b, conv = self.weighted(tail)
+            terms = self.value(self.g.inputs_of(op.name)[0].value_src)
+            syns = self.synapses(op, w, conv, terms)
+            shape = tuple(self.g.node(tail).shape[1:])
+            self.relays[tail] = self.relay_layer(tail, shape, syns, b, op)
+        idx = self.relays[tail]
+        shape = self.layers[idx].shape
+        return Term(idx, 0, shape[0], 0, len(shape) == 1, label)
+
+    def v2v_projection(self, n: Node, e) -> list[Synapse]:
+        """A V2V edge with a projection: a relay holding the source lif's current (eq. 15),
+        then the projection's synapse from it; the projection's bias joins `n`'s bias."""
+        src = self.layers[self.index[e.src]]
+        self.seen.add(e.src)
+        key = f"{e.src}__current"
+        if key not in self.relays:
+            copies = [replace(s, kind="main") for s in src.synapses if s.kind != "s2m"]
+            self.relays[key] = self.relay_layer(key, src.shape, copies,
+                                                self.current_bias[e.src], self.g.node(e.src))
+        op, w, pb, conv = self.weighted(e.value_src)
+        self.proj_bias[e.value_src] = pb
+        t = Term(self.relays[key], 0, src.shape[0], 0, len(src.shape) == 1, "v2v")
+        return self.synapses(op, w, conv, [t], "v2v")
+
+    def relay_layer(self, name: str, shape, syns: list[Synapse], b: np.ndarray,
+                    op: Node) -> int:
+        """Append a relay (sigma-delta, threshold 0, payload floor(value / RELAY_STEP)) fed by
+        `syns`, with its bias `b` from a bias unit; returns its index."""
+        if np.any(b):
+            syns = syns + [self.bias_synapse(name, shape, b, op)]
+        neuron = {"type": "RELAY", "iDecay": 0, "vDecay": 0, "vThMant": 0, "refDelay": 1,
+                  "gradedSpike": True, "stateExp": RELAY_STATE_EXP}
+        self.layers.append(Layer(f"{name}__relay", tuple(shape), neuron, None, syns,
+                                 op="relay"))
+        return len(self.layers) - 1
+
+    def bias_synapse(self, name: str, shape, b: np.ndarray, op: Node) -> Synapse:
+        """A per-channel bias into a relay: a bias unit (m neurons per pixel that fire every
+        step, bias 1/64 > threshold 0) and a 1x1 synapse whose m weights sum to 64·b."""
+        q = fx.bias(b, op.name, op.op, self.chk).astype(np.int64)
+        m = max(1, int(np.ceil(np.max(np.abs(q)) / 255)))
+        base, rem = np.divmod(q, m)
+        w = np.stack([base + (j < rem) for j in range(m)], 1).astype(np.int32)  # (C, m)
+        unit_shape = (m,) + tuple(shape[1:])
+        neuron = {"type": "CUBA", "iDecay": 4096, "vDecay": 4096, "vThMant": 0, "refDelay": 1,
+                  "gradedSpike": False}
+        self.layers.append(Layer(f"{name}__bias", unit_shape, neuron, np.ones(m, np.int32),
+                                 [], op="bias"))
+        idx = len(self.layers) - 1
+        if len(shape) == 1:
+            return Synapse(idx, "bias", w, None, origin=op.name)
+        return Synapse(idx, "bias", w.reshape(*w.shape, 1, 1), dict(_CONV1), origin=op.name)
 
     def s2m(self, n: Node, e, shape, extra: np.ndarray) -> list[Synapse]:
         scale = float(e.attrs.get("scale", 1.0))

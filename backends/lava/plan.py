@@ -61,12 +61,13 @@ class Layer:
     bias: np.ndarray | None = None  # int, per channel (file units, 64·b)
     synapses: list[Synapse] = field(default_factory=list)
     readout: bool = False
-    op: str = "lif"
+    op: str = "lif"  # lif | readout | input | relay (graded, backends/relay.py) | bias (unit)
+    scale: int = 1  # a readout's membrane is `scale` times the PyTorch value (pooled readout)
 
     @property
     def kind(self) -> str:
-        if self.op == "input":
-            return "input"
+        if self.op in ("input", "bias"):
+            return self.op
         main = self.synapses[0]
         return "conv" if main.is_conv else "dense"
 

@@ -52,10 +52,18 @@ def _bias(layer) -> np.ndarray:
     return bias
 
 
+RELAY_MESSAGE_BITS = 24  # a relay's graded spike (Loihi 2's graded payload width)
+
+
 def _neuron(layer):
     from lava.proc.lif.process import LIF
 
     n = layer.neuron
+    if n["type"] == "RELAY":  # backends/relay.py: payload = floor(a_in / 2**stateExp)
+        from lava.proc.sdn.process import ActivationMode, SigmaDelta
+
+        return SigmaDelta(shape=_whc(layer.shape), vth=0, bias=0,
+                          act_mode=ActivationMode.UNIT, state_exp=int(n["stateExp"]))
     if n["type"] != "CUBA":
         raise SnncError(f"layer '{layer.name}': neuron type {n['type']!r} is not supported by "
                         f"snnc's Lava loader (CUBA only)")
@@ -86,6 +94,8 @@ class LavaNetwork:
             for syn in layer.synapses:
                 src_shape = plan.layers[syn.src].shape
                 bits = message_bits if syn.src == 0 else 0
+                if plan.layers[syn.src].op == "relay":
+                    bits = RELAY_MESSAGE_BITS
                 proc = _synapse(syn, src_shape, bits)
                 port = outs[syn.src]
                 if not syn.is_conv and len(src_shape) > 1:
@@ -101,9 +111,10 @@ class LavaNetwork:
 
     def probes(self) -> list[int]:
         """Layers whose spikes are recorded: every output layer that fires, and every layer
-        feeding a readout output (the last spiking layer)."""
+        feeding a readout output (the last spiking layer); with `probe_all`, every lif layer
+        (not the relays and bias units)."""
         if self.probe_all:
-            return [i for i, layer in enumerate(self.plan.layers) if i and not layer.readout]
+            return [i for i, layer in enumerate(self.plan.layers) if layer.op == "lif"]
         want = set()
         for v in self.plan.outputs.values():
             for i in v:
@@ -193,7 +204,8 @@ class Session:
 
     def _bias(self, on: bool) -> None:
         for i, n in enumerate(self.net.neurons[1:], start=1):
-            if self.plan.layers[i].bias is not None:
+            # bias units fire from step 0: a relay's bias is part of its value at every step
+            if self.plan.layers[i].bias is not None and self.plan.layers[i].op != "bias":
                 value = self.net.bias[i] if on else np.zeros(n.bias_mant.shape, np.int32)
                 if self.started:
                     n.bias_mant.set(value)
@@ -202,8 +214,10 @@ class Session:
 
     def _reset(self) -> None:
         for n in self.net.neurons[1:]:
-            n.u.set(np.zeros(n.u.shape, np.int32))
-            n.v.set(np.zeros(n.v.shape, np.int32))
+            names = ("sigma", "act", "residue", "error") if hasattr(n, "sigma") else ("u", "v")
+            for name in names:
+                var = getattr(n, name)
+                var.set(np.zeros(var.shape, np.int32))
         for s in self.net.synapses:
             buf = s.a_buf if hasattr(s, "a_buf") else s.a_buff
             buf.set(np.zeros(buf.shape, np.int32))
@@ -250,7 +264,7 @@ class Session:
             if layer.readout:
                 v = self.net.neurons[i].v.get()
                 v = v.transpose(2, 1, 0) if v.ndim == 3 else v
-                out["voltage"][layer.name] = v.astype(np.float64) / 4096.0
+                out["voltage"][layer.name] = v.astype(np.float64) / (4096.0 * layer.scale)
         return out
 
 

@@ -8,7 +8,8 @@ step), so a conv runs once over T*B samples and a lif scans over T in one autogr
 Semantics per docs/ir.md: encoder (direct / poisson / events), lif with S2M (`scale * value`)
 and V2V (the source lif's current) inputs summed into its membrane in port order, S2S as an add
 after the lif, readout = u_T / T, and, for target-exact loihi2 graphs (`synaptic_delay` = 1),
-every lif's spikes shifted one step later (Lava's synaptic delay).
+every lif's spikes shifted one step later (Lava's synaptic delay) and a graded relay (one more
+step, floor to 1/2) on S2S projection outputs and V2V projection inputs (backends/relay.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch.nn as nn
 
 from snnc.backends.pytorch import ops
 from snnc.backends.pytorch.neuron import LIFConfig, delay, lif_scan
+from snnc.backends.relay import RELAY_STEP, is_relay_edge
 from snnc.backends.pytorch.surrogate import get_surrogate
 from snnc.compiler.core.errors import SnncError, UnsupportedOp
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node
@@ -97,6 +99,7 @@ class SNNModule(nn.Module):
         quant = g.attrs.get("weight_bits") == 8 and g.attrs.get("semantics", "paper") == "target"
         self.layers = nn.ModuleDict()
         self._plan = []
+        self._relay: list[tuple[bool, ...]] = []  # per node: which inputs cross a relay
         for n in g.nodes:
             edges = g.inputs_of(n.name)
             if n.op == "lif":
@@ -108,6 +111,7 @@ class SNNModule(nn.Module):
             self._plan.append((n, [(e.src, e.value_src, _reads_current(g, e),
                                     e.attrs.get("fraction") if e.kind is EdgeKind.DSC else None)
                                    for e in edges]))
+            self._relay.append(tuple(is_relay_edge(g, e) for e in edges))
         last = {}
         for i, (n, srcs) in enumerate(self._plan):
             for _, vs, _, _ in srcs:
@@ -123,11 +127,11 @@ class SNNModule(nn.Module):
         currents: dict[str, torch.Tensor] = {}
         for i, (n, srcs) in enumerate(self._plan):
             ins = []
-            for src, vs, cur, frac in srcs:
+            for (src, vs, cur, frac), rel in zip(srcs, self._relay[i]):
                 v = currents[src] if cur else vals[vs]
                 if frac is not None and frac < 1.0:
                     v = v[:, :, :round(frac * v.shape[2])]
-                ins.append(v)
+                ins.append(relay(v, steps) if rel else v)
             if n.op == "input":
                 out = x
             elif n.op == "encoder":
@@ -206,6 +210,26 @@ class SNNModule(nn.Module):
         params = dict(self.graph.params or {})
         params.update(self.graph_params())
         return self.graph.with_params(params)
+
+
+class _Floor(torch.autograd.Function):
+    """floor(v / step) * step forward, identity backward (straight-through)."""
+
+    @staticmethod
+    def forward(ctx, v, step):
+        return torch.floor(v / step) * step
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def relay(v: torch.Tensor, steps: int) -> torch.Tensor:
+    """A graded relay on loihi2 (backends/relay.py): one step of delay and a floor to
+    RELAY_STEP; `v` is time-major [T' in (1, T), B, ...]."""
+    if v.shape[0] != steps:
+        v = v.expand(steps, *v.shape[1:])
+    return delay(_Floor.apply(v, RELAY_STEP), 1)
 
 
 def _reads_current(g: Graph, e) -> bool:

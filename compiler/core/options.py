@@ -76,10 +76,12 @@ class Options:
     threshold: float = opt(1.0, "--threshold", type=float, help="LIF threshold U_th.")
     encoder: str = opt("auto", "--encoder", choices=ENCODERS,
                        help="Input encoding; auto = the target file's encoder_default.")
-    bn: str = opt("bntt", "--bn", choices=BN_MODES,
+    bn: str = opt("auto", "--bn", choices=("auto",) + BN_MODES,
                   help="Batch norm while training (docs/passes.md \"Batch-norm modes\"): bntt "
                        "= per-step statistics and affine (paper 2), shared = one BN shared "
-                       "over time steps, fold = folded into the weights.")
+                       "over time steps, fold = folded into the weights; auto = the target's "
+                       "default: fold on loihi2 with target semantics (deployable, "
+                       "docs/lava.md), bntt elsewhere.")
     bntt: bool | None = opt(None, "--bntt/--no-bntt", type=bool,
                             help="Older spelling: --bntt = --bn bntt, --no-bntt = --bn fold.")
     semantics: str = opt("target", "--semantics", choices=("target", "paper"),
@@ -189,11 +191,9 @@ def _bn_alias(o: Options) -> None:
     if o.bntt is None:
         return
     want = "bntt" if o.bntt else "fold"
-    if o.bn not in (want, "bntt"):
+    if o.bn not in (want, "auto"):
         raise SnncError(f"options bn={o.bn!r} and bntt={o.bntt} disagree (--bn {o.bn} and "
                         f"--{'' if o.bntt else 'no-'}bntt); give only bn (--bn).")
-    if o.bntt and o.bn != "bntt":
-        raise SnncError(f"options bn={o.bn!r} and bntt=True disagree; give only bn (--bn).")
     object.__setattr__(o, "bn", want)
     object.__setattr__(o, "bntt", None)
 

@@ -40,9 +40,12 @@ def test_emit_lava_runs_like_the_module(tmp_path):
 
 def test_emit_lava_refusal_is_clean(tmp_path, capsys):
     m = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
-                            torch.nn.AvgPool2d(2), torch.nn.Flatten(),
+                            torch.nn.AvgPool2d(2), torch.nn.Conv2d(4, 4, 3, padding=1),
+                            torch.nn.ReLU(), torch.nn.Flatten(),
                             torch.nn.Linear(4 * 4 * 4, 10)).eval()
-    onnx_path = tmp_path / "pool.onnx"  # the pool feeds a synapse, not a neuron
+    # the pool feeds a conv synapse, not a neuron (a pool feeding the readout's linear is
+    # lowered as a sum: tests/lava/test_deploy.py)
+    onnx_path = tmp_path / "pool.onnx"
     torch.onnx.export(m, torch.zeros(1, 1, 8, 8), str(onnx_path))
     d = tmp_path / "out"
     rc = main(["compile", str(onnx_path), "-o", str(d), "--target", "loihi2", "--encoder",
