@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from snnc.backends.pytorch import ops
+from snnc.backends.pytorch.layers import channels_last
 from snnc.backends.pytorch.neuron import LIFConfig, delay, lif_scan
 from snnc.backends.relay import RELAY_STEP, is_relay_edge
 from snnc.backends.pytorch.surrogate import get_surrogate
@@ -168,7 +169,7 @@ class SNNModule(nn.Module):
             if x.dim() != want + 1 or x.shape[0] != steps:
                 raise SnncError(f"graph '{self.graph.name}': event input must be [T={steps}, B, "
                                 f"...] with {want + 1} dims; got {list(x.shape)}")
-            return x
+            return channels_last(x)
         if x.dim() != want:
             raise SnncError(f"graph '{self.graph.name}': input must have {want} dims "
                             f"{list(self.graph.input_nodes()[0].shape)} (batch first); got "
@@ -178,8 +179,9 @@ class SNNModule(nn.Module):
             gen = torch.Generator(x.device).manual_seed(n.attrs["seed"]) if "seed" in n.attrs \
                 else None
             r = torch.rand((steps, *x.shape), generator=gen, device=x.device)
-            return (r < p).to(x.dtype)
-        return x.unsqueeze(0)  # direct: the same graded input at every step (computed once)
+            return channels_last((r < p).to(x.dtype))
+        # direct: the same graded input at every step (computed once)
+        return channels_last(x.unsqueeze(0))
 
     # -- firing rates --------------------------------------------------------------------------
     def _record(self, name: str, spikes: torch.Tensor) -> None:

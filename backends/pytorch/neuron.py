@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from snnc.backends.pytorch.layers import empty_steps
 from snnc.backends.pytorch.surrogate import SURROGATES
 
 V_LIMIT = (1 << 23) - 1  # Loihi's 24-bit membrane saturates at +-(2^23 - 1)
@@ -79,7 +80,7 @@ def _forward_float(x, steps, cfg: LIFConfig, out, mem, spk):
     static = x.shape[0] == 1
     fire = torch.gt if gt else torch.ge
     u = x[0].clone()
-    buf = spk if spk is not None else torch.empty(out.shape, dtype=torch.bool, device=x.device)
+    buf = spk if spk is not None else empty_steps(out, steps, torch.bool)
     for t in range(steps):
         if t:
             if zero:
@@ -145,10 +146,9 @@ class LIFScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, steps: int, cfg: LIFConfig):
         zero = cfg.effective()[2]
-        shape = (steps, *x.shape[1:])
-        out = x.new_empty(shape)
-        mem = x.new_empty(shape, dtype=cfg.save_dtype)
-        spk = x.new_empty(shape, dtype=torch.bool) if zero else None
+        out = empty_steps(x, steps)
+        mem = empty_steps(x, steps, cfg.save_dtype)
+        spk = empty_steps(x, steps, torch.bool) if zero else None
         with torch.no_grad():
             if cfg.fixed:
                 _forward_fixed(x, steps, cfg, out, mem, spk)

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from snnc.backends.pytorch.layers import SpikeConv2d, SpikeLinear
+from snnc.backends.pytorch.layers import BNTTFn, SpikeConv2d, SpikeLinear
 from snnc.backends.pytorch.neuron import BIAS_GRID, WEIGHT_GRID, quantize_weight
 from snnc.compiler.core.errors import UnsupportedOp
 from snnc.compiler.core.ir import Graph, Node, Payload
@@ -175,12 +175,8 @@ class BNTT(nn.Module):
         if steps > self.weight.shape[0]:
             raise UnsupportedOp(f"bntt has statistics for {self.weight.shape[0]} steps; the "
                                 f"module runs {steps}. Recompile with --timesteps {steps}.")
-        xs = x.unbind(0)  # one view per step; its backward is a single stack
-        ws, bs = self.weight.unbind(0), self.bias.unbind(0)
-        return torch.stack([
-            F.batch_norm(xs[t if len(xs) > 1 else 0], self.running_mean[t],
-                         self.running_var[t], ws[t], bs[t], self.training,
-                         self.momentum, self.eps) for t in range(steps)])
+        return BNTTFn.apply(x, self.weight, self.bias, self.running_mean, self.running_var,
+                            self.training, self.momentum, self.eps, steps)
 
 
 @emitter("batchnorm")
