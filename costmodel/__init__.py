@@ -51,12 +51,17 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
                                               lowered=lowered)
     rows = count_layers(g, t, act, stats=stats, payloads=pay)
     apply_lowering(emitted, rows, edges, stats, timesteps(g))
+    notes = []
+    if g.form is Form.SNN:
+        from snnc.costmodel.orphans import place_orphans
+
+        viol, notes = place_orphans(g, rows, t, timesteps(g))
+        violations += viol
     cores, chips, viol = allocate(g, rows, t)
     violations += viol
     tot = totals(rows)
     tot.update(cores=cores, chips=chips)
     T = timesteps(g)
-    notes = []
     if any(c.status == "T" for c in t.constants.values()):
         notes.append(f"constants of {t.full_name} marked T are from a transcription "
                      f"(hardware-targets.md sec. 0), not read in the primary source")

@@ -68,6 +68,10 @@ class LayerCost:
     residual_synapses: int = 0
     cores: int = 0
     hops: float = 0.0
+    hosted_synapses: int = 0
+    hosted_axons: int = 0
+    hosted_on: list | None = None
+    relay_neurons: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -152,8 +152,30 @@ def graded_edges(g: Graph, target: Target, *, input_bits: int = 8,
         ge = GradedEdge(e.src, n.name, kind, p.value, bits, fits, terms, origin)
         if not fits:
             _price(leg, ge, n.name, e, T)
+            if ge.lowering in ("refused", "unlowered") and not any(
+                    f"'{ge.dst}'" in v for v in violations):  # the pass's own refusal names it
+                violations.append(_refusal(g, ge, target))
         out.append(ge)
     return out, violations, leg
+
+
+_RULES = {
+    "direct_input": "a direct encoder's frame has no binary form (use encoder=poisson or "
+                    "events)",
+    "v2v_current": "a V2V current reaches synapses and no lowering of paper 2 eq. 14/18 applies "
+                   "(compile with --residual s2s or s2m, or pick a target with graded spikes)",
+    "graded": "a current reaches synapses with no neuron between (graded residual; recompile "
+              "with relu-to-lif{unactivated_add=lif} or pick a target with graded spikes)",
+}
+
+
+def _refusal(g: Graph, ge: GradedEdge, target: Target) -> str:
+    """The violation of a graded edge no lowering of `target` can take: node, edge, rule."""
+    rule = _RULES.get(ge.kind, f"a {ge.kind} value of {ge.bits} bits exceeds the target's "
+                               f"graded payload ({target.graded_bits} bits)"
+                      if target.graded_spikes else f"a {ge.kind} value has no binary lowering")
+    return (f"node '{ge.dst}' (op {g.node(ge.dst).op}), edge '{ge.src}' -> '{ge.dst}': "
+            f"{target.name} cannot take this lowering ({ge.lowering}): {rule}")
 
 
 def _price(g: Graph, ge: GradedEdge, reader: str, e, T: int) -> None:
@@ -176,6 +198,12 @@ def _price(g: Graph, ge: GradedEdge, reader: str, e, T: int) -> None:
         w, src = _window(g, ge.origin), g.inputs_of(ge.origin)[0].value_src
         factors = spike_terms(g, src, int(node.attrs.get("groups", 1)))
         ge.extra_synapses = round(w * sum(f for _, f in factors) * syn) - syn
+    elif ge.kind == "v2v_current" and any(
+            x.kind is EdgeKind.V2V and x.attrs.get("legal") == "merge-projection" and
+            reader in _projection_path(g, x) for x in g.edges):
+        # a V2V projection merged into its reader's copies (W_l W'' r, eq. 14 and 18)
+        ge.lowering, ge.equation = "merged-into-reader", "paper 2 eq. 14, 18"
+        ge.extra_synapses = -syn
     else:  # direct input, currents reaching a synapse: no binary form
         ge.lowering, ge.equation = "refused", "sec. 7c"
     b = ge.bits
@@ -226,6 +254,13 @@ def apply_lowering(g: Graph, rows: list, edges: list[GradedEdge], stats: dict | 
             continue
         if e.kind == "s2s_projection" and e.lowering == "merge-projection":
             merged |= _projection_layers(g, e.origin)
+        if e.lowering == "merged-into-reader":
+            merged.add(e.dst)
+            continue
+        if e.kind == "avgpool" and e.lowering == "fold-into-reader":  # a pooled S2S sum
+            src = _origin(g, g.inputs_of(e.origin)[0].value_src)
+            if g.node(src).op == "add":
+                merged |= _projection_layers(g, src)
         row = by_name.get(e.dst) or by_neuron.get(e.dst)
         if row is None:
             continue
@@ -275,6 +310,16 @@ def apply_lowering(g: Graph, rows: list, edges: list[GradedEdge], stats: dict | 
         row = by_name[name]
         row.extra_synapses = -row.synapses
         row.sops = row.graded_sops = 0.0
+
+
+def _projection_path(g: Graph, e) -> set[str]:
+    """The nodes on skip edge `e`'s projection path (from its end back to its source)."""
+    out, cur = set(), e.projection
+    while cur is not None and cur != e.src and cur not in out:
+        out.add(cur)
+        ins = g.inputs_of(cur)
+        cur = ins[0].value_src if ins else None
+    return out
 
 
 def _projection_layers(g: Graph, add: str) -> set[str]:

@@ -84,7 +84,7 @@ def allocate(g: Graph, rows: list[LayerCost], target: Target) -> tuple[int, int,
 
 def _fanin(r: LayerCost) -> float:
     """Mean synapses per neuron of the layer as emitted (lowering copies included)."""
-    syn = r.synapses + r.extra_synapses
+    syn = r.synapses + r.extra_synapses + r.hosted_synapses
     return syn / r.neurons if r.neurons and syn else 0.0
 
 
@@ -92,10 +92,10 @@ def _in_neurons(g: Graph, r: LayerCost) -> int:
     """Input axons of the layer as emitted: its input's neurons, times the synapse copies a
     binary-only lowering made (each copy is driven by its own source: eq. 12/14/18)."""
     if not r.synapses:
-        return 0
+        return r.hosted_axons
     src = g.inputs_of(r.name)[0].value_src
     n = math.prod(g.node(src).shape[1:])
-    return math.ceil(n * (r.synapses + r.extra_synapses) / r.synapses)
+    return math.ceil(n * (r.synapses + r.extra_synapses) / r.synapses) + r.hosted_axons
 
 
 def _loihi(g, r, t, n_readers, viol) -> int:
@@ -110,7 +110,8 @@ def _loihi(g, r, t, n_readers, viol) -> int:
     for c in range(max(1, math.ceil(r.neurons / lim["neurons_per_core"])), r.neurons + 1):
         per = math.ceil(r.neurons / c)
         axons = math.ceil(n_in / c) if conv else n_in
-        syn_per_axon = (r.synapses + r.extra_synapses) / c / axons if axons else 0
+        syn_per_axon = (r.synapses + r.extra_synapses + r.hosted_synapses) / c / axons \
+            if axons else 0
         bits = axons * bits_per_axon(math.ceil(syn_per_axon), wb,
                                      lim.get("delay_bits", 0), lim.get("tag_bits", 0))
         if (bits <= lim["synapse_bits_per_core"] and per * n_readers <=
