@@ -9,10 +9,13 @@ Semantics per docs/ir.md: encoder (direct / poisson / events), lif with S2M (`sc
 and V2V (the source lif's current) inputs summed into its membrane in port order, S2S as an add
 after the lif, readout = u_T / T, and, for target-exact loihi2 graphs (`synaptic_delay` = 1),
 every lif's spikes shifted one step later (Lava's synaptic delay) and a graded relay (one more
-step, floor to 1/2) on S2S projection outputs and V2V projection inputs (backends/relay.py).
+step, floor to 1/2) on S2S projection outputs and V2V projection inputs, and a readout that
+resets/saturates where Lava's does (backends/relay.py, docs/lava.md "Readout range").
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn as nn
@@ -20,11 +23,18 @@ import torch.nn as nn
 from snnc.backends.pytorch import ops
 from snnc.backends.pytorch.layers import channels_last
 from snnc.backends.pytorch.neuron import LIFConfig, delay, lif_scan
-from snnc.backends.relay import RELAY_STEP, is_relay_edge
+from snnc.backends.relay import (
+    READOUT_CEILING, READOUT_FLOOR, RELAY_STEP, exact_loihi2, is_relay_edge, readout_scale,
+)
 from snnc.backends.pytorch.surrogate import get_surrogate
 from snnc.compiler.core.errors import SnncError, UnsupportedOp
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node
 from snnc.compiler.core.payload import edge_payload, infer_payloads
+
+
+class ReadoutSaturation(UserWarning):
+    """A target-exact loihi2 readout left Lava's range on some samples (the model follows
+    Lava's reset/saturation there)."""
 
 
 class LIF(nn.Module):
@@ -120,6 +130,39 @@ class SNNModule(nn.Module):
         self._last = last
         self._current_users = {src for _, srcs in self._plan for src, _, cur, _ in srcs if cur}
         self._has_encoder = any(n.op == "encoder" for n in g.nodes)
+        # target-exact loihi2: the readout's range is Lava's (docs/lava.md "Readout range")
+        self._readout_scale = ({n.name: readout_scale(g, n.name) for n in g.by_op("readout")}
+                               if exact_loihi2(g) else {})
+        self.saturated = 0  # samples whose readout left Lava's range (counted, warned once)
+
+    def _lava_readout(self, name: str, x: torch.Tensor, steps: int) -> torch.Tensor:
+        """u_T / T of Lava's readout neuron: the membrane (times the readout's scale) fires and
+        resets to 0 above READOUT_CEILING and saturates at READOUT_FLOOR. The gradient is the
+        plain sum's (straight-through)."""
+        if x.shape[0] != steps:
+            x = x.expand(steps, *x.shape[1:])
+        k = self._readout_scale[name]
+        with torch.no_grad():
+            u = torch.zeros_like(x[0])
+            hit = torch.zeros(x.shape[1], dtype=torch.bool, device=x.device)
+            for t in range(steps):
+                u = u + k * x[t]
+                low, high = u < READOUT_FLOOR, u > READOUT_CEILING
+                u = torch.where(low, torch.full_like(u, READOUT_FLOOR), u)
+                u = torch.where(high, torch.zeros_like(u), u)
+                hit |= (low | high).flatten(1).any(1)
+        plain = x.sum(0, keepdim=True)
+        n_hit = int(hit.sum())
+        if n_hit:
+            if not self.saturated:
+                warnings.warn(ReadoutSaturation(
+                    f"graph '{self.graph.name}': the readout '{name}' left Loihi 2's range "
+                    f"(membrane in ({READOUT_FLOOR:g}, {READOUT_CEILING:g}] x {k}) on {n_hit} "
+                    f"of {x.shape[1]} samples at T = {steps}: Lava's readout resets or "
+                    f"saturates there, and this model follows it. Lower T or the last "
+                    f"layer's weights (docs/lava.md \"Readout range\")."), stacklevel=3)
+            self.saturated += n_hit
+        return (plain + (u[None] / k - plain).detach()) / steps
 
     # -- running ------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +181,10 @@ class SNNModule(nn.Module):
             elif n.op == "encoder":
                 out = self._encode(n, ins[0], steps)
             elif n.op == "readout":
-                out = ins[0].sum(0, keepdim=True) / steps if ins[0].shape[0] > 1 else ins[0]
+                if n.name in self._readout_scale:
+                    out = self._lava_readout(n.name, ins[0], steps)
+                else:
+                    out = ins[0].sum(0, keepdim=True) / steps if ins[0].shape[0] > 1 else ins[0]
             elif n.op == "lif":
                 layer = self.layers[n.name]
                 if n.name in self._current_users:
