@@ -32,6 +32,9 @@ from snnc.backends.lava.plan import Layer, Plan, Synapse
 from snnc.compiler.core.errors import ImportFailed
 
 FORMAT = "snnc-lava-1"
+# Message bits of the input synapses: event counts and direct (integer) input are graded
+# messages; a binary spike is the message 1 (docs/lava.md "Input encoding").
+INPUT_MESSAGE_BITS = 16
 _NEURON_KEYS = ("iDecay", "vDecay", "vThMant", "refDelay")
 
 
@@ -90,6 +93,11 @@ def write(plan: Plan, path: str | Path) -> Path:
         f.attrs["timesteps"] = int(plan.timesteps)
         f.attrs["semantics"] = json.dumps(plan.semantics)
         f.attrs["input_graded"] = bool(plan.input_graded)
+        # what a stock runner must pass: netx.hdf5.Network(path, input_message_bits=...)
+        # (netx's default 0 binarises event counts); biases are gated off at step 0
+        # (docs/lava.md "Stock netx")
+        f.attrs["input_message_bits"] = INPUT_MESSAGE_BITS
+        f.attrs["bias_start"] = 1
         f.attrs["input_name"] = plan.layers[0].name
         f.attrs["outputs"] = json.dumps(plan.outputs)
         f.attrs["layout"] = "sequential" if plan.sequential else "graph"

@@ -17,11 +17,25 @@ from pathlib import Path
 
 import numpy as np
 
+from snnc.backends.lava.hdf5 import INPUT_MESSAGE_BITS as GRADED_INPUT_BITS
 from snnc.backends.lava.plan import Plan
 from snnc.compiler.core.errors import SnncError
 
 
-GRADED_INPUT_BITS = 16  # message bits of a graded (direct) input, as netx's input_message_bits
+def stock_network(path: str | Path, **kwargs):
+    """lava-dl's own ``netx.hdf5.Network`` for a sequential snnc file, with the input message
+    bits the file records (``input_message_bits`` attribute; netx's default 0 would binarise
+    event counts). The network applies biases from step 0: for a net with biases, run
+    `Session` (which gates them at step 0) to match the PyTorch backend exactly."""
+    import h5py
+    from lava.lib.dl import netx
+
+    with h5py.File(path, "r") as f:
+        bits = int(f.attrs.get("input_message_bits", 0))
+        if "layer" not in f:
+            raise SnncError(f"{path}: a graph-layout file (skips, relays); stock netx reads only "
+                            f"sequential files. Use snnc.backends.lava.sim.Session")
+    return netx.hdf5.Network(net_config=str(path), input_message_bits=bits, **kwargs)
 
 
 def _whc(shape) -> tuple[int, ...]:
