@@ -104,6 +104,9 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
     else:
         ann = import_ann(str(model) if isinstance(model, os.PathLike) else model,
                          example_input=example_input, input_shape=input_shape)
+    from snnc.compiler.core.limits import check_compile
+
+    check_compile(ann, o.timesteps, source)
     snn = run_pipeline(ann, conversion_pipeline(o), progress=progress)
     return Compiled(ann=ann, graph=snn, options=o, source=source)
 

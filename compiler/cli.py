@@ -68,16 +68,53 @@ class SnncGroup(click.Group):
             ctx.exit(err.exit_code)
 
 
+def _max_memory(ctx, param, value):
+    from snnc.compiler.core import limits
+
+    try:
+        limits.set_memory_limit(value)  # None: half of the memory available now
+    except SnncError as err:
+        raise click.BadParameter(str(err)) from None
+    return value
+
+
 @click.group(cls=SnncGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="snnc", prog_name="snnc")
+@click.option("--max-memory", metavar="SIZE", default=None, callback=_max_memory,
+              is_eager=True, expose_value=False,
+              help="Refuse work estimated to need more memory than SIZE (4G, 512M, none); "
+                   "default: half of the memory available when the command starts, or "
+                   "$SNNC_MAX_MEMORY. May also follow the subcommand.")
 def cli() -> None:
     """snnc: compile ANNs to spiking neural networks and estimate their cost on hardware."""
+
+
+def _hoist_max_memory(argv: list[str]) -> list[str]:
+    """Move `--max-memory X` / `--max-memory=X` given after the subcommand to the front, so
+    that `snnc compile m.onnx --max-memory 4G` works like `snnc --max-memory 4G compile ...`."""
+    out, front, i = [], [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            out += argv[i:]
+            break
+        if a == "--max-memory" and i + 1 < len(argv):
+            front += argv[i:i + 2]
+            i += 2
+            continue
+        if a.startswith("--max-memory="):
+            front.append(a)
+        else:
+            out.append(a)
+        i += 1
+    return front + out
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `snnc` console script; returns the exit code."""
     try:
         # With standalone_mode=False click returns ctx.exit()'s code instead of raising.
+        argv = _hoist_max_memory(list(sys.argv[1:] if argv is None else argv))
         rv = cli.main(args=argv, prog_name="snnc", standalone_mode=False)
         if isinstance(rv, int):
             return rv

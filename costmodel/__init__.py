@@ -43,6 +43,9 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
     from snnc.costmodel.graded import apply_lowering, graded_edges
     from snnc.costmodel.mapping import allocate
 
+    from snnc.compiler.core.limits import check_cost
+
+    check_cost(g, f"graph '{g.name}'")
     t = load_target(target)
     act = as_activity(rate if rate is not None else rates) if g.form is Form.SNN else None
     stats = propagate(g, act) if act is not None else None

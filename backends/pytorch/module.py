@@ -130,6 +130,10 @@ class SNNModule(nn.Module):
         self._last = last
         self._current_users = {src for _, srcs in self._plan for src, _, cur, _ in srcs if cur}
         self._has_encoder = any(n.op == "encoder" for n in g.nodes)
+        from snnc.compiler.core.limits import forward_estimate
+
+        self._fixed = forward_estimate(g, self.timesteps, 0)[0]  # parameters
+        self._per_sample = forward_estimate(g, self.timesteps, 1)  # docs/frontends.md
         # target-exact loihi2: the readout's range is Lava's (docs/lava.md "Readout range")
         self._readout_scale = ({n.name: readout_scale(g, n.name) for n in g.by_op("readout")}
                                if exact_loihi2(g) else {})
@@ -165,8 +169,20 @@ class SNNModule(nn.Module):
         return (plain + (u[None] / k - plain).detach()) / steps
 
     # -- running ------------------------------------------------------------------------------
+    def _check_memory(self, x: torch.Tensor) -> None:
+        """Refuse (ResourceLimit) a batch whose forward would exceed the memory limit."""
+        from snnc.compiler.core.limits import require
+
+        batch = int(x.shape[1] if self._has_encoder and x.dim() == 5 else x.shape[0]) \
+            if x.dim() else 1
+        need, node = self._per_sample
+        need = self._fixed + (need - self._fixed) * max(1, batch)
+        require(need, f"a forward pass (batch {batch}, T={self.timesteps})",
+                f"graph '{self.graph.name}'", node)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = self.timesteps
+        self._check_memory(x)
         vals: dict[str, torch.Tensor] = {}
         currents: dict[str, torch.Tensor] = {}
         for i, (n, srcs) in enumerate(self._plan):

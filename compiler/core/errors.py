@@ -80,3 +80,8 @@ def missing_dependency(exc: BaseException) -> MissingDependency | None:
         f"{need} needs the Python package '{name}', which is not installed in this environment "
         f"({exc}). Install it with: pip install 'snnc[{extra}]' (or, from a checkout, "
         f"scripts/setup.sh, which installs every extra).")
+
+
+class ResourceLimit(SnncError):
+    """A compile, cost report or forward would need more memory than the limit allows
+    (compiler/core/limits.py; `--max-memory` changes the limit)."""

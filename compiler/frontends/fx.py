@@ -16,6 +16,9 @@ so that the trace and an ONNX export of the same model give the same graph.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import math
 import operator
 import re
 from typing import Any
@@ -24,7 +27,9 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from snnc.compiler.core.errors import ImportFailed, UnsupportedOp
+from snnc.compiler.core import limits
+from snnc.compiler.core.errors import ImportFailed, SnncError, UnsupportedOp
+from snnc.compiler.frontends.report import problem_list
 from snnc.compiler.frontends.fx_ops import (
     MODULE_CONVERTERS, Ctx, Reject, converter_for, tensor_args,
 )
@@ -70,6 +75,13 @@ def _describe(n: fx.Node, gm: fx.GraphModule) -> str:
     return f"node '{n.name}' ({n.op} {n.target})"
 
 
+def _kind(n: fx.Node, gm: fx.GraphModule) -> str:
+    """What groups unsupported nodes in a refusal: the module class, function or method."""
+    if n.op == "call_module":
+        return type(gm.get_submodule(n.target)).__name__
+    return str(getattr(n.target, "__name__", n.target))
+
+
 def _trace(module: nn.Module, label: str) -> fx.GraphModule:
     tracer = _Tracer()
     try:
@@ -102,22 +114,68 @@ def _example(module: nn.Module, example_input: Any, input_shape: Any, label: str
                 f"--input-shape 3,32,32).")
         shapes = [shape] if isinstance(shape[0], int) else list(shape)
         gen = torch.Generator().manual_seed(0)
+        limits.require(sum(4 * math.prod(map(int, s)) for s in shapes), "the example input",
+                       label)
         return tuple(torch.randn(1, *map(int, s), generator=gen) for s in shapes)
     xs = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
     return tuple(x[:1] if x.dim() > 0 else x for x in xs)  # front ends use batch 1
 
 
+class _ShapeProp(ShapeProp):
+    """torch's ShapeProp, remembering the node that failed and printing no traceback (torch's
+    own prints one to stderr before re-raising)."""
+
+    current: fx.Node | None = None
+
+    def run_node(self, n):
+        self.current = n
+        with contextlib.redirect_stderr(io.StringIO()):
+            return super().run_node(n)
+
+
+def _activation_bytes(gm: fx.GraphModule, inputs: tuple) -> tuple[int, str | None]:
+    """Bytes of every node's output for `inputs`, from a run on fake tensors (no memory);
+    (0, None) when the fake run is not possible."""
+    try:
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        mode = FakeTensorMode(allow_non_fake_inputs=True)
+        fakes = [mode.from_tensor(x) for x in inputs]
+        prop = _ShapeProp(gm, fake_mode=mode)
+        prop.propagate(*fakes)
+    except Exception:
+        return 0, None
+    total, worst, node = 0, 0, None
+    for n in gm.graph.nodes:
+        meta = n.meta.pop("tensor_meta", None)
+        if hasattr(meta, "shape"):
+            here = 4 * math.prod(meta.shape)
+            total += here
+            if here > worst:
+                worst, node = here, n.name
+    return total, node
+
+
 def _run_shapes(gm: fx.GraphModule, module: nn.Module, inputs: tuple, label: str) -> None:
     modes = {m: m.training for m in module.modules()}
+    prop = _ShapeProp(gm)
     try:
         module.eval()
         with torch.no_grad():
-            ShapeProp(gm).propagate(*inputs)
+            need, node = _activation_bytes(gm, inputs)
+            limits.require(need, "running the example input through the model", label, node)
+            prop.propagate(*inputs)
+    except SnncError:
+        raise
     except Exception as err:  # the user's model failed on the example input
         shapes = ", ".join(str(list(x.shape)) for x in inputs)
+        cause = err.__cause__ if isinstance(err, RuntimeError) and err.__cause__ else err
+        where = f" at {_describe(prop.current, gm)}" if prop.current is not None else ""
+        first = (str(cause).strip().splitlines() or [""])[0][:300]
         raise ImportFailed(f"{label}: running the example input(s) of shape {shapes} through the "
-                           f"traced model failed: {type(err).__name__}: {err}. Check the input "
-                           f"shape (without batch, e.g. input_shape=(3, 32, 32)).") from None
+                           f"traced model failed{where}: {type(cause).__name__}: {first}. "
+                           f"Check the input shape (without batch, e.g. input_shape=(3, 32, "
+                           f"32); on the command line --input-shape 3,32,32).") from None
     finally:
         for m, mode in modes.items():
             m.training = mode
@@ -155,7 +213,7 @@ def from_torch(module: nn.Module, example_input: Any = None, *, input_shape: Any
                if _is_tensor(n)})
 
     plans: dict[str, tuple[list, Any]] = {}
-    bad: list[str] = []
+    bad: list[tuple[str, str, str]] = []
     bad_nodes: set[str] = set()
     for n in gm.graph.nodes:
         if n.op in ("placeholder", "output"):
@@ -165,8 +223,8 @@ def from_torch(module: nn.Module, example_input: Any = None, *, input_shape: Any
         conv, mod = converter_for(n, gm)
         if n.op == "get_attr":
             if any(_is_tensor(u) for u in n.users):
-                bad.append(f"{_describe(n, gm)}: a parameter or buffer used directly in forward "
-                           f"(e.g. x + self.bias); use a supported module instead")
+                bad.append((_describe(n, gm), _kind(n, gm), "a parameter or buffer used directly "
+                            "in forward (e.g. x + self.bias); use a supported module instead"))
                 bad_nodes.add(n.name)
             continue
         if conv is None:
@@ -174,16 +232,16 @@ def from_torch(module: nn.Module, example_input: Any = None, *, input_shape: Any
                                                     for a in n.all_input_nodes):
                 bad_nodes.add(n.name)
                 continue  # unpacking the output of an op already reported
-            bad.append(f"{_describe(n, gm)}: no converter")
+            bad.append((_describe(n, gm), _kind(n, gm), "no converter"))
             bad_nodes.add(n.name)
             continue
         try:
             plans[n.name] = (conv(mod, n, ctx), mod)
         except Reject as why:
-            bad.append(f"{_describe(n, gm)}: {why}")
+            bad.append((_describe(n, gm), _kind(n, gm), str(why)))
             bad_nodes.add(n.name)
     if bad:
-        lines = "\n  ".join(bad)
+        lines = problem_list(bad)
         raise UnsupportedOp(
             f"{label}: {len(bad)} node(s) cannot be imported:\n  {lines}\nsnnc imports conv2d, "
             f"linear, batchnorm, relu, relu6/hardtanh/clamp, add, cat, max/avg/adaptive-avg "

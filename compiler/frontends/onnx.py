@@ -28,13 +28,18 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from onnx import numpy_helper
 
-from snnc.compiler.core.errors import ImportFailed, UnsupportedOp
+from snnc.compiler.core import limits
+from snnc.compiler.core.errors import ImportFailed, ResourceLimit, SnncError, UnsupportedOp
 from snnc.compiler.frontends.fx_ops import batch_free
+from snnc.compiler.frontends.onnx_attrs import check_nodes, static_shapes
+from snnc.compiler.frontends.onnx_check import (
+    _first, check_external, check_file, check_onnx, tensor_array,
+)
 from snnc.compiler.frontends.onnx_ops import CONST_EVALS, ONNX_CONVERTERS, Reject
 from snnc.compiler.core.ir import Attrs, Graph, GraphBuilder, Node, sanitize
 from snnc.compiler.core.shapes import infer_shape
+from snnc.compiler.frontends.report import problem_list
 
 MIN_OPSET = 13
 _MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
@@ -73,84 +78,78 @@ def _sniff(path: Path, label: str) -> None:
                            f"binary protobuf). Export one with torch.onnx.export.")
 
 
-def _check_external(model: onnx.ModelProto, folder: Path, label: str) -> None:
-    """Every external tensor must live in a file inside the model's folder."""
-    root = folder.resolve()
-    for t in onnx.external_data_helper._get_all_tensors(model):
-        if t.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        info = {e.key: e.value for e in t.external_data}
-        loc = info.get("location", "")
-        target = (root / loc).resolve()
-        if os.path.isabs(loc) or not target.is_relative_to(root):
-            raise ImportFailed(f"{label}: tensor '{t.name}' keeps its data at '{loc}', outside "
-                               f"the model's folder {root}. snnc reads external data only from "
-                               f"files beside the model: move the data file next to the .onnx "
-                               f"file and re-save with a relative location "
-                               f"(onnx.save_model(..., save_as_external_data=True)).")
-        if not target.is_file():
-            raise ImportFailed(f"{label}: tensor '{t.name}' keeps its data in '{loc}', which "
-                               f"does not exist in {root}. Copy the data file next to the "
-                               f".onnx file.")
+def _set_input_shape(model: onnx.ModelProto, input_shape, label: str) -> None:
+    """Give the one real input the shape (1, *input_shape) before shape inference."""
+    inits = {t.name for t in model.graph.initializer}
+    real = [vi for vi in model.graph.input if vi.name not in inits]
+    if len(real) != 1:
+        raise ImportFailed(f"{label}: input_shape= applies to a model with one input; this one "
+                           f"has {len(real)}.")
+    shape = real[0].type.tensor_type.shape
+    del shape.dim[:]
+    for d in (1, *(int(v) for v in input_shape)):
+        shape.dim.add().dim_value = d
+    del model.graph.value_info[:]
+    for o in model.graph.output:
+        for i, d in enumerate(o.type.tensor_type.shape.dim):
+            d.dim_param = f"snnc_out{i}"  # inferred again from the new input shape
 
 
-def load_model(path: str | os.PathLike) -> onnx.ModelProto:
-    """Read, check and normalise an ONNX file (external data loaded, opset >= 13, shapes)."""
+def load_model(path: str | os.PathLike, input_shape=None
+               ) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """Read, check and normalise an ONNX file: (model with inferred shapes, initializers).
+
+    Checks in docs/frontends.md's order ("Validation and limits", compiler/frontends/
+    onnx_check.py); external data is read once, straight into the arrays returned.
+    """
     path = Path(path)
     label = str(path)
     _sniff(path, label)
+    check_file(path, label)
     try:
         model = onnx.load_model(str(path), load_external_data=False)
     except Exception as err:  # protobuf's DecodeError and friends
-        raise ImportFailed(f"{label}: cannot be parsed as ONNX ({type(err).__name__}: {err}). "
-                           f"The file is truncated or not an ONNX model: export it again.") \
-            from None
+        raise ImportFailed(f"{label}: cannot be parsed as ONNX ({type(err).__name__}: "
+                           f"{str(err)[:200]}). The file is truncated or not an ONNX model: "
+                           f"export it again.") from None
     if not model.graph.node or model.ir_version <= 0:
         raise ImportFailed(f"{label}: parses but holds no ONNX graph (ir_version "
                            f"{model.ir_version}, {len(model.graph.node)} nodes): it is "
                            f"truncated or not an ONNX model. Export it again.")
-    _check_external(model, path.parent, label)
-    try:
-        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
-        onnx.checker.check_model(model)
-    except (onnx.checker.ValidationError, OSError, ValueError) as err:
-        raise ImportFailed(f"{label}: ONNX rejects the model: {err}. Export it again (or fix "
-                           f"the external data next to the file).") from None
+    check_external(model, path.parent, label)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is not None and opset < MIN_OPSET:
         try:
+            onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+            onnx.checker.check_model(model)
             model = onnx.version_converter.convert_version(model, MIN_OPSET)
         except Exception as err:
             raise ImportFailed(f"{label}: opset {opset} could not be converted to opset "
-                               f"{MIN_OPSET} by onnx.version_converter ({err}). Re-export with "
-                               f"opset_version={MIN_OPSET} or later.") from None
-    try:
-        model = onnx.shape_inference.infer_shapes(model)
-    except Exception as err:  # onnx raises InferenceError and, on odd files, others
-        raise ImportFailed(f"{label}: ONNX shape inference fails on this model ({err}). "
-                           f"Export it again; the file is inconsistent.") from None
-    return model
-
-
-def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
-    """The fully static shapes ONNX's shape inference found, by value name."""
-    out = {}
-    for vi in list(model.graph.value_info) + list(model.graph.output):
-        dims = vi.type.tensor_type.shape.dim
-        if dims and all(d.HasField("dim_value") for d in dims):
-            out[vi.name] = tuple(d.dim_value for d in dims)
-    return out
+                               f"{MIN_OPSET} by onnx.version_converter ({_first(err)}). "
+                               f"Re-export with opset_version={MIN_OPSET} or later.") from None
+    if input_shape is not None:
+        _set_input_shape(model, input_shape, label)
+    model = check_onnx(model, path, label)
+    sizes = {t.name: 4 * math.prod(t.dims) for t in model.graph.initializer}
+    if sizes:
+        largest = max(sizes, key=sizes.get)
+        limits.require(2 * sum(sizes.values()), f"importing the weights of {label} (tensor "
+                       f"'{largest}' alone holds {limits.fmt(sizes[largest])})", label)
+    consts = {}
+    for t in model.graph.initializer:
+        consts[t.name] = tensor_array(t, label, path.parent)
+        t.ClearField("raw_data")  # the array holds the data now: never two copies
+    return model, consts
 
 
 # -- names ------------------------------------------------------------------------------------
 def _scope_name(node: onnx.NodeProto) -> str | None:
     meta = {p.key: p.value for p in node.metadata_props}
     if "pkg.torch.onnx.name_scopes" in meta:  # dynamo exporter
-        try:
-            scopes = [s for s in ast.literal_eval(meta["pkg.torch.onnx.name_scopes"]) if s]
-            classes = ast.literal_eval(meta.get("pkg.torch.onnx.class_hierarchy", "[]"))
-        except (ValueError, SyntaxError):
-            return None
+        scopes, classes = (_str_list(meta.get(k, "[]")) for k in
+                           ("pkg.torch.onnx.name_scopes", "pkg.torch.onnx.class_hierarchy"))
+        scopes = [s for s in scopes or () if s]
+        classes = classes or []
         if not scopes:
             return None
         op = re.sub(r"_\d+$", "", scopes[-1])
@@ -170,6 +169,20 @@ def _scope_name(node: onnx.NodeProto) -> str | None:
         if path and node.op_type in _MODULE_OPS:
             return ".".join(path)
         return ".".join(path + [op])
+    return None
+
+
+def _str_list(text: str) -> list[str] | None:
+    """A metadata value that should be a list of strings, or None if it is anything else
+    (metadata only names nodes: a malformed value is ignored, docs/frontends.md)."""
+    if len(text) > 10_000:
+        return None
+    try:
+        v = ast.literal_eval(text)
+    except Exception:  # SyntaxError, ValueError, MemoryError/RecursionError on odd nesting
+        return None
+    if isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v):
+        return list(v)
     return None
 
 
@@ -193,13 +206,13 @@ def base_name(node: onnx.NodeProto) -> str:
 class _Ctx:
     """What converters see: constants, shapes, the IR being built (see onnx_ops.py)."""
 
-    def __init__(self, model: onnx.ModelProto, name: str, label: str):
+    def __init__(self, model: onnx.ModelProto, name: str, label: str,
+                 consts: dict[str, np.ndarray]):
         self.label = label
         self.b = GraphBuilder(name, params={})
         self.values: dict[str, str] = {}  # ONNX value -> IR node
         self.shapes: dict[str, tuple[int, ...]] = {}  # IR node -> shape
-        self.consts: dict[str, np.ndarray] = {
-            t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        self.consts: dict[str, np.ndarray] = dict(consts)
         self.poisoned: set[str] = set()
         self.consumers: dict[str, int] = {}
         for n in model.graph.node:
@@ -256,8 +269,7 @@ class _Ctx:
                 raise Reject(f"its shapes do not work out in snnc: {err}") from None
             self.b.add(Node(name, op, stub.attrs, shape, stub.params), srcs)
             for role, arr in ps.items():
-                self.b.set_param(f"{name}.{role}",
-                                 torch.from_numpy(np.array(arr, dtype=np.float32)).clone())
+                self.b.set_param(f"{name}.{role}", torch.tensor(np.asarray(arr, np.float32)))
             self.shapes[name], srcs = shape, [name]
         want = self.onnx_shapes.get(node.output[0])
         if want is not None and want != self.shapes[srcs[0]]:
@@ -320,35 +332,66 @@ def _input_shape(vi: onnx.ValueInfoProto, given, label: str) -> tuple[int, ...]:
     return tuple(shape)  # type: ignore[arg-type]
 
 
+_SUPPORTED = ("snnc imports Conv, Gemm, MatMul(+Add), BatchNormalization, Relu, Clip, Add, "
+              "Concat, MaxPool, AveragePool, GlobalAveragePool, ReduceMean over H,W, Flatten, "
+              "Reshape, Dropout and Identity (docs/frontends.md).")
+
+
+def _who(node: onnx.NodeProto, index: int) -> str:
+    name = f"node '{node.name}'" if node.name else \
+        f"node #{index} (unnamed, output '{node.output[0] if node.output else ''}')"
+    return f"{name} (op {node.op_type})"
+
+
 def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
     """Import the ONNX file at `path` as an ANN-form graph (docs/ir.md, docs/frontends.md).
 
     `input_shape` (without batch) replaces the file's input shape; it is needed when the
     file's input has dynamic dimensions other than the batch. Raises ImportFailed for a file
-    that cannot be read, UnsupportedOp listing every node that cannot be converted.
+    that cannot be read or is malformed (docs/frontends.md, "Validation and limits"),
+    UnsupportedOp listing every node that cannot be converted, ResourceLimit above the memory
+    limit; never another exception type.
     """
     label = str(path)
-    model = load_model(path)
-    ctx = _Ctx(model, sanitize(Path(path).stem), label)
-    if input_shape is None:  # with a new input shape, the file's inferred shapes do not hold
-        ctx.onnx_shapes = _static_shapes(model)
-    inits = set(ctx.consts)
-    real_inputs = [vi for vi in model.graph.input if vi.name not in inits]
-    if input_shape is not None and len(real_inputs) != 1:
-        raise ImportFailed(f"{label}: input_shape= applies to a model with one input; this one "
-                           f"has {len(real_inputs)}.")
+    try:
+        model, consts = load_model(path, input_shape)
+        bad = check_nodes(model, consts, static_shapes(model))
+        if bad:
+            problems = [(_who(n, i), f"(op {n.op_type})", why) for i, n, why in bad]
+            raise ImportFailed(f"{label}: {len(bad)} node(s) are invalid:\n  "
+                               f"{problem_list(problems)}\nThe file is malformed (onnxruntime "
+                               f"would refuse or misrun it): export the model again.")
+        return _convert(model, consts, label, input_shape)
+    except SnncError:
+        raise
+    except MemoryError:
+        raise ResourceLimit(f"{label}: ran out of memory while importing the model. Lower the "
+                            f"input shape, or free memory.") from None
+    except RecursionError:
+        raise ImportFailed(f"{label}: the graph is nested too deeply to import.") from None
+    except Exception as err:  # a malformed file that slipped through the checks above
+        where = getattr(err, "snnc_node", "the model")
+        raise ImportFailed(f"{label}: cannot import {where}: {type(err).__name__}: "
+                           f"{str(err)[:200]}. The file is probably malformed: check it with "
+                           f"onnxruntime, and if onnxruntime runs it, report this as a bug in "
+                           f"snnc.") from err
+
+
+def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape) -> Graph:
+    ctx = _Ctx(model, sanitize(Path(label).stem), label, consts)
+    ctx.onnx_shapes = static_shapes(model)
+    real_inputs = [vi for vi in model.graph.input if vi.name not in consts]
     for vi in real_inputs:
-        shape = _input_shape(vi, input_shape, label)
+        shape = _input_shape(vi, None, label)
         name = ctx.b.fresh(sanitize(vi.name))
         ctx.b.add(Node(name, "input", shape=shape))
         ctx.values[vi.name], ctx.shapes[name] = name, shape
 
-    bad: list[str] = []
+    bad: list[tuple[str, str, str]] = []
     for index, node in enumerate(model.graph.node):
-        who = f"node '{node.name}'" if node.name else \
-            f"node #{index} (unnamed, output '{node.output[0] if node.output else ''}')"
+        who = _who(node, index)
         if node.domain not in ("", "ai.onnx"):
-            bad.append(f"{who} (op {node.domain}::{node.op_type}): custom domain")
+            bad.append((who, f"(op {node.domain}::{node.op_type})", "custom domain"))
             ctx.poisoned.update(node.output)
             continue
         if _fold_constant(ctx, node):
@@ -364,16 +407,19 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
         except _Poisoned:
             ctx.poisoned.update(node.output)
         except Reject as why:
-            bad.append(f"{who} (op {node.op_type}): {why}")
+            bad.append((who, f"(op {node.op_type})", str(why)))
+            ctx.poisoned.update(node.output)
+        except (SnncError, MemoryError, RecursionError):
+            raise
+        except Exception as err:  # a malformed node the checks missed: name it
+            bad.append((who, f"(op {node.op_type})",
+                        f"malformed ({type(err).__name__}: {str(err)[:160]})"))
             ctx.poisoned.update(node.output)
     if bad:
-        lines = "\n  ".join(bad)
         raise UnsupportedOp(
-            f"{label}: {len(bad)} node(s) cannot be imported:\n  {lines}\nsnnc imports Conv, "
-            f"Gemm, MatMul(+Add), BatchNormalization, Relu, Clip, Add, Concat, MaxPool, "
-            f"AveragePool, GlobalAveragePool, ReduceMean over H,W, Flatten, Reshape, Dropout "
-            f"and Identity (docs/frontends.md). Replace these ops in the model (e.g. GELU/SiLU "
-            f"-> ReLU) and export again, or register a converter with @onnx_converter('OP') in "
+            f"{label}: {len(bad)} node(s) cannot be imported:\n  {problem_list(bad)}\n"
+            f"{_SUPPORTED} Replace these ops in the model (e.g. GELU/SiLU -> ReLU) and export "
+            f"again, or register a converter with @onnx_converter('OP') in "
             f"snnc.compiler.frontends.onnx_ops.")
     outs = []
     for o in model.graph.output:

@@ -1,0 +1,193 @@
+"""Validation of an ONNX model before snnc builds its IR (docs/frontends.md, "Validation and
+limits").
+
+The ONNX front end refuses a malformed file with an ImportFailed naming the file, the node and
+the tensor, in this order:
+
+1. `check_file`: size (an .onnx file above protobuf's 2 GiB cannot be parsed; the parse holds
+   the file's bytes and the message, so it needs twice the file's size under the memory limit);
+2. `check_external`: external data locations (no NUL byte, no absolute path, no symlink loop,
+   inside the model's folder, a regular file, offset + length within the file, length equal to
+   what the tensor's dims and type need), the total read against the memory limit;
+3. onnx's checker and its strict shape inference (`check_onnx`);
+4. `tensor_arrays`: every initializer's data against its dims and type (strings and unknown
+   types refused), NaN/Inf refused naming the tensor;
+5. `check_nodes`: snnc's own attribute checks on the ops it converts (arity of strides, pads,
+   dilations, kernel_shape; positive strides and kernels; dilation >= 1; kernel vs weight
+   shape; channels vs groups; bias length; pooling windows that fit their input; BN epsilon >= 0
+   and parameter shapes; Dropout ratio a scalar in [0, 1); Clip bounds scalars).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from snnc.compiler.core import limits
+from snnc.compiler.core.errors import ImportFailed
+
+PROTOBUF_LIMIT = 2 ** 31 - 1
+_FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16,
+                TensorProto.BFLOAT16}
+_NUMERIC = _FLOAT_TYPES | {TensorProto.INT8, TensorProto.UINT8, TensorProto.INT16,
+                           TensorProto.UINT16, TensorProto.INT32, TensorProto.UINT32,
+                           TensorProto.INT64, TensorProto.UINT64, TensorProto.BOOL}
+
+
+def _type_name(dt: int) -> str:
+    try:
+        return TensorProto.DataType.Name(dt)
+    except ValueError:
+        return f"unknown type {dt}"
+
+
+def check_file(path: Path, label: str) -> None:
+    """Refuse a file protobuf cannot parse (> 2 GiB) or one whose parse exceeds the limit."""
+    size = path.stat().st_size
+    if size > PROTOBUF_LIMIT:
+        raise ImportFailed(f"{label}: the file is {limits.fmt(size)}; protobuf cannot parse an "
+                           f"ONNX file above 2 GiB. Save the weights as external data "
+                           f"(onnx.save_model(model, path, save_as_external_data=True)).")
+    limits.require(3 * size, f"reading {label} (the file's bytes, the parsed model and onnx's "
+                   f"checker's copy)", label)
+
+
+def _expected_bytes(t: onnx.TensorProto) -> int | None:
+    if t.data_type not in _NUMERIC:
+        return None
+    return math.prod(t.dims) * np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+
+
+def check_external(model: onnx.ModelProto, folder: Path, label: str) -> int:
+    """Check every external tensor's location and extent; returns the bytes they hold."""
+    root = folder.resolve()
+    total, largest = 0, ("", 0)
+    for t in onnx.external_data_helper._get_all_tensors(model):
+        if t.data_location != TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        loc = info.get("location", "")
+        where = f"{label}: tensor '{t.name}' keeps its data at {loc!r}"
+        if not loc or "\x00" in loc:
+            raise ImportFailed(f"{where}: not a valid file name (empty or a NUL byte). The "
+                               f"file is damaged: export the model again.")
+        try:
+            target = (root / loc).resolve(strict=True)
+        except FileNotFoundError:
+            raise ImportFailed(f"{where}, which does not exist in {root}. Copy the data file "
+                               f"next to the .onnx file.") from None
+        except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop (Python 3.10)
+            raise ImportFailed(f"{where}, which cannot be resolved ({err}); a symlink loop? "
+                               f"Replace the link with the data file.") from None
+        if os.path.isabs(loc) or not target.is_relative_to(root):
+            raise ImportFailed(f"{where}, outside the model's folder {root}. snnc reads "
+                               f"external data only from files beside the model: move the data "
+                               f"file next to the .onnx file and re-save with a relative "
+                               f"location (onnx.save_model(..., save_as_external_data=True)).")
+        if not target.is_file():
+            raise ImportFailed(f"{where}, which is not a regular file. Give the data file "
+                               f"itself.")
+        try:
+            offset, length = int(info.get("offset", 0)), info.get("length")
+            length = None if length is None else int(length)
+        except ValueError:
+            raise ImportFailed(f"{where} with offset/length {info.get('offset')!r}/"
+                               f"{info.get('length')!r}, which are not integers.") from None
+        size = target.stat().st_size
+        need = _expected_bytes(t)
+        if need is None:
+            raise ImportFailed(f"{label}: tensor '{t.name}' has type "
+                               f"{_type_name(t.data_type)}; snnc reads numeric tensors only.")
+        if length is None:
+            length = size - offset
+        if offset < 0 or length < 0 or offset + length > size:
+            raise ImportFailed(f"{where} at bytes {offset}..{offset + length}, beyond the end "
+                               f"of the {size}-byte file. The data file is truncated or belongs "
+                               f"to another export.")
+        if length != need:
+            raise ImportFailed(f"{where}: {length} bytes, but its dims {list(t.dims)} and type "
+                               f"{_type_name(t.data_type)} need {need}.")
+        total += length
+        largest = max(largest, (t.name, length), key=lambda v: v[1])
+    limits.require(total, f"reading the external data of {label} (tensor '{largest[0]}' "
+                   f"alone holds {limits.fmt(largest[1])})", label)
+    return total
+
+
+def check_onnx(model: onnx.ModelProto, path: Path, label: str) -> onnx.ModelProto:
+    """onnx's checker on the file at `path` (it finds external data beside it), then strict
+    shape inference of `model`; returns the model with inferred shapes."""
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as err:  # ValidationError, and on odd files others
+        raise ImportFailed(f"{label}: ONNX's checker rejects the model: {_first(err)}. Export "
+                           f"it again.") from None
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True,
+                                                 data_prop=True)
+    except Exception as err:  # InferenceError, and on odd files others
+        raise ImportFailed(f"{label}: ONNX shape inference rejects the model: {_first(err)}. "
+                           f"The file is inconsistent: export it again.") from None
+
+
+def _first(err: Exception) -> str:
+    """The first of onnx's (often many, cascading) error lines, and how many follow."""
+    text = str(err).strip()
+    parts = re.findall(r"\(op_type:[^)]*\):.*", text)
+    if parts:
+        head = re.sub(r"^\[\w+\] ", "", parts[0].split("\n")[0])
+        more = f" (and {len(parts) - 1} later error(s))" if len(parts) > 1 else ""
+        return re.sub(r"\s*\[\w+Error\]\s*", " ", head).strip() + more
+    lines = text.splitlines()
+    return (lines[0][:300] if lines else type(err).__name__)
+
+
+def tensor_array(t: onnx.TensorProto, label: str, folder: Path | None = None) -> np.ndarray:
+    """The data of initializer `t` as an array, checked against its dims and type; external
+    data is read with one copy (np.fromfile), never twice."""
+    where = f"{label}: tensor '{t.name}'"
+    if t.data_type not in _NUMERIC:
+        raise ImportFailed(f"{where} has type {_type_name(t.data_type)}; snnc reads numeric "
+                           f"tensors only (weights are float). Export the model again.")
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
+    if any(d < 0 for d in t.dims):
+        raise ImportFailed(f"{where} has negative dims {list(t.dims)}.")
+    n = math.prod(t.dims)
+    if t.data_location == TensorProto.EXTERNAL:
+        info = {e.key: e.value for e in t.external_data}
+        path = (folder or Path(".")) / info["location"]
+        arr = np.fromfile(path, dtype=dtype.newbyteorder("<"), count=n,
+                          offset=int(info.get("offset", 0)))
+    else:
+        from onnx import numpy_helper
+
+        have = len(t.raw_data) // dtype.itemsize if t.HasField("raw_data") else None
+        if have is not None and len(t.raw_data) != n * dtype.itemsize:
+            raise ImportFailed(f"{where}: its dims {list(t.dims)} ({n} values of "
+                               f"{_type_name(t.data_type)}) disagree with its data "
+                               f"({len(t.raw_data)} bytes). The file is damaged: export it "
+                               f"again.")
+        try:
+            arr = numpy_helper.to_array(t)
+        except (ValueError, TypeError) as err:
+            raise ImportFailed(f"{where}: its data does not match its dims {list(t.dims)} "
+                               f"({err}). The file is damaged: export it again.") from None
+    if arr.size != n:
+        raise ImportFailed(f"{where}: dims {list(t.dims)} need {n} values, the data holds "
+                           f"{arr.size}.")
+    arr = arr.reshape(tuple(t.dims))
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            nan = int(np.isnan(arr).sum())
+            raise ImportFailed(f"{where} holds {nan} NaN and {int(bad.sum()) - nan} infinite "
+                               f"value(s) (first at flat index {int(np.flatnonzero(bad)[0])}). "
+                               f"snnc refuses non-finite weights: check the training run that "
+                               f"produced them.")
+    return arr
