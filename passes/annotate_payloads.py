@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snnc.compiler.core.ir import Graph
+from snnc.compiler.core.conditions import every_edge_has_payload, form_is
+from snnc.compiler.core.ir import Form, Graph
 from snnc.compiler.core.passmanager import register_pass
 from snnc.compiler.core.payload import edge_payload, node_payload
 from snnc.passes._common import require_snn
 
 
-@register_pass("annotate-payloads")
+@register_pass("annotate-payloads", requires=[form_is(Form.SNN)],
+               ensures=[every_edge_has_payload()])
 def annotate_payloads(g: Graph) -> Graph:
     """Set the payload of every edge from the payload rules (compiler/payload.py).
 

@@ -7,12 +7,13 @@ first pass of the conversion pipeline (docs/passes.md).
 
 from __future__ import annotations
 
+from snnc.compiler.core.conditions import skips_have_sources
 from snnc.compiler.core import blocks
 from snnc.compiler.core.ir import Graph
 from snnc.compiler.core.passmanager import register_pass
 
 
-@register_pass("annotate-skips")
+@register_pass("annotate-skips", ensures=[skips_have_sources()])
 def annotate_skips(g: Graph) -> Graph:
     """Mark the skip ports of every add/concat on the main path as ASC / DSC.
 

@@ -7,8 +7,9 @@ only the layers whose BN the exporter folded away get an identity one.
 
 from __future__ import annotations
 
+from snnc.compiler.core.conditions import form_is, lacks_ops, when
 from snnc.compiler.core.errors import SnncError
-from snnc.compiler.core.ir import Attrs, Graph, GraphBuilder, Node
+from snnc.compiler.core.ir import Attrs, Form, Graph, GraphBuilder, Node
 from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import (
     check_choice, classifier_of, data_users, require_snn, rewire_readers,
@@ -75,7 +76,8 @@ def _folded_layers(g: Graph) -> list[Node]:
     return found
 
 
-@register_pass("bn-to-bntt")
+@register_pass("bn-to-bntt", requires=[form_is(Form.SNN)],
+               ensures=[when("mode", ["bntt"], lacks_ops("batchnorm"))])
 def bn_to_bntt(g: Graph, *, timesteps: int | None = None, missing: str = "skip",
                eps: float = 1e-5, mode: str = "bntt") -> Graph:
     """Replace every batchnorm by a bntt of the same name with per-step statistics.

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from snnc.compiler.core.conditions import form_is, outputs_are
 from snnc.compiler.core.errors import PassFailed, SnncError
-from snnc.compiler.core.ir import Attrs, Graph, Node
+from snnc.compiler.core.ir import Attrs, Form, Graph, Node
 from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import check_choice, classifier_of, require_snn
 
@@ -27,7 +28,8 @@ def _grow(w, k: int, init: str, spread: float, seed: int):
     return out
 
 
-@register_pass("boost")
+@register_pass("boost", requires=[form_is(Form.SNN), outputs_are("readout", "vote")],
+               ensures=[outputs_are("vote")])
 def boost(g: Graph, *, k: int = 10, init: str = "perturb", spread: float = 0.1,
           seed: int = 0) -> Graph:
     """Grow the classifier to k*C outputs and append `%<readout>_vote = vote(...) {k}`.

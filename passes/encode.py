@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from snnc.compiler.core.ir import Attrs, Graph, Node
+from snnc.compiler.core.conditions import form_is, has_attrs, inputs_encoded
+from snnc.compiler.core.ir import Attrs, Form, Graph, Node
 from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import check_choice, data_users, require_snn, rewire_readers
 
 KINDS = ("direct", "poisson", "events")
 
 
-@register_pass("encode")
+@register_pass("encode", requires=[form_is(Form.SNN)],
+               ensures=[inputs_encoded(), has_attrs("encoder")])
 def encode(g: Graph, *, kind: str = "direct", seed: int = 0) -> Graph:
     """Insert `%<input>_enc = encoder(%<input>) {kind}` after every input; readers move to it.
 

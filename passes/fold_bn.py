@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from snnc.compiler.core.conditions import Condition
 from snnc.compiler.core.ir import EdgeKind, Graph, Node
 from snnc.compiler.core.passmanager import register_pass
 
@@ -26,7 +27,13 @@ def fold_scale_shift(bn_params: dict[str, torch.Tensor], eps: float):
     return s, bn_params["bias"] - bn_params["running_mean"] * s
 
 
-@register_pass("fold-bn")
+def _none_foldable(g: Graph) -> str | None:
+    left = [bn.name for bn in g.by_op("batchnorm") if _foldable(g, bn) is not None]
+    return f"batchnorm '{left[0]}' could still be folded" if left else None
+
+
+@register_pass("fold-bn", ensures=[Condition("no batchnorm left that folds into the layer "
+                                             "before it", _none_foldable)])
 def fold_bn(g: Graph) -> Graph:
     """Fold every batchnorm into the conv2d / linear before it, where that is exact.
 

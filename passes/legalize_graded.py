@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from snnc.compiler.core.conditions import Condition, form_is, has_attrs, no_edges
 from snnc.compiler.core.errors import ConstraintViolation, PassFailed
-from snnc.compiler.core.ir import EdgeKind, Graph
+from snnc.compiler.core.ir import EdgeKind, Form, Graph
 from snnc.compiler.core.passmanager import register_pass
 from snnc.compiler.core.payload import infer_payloads
 from snnc.passes._common import require_snn
@@ -91,7 +92,15 @@ class _Split:
         return tuple(out)
 
 
-@register_pass("legalize-graded")
+def _legalized(g: Graph, options: dict) -> str | None:
+    if supports_graded(str(options.get("target"))):
+        return None
+    return has_attrs("legalized")(g)
+
+
+@register_pass("legalize-graded", requires=[form_is(Form.SNN), no_edges(EdgeKind.ASC)],
+               ensures=[Condition("graph attr legalized on a target without graded spikes",
+                                  _legalized)])
 def legalize_graded(g: Graph, *, target: str = "loihi1") -> Graph:
     """Make an SNN deployable on a target whose spikes are binary (loihi1, truenorth, speck).
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from snnc.compiler.core.conditions import form_is, has_attrs, no_edges
 from snnc.compiler.core.errors import SnncError, UnsupportedOp
-from snnc.compiler.core.ir import Attrs, Edge, EdgeKind, Graph, GraphBuilder
+from snnc.compiler.core.ir import Attrs, Edge, EdgeKind, Form, Graph, GraphBuilder
 from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import (
     check_choice, projection_head, require_snn, rewire_readers, without_attr,
@@ -97,7 +98,8 @@ def _lower_add(b: GraphBuilder, add: str, mode: str, fallback: str, gname: str) 
         b.edges.append(replace(e, port=i))
 
 
-@register_pass("lower-residual")
+@register_pass("lower-residual", requires=[form_is(Form.SNN)],
+               ensures=[no_edges(EdgeKind.ASC), has_attrs("lowered", "residual")])
 def lower_residual(g: Graph, *, mode: str = "s2s", v2v_fallback: str = "s2m") -> Graph:
     """Lower every ASC edge to a spiking residual: S2S, S2M or V2V (docs/ir.md "Residuals").
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from snnc.compiler.core.conditions import lacks_ops
 from snnc.compiler.core.errors import UnsupportedOp
 from snnc.compiler.core.ir import Attrs, Graph, Node
 from snnc.compiler.core.passmanager import register_pass
 
 
-@register_pass("maxpool-to-avgpool")
+@register_pass("maxpool-to-avgpool", ensures=[lacks_ops("maxpool")])
 def maxpool_to_avgpool(g: Graph) -> Graph:
     """Replace every maxpool by an avgpool over the same window (attr from_maxpool=true).
 

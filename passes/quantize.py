@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from snnc.compiler.core.conditions import form_is, has_attrs
 from snnc.compiler.core.errors import ConstraintViolation, SnncError
-from snnc.compiler.core.ir import EdgeKind, Graph, Node
+from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node
 from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import check_choice, require_snn
 
@@ -47,7 +48,8 @@ def quantization_violations(g: Graph, *, bits: int = 8, scale: int = 64, exp: in
     return out
 
 
-@register_pass("quantize")
+@register_pass("quantize", requires=[form_is(Form.SNN)],
+               ensures=[has_attrs("weight_bits", "weight_scale")])
 def quantize(g: Graph, *, bits: int = 8, scale: int = 64, exp: int = 1, bias_bits: int = 13,
              decay_den: int = 4096, vth_bits: int = 17, on_clip: str = "error") -> Graph:
     """Round weights, biases, leaks and thresholds to a fixed-point format; never clip silently.

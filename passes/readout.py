@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from snnc.compiler.core.conditions import form_is, outputs_are
 from snnc.compiler.core.errors import UnsupportedOp
-from snnc.compiler.core.ir import EMPTY, Graph, Node
+from snnc.compiler.core.ir import EMPTY, Form, Graph, Node
 from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import check_choice, classifier_of, require_snn, rewire_readers
 
@@ -11,7 +12,8 @@ FINAL_LIF = ("remove", "error")
 _DONE = ("readout", "vote")
 
 
-@register_pass("readout")
+@register_pass("readout", requires=[form_is(Form.SNN)],
+               ensures=[outputs_are("readout", "vote")])
 def readout(g: Graph, *, final_lif: str = "remove") -> Graph:
     """Put `%<classifier>_readout = readout(...)` on every graph output.
 

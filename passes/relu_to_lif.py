@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from snnc.compiler.core.conditions import either, form_is, lacks_ops
 from snnc.compiler.core.errors import SnncError, UnsupportedOp
 from snnc.compiler.core.ir import Attrs, Form, Graph, Node
 from snnc.compiler.core.passmanager import register_pass
@@ -36,7 +37,8 @@ def _clip_lif(n: Node, attrs: dict, policy: str, gname: str) -> dict:
     return dict(attrs, vth=float(hi), clip_max=float(hi))
 
 
-@register_pass("relu-to-lif")
+@register_pass("relu-to-lif", requires=[either(form_is(Form.ANN), lacks_ops("relu"))],
+               ensures=[form_is(Form.SNN), lacks_ops("relu")])
 def relu_to_lif(g: Graph, *, leak: float = 0.874, vth: float = 1.0, reset: str = "subtract",
                 fire: str = "ge", surrogate: str = "triangle", alpha: float = 0.3,
                 width: float = 1.0, clip: str = "threshold",

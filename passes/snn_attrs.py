@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from snnc.compiler.core.conditions import has_attrs
 from snnc.compiler.core.errors import SnncError
 from snnc.compiler.core.ir import Graph
 from snnc.compiler.core.passmanager import register_pass
@@ -10,7 +11,8 @@ from snnc.passes._common import check_choice
 SEMANTICS = ("paper", "target")
 
 
-@register_pass("snn-attrs")
+@register_pass("snn-attrs",
+               ensures=[has_attrs("timesteps", "semantics", "target", "synaptic_delay")])
 def snn_attrs(g: Graph, *, timesteps: int = 8, semantics: str = "paper",
               target: str = "generic", synaptic_delay: int = 0) -> Graph:
     """Set graph attrs timesteps (T), semantics, target and synaptic_delay.

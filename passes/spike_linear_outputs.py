@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snnc.compiler.core.ir import Attrs, EdgeKind, Graph, Node
+from snnc.compiler.core.conditions import Condition, form_is
+from snnc.compiler.core.ir import Attrs, EdgeKind, Form, Graph, Node
 from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import require_snn
 
@@ -24,7 +25,21 @@ def _end_of_layer(g: Graph, name: str) -> str:
     return name
 
 
-@register_pass("spike-linear-outputs")
+def _no_current_into_synapse(g: Graph) -> str | None:
+    if not g.by_op("lif"):
+        return None  # the pass has no neuron to copy and leaves the graph alone
+    for n in g.by_op("conv2d", "linear"):
+        end = _end_of_layer(g, n.name)
+        for e in g.users(end):
+            if e.kind is EdgeKind.DATA and e.value_src == end \
+                    and g.node(e.dst).op in SYNAPTIC_READERS:
+                return f"'{end}' feeds {g.node(e.dst).op} '{e.dst}' a current"
+    return None
+
+
+@register_pass("spike-linear-outputs", requires=[form_is(Form.SNN)],
+               ensures=[Condition("no weighted layer's current reaches another synapse",
+                                  _no_current_into_synapse)])
 def spike_linear_outputs(g: Graph) -> Graph:
     """Put a lif after each weighted layer (conv2d/linear + its norm) whose output reaches
     another synapse with no neuron in between, e.g. mobilenetv2's linear bottleneck without a

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from snnc.compiler.core.conditions import Condition, describe as describe_condition, failure
 from snnc.compiler.core.errors import PassFailed, SnncError, VerifyError
 from snnc.compiler.core.ir import Graph
 
@@ -31,16 +32,68 @@ PassFn = Callable[..., Graph]
 PASSES: dict[str, PassFn] = {}
 
 
-def register_pass(name: str):
-    """Register the decorated function as pass `name` (kebab-case, unique)."""
+Cond = Condition | Callable[..., Any]
+
+
+class PassContractError(RuntimeError):
+    """A built-in pass broke its own `ensures`: a bug in snnc (exit 1, with a traceback)."""
+
+
+def register_pass(name: str, *, requires: Sequence[Cond] = (), ensures: Sequence[Cond] = ()):
+    """Register the decorated function as pass `name` (kebab-case, unique).
+
+    `requires` / `ensures`: conditions on the graph (snnc.compiler.core.conditions) that
+    `run_pipeline` checks before / after the pass runs.
+    """
     def deco(fn: PassFn) -> PassFn:
         if name in PASSES and PASSES[name] is not fn:
             raise ValueError(f"pass '{name}' is registered twice ({PASSES[name].__module__} and "
                              f"{fn.__module__})")
         fn.pass_name = name  # type: ignore[attr-defined]
+        fn.requires = tuple(requires)  # type: ignore[attr-defined]
+        fn.ensures = tuple(ensures)  # type: ignore[attr-defined]
         PASSES[name] = fn
         return fn
     return deco
+
+
+def _effective_options(fn: PassFn, options: dict[str, Any]) -> dict[str, Any]:
+    """The pass's keyword options: its defaults, updated with those given."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return dict(options)
+    out = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
+           and p.default is not inspect.Parameter.empty}
+    out.update(options)
+    return out
+
+
+def check_requires(name: str, fn: PassFn, g: Graph, options: dict[str, Any],
+                   before: str = "") -> None:
+    """Raise PassFailed naming the pass and the condition when a `requires` fails on `g`."""
+    opts = _effective_options(fn, options)
+    for cond in getattr(fn, "requires", ()):
+        why = failure(cond, g, opts)
+        if why is not None:
+            raise PassFailed(f"pass '{name}' requires {describe_condition(cond)}, but on graph "
+                             f"'{g.name}' {why}{before}. Run it after the passes that establish "
+                             f"this (`snnc passes -v` lists each pass's requires and ensures).")
+
+
+def check_ensures(name: str, fn: PassFn, g: Graph, options: dict[str, Any],
+                  before: str = "") -> None:
+    """Raise when the graph a pass returned breaks one of its `ensures`: PassContractError for
+    snnc's own passes (a bug), PassFailed for a user's."""
+    opts = _effective_options(fn, options)
+    for cond in getattr(fn, "ensures", ()):
+        why = failure(cond, g, opts)
+        if why is not None:
+            msg = (f"pass '{name}' ensures {describe_condition(cond)}, but on graph '{g.name}' "
+                   f"after it {why}{before}")
+            if str(getattr(fn, "__module__", "")).startswith("snnc."):
+                raise PassContractError(msg + ": a bug in snnc, please report it")
+            raise PassFailed(msg + f". Fix the pass ({fn.__module__}.{fn.__name__}).")
 
 
 @dataclass(frozen=True)
@@ -103,7 +156,8 @@ def parse_pass_spec(spec: str) -> PassSpec:
 
 def run_pipeline(g: Graph, passes: Sequence[PassSpec | PassFn],
                  progress: Callable[[str], None] | None = None) -> Graph:
-    """Run `passes` in order, verifying after each one."""
+    """Run `passes` in order: each pass's `requires` before it, its `ensures` and the verifier
+    after it."""
     from snnc.compiler.core.text import print_ir
     from snnc.compiler.core.verify import verify
 
@@ -113,6 +167,8 @@ def run_pipeline(g: Graph, passes: Sequence[PassSpec | PassFn],
         if progress:
             progress(name)
         before = f" (ran after: {', '.join(done)})" if done else ""
+        fn, options = (p.fn, p.options) if isinstance(p, PassSpec) else (p, {})
+        check_requires(name, fn, g, options, before)
         try:
             out = p(g)
         except SnncError as err:
@@ -123,6 +179,7 @@ def run_pipeline(g: Graph, passes: Sequence[PassSpec | PassFn],
             verify(out)
         except VerifyError as err:
             raise PassFailed(f"after pass '{name}'{before}: {err}") from None
+        check_ensures(name, fn, out, options, before)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("after %s:\n%s", name, print_ir(out))
         done.append(name)
@@ -131,9 +188,12 @@ def run_pipeline(g: Graph, passes: Sequence[PassSpec | PassFn],
 
 
 def describe(fn: PassFn) -> str:
-    """The contract of a pass: its docstring and options."""
+    """The contract of a pass: its options, checked requires/ensures and docstring."""
     sig = inspect.signature(fn)
     opts = [f"{n}={p.default!r}" for n, p in sig.parameters.items()
             if p.kind is inspect.Parameter.KEYWORD_ONLY]
     doc = inspect.getdoc(fn) or "(no docstring)"
-    return f"options: {', '.join(opts) or '(none)'}\n{doc}"
+    req = "; ".join(describe_condition(c) for c in getattr(fn, "requires", ())) or "(none)"
+    ens = "; ".join(describe_condition(c) for c in getattr(fn, "ensures", ())) or "(none)"
+    return (f"options: {', '.join(opts) or '(none)'}\nchecked requires: {req}\n"
+            f"checked ensures: {ens}\n{doc}")
