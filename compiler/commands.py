@@ -68,14 +68,22 @@ def _check_model_path(model: str) -> None:
 def inspect_cmd(model, snn, as_json, check, options, input_shape):
     """Print MODEL's IR, its blocks with adjacency matrices and every skip edge.
 
-    MODEL is an ONNX file, an snnc output directory, or a zoo model (zoo:resnet20).
+    MODEL is an ONNX file, an snnc output directory, a zoo model (zoo:resnet20) or a lava-dl
+    netx file (.net, shown as its SNN-form IR).
     """
     from snnc.compiler.core.blocks import find_blocks
     from snnc.compiler.core.serialize import dumps
     from snnc.compiler.core.text import print_ir
 
     _check_model_path(model)
-    if Path(model).is_dir():
+    if Path(model).suffix == ".net":  # a lava-dl netx file: already an SNN
+        from snnc.compiler.frontends.netx import read_netx
+
+        if check:
+            raise SnncError(f"{model}: --check compares an ANN with its source; a netx file "
+                            f"holds an SNN (use `snnc inspect {model}` or `snnc cost`)")
+        g = read_netx(model)
+    elif Path(model).is_dir():
         from snnc.compiler.api import load
 
         c = load(model)

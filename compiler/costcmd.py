@@ -98,7 +98,10 @@ def parse_rates(values: tuple[str, ...], g=None):
               help="Write a PNG: per-layer breakdown and the rate-sensitivity sweep.")
 @click.option("--allow-unconfirmed", is_flag=True,
               help="Show energy built on unconfirmed constants as a labelled band.")
-def cost_cmd(model, options, rates, data, samples, fmt, plot, allow_unconfirmed):
+@click.option("--skip-layers", default=0, show_default=True, type=click.IntRange(0),
+              help="FILE.net only: leave out the first layers, as lava-dl's "
+                   "netx.hdf5.Network(skip_layers=N) does.")
+def cost_cmd(model, options, rates, data, samples, fmt, plot, allow_unconfirmed, skip_layers):
     """Estimate MACs, SOPs, graded edges, cores, energy and latency of MODEL on a target.
 
     MODEL is an ONNX file, a zoo name (zoo:resnet20) or a `snnc compile` output directory (its
@@ -109,6 +112,9 @@ def cost_cmd(model, options, rates, data, samples, fmt, plot, allow_unconfirmed)
 
     if rates and data:
         raise SnncError("--rate and --calibrate both set the activity; give one of them")
+    if model.endswith(".net"):
+        _netx(model, options, rates, data, skip_layers, fmt, allow_unconfirmed)
+        return
     c, notes = _compiled(model, options, _given(option_names()))
     g = c.graph
     act = parse_rates(rates, g)
@@ -121,6 +127,26 @@ def cost_cmd(model, options, rates, data, samples, fmt, plot, allow_unconfirmed)
     if plot:
         rep.plot(plot, sweep=cost_sweep(g, t, ann=c.ann, allow_unconfirmed=allow_unconfirmed))
         click.echo(f"wrote {plot}", err=True)
+
+
+def _netx(model, options, rates, data, skip_layers, fmt, allow_unconfirmed) -> None:
+    """`snnc cost FILE.net`: the netx network's counts and cores (default target loihi2)."""
+    from snnc.compiler.api import cost_report
+    from snnc.compiler.frontends.netx import read_netx
+    from snnc.compiler.core.options import option_names
+
+    if data is not None:
+        raise SnncError(f"{model}: --calibrate needs the PyTorch backend to run the network; a "
+                        f"netx file is priced in estimate mode (--rate)")
+    if not Path(model).is_file():
+        raise SnncError(f"{model}: no such file; give a lava-dl netx .net file")
+    given = _given(option_names())
+    g = read_netx(model, skip_layers=skip_layers,
+                  timesteps=options.timesteps if "timesteps" in given else 16)
+    target = options.target if "target" in given else "loihi2"
+    rep = cost_report(g, target, rates=parse_rates(rates, g),
+                      allow_unconfirmed=allow_unconfirmed)
+    _print(rep, fmt)
 
 
 def _print(rep, fmt: str) -> None:

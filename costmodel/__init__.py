@@ -74,6 +74,10 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
                      f"legalize-graded pass ({how}; paper 2 eq. 12, 14, 18)")
     energy = latency = {}
     base = {}
+    if g.form is Form.SNN:
+        from snnc.costmodel.energy import reference_notes
+
+        notes += reference_notes(t, tot, T)
     if act is not None and act.mode == "estimate":
         from snnc.costmodel.estimate_error import error_note
 

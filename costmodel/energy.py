@@ -169,3 +169,27 @@ def snn_on_cmos(totals: dict, base: Target) -> dict:
     fig["assumptions"] = (f"{base.full_name}: binary SOPs x E_AC + graded SOPs x E_MAC "
                           "(Rathi & Roy / syops convention); arithmetic only.")
     return fig
+
+
+def reference_notes(t: Target, totals: dict, timesteps: int) -> list[str]:
+    """The target's measured whole-network references (per inference, cited) beside this
+    graph's own counts, so that a user can scale by hand; never a per-op constant."""
+    out = []
+    for name, ref in (t.reference or {}).items():
+        e = ref.get("energy_per_inference_J") or {}
+        if not e:
+            continue
+        parts = [f"{k} {1e3 * float(v):.4g} mJ" for k, v in e.items()]
+        pw = ref.get("power_W") or {}
+        power = ", ".join(f"{k} {float(v):.3g} W" for k, v in pw.items())
+        out.append(
+            f"reference, not an estimate of this graph: {name} measured on {t.name}: "
+            f"{', '.join(parts)} per inference of {ref.get('timesteps_per_inference', '?')} "
+            f"step(s) ({ref.get('cores', '?')} cores"
+            f"{'; ' + power if power else ''}; {ref.get('inferences_per_s', '?')} "
+            f"inferences/s; source: {ref.get('source', '?')}). This graph per inference of "
+            f"{timesteps} step(s): {totals.get('cores', 0)} cores, "
+            f"{totals['sops'] + totals['graded_sops']:.4g} SOPs, "
+            f"{totals['updates_active'] + totals['updates_idle']:.4g} neuron updates, "
+            f"{totals['spikes']:.4g} spikes")
+    return out

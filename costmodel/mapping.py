@@ -7,10 +7,11 @@ Each layer row with neurons is partitioned onto cores by the target's `mapping` 
   ``bits_per_axon``: per list of <= 64 weights n*(weight+delay+tag bits) + 4 + 6 rounded up to
   64) <= synapse_bits_per_core and ceil(N/c) * (reader layers) <= out_axons_per_core. Conv
   layers are split spatially (a core sees ceil(N_in/c) input axons), dense layers see all inputs.
-* ``loihi2``: the partition Intel's compiler chose for PilotNet (hardware-targets.md sec. 2):
-  conv layers are cut along x into power-of-two column chunks holding fewer than
-  ``conv_block_neurons`` neurons; dense layers hold floor(dense_synapses_per_core / fan-in)
-  neurons per core. Both are empirical (read from one network's compile log).
+* ``loihi2``: two rules and two constants, both fitted on one network (lava-dl's PilotNet SNN,
+  Intel's per-core table) and tested on another (lava-dl's Oxford network; docs/costmodel.md
+  "Loihi 2 cores"): spatial layers are cut along x into power-of-two column chunks holding
+  fewer than ``conv_block_neurons`` (4096) neurons; dense layers hold
+  floor(dense_synapses_per_core (23040) / fan-in) neurons per core.
 * ``truenorth``: 256 neurons x 256 axons per core: ceil(N/256) * ceil(fan-in/256) cores.
 * ``speck``: one layer per core, at most 9 layers, 2 destinations per layer, kernel/neuron
   memory by sinabs' formulas.
@@ -124,18 +125,19 @@ def _loihi(g, r, t, n_readers, viol) -> int:
 
 
 def _loihi2(g, r, t, n_readers, viol) -> int:
-    if r.op == "conv2d":
-        _, c, h, w = g.node(r.name).shape
+    shape = g.node(r.neuron or r.name).shape
+    if len(shape) == 4:  # a spatial layer (conv, or neurons fed by the frame)
+        _, c, h, w = shape
         limit = t.value("capacity.conv_block_neurons", 4096)
         chunk = 1
         while chunk * 2 * h * c < limit and chunk * 2 <= w:
             chunk *= 2
         if chunk * h * c >= limit:
-            viol.append(f"node '{r.name}' (op conv2d): one column holds {h * c} neurons, more "
+            viol.append(f"node '{r.name}' (op {r.op}): one column holds {h * c} neurons, more "
                         f"than the conv block limit {limit} of {t.name}")
         return math.ceil(w / chunk)
     fanin = max(1.0, _fanin(r))
-    budget = t.value("capacity.dense_synapses_per_core", 20480)
+    budget = t.value("capacity.dense_synapses_per_core", 23040)
     per = max(1, int(budget // fanin))
     return math.ceil(r.neurons / per)
 

@@ -218,3 +218,13 @@ def test_calibrate_is_the_measured_mode(tiny_onnx, capsys):
     est = _json(capsys, ["cost", str(tiny_onnx), "--format", "json"])
     assert est["activity"]["mode"] == "estimate"
     assert any(n.startswith("estimate mode") for n in est["notes"])
+
+
+def test_loihi2_report_cites_the_measured_pilotnet_energy(tiny_onnx, capsys):
+    """No per-op Loihi 2 energy (no primary source): the notes cite lava-dl's measured
+    PilotNet SNN per 16-step inference beside this graph's own counts."""
+    rep = _json(capsys, ["cost", str(tiny_onnx), "--target", "loihi2", "--format", "json"])
+    assert rep["energy"]["value"] is None
+    (note,) = [n for n in rep["notes"] if "pilotnet_snn" in n]
+    assert "1.661 mJ" in note and "1.094 mJ" in note and "16 step" in note
+    assert f"{rep['totals']['cores']} cores" in note.split("This graph")[1]

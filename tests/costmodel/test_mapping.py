@@ -69,9 +69,12 @@ def test_loihi2_conv_columns_and_dense_budget():
     # they hold fewer than 4096: 1 -> 2 -> 4 (2048); 8 columns would be 4096 -> 32/4 = 8 cores
     cores, _ = _cores(conv(1, 16, 32, 32), "loihi2")
     assert cores == {"conv": 8}
-    # PilotNet's 2560 -> 100: 20480 / 2560 = 8 neurons per core -> 13 cores
+    # PilotNet's 2560 -> 100: 23040 / 2560 = 9 neurons per core -> 12 cores (Intel: 12)
     cores, _ = _cores(dense(2560, 100), "loihi2")
-    assert cores == {"fc": 13}
+    assert cores == {"fc": 12}
+    # 200 -> 256 (Oxford's first layer): floor(23040 / 200) = 115 per core -> 3 cores
+    cores, _ = _cores(dense(200, 256), "loihi2")
+    assert cores == {"fc": 3}
 
 
 def test_loihi2_column_too_large():
