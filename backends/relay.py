@@ -28,9 +28,11 @@ RELAY_STATE_EXP = 5  # payload = a_in >> 5 = floor(2 v) for a_in = 64 v
 
 
 def exact_loihi2(g) -> bool:
-    """Whether `g` is a target-exact loihi2 graph (the only graphs that get relays)."""
+    """Whether `g` runs Lava's fixed-point arithmetic with one step of synaptic delay (graph
+    attrs `arithmetic` = lava-fixed and `synaptic_delay` = 1, recorded from the target file:
+    docs/targets.md), the only graphs that get relays."""
     a = g.attrs
-    return (a.get("semantics") == "target" and str(a.get("target", "")).startswith("loihi2")
+    return (a.get("arithmetic") == "lava-fixed"
             and int(a.get("synaptic_delay", 0) or 0) == 1)
 
 

@@ -34,13 +34,14 @@ EMITTERS = ("torch", "lava", "nir")
 
 
 def resolve_encoder(encoder: str, target: str) -> str:
-    """`auto` -> `direct` where the target takes graded input (generic, loihi2, cmos45), else
-    `poisson`: a binary-only chip (loihi1, truenorth, speck) cannot receive the frame itself."""
+    """`auto` -> the target file's features.encoder_default (docs/targets.md): `direct` where
+    the target takes graded input (generic, loihi2, cmos45, nir), `poisson` on a binary-only
+    chip (loihi1, truenorth, speck), which cannot receive the frame itself."""
     if encoder != "auto":
         return encoder
-    from snnc.costmodel.targets import load_target
+    from snnc.compiler.targets import load_target
 
-    return "direct" if load_target(target).graded_spikes else "poisson"
+    return load_target(target).encoder_default
 
 
 def zoo_module(name: str):

@@ -208,8 +208,8 @@ def passes_cmd(verbose):
 
 @click.command("targets")
 def targets_cmd():
-    """List the known targets (files in snnc/costmodel/targets and $SNNC_TARGETS)."""
-    from snnc.costmodel.targets import available_targets, load_target
+    """List the known targets (files in snnc/compiler/targets and $SNNC_TARGETS)."""
+    from snnc.compiler.targets import available_targets, load_target
 
     for name in available_targets():
         t = load_target(name)

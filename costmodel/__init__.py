@@ -16,7 +16,7 @@ from snnc.compiler.core.ir import Form, Graph
 from snnc.costmodel.activity import Activity, as_activity, propagate
 from snnc.costmodel.counting import count_layers, timesteps, totals
 from snnc.costmodel.report import CostReport
-from snnc.costmodel.targets import Target, available_targets, load_target
+from snnc.compiler.targets import Target, available_targets, load_target
 
 __all__ = ["estimate", "sweep", "Activity", "CostReport", "load_target",
            "available_targets", "Target", "load_compiled"]

@@ -25,7 +25,7 @@ from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node, Payload
 from snnc.compiler.core.payload import edge_payload, infer_payloads
 from snnc.costmodel.activity import Activity, propagate
 from snnc.costmodel.connectivity import connectivity, has_conn, taps_inside
-from snnc.costmodel.targets import Target
+from snnc.compiler.targets import Target
 
 _PASS = ("batchnorm", "bntt", "identity", "dropout")
 NEURON_OPS = ("lif", "readout")

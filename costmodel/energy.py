@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from snnc.costmodel.targets import Target
+from snnc.compiler.targets import Target
 
 _E_TERMS = [("sops", "energy.synop"), ("graded_sops", "energy.graded_synop"),
             ("updates_active", "energy.neuron_update_active"),

@@ -28,7 +28,7 @@ from snnc.compiler.core.ir import EdgeKind, Form, Graph, Payload
 from snnc.compiler.core.payload import edge_payload, infer_payloads
 from snnc.costmodel.activity import window
 from snnc.costmodel.connectivity import connectivity, has_conn
-from snnc.costmodel.targets import Target
+from snnc.compiler.targets import Target
 
 _SHAPE_ONLY = ("flatten", "reshape", "identity", "dropout", "maxpool")
 

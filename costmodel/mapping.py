@@ -25,7 +25,7 @@ import math
 
 from snnc.compiler.core.ir import Graph
 from snnc.costmodel.counting import LayerCost
-from snnc.costmodel.targets import Target
+from snnc.compiler.targets import Target
 
 
 def bits_per_axon(n_weights: int, weight_bits: int, delay_bits: int = 0, tag_bits: int = 0,

@@ -10,7 +10,7 @@ from snnc.compiler.core.ir import EdgeKind, Form, Graph
 from snnc.compiler.core.passmanager import register_pass
 from snnc.compiler.core.payload import infer_payloads
 from snnc.passes._common import require_snn
-from snnc.passes._targets import supports_graded
+from snnc.compiler.targets import load_target
 
 _LINEAR = frozenset({"dropout", "identity", "flatten", "reshape", "avgpool", "adaptive_avgpool",
                      "batchnorm", "bntt"})
@@ -105,7 +105,8 @@ def legalize_graded(g: Graph, *, target: str = "loihi1") -> Graph:
     """Make an SNN deployable on a target whose spikes are binary (loihi1, truenorth, speck).
 
     Requires: SNN form, residuals lowered (no ASC edge).
-    Guarantees: on a target with graded spikes (generic, loihi2, ...) the graph is unchanged.
+    Guarantees: on a target with graded spikes (graph attr graded_spikes, else the target
+    file's neuron.graded_spikes: generic, loihi2, ...) the graph is unchanged.
     Otherwise every graded value that reaches a synapse is rewritten as extra binary synapses
     and recorded (the structure stays; the cost model and backends read the attrs):
       * a weighted layer reading a sum of c spike terms (S2S adds, chained: eq. 12) gets
@@ -127,7 +128,10 @@ def legalize_graded(g: Graph, *, target: str = "loihi1") -> Graph:
     if any(e.kind is EdgeKind.ASC for e in g.edges):
         raise PassFailed(f"graph '{g.name}': legalize-graded needs lowered residuals; run "
                          f"'lower-residual' first.")
-    if supports_graded(target):
+    graded = g.attrs.get("graded_spikes")  # recorded from the target file by snn-attrs
+    if graded is None:
+        graded = load_target(target).graded_spikes
+    if graded:
         return g
     s = _Split(g, target)
     node_attrs: dict[str, dict] = {}

@@ -15,34 +15,37 @@ from collections.abc import Sequence
 from snnc.compiler.core.errors import SnncError
 from snnc.compiler.core.options import Options
 from snnc.compiler.core.passmanager import PASSES, PassSpec
+from snnc.compiler.targets import Target, load_target
 from snnc.passes import load_builtin_passes, parse_pass_spec
 from snnc.passes._common import check_choice
-from snnc.passes._targets import BINARY_ONLY, is_loihi2, supports_graded
 
 log = logging.getLogger("snnc.passes")
-
-DECAY_DEN = 4096  # Loihi 2: decays are integers out of 4096
-VTH_SCALE = 64  # Loihi 2: vThMant = int(theta * 64)
+PAPER_NEURON = dict(reset="subtract", fire="ge")  # paper 2 eq. 5-6
 
 
-def neuron_options(target: str, semantics: str, leak: float, threshold: float) -> dict:
-    """relu-to-lif options for `target` under `semantics` (docs/design.md "Neuron semantics").
+def neuron_options(target: str | Target, semantics: str, leak: float, threshold: float) -> dict:
+    """relu-to-lif options for `target` under `semantics` (docs/targets.md "Neuron").
 
     paper: subtractive reset, fire on u >= theta, leak and threshold as given (paper 2 eq. 3-6).
-    target on loihi2: reset to zero, fire on v > theta, leak = 1 - k/4096 with k = round((1 -
-    leak) 4096), threshold truncated to a multiple of 1/64 (lava-backend.md). Other targets
-    have no target-specific neuron here yet and use the paper's (hook: a target file's
-    neuron description would go here once snnc.costmodel.targets provides one).
+    target: the target file's neuron: its `reset` and `fire`; with a `decay_denominator` D the
+    leak becomes 1 - k/D with k = round((1 - leak) D); with a `threshold_scale` s the threshold
+    is truncated to int(theta s)/s (Loihi 2: D = 4096, s = 64, docs/lava-backend.md).
     """
     check_choice("conversion_pipeline", "semantics", semantics, ("target", "paper"))
-    opts = dict(leak=float(leak), vth=float(threshold), reset="subtract", fire="ge")
-    if semantics == "target" and is_loihi2(target):
-        k = round((1.0 - float(leak)) * DECAY_DEN)
-        vth = int(float(threshold) * VTH_SCALE) / VTH_SCALE
+    opts = dict(leak=float(leak), vth=float(threshold), **PAPER_NEURON)
+    if semantics != "target":
+        return opts
+    t = load_target(target)
+    opts.update(reset=t.reset, fire=t.fire)
+    den, scale = t.decay_denominator, t.threshold_scale
+    if den:
+        opts["leak"] = 1.0 - round((1.0 - float(leak)) * den) / den
+    if scale:
+        vth = int(float(threshold) * scale) / scale
         if vth <= 0:
-            raise SnncError(f"threshold {threshold} is below Loihi 2's threshold step 1/64; "
-                            f"raise --threshold.")
-        opts.update(leak=1.0 - k / DECAY_DEN, vth=vth, reset="zero", fire="gt")
+            raise SnncError(f"threshold {threshold} is below {t.name}'s threshold step 1/{scale} "
+                            f"(neuron.threshold_scale in {t.path}); raise --threshold.")
+        opts["vth"] = vth
     return opts
 
 
@@ -60,12 +63,13 @@ def _warn_once(key: str, msg: str, *args) -> None:
 
 
 def resolve_bn(o: Options) -> str:
-    """`bn = auto` -> the target's default batch-norm mode: `fold` on loihi2 with target
-    semantics (a Loihi neuron holds no per-step statistics, so a BNTT net cannot be deployed;
-    docs/lava.md "Deployable default"), `bntt` elsewhere (paper 2). Other modes unchanged."""
+    """`bn = auto` -> the target file's `features.bn_default` under target semantics (loihi2:
+    `fold`: a Loihi neuron holds no per-step statistics, so a BNTT net cannot be deployed;
+    docs/lava.md "Deployable default"), `bntt` under paper semantics (paper 2). Other modes
+    unchanged."""
     if o.bn != "auto":
         return o.bn
-    return "fold" if o.semantics == "target" and is_loihi2(o.target) else "bntt"
+    return load_target(o.target).bn_default if o.semantics == "target" else "bntt"
 
 
 def conversion_pipeline(options: Options | None = None, /, *,
@@ -78,45 +82,51 @@ def conversion_pipeline(options: Options | None = None, /, *,
     Its `passes` are parsed and appended after the pipeline, then `extra` (PassSpec or
     ``NAME{k=v}`` strings).
 
-    Order: annotate-skips -> snn-attrs (timesteps, semantics, target,
-    synaptic_delay = 1 for loihi2 target-exact, else 0) -> fold-bn when bn = fold (bn = auto:
-    fold on loihi2 target-exact, else bntt; `resolve_bn`) ->
-    maxpool-to-avgpool for hardware targets (loihi*, truenorth, speck; `legalize_maxpool`
-    overrides) -> relu-to-lif (the target's neuron, see `neuron_options`; on targets without
-    graded spikes a lif after every add with no activation, unactivated_add=lif) ->
-    bn-to-bntt{missing=identity} (bn = bntt: per-step BNTT, identity BNTT where the exporter
-    folded BN; bn = shared: `mode=shared`, the BNs stay, one per layer shared over time, with an
-    identity BN where the exporter folded one) -> spike-linear-outputs (targets without graded
-    spikes) -> lower-residual{mode=residual} ->
-    encode{kind=encoder} -> readout -> [boost] -> annotate-payloads -> legalize-graded (targets
-    without graded spikes) -> quantize (loihi2 target-exact). `reset` (subtract | zero)
-    overrides the neuron's reset.
+    Every target fact comes from the target file (snnc.compiler.targets, docs/targets.md),
+    never from its name: a renamed copy of a file or the file given by path compiles the same.
+
+    Order: annotate-skips -> snn-attrs (timesteps, semantics, target and the file's facts
+    `Target.graph_attrs`: synaptic_delay and arithmetic under target semantics, graded_spikes,
+    graded_bits) -> fold-bn when bn = fold (bn = auto: the file's features.bn_default under
+    target semantics, else bntt; `resolve_bn`) -> maxpool-to-avgpool where features.maxpool is
+    false (`legalize_maxpool` overrides) -> relu-to-lif (the file's neuron, see
+    `neuron_options`; without graded spikes a lif after every add with no activation,
+    unactivated_add=lif) -> bn-to-bntt{missing=identity} (bn = bntt: per-step BNTT, identity
+    BNTT where the exporter folded BN; bn = shared: `mode=shared`, the BNs stay, one per layer
+    shared over time, with an identity BN where the exporter folded one) ->
+    spike-linear-outputs (no graded spikes) -> lower-residual{mode=residual} ->
+    encode{kind=encoder; auto = features.encoder_default} -> readout -> [boost] ->
+    annotate-payloads -> legalize-graded (no graded spikes) -> quantize (arithmetic lava-fixed
+    under target semantics, with the file's weight_bits, threshold_scale, decay_denominator).
+    `reset` (subtract | zero) overrides the neuron's reset.
     """
     o = Options.build(options, **overrides)
     residual, target, timesteps = o.residual, o.target, o.timesteps
-    leak, threshold, semantics, reset = o.leak, o.threshold, o.semantics, o.reset
-    bn, boost = resolve_bn(o), o.boost
-    encoder = o.encoder
-    if encoder == "auto":
-        encoder = "direct" if supports_graded(target) else "poisson"
+    semantics, reset = o.semantics, o.reset
+    t = load_target(target)
+    bn = resolve_bn(o)
+    encoder = t.encoder_default if o.encoder == "auto" else o.encoder
     load_builtin_passes()
-    neuron = neuron_options(target, semantics, leak, threshold)
+    neuron = neuron_options(t, semantics, o.leak, o.threshold)
+    facts = t.graph_attrs(semantics)
+    fixed = facts["arithmetic"] == "lava-fixed"
     if reset is not None:  # the user's choice wins over the semantics' default (issue 3)
-        if semantics == "target" and is_loihi2(target) and reset != "zero":
-            raise SnncError("--reset subtract with --target loihi2 and target semantics: Loihi "
-                            "2's neuron resets to zero. Use --semantics paper to train the "
-                            "paper's subtractive reset (it then runs only in Lava's simulator).")
+        if fixed and reset != t.reset:
+            raise SnncError(f"--reset {reset} with --target {target} and target semantics: the "
+                            f"target's neuron ({t.path}) resets to {t.reset} in fixed-point "
+                            f"arithmetic. Use --semantics paper to train the paper's "
+                            f"subtractive reset (it then runs only in Lava's simulator).")
         neuron["reset"] = reset
-    exact = semantics == "target" and is_loihi2(target)
-    if semantics == "paper" and target != "generic":
+    paper = dict(PAPER_NEURON, synaptic_delay=0)
+    if semantics == "paper" and {"reset": t.reset, "fire": t.fire,
+                                 "synaptic_delay": t.synaptic_delay} != paper:
         log.warning("semantics=paper on target '%s': the trained neuron (subtractive reset, "
                     "fire on >=) differs from what the target runs; deployment will differ",
                     target)
-    hardware = is_loihi2(target) or target in BINARY_ONLY
     specs: list[PassSpec | None] = [
         _spec("annotate-skips"),
         _spec("snn-attrs", timesteps=int(timesteps), semantics=semantics, target=str(target),
-              synaptic_delay=1 if exact else 0),
+              **facts),
     ]
     if bn == "fold":
         if "fold-bn" in PASSES:
@@ -124,27 +134,29 @@ def conversion_pipeline(options: Options | None = None, /, *,
         else:  # hook: passes/fold_bn.py is written separately
             _warn_once("fold-bn", "pass 'fold-bn' is not available; batch norms stay as "
                        "float batchnorm")
-    if legalize_maxpool if legalize_maxpool is not None else hardware:
+    if legalize_maxpool if legalize_maxpool is not None else not t.maxpool:
         specs.append(_spec("maxpool-to-avgpool"))
     # A binary-only chip cannot carry a graded sum of currents (mobilenetv2's linear
     # bottleneck) into the next synapse: put a neuron after such adds there.
-    unactivated = {} if supports_graded(target) else {"unactivated_add": "lif"}
+    graded = t.graded_spikes
+    unactivated = {} if graded else {"unactivated_add": "lif"}
     specs.append(_spec("relu-to-lif", **neuron, **unactivated))
     if bn == "bntt":
         specs.append(_spec("bn-to-bntt", missing="identity"))
     elif bn == "shared":
         specs.append(_spec("bn-to-bntt", missing="identity", mode="shared"))
-    if not supports_graded(target):
+    if not graded:
         specs.append(_spec("spike-linear-outputs"))
     specs += [_spec("lower-residual", mode=residual), _spec("encode", kind=encoder),
               _spec("readout")]
-    if boost:
+    if o.boost:
         specs.append(_spec("boost"))
     specs.append(_spec("annotate-payloads"))
-    if not supports_graded(target):
+    if not graded:
         specs.append(_spec("legalize-graded", target=str(target)))
-    if exact:
-        specs.append(_spec("quantize"))
+    if fixed:  # Lava's fixed point (schema.LAVA_FIXED): numbers from the file
+        specs.append(_spec("quantize", bits=t.weight_bits, scale=t.threshold_scale,
+                           decay_den=t.decay_denominator))
     for item in (*o.passes, *extra):
         specs.append(parse_pass_spec(item) if isinstance(item, str) else item)
     return [s for s in specs if s is not None]

@@ -40,6 +40,13 @@ class SearchResult:
         return self.out / "best"
 
 
+def _has_energy(target: str) -> bool:
+    """True when `target`'s file holds at least one usable energy constant."""
+    from snnc.compiler.targets import load_target
+
+    return any(c.usable for c in load_target(target).section("energy").values())
+
+
 def search(model: Any, *, data: str = "fashion-mnist", out: str | Path = "search.snnc",
            config: SearchConfig | None = None, settings: EvalSettings | None = None,
            executor: str = "local", workers: int = 1, threads: int = 1, retries: int = 0,
@@ -64,7 +71,7 @@ def search(model: Any, *, data: str = "fashion-mnist", out: str | Path = "search
     finally:
         torch.set_num_threads(old)
     ev.info["limits"] = {"max_energy_uj": max_energy_uj, "max_cores": max_cores}
-    if cfg.objective != "drop" and s.cost_target in ("generic",):
+    if cfg.objective != "drop" and not _has_energy(s.cost_target):
         from snnc.compiler.core.errors import SnncError
 
         raise SnncError(f"--objective {cfg.objective} needs energy figures, but cost target "

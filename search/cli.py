@@ -73,11 +73,13 @@ def search_cmd(model, data, budget, batch, method, objective, energy_weight,
     out = out or f"./{Path(model).stem.replace(':', '_')}.search"
     cfg = SearchConfig(method=method, budget=budget, batch=batch, seed=seed,
                        objective=objective, energy_weight=energy_weight, n_init=n_init)
+    from snnc.compiler.targets import load_target
+
     target = options.target
     s = EvalSettings(data=data, train=n_train, val=n_val, options=options,
                      parent_epochs=parent_epochs, finetune_epochs=finetune_epochs,
                      cost_target=cost_target,
-                     limits_target=None if target == "generic" else target)
+                     limits_target=target if load_target(target).limits else None)
     with LiveProgress(budget) as live:
         res = search(model, data=data, out=out, config=cfg, settings=s, executor=executor,
                      workers=workers, threads=threads, retries=retries, address=address,

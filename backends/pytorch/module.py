@@ -7,10 +7,12 @@ step), so a conv runs once over T*B samples and a lif scans over T in one autogr
 
 Semantics per docs/ir.md: encoder (direct / poisson / events), lif with S2M (`scale * value`)
 and V2V (the source lif's current) inputs summed into its membrane in port order, S2S as an add
-after the lif, readout = u_T / T, and, for target-exact loihi2 graphs (`synaptic_delay` = 1),
-every lif's spikes shifted one step later (Lava's synaptic delay) and a graded relay (one more
-step, floor to 1/2) on S2S projection outputs and V2V projection inputs, and a readout that
-resets/saturates where Lava's does (backends/relay.py, docs/lava.md "Readout range").
+after the lif, readout = u_T / T, every lif's spikes shifted `synaptic_delay` steps later (1 on
+Loihi: Lava's synaptic delay), and Lava's fixed-point neuron and 8-bit weights where the graph
+attr `arithmetic` is `lava-fixed` (set from the target file, docs/targets.md), with a graded
+relay (one more step, floor to 1/2) on S2S projection outputs and V2V projection inputs, and a
+readout that resets/saturates where Lava's does (backends/relay.py, docs/lava.md "Readout
+range").
 """
 
 from __future__ import annotations
@@ -37,13 +39,19 @@ class ReadoutSaturation(UserWarning):
     Lava's reset/saturation there)."""
 
 
+def fixed_point(g: Graph) -> bool:
+    """True when `g` runs Lava's bit-accurate arithmetic: graph attr arithmetic = lava-fixed,
+    which the pipeline records from the target file (docs/targets.md), never a target name."""
+    return g.attrs.get("arithmetic") == "lava-fixed"
+
+
 class LIF(nn.Module):
     """A lif node: sums its ports (I, S2M scale*s, V2V r) and scans over time."""
 
     def __init__(self, node: Node, g: Graph, compact: bool):
         super().__init__()
         a = node.attrs
-        fixed = g.attrs.get("semantics") == "target" and g.attrs.get("target") == "loihi2"
+        fixed = fixed_point(g)
         get_surrogate(a.get("surrogate", "triangle"), node.name)
         self.cfg = LIFConfig(
             leak=float(a.get("leak", 1.0)), vth=float(a.get("vth", 1.0)),
@@ -54,8 +62,9 @@ class LIF(nn.Module):
             decay_k=a.get("decay_k"), vth_mantissa=a.get("vth_mant"))
         if fixed and (self.cfg.reset, self.cfg.fire) != ("zero", "gt"):
             raise SnncError(
-                f"graph '{g.name}', lif node '{node.name}': target-exact loihi2 semantics need "
-                f"reset=zero and fire=gt (Lava's neuron), found reset={self.cfg.reset} "
+                f"graph '{g.name}', lif node '{node.name}': lava-fixed arithmetic (target "
+                f"'{g.attrs.get('target')}') needs reset=zero and fire=gt (Lava's neuron), "
+                f"found reset={self.cfg.reset} "
                 f"fire={self.cfg.fire}. Recompile with --semantics target, or use --semantics "
                 f"paper to train the paper's neuron.")
         ins = g.inputs_of(node.name)
@@ -107,7 +116,7 @@ class SNNModule(nn.Module):
         self._rate_sum: dict[str, torch.Tensor] = {}
         self._rate_n: dict[str, int] = {}
         payloads = infer_payloads(g)
-        quant = g.attrs.get("weight_bits") == 8 and g.attrs.get("semantics", "paper") == "target"
+        quant = fixed_point(g) and g.attrs.get("weight_bits") == 8
         self.layers = nn.ModuleDict()
         self._plan = []
         self._relay: list[tuple[bool, ...]] = []  # per node: which inputs cross a relay

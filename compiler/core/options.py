@@ -75,13 +75,14 @@ class Options:
                       help="LIF leak factor lambda (paper 2 eq. 3).")
     threshold: float = opt(1.0, "--threshold", type=float, help="LIF threshold U_th.")
     encoder: str = opt("auto", "--encoder", choices=ENCODERS,
-                       help="Input encoding; auto = the target file's encoder_default.")
+                       help="Input encoding; auto = the target file's encoder_default "
+                            "(direct, or poisson on binary-only chips).")
     bn: str = opt("auto", "--bn", choices=("auto",) + BN_MODES,
                   help="Batch norm while training (docs/passes.md \"Batch-norm modes\"): bntt "
                        "= per-step statistics and affine (paper 2), shared = one BN shared "
-                       "over time steps, fold = folded into the weights; auto = the target's "
-                       "default: fold on loihi2 with target semantics (deployable, "
-                       "docs/lava.md), bntt elsewhere.")
+                       "over time steps, fold = folded into the weights; auto = the target "
+                       "file's bn_default under target semantics (fold on loihi2 and nir: "
+                       "deployable, docs/lava.md), bntt otherwise.")
     bntt: bool | None = opt(None, "--bntt/--no-bntt", type=bool,
                             help="Older spelling: --bntt = --bn bntt, --no-bntt = --bn fold.")
     semantics: str = opt("target", "--semantics", choices=("target", "paper"),

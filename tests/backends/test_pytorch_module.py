@@ -180,7 +180,7 @@ def test_s2s_gradient_plus_one_untouched_by_surrogate(surrogate_alpha):
 def test_loihi2_target_exact_chain_with_delay():
     """Target-exact loihi2: 8-bit weights (Lava-dl scaling), Lava's integer neuron, and one step
     of delay per lif, so the S2M skip over n = 2 layers arrives n - 1 = 1 step early."""
-    text = f"""graph q(%x: f32[1,8]) snn {{timesteps=10, semantics=target, target=loihi2, synaptic_delay=1, weight_bits=8}} {{
+    text = f"""graph q(%x: f32[1,8]) snn {{timesteps=10, semantics=target, target=loihi2, synaptic_delay=1, arithmetic=lava-fixed, weight_bits=8}} {{
   %enc = encoder(%x) {{kind=events}} : f32[1,8]
   %f0 = linear(%enc) {{in=8, out=8}} [f0.weight] : f32[1,8]
   %l0 = lif(%f0) {{leak={LEAK}, vth=1.0, reset=zero, fire=gt}} : f32[1,8]

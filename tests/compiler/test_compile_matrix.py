@@ -27,7 +27,7 @@ def _ann(zoo_onnx, name, exporter):
 
 
 def test_the_matrix_covers_every_target_and_zoo_model():
-    from snnc.costmodel.targets import available_targets
+    from snnc.compiler.targets import available_targets
 
     assert set(TARGETS) <= set(available_targets())
     assert len(models.available()) >= 7

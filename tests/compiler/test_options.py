@@ -11,8 +11,8 @@ import click
 import pytest
 
 from snnc.compiler.cli import main
-from snnc.compiler.errors import SnncError
-from snnc.compiler.options import Options, cli_options, option_names
+from snnc.compiler.core.errors import SnncError
+from snnc.compiler.core.options import Options, cli_options, option_names
 from snnc.passes.pipeline import conversion_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]

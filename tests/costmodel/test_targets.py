@@ -3,9 +3,9 @@
 import pytest
 
 from snnc.compiler.errors import TargetError
-from snnc.costmodel.targets import STATUSES, available_targets, load_target
+from snnc.compiler.targets import STATUSES, available_targets, load_target
 
-NAMES = ["cmos45", "generic", "loihi1", "loihi1-sanafe", "loihi2", "speck", "truenorth"]
+NAMES = ["cmos45", "generic", "loihi1", "loihi1-sanafe", "loihi2", "nir", "speck", "truenorth"]
 
 
 def test_builtin_targets_listed():

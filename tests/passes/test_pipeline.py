@@ -36,7 +36,7 @@ def test_loihi2_target_neuron():
     assert opts == dict(leak=1 - 516 / 4096, vth=83 / 64, reset="zero", fire="gt")
     assert neuron_options("loihi2", "paper", 0.874, 1.3) == dict(
         leak=0.874, vth=1.3, reset="subtract", fire="ge")
-    with pytest.raises(SnncError, match="threshold 0.01 is below Loihi 2's threshold step"):
+    with pytest.raises(SnncError, match="threshold 0.01 is below loihi2.s threshold step 1/64"):
         neuron_options("loihi2", "target", 0.9, 0.01)
 
 
