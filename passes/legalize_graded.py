@@ -105,8 +105,8 @@ def legalize_graded(g: Graph, *, target: str = "loihi1") -> Graph:
     """Make an SNN deployable on a target whose spikes are binary (loihi1, truenorth, speck).
 
     Requires: SNN form, residuals lowered (no ASC edge).
-    Guarantees: on a target with graded spikes (graph attr graded_spikes, else the target
-    file's neuron.graded_spikes: generic, loihi2, ...) the graph is unchanged.
+    Guarantees: on a target whose file has neuron.graded_spikes true (generic, loihi2, ...)
+    the graph is unchanged.
     Otherwise every graded value that reaches a synapse is rewritten as extra binary synapses
     and recorded (the structure stays; the cost model and backends read the attrs):
       * a weighted layer reading a sum of c spike terms (S2S adds, chained: eq. 12) gets
@@ -128,10 +128,7 @@ def legalize_graded(g: Graph, *, target: str = "loihi1") -> Graph:
     if any(e.kind is EdgeKind.ASC for e in g.edges):
         raise PassFailed(f"graph '{g.name}': legalize-graded needs lowered residuals; run "
                          f"'lower-residual' first.")
-    graded = g.attrs.get("graded_spikes")  # recorded from the target file by snn-attrs
-    if graded is None:
-        graded = load_target(target).graded_spikes
-    if graded:
+    if load_target(target).graded_spikes:  # the file of the target legalised for
         return g
     s = _Split(g, target)
     node_attrs: dict[str, dict] = {}
