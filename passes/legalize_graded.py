@@ -93,7 +93,7 @@ class _Split:
 
 
 def _legalized(g: Graph, options: dict) -> str | None:
-    if supports_graded(str(options.get("target"))):
+    if load_target(options.get("target", "loihi1")).graded_spikes:
         return None
     return has_attrs("legalized")(g)
 
