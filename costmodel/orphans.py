@@ -25,7 +25,7 @@ import math
 from snnc.compiler.core.ir import Graph
 from snnc.costmodel.connectivity import has_conn
 from snnc.costmodel.counting import NEURON_OPS, LayerCost
-from snnc.costmodel.targets import Target
+from snnc.compiler.targets import Target
 
 
 def consumers(g: Graph, name: str) -> tuple[list[str], list[str]]:
