@@ -44,6 +44,7 @@ import numpy as np
 
 from snnc.compiler.core.errors import UnsupportedOp
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node
+from snnc.compiler.core.ops import why_unsupported
 
 DT = 1e-4  # snnTorch's importer uses this fixed dt
 _PASS = ("identity", "dropout", "encoder")
@@ -192,6 +193,10 @@ class _Export:
                 f"run the same-step equations instead. Pass allow_delay_drop=True to export "
                 f"anyway (recorded as metadata snnc.synaptic_delay), or compile with "
                 f"--semantics paper")
+        for n in g.nodes:  # the op table says which ops the NIR emitter maps
+            why = why_unsupported(n.op, "nir")
+            if why is not None:
+                self.refuse(n, why)
         (inp,) = g.input_nodes()
         self.nodes["input"] = ir.Input(input_type=np.array(inp.shape[1:]))
         readout = None

@@ -3,8 +3,8 @@
     from snnc.compiler import compile, load
     c = compile("model.onnx", residual="s2s", target="loihi2", timesteps=8)
 
-Importing this package imports only the IR core; the API (`compile`, `load`, ...) is imported
-on first use (PEP 562), so that `import snnc.compiler.core.ir` never pulls in the layers above
+Importing this package imports only the IR core; the API (`compile`, `load`, `to_torch`,
+`cost_report`, `find_blocks`, ...) is imported on first use (PEP 562), so that `import snnc.compiler.core.ir` never pulls in the layers above
 it (docs/architecture.md). The IR core's modules keep their old paths: `snnc.compiler.ir` *is*
 `snnc.compiler.core.ir` (and so on for each name in `MOVED`).
 """
@@ -15,13 +15,26 @@ import importlib.util
 import sys
 
 
-_API = ("compile", "load", "Compiled", "import_ann")
+# The public API beyond the IR core's types, imported on first use: name -> (module, attr).
+# snnc.search uses only these names (an import-linter contract, docs/architecture.md).
+_API = {
+    **{n: ("snnc.compiler.api", n) for n in ("compile", "load", "Compiled", "import_ann",
+                                             "cost_report")},
+    "Options": ("snnc.compiler.core.options", "Options"),
+    "cli_options": ("snnc.compiler.core.options", "cli_options"),
+    "find_blocks": ("snnc.compiler.core.blocks", "find_blocks"),
+    "set_block": ("snnc.compiler.core.blocks", "set_block"),
+    # not `interpret`: that name is the old path of the module snnc.compiler.core.interpret
+    "run_ann": ("snnc.compiler.core.interpret", "interpret"),
+    "to_torch": ("snnc.backends.pytorch", "build_module"),
+}
 # Modules that moved into snnc.compiler.core; their old paths import the same module object.
 MOVED = ("ir", "shapes", "payload", "verify", "text", "serialize", "errors", "blocks",
          "blocks_channels", "blocks_detect", "blocks_write", "interpret", "passmanager",
          "options")
 
-__all__ = ["compile", "load", "Compiled", "Options", "import_ann", "SnncError", "Graph", "Node",
+__all__ = ["compile", "load", "Compiled", "Options", "import_ann", "cost_report", "cli_options",
+           "find_blocks", "set_block", "run_ann", "to_torch", "SnncError", "Graph", "Node",
            "Edge", "EdgeKind", "Form", "Payload", "parse", "print_ir", "verify"]
 
 
@@ -55,17 +68,12 @@ from snnc.compiler.core.verify import verify  # noqa: E402
 
 
 def __getattr__(name: str):
-    """The API's names (and Options), imported when first asked for."""
-    if name == "Options":
-        from snnc.compiler.core.options import Options
-
-        return Options
+    """The API's names (`_API`), imported when first asked for."""
     if name in _API:
-        from snnc.compiler import api
-
-        return getattr(api, name)
+        module, attr = _API[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'snnc.compiler' has no attribute '{name}'")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_API) | {"Options"})
+    return sorted(set(globals()) | set(_API))

@@ -29,9 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from snnc.compiler.core.errors import SnncError
-from snnc.compiler.core.ir import Graph
-from snnc.compiler.core.options import Options
+from snnc.compiler import Graph, Options, SnncError
 from snnc.search.space import BlockSpace, SearchSpace
 
 KIND_NAMES = {"S2S": "s2s", "S2M": "s2m", "V2V": "v2v"}
@@ -123,7 +121,7 @@ class SkipEvaluator:
 
     def build(self, levels) -> Graph:
         """The parent with every searched block rewritten as `levels` says (verified)."""
-        from snnc.compiler.core.blocks import find_blocks, set_block
+        from snnc.compiler import find_blocks, set_block
 
         g = self.parent
         for bid, choice in zip(self.block_ids, self.space.decode(levels)):
@@ -136,7 +134,7 @@ class SkipEvaluator:
         """The cost model's report of `g` on the cost target under `rates`; its energy is kept
         for ranking even when the target refuses part of the graph (e.g. a direct encoder on
         loihi1): the violations are in the report (strict=False, docs/costmodel.md)."""
-        from snnc.compiler.api import cost_report
+        from snnc.compiler import cost_report
 
         return cost_report(g, self.settings.cost_target, rates=rates, strict=False)
 
@@ -150,7 +148,7 @@ class SkipEvaluator:
             return False
         lim = self.info.get("limits", {})
         if self.settings.limits_target is not None:
-            from snnc.compiler.api import cost_report
+            from snnc.compiler import cost_report
 
             rep = cost_report(g, self.settings.limits_target)
             if set(rep.violations) - set(self.parent_violations):
@@ -170,11 +168,11 @@ class SkipEvaluator:
 
     def run(self, levels, seed: int):
         """(fine-tuned module, result dict) of one candidate."""
-        from snnc.backends.pytorch import build_module
+        from snnc.compiler import to_torch
 
         s = self.settings
         g = self.build(levels)
-        module = build_module(g)
+        module = to_torch(g)
         xt, yt, xv, yv = data_for(g, s)
         before = accuracy(module.eval(), xv, yv)
         loss = fit(module, xt, yt, s.finetune_epochs, s.batch_size, s.lr, seed)
@@ -201,7 +199,7 @@ def space_for(g: Graph, *, blocks: tuple[int, ...] | None = None,
               kinds: tuple[str, ...] = ("S2S", "S2M", "V2V"),
               fractions: tuple[float, ...] = (0.25, 0.5, 1.0)) -> tuple[SearchSpace, tuple]:
     """The search space of `g`'s blocks (all, or the indices in `blocks`)."""
-    from snnc.compiler.core.blocks import find_blocks
+    from snnc.compiler import find_blocks
 
     found = find_blocks(g)
     ids = tuple(range(len(found))) if blocks is None else tuple(blocks)
@@ -221,8 +219,7 @@ def space_for(g: Graph, *, blocks: tuple[int, ...] | None = None,
 def _realisable(g: Graph, found, ids, bs) -> tuple[tuple[int, ...], ...]:
     """Per variable, the levels set_block can write on their own (e.g. V2V needs a neuron
     source; set_block refuses a V2V out of a max-pool). Probed one entry at a time on `g`."""
-    from snnc.compiler.core.blocks import set_block
-    from snnc.compiler.core.ir import Form
+    from snnc.compiler import Form, set_block
 
     out = []
     for bid, b in zip(ids, bs):

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from snnc.compiler.core.errors import SnncError
+from snnc.compiler import SnncError
 
 Evaluator = Callable[[tuple[int, ...], int], dict[str, Any]]
 

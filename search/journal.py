@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from snnc.compiler.core.errors import SnncError
+from snnc.compiler import SnncError
 
 JOURNAL_NAME = "journal.jsonl"
 

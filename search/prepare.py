@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from snnc.compiler.core.errors import SnncError
+from snnc.compiler import SnncError
 from snnc.search.evaluate import (EvalSettings, SkipEvaluator, _split, accuracy, data_for, fit,
                                   space_for)
 
@@ -22,7 +22,7 @@ def _module_and_graph(model: Any, s: EvalSettings):
     """(nn.Module or None, ANN-form graph) for an nn.Module, ``zoo:NAME``, an ONNX path, or
     ``single-block`` (paper 1's single-block network, search/nets.py; ``single-block:s2`` with
     a stride-2 stem)."""
-    from snnc.compiler.api import import_ann
+    from snnc.compiler import import_ann
 
     if isinstance(model, str) and model in ("single-block", "single-block:s2"):
         from snnc.search.nets import SingleBlockNet
@@ -59,10 +59,8 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
     given as ONNX is used with its own weights). Returns the evaluator; its ``info`` holds the
     ANN and parent accuracies and the times each step took.
     """
-    from snnc.backends.pytorch import build_module
-    from snnc.compiler.api import compile as snnc_compile
-    from snnc.compiler.api import import_ann
-    from snnc.compiler.core.interpret import interpret
+    from snnc.compiler import compile as snnc_compile
+    from snnc.compiler import import_ann, run_ann, to_torch
 
     s = settings
     info: dict[str, Any] = {}
@@ -83,12 +81,12 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
         ann = import_ann(net, input_shape=shape)
     else:
         xt, yt, xv, yv = data_for(ann, s)
-        ann_acc = accuracy(lambda x: interpret(ann, x), xv, yv)
+        ann_acc = accuracy(lambda x: run_ann(ann, x), xv, yv)
     info["ann_s"] = time.perf_counter() - t0
     log(f"ANN '{ann.name}': validation accuracy {100 * ann_acc:.2f}% ({s.val} samples)")
     t0 = time.perf_counter()
     snn = snnc_compile(ann, s.options).graph
-    module = build_module(snn)
+    module = to_torch(snn)
     xt, yt, xv, yv = data_for(snn, s)
     conv_acc = accuracy(module.eval(), xv, yv)
     fit(module, xt, yt, s.parent_epochs, s.batch_size, s.lr, seed)
@@ -104,7 +102,7 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
         f"{len(space.blocks)} block(s), {space.n_vars} entries, {space.size} candidates")
     ev = SkipEvaluator(parent, space, ids, ann_acc, s, info=info)
     if s.limits_target is not None:
-        from snnc.compiler.api import cost_report
+        from snnc.compiler import cost_report
 
         ev.parent_violations = tuple(cost_report(parent, s.limits_target).violations)
     return ev

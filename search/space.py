@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snnc.compiler.core.errors import SnncError
+from snnc.compiler import SnncError
 
 NONE, DSC, ASC = 0, 1, 2
 ALL_KINDS = ("S2S", "S2M", "V2V")

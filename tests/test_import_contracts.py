@@ -92,3 +92,15 @@ def test_a_forbidden_import_breaks_the_contract(tmp_path):
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0, r.stdout
     assert "snnc.compiler.core.payload -> snnc.compiler.api" in r.stdout
+
+
+def test_the_public_api_names_resolve():
+    import snnc.compiler as api
+
+    for name in api.__all__:
+        assert getattr(api, name) is not None, name
+    import snnc.compiler.verify  # noqa: F401  (the old module path) does not shadow the function
+    from snnc.compiler import verify
+
+    assert callable(verify) and verify.__module__ == "snnc.compiler.core.verify"
+    assert api.run_ann.__module__ == "snnc.compiler.core.interpret"

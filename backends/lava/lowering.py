@@ -19,6 +19,7 @@ from snnc.backends.lava.plan import Layer, Plan, Synapse
 from snnc.backends.relay import RELAY_STATE_EXP, RELAY_STEP, is_relay_edge
 from snnc.compiler.core.errors import UnsupportedOp
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node
+from snnc.compiler.core.ops import why_unsupported
 from snnc.compiler.core.shapes import pad4, pair
 
 _PASS = ("identity", "dropout")
@@ -356,6 +357,10 @@ class _Lowering:
         if g.form is not Form.SNN:
             raise UnsupportedOp(f"{self.source}: graph '{g.name}' is in ANN form; the Lava "
                                 f"backend needs the SNN form (run the conversion pipeline)")
+        for n in g.nodes:  # the op table says which ops the Lava backend maps
+            why = why_unsupported(n.op, "lava")
+            if why is not None:
+                self.refuse(n, why)
         encs, ins = g.by_op("encoder"), g.input_nodes()
         if len(ins) != 1 or len(encs) != 1:
             raise UnsupportedOp(f"{self.source}: the Lava backend needs exactly one input and "

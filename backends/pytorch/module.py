@@ -33,6 +33,9 @@ from snnc.compiler.core.errors import SnncError, UnsupportedOp
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node
 from snnc.compiler.core.payload import edge_payload, infer_payloads
 
+# Ops the module runs itself (the others: an nn.Module from ops.EMITTERS each).
+RUN_BY_MODULE = frozenset({"input", "encoder", "readout", "lif"})
+
 
 class ReadoutSaturation(UserWarning):
     """A target-exact loihi2 readout left Lava's range on some samples (the model follows
@@ -124,7 +127,7 @@ class SNNModule(nn.Module):
             edges = g.inputs_of(n.name)
             if n.op == "lif":
                 self.layers[n.name] = LIF(n, g, compact)
-            elif n.op not in ("input", "encoder", "readout"):
+            elif n.op not in RUN_BY_MODULE:
                 pl = tuple(edge_payload(g, e, payloads) for e in edges)
                 self.layers[n.name] = ops.emit(n, ops.EmitContext(g, pl, self.timesteps, quant,
                                                                   compact))

@@ -24,6 +24,7 @@ from snnc.compiler.core.shapes import pad4, pair
 
 OpFn = Callable[[Node, Sequence[torch.Tensor], Mapping[str, torch.Tensor]], torch.Tensor]
 INTERPRETERS: dict[str, OpFn] = {}
+BOUND_OPS = frozenset({"input"})  # bound to the caller's tensors by `interpret` itself
 
 
 def interpreter(*ops: str):
@@ -158,7 +159,7 @@ def interpret(g: Graph, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Ten
         env[node.name] = x.to(torch.float32)
     with torch.no_grad():
         for node in g.nodes:
-            if node.op == "input":
+            if node.op in BOUND_OPS:
                 continue
             fn = INTERPRETERS.get(node.op)
             if fn is None:

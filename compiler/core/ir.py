@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from snnc.compiler.core import ops as _ops
 from snnc.compiler.core.errors import VerifyError
 
 
@@ -60,8 +61,9 @@ class Form(str, enum.Enum):
         return self.value
 
 
-SPIKING_OPS = frozenset({"encoder", "lif", "bntt", "readout", "vote"})
-WEIGHTED_OPS = frozenset({"conv2d", "linear"})
+# From the op table (compiler/core/ops.py).
+SPIKING_OPS = _ops.SPIKING_OPS
+WEIGHTED_OPS = _ops.WEIGHTED_OPS
 
 _PLAIN = (bool, int, float, str, type(None), enum.Enum)
 

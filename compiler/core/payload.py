@@ -7,6 +7,8 @@ of each op reads the payloads of its inputs; `edge_payload` gives what an edge c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from snnc.compiler.core.errors import VerifyError
 from snnc.compiler.core.ir import Edge, EdgeKind, Graph, Node, Payload
 
@@ -18,28 +20,62 @@ def widest(payloads) -> Payload:
     return max(payloads, key=_ORDER.__getitem__, default=Payload.GRADED)
 
 
+PayloadRule = Callable[[Node, list[Payload]], Payload]
+PAYLOAD_RULES: dict[str, PayloadRule] = {}
+
+
+def payload_rule(*ops: str):
+    """Register the decorated function as the payload rule of `ops`."""
+    def deco(fn: PayloadRule) -> PayloadRule:
+        for op in ops:
+            PAYLOAD_RULES[op] = fn
+        return fn
+    return deco
+
+
 def node_payload(node: Node, inputs: list[Payload]) -> Payload:
     """The payload of `node`'s output given its inputs' payloads (main inputs only)."""
-    op = node.op
-    if op == "lif":
-        return Payload.BINARY
-    if op == "encoder":
-        return Payload.GRADED if node.attrs.get("kind", "direct") == "direct" else Payload.BINARY
-    if op in ("input", "conv2d", "linear", "batchnorm", "bntt", "readout", "vote", "avgpool",
-              "adaptive_avgpool"):
-        # An average of spikes is a fraction; a weighted sum is a real value.
-        if op in ("avgpool", "adaptive_avgpool") and _is_unit_window(node):
-            return inputs[0]
-        return Payload.GRADED
-    if op in ("maxpool", "relu", "clip", "dropout", "identity", "flatten", "reshape"):
-        return inputs[0] if inputs else Payload.GRADED
-    if op == "add":
-        w = widest(inputs)
-        return Payload.COUNT if w is not Payload.GRADED else Payload.GRADED
-    if op == "concat":
-        return widest(inputs)
-    raise VerifyError(f"node '{node.name}': op '{op}' has no payload rule "
-                      f"(snnc.compiler.core.payload.node_payload)")
+    rule = PAYLOAD_RULES.get(node.op)
+    if rule is None:
+        raise VerifyError(f"node '{node.name}': op '{node.op}' has no payload rule "
+                          f"(@payload_rule in snnc.compiler.core.payload)")
+    return rule(node, inputs)
+
+
+@payload_rule("lif")
+def _spikes(node, inputs):
+    return Payload.BINARY
+
+
+@payload_rule("encoder")
+def _encoder(node, inputs):
+    return Payload.GRADED if node.attrs.get("kind", "direct") == "direct" else Payload.BINARY
+
+
+@payload_rule("input", "conv2d", "linear", "batchnorm", "bntt", "readout", "vote")
+def _real(node, inputs):
+    return Payload.GRADED  # a weighted sum, a normalised or integrated value is real
+
+
+@payload_rule("avgpool", "adaptive_avgpool")
+def _average(node, inputs):
+    # An average of spikes is a fraction, unless the window is one element.
+    return inputs[0] if _is_unit_window(node) else Payload.GRADED
+
+
+@payload_rule("maxpool", "relu", "clip", "dropout", "identity", "flatten", "reshape")
+def _same(node, inputs):
+    return inputs[0] if inputs else Payload.GRADED
+
+
+@payload_rule("add")
+def _add(node, inputs):
+    return Payload.COUNT if widest(inputs) is not Payload.GRADED else Payload.GRADED
+
+
+@payload_rule("concat")
+def _concat(node, inputs):
+    return widest(inputs)
 
 
 def _is_unit_window(node: Node) -> bool:

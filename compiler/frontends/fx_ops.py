@@ -8,6 +8,7 @@ with ``Reject(reason)``; the front end collects every refusal and unknown op int
 """
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+
+from snnc.compiler.core.ops import FX_SOURCES
 
 # A converter gets (module or None, fx node, trace context) and returns a list of
 # (op, attrs, params) steps applied one after another to the node's tensor inputs, or raises
@@ -28,6 +31,27 @@ FUNCTION_CONVERTERS: dict[Any, Converter] = {}
 METHOD_CONVERTERS: dict[str, Converter] = {}
 
 
+def resolve_source(name: str) -> Any:
+    """A torch module/function named in the op table (`torch.nn.Conv2d`), or a Tensor method
+    name (no dot) as is."""
+    if "." not in name:
+        return name
+    mod, _, attr = name.rpartition(".")
+    import importlib
+
+    try:
+        obj = importlib.import_module(mod)
+    except ImportError:
+        obj = resolve_source(mod)
+    return getattr(obj, attr)
+
+
+@functools.lru_cache(maxsize=None)
+def table_sources() -> tuple[Any, ...]:
+    """The fx sources of the op table (compiler/core/ops.py), resolved."""
+    return tuple(resolve_source(name) for name in FX_SOURCES)
+
+
 class Reject(Exception):
     """A converter's refusal: the reason goes into the UnsupportedOp message."""
 
@@ -36,6 +60,9 @@ def fx_converter(*targets: Any):
     """Register a converter for module classes, functions (torch.relu) or method names ("view")."""
     def deco(fn: Converter) -> Converter:
         for t in targets:
+            if not any(t is s or t == s for s in table_sources()):
+                raise ValueError(f"fx source {t!r} has no IR op in compiler/core/ops.py: add it "
+                                 f"to the `fx` sources of the op it traces as")
             if isinstance(t, type):
                 MODULE_CONVERTERS[t] = fn
             elif isinstance(t, str):

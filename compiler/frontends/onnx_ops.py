@@ -20,6 +20,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from snnc.compiler.core.ops import ONNX_SOURCES
+
 Converter = Callable[[Any, onnx.NodeProto], None]
 ONNX_CONVERTERS: dict[str, Converter] = {}
 CONST_EVALS: dict[str, Callable[[Any, onnx.NodeProto], list[np.ndarray]]] = {}
@@ -30,9 +32,13 @@ class Reject(Exception):
 
 
 def onnx_converter(*ops: str):
-    """Register the decorated function as the converter of ONNX op types `ops`."""
+    """Register the decorated function as the converter of ONNX op types `ops` (each must be
+    a source of an IR op in the op table, compiler/core/ops.py)."""
     def deco(fn: Converter) -> Converter:
         for op in ops:
+            if op not in ONNX_SOURCES:
+                raise ValueError(f"ONNX op {op} has no IR op in compiler/core/ops.py: add it to "
+                                 f"the `onnx` sources of the op it imports as")
             ONNX_CONVERTERS[op] = fn
         return fn
     return deco
