@@ -220,14 +220,18 @@ class _Lowering:
 
     def add_neuron(self, n: Node) -> None:
         ins = self.g.inputs_of(n.name)
-        op, w, b, conv = self.weighted(ins[0].value_src)
-        pooled = self.pooled(n, op, w) if n.op == "readout" else None
+        first = self.g.node(ins[0].value_src)
         scale = 1
-        if pooled is not None:  # readout(linear(flatten(avgpool(x)))): a sum, scaled back
-            terms, w, scale = pooled
-            b = b * scale
+        if first.op == "batchnorm" and is_relay_edge(self.g, self.g.inputs_of(first.name)[0]):
+            op, w, b, conv, terms = self.bn_relay(first)  # pre-activation: BN of a current
         else:
-            terms = self.value(self.g.inputs_of(op.name)[0].value_src)
+            op, w, b, conv = self.weighted(ins[0].value_src)
+            pooled = self.pooled(n, op, w) if n.op == "readout" else None
+            if pooled is not None:  # readout(linear(flatten(avgpool(x)))): a sum, scaled back
+                terms, w, scale = pooled
+                b = b * scale
+            else:
+                terms = self.value(self.g.inputs_of(op.name)[0].value_src)
         syns = self.synapses(op, w, conv, terms)
         shape = tuple(n.shape[1:])
         extra = np.zeros_like(b)  # S2M projection biases: not part of the V2V current
@@ -294,6 +298,79 @@ class _Lowering:
         idx = self.relays[tail]
         shape = self.layers[idx].shape
         return Term(idx, 0, shape[0], 0, len(shape) == 1, label)
+
+    def bn_relay(self, bn: Node):
+        """A batchnorm that was not folded (it normalises a sum or concat of currents): a relay
+        holding its input, then a 1x1 synapse of weight scale (8-bit grid) and the shift as
+        the neuron's bias, as the PyTorch backend computes it (ops.BatchNorm.affine)."""
+        self.seen.add(bn.name)
+        idx = self.current_relay(self.g.inputs_of(bn.name)[0].value_src)
+        gamma, beta = self.tensor(bn.param("weight")), self.tensor(bn.param("bias"))
+        mu, var = self.tensor(bn.param("running_mean")), self.tensor(bn.param("running_var"))
+        scale = gamma / np.sqrt(var + bn.attrs.get("eps", 1e-5))
+        shift = beta - mu * scale
+        scale = np.clip(fx.quantize_weight(scale) / fx.W_SCALE, fx.W_MIN / fx.W_SCALE,
+                        fx.W_MAX / fx.W_SCALE)
+        c = bn.shape[1]
+        flat = len(bn.shape) == 2
+        w = np.diag(scale) if flat else np.diag(scale).reshape(c, c, 1, 1)
+        return bn, w, shift, None if flat else dict(_CONV1), [Term(idx, 0, c, 0, flat, "main")]
+
+    def current_relay(self, name: str) -> int:
+        """The relay layer holding the graded current `name` (a conv/linear output, or an add
+        or channel concat of such, or an average pool of a relayed current)."""
+        if name not in self.relays:
+            c = self.g.node(name).shape[1]
+            bias = np.zeros(c)
+            syns = self.current_synapses(name, c, 0, bias)
+            shape = tuple(self.g.node(name).shape[1:])
+            self.relays[name] = self.relay_layer(name, shape, syns, bias, self.g.node(name))
+        return self.relays[name]
+
+    def current_synapses(self, name: str, out_c: int, off: int,
+                         bias: np.ndarray) -> list[Synapse]:
+        """Synapses writing current `name` into channels [off, off + C) of a relay with `out_c`
+        channels; its biases are added to `bias`."""
+        n = self.g.node(name)
+        self.seen.add(name)
+        ins = self.g.inputs_of(name)
+        if n.op in _PASS:
+            return self.current_synapses(ins[0].value_src, out_c, off, bias)
+        if n.op == "add":
+            out = []
+            for e in ins:
+                out += self.current_synapses(e.value_src, out_c, off, bias)
+            return out
+        if n.op == "concat" and n.attrs.get("axis", 1) == 1:
+            out, k = [], off
+            for e in ins:
+                if e.attrs.get("fraction", 1.0) != 1.0:
+                    self.refuse(n, "a DSC fraction < 1 of a current has no Loihi form")
+                out += self.current_synapses(e.value_src, out_c, k, bias)
+                k += self.g.node(e.value_src).shape[1]
+            return out
+        if n.op in ("conv2d", "linear"):
+            op, w, b, conv = self.weighted(name)
+            if conv is not None and conv["groups"] != 1:
+                self.refuse(n, "a grouped conv inside a relayed current sum")
+            wide = np.zeros((out_c,) + w.shape[1:])
+            wide[off:off + w.shape[0]] = w
+            bias[off:off + w.shape[0]] += b
+            terms = self.value(self.g.inputs_of(op.name)[0].value_src)
+            return self.synapses(op, wide, conv, terms)
+        if n.op in ("avgpool", "adaptive_avgpool") and is_relay_edge(self.g, ins[0]):
+            src = self.current_relay(ins[0].value_src)
+            if n.op == "adaptive_avgpool":
+                self.refuse(n, "an adaptive average pool of a current has no fixed sum-conv")
+            conv, pw = self.pool(n)
+            c = pw.shape[0]
+            wide = np.zeros((out_c, c) + pw.shape[2:])
+            wide[off + np.arange(c), np.arange(c)] = pw[:, 0]
+            conv = dict(conv, groups=1)
+            return self.synapses(n, wide, conv, [Term(src, 0, c, 0, False, "main")])
+        self.refuse(n, "this op cannot be part of a graded current sum on Loihi 2 (conv2d, "
+                       "linear, add, concat, average pool of a current)")
+        return []
 
     def v2v_projection(self, n: Node, e) -> list[Synapse]:
         """A V2V edge with a projection: a relay holding the source lif's current (eq. 15),

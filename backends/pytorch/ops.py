@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from snnc.backends.pytorch.layers import BNTTFn, SpikeConv2d, SpikeLinear
 from snnc.backends.pytorch.neuron import BIAS_GRID, WEIGHT_GRID, quantize_weight
+from snnc.backends.relay import exact_loihi2
 from snnc.compiler.core.errors import UnsupportedOp
 from snnc.compiler.core.ir import Graph, Node, Payload
 from snnc.compiler.core.shapes import pad4, pair
@@ -150,8 +151,25 @@ class BatchNorm(nn.Module):
         self.bias = nn.Parameter(_param(ctx, node, "bias", (c,)))
         self.register_buffer("running_mean", _param(ctx, node, "running_mean", (c,)))
         self.register_buffer("running_var", _param(ctx, node, "running_var", (c,)))
+        # target-exact loihi2: an unfolded BN reads a relay and becomes a 1x1 synapse with an
+        # 8-bit per-channel weight and a bias on the 1/64 grid (docs/lava.md "Relays")
+        self.exact = ctx.quantize and exact_loihi2(ctx.graph)
+
+    def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The eval-mode (scale, shift), on Loihi's weight and bias grids when exact (computed
+        in float64, as the Lava lowering does)."""
+        var = self.running_var.double() + self.eps
+        scale = self.weight.double() / torch.sqrt(var)
+        shift = self.bias.double() - self.running_mean.double() * scale
+        if self.exact:
+            scale, shift = quantize_weight(scale, *WEIGHT_GRID), quantize_weight(shift, *BIAS_GRID)
+        return scale.float(), shift.float()
 
     def forward(self, ins):
+        if self.exact and not self.training:
+            scale, shift = self.affine()
+            shape = (1, 1, -1) + (1,) * (ins[0].dim() - 3)
+            return ins[0] * scale.view(shape) + shift.view(shape)
         return _fold(lambda x: F.batch_norm(x, self.running_mean, self.running_var, self.weight,
                                             self.bias, self.training, self.momentum, self.eps),
                      ins[0])

@@ -76,3 +76,27 @@ def test_resnet_cifar_default_options(tmp_path, residual):
         assert ops.count("relay") == 2
     readout = plan.layers[-1]
     assert readout.readout and readout.scale == 4  # 2x2 map summed, not averaged
+
+
+@pytest.mark.parametrize("net", ["preresnet", "densenet"])
+def test_pre_activation_default_options(tmp_path, net):
+    """Pre-activation nets (BN-ReLU-conv; skips and concatenations carry conv outputs):
+    each unfolded BN reads a relay of the current sum (docs/lava.md "Relays"). No add is
+    followed by a neuron, so S2S, S2M and V2V give the same network (checked) and one Lava run
+    covers the three modes."""
+    torch.manual_seed(0)
+    m = (cvnets.PreResNetCifar((4, 8, 8), units=3, in_channels=2) if net == "preresnet"
+         else cvnets.DenseNetCifar(init=8, growth=4, units=3, stages=2, in_channels=2))
+    m = cvnets.randomize_bn(m)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(1.5)
+    graphs = {r: snnc_compile(m, residual=r, target="loihi2", timesteps=T,
+                              example_input=torch.zeros(1, *SHAPE)).graph
+              for r in ("s2s", "s2m", "v2v")}
+    plans = [lava.lower(g) for g in graphs.values()]
+    sig = [[(la.name, la.op, [(s.src, s.kind, s.weight.tobytes()) for s in la.synapses])
+            for la in p.layers] for p in plans]
+    assert sig[0] == sig[1] == sig[2]  # (edges record fallback=no-neuron-after-add)
+    plan = _parity(graphs["s2s"], tmp_path)
+    assert [layer.op for layer in plan.layers].count("relay") >= 6
