@@ -4,8 +4,8 @@
     c = compile("model.onnx", residual="s2s", target="loihi2", timesteps=8)
 
 Importing this package imports only the IR core; the API (`compile`, `load`, `to_torch`,
-`cost_report`, `find_blocks`, ...) is imported on first use (PEP 562), so that `import snnc.compiler.core.ir` never pulls in the layers above
-it (docs/architecture.md). The IR core's modules keep their old paths: `snnc.compiler.ir` *is*
+`cost_report`, `find_blocks`, ...) is imported on first use (PEP 562), so that
+`import snnc.compiler.core.ir` never pulls in the layers above it (docs/architecture.md). The IR core's modules keep their old paths: `snnc.compiler.ir` *is*
 `snnc.compiler.core.ir` (and so on for each name in `MOVED`).
 """
 
@@ -26,6 +26,7 @@ _API = {
     "set_block": ("snnc.compiler.core.blocks", "set_block"),
     # not `interpret`: that name is the old path of the module snnc.compiler.core.interpret
     "run_ann": ("snnc.compiler.core.interpret", "interpret"),
+    "load_target": ("snnc.compiler.targets", "load_target"),
     "to_torch": ("snnc.backends.pytorch", "build_module"),
 }
 # Modules that moved into snnc.compiler.core; their old paths import the same module object.
@@ -34,8 +35,8 @@ MOVED = ("ir", "shapes", "payload", "verify", "text", "serialize", "errors", "bl
          "options")
 
 __all__ = ["compile", "load", "Compiled", "Options", "import_ann", "cost_report", "cli_options",
-           "find_blocks", "set_block", "run_ann", "to_torch", "SnncError", "Graph", "Node",
-           "Edge", "EdgeKind", "Form", "Payload", "parse", "print_ir", "verify"]
+           "find_blocks", "set_block", "run_ann", "to_torch", "load_target", "SnncError", "Graph",
+           "Node", "Edge", "EdgeKind", "Form", "Payload", "parse", "print_ir", "verify"]
 
 
 class _OldPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):

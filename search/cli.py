@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from snnc.compiler.core.options import cli_options
+from snnc.compiler import cli_options
 from snnc.search.loop import OBJECTIVES, SearchConfig
 
 
@@ -73,7 +73,7 @@ def search_cmd(model, data, budget, batch, method, objective, energy_weight,
     out = out or f"./{Path(model).stem.replace(':', '_')}.search"
     cfg = SearchConfig(method=method, budget=budget, batch=batch, seed=seed,
                        objective=objective, energy_weight=energy_weight, n_init=n_init)
-    from snnc.compiler.targets import load_target
+    from snnc.compiler import load_target
 
     target = options.target
     s = EvalSettings(data=data, train=n_train, val=n_val, options=options,
