@@ -1,0 +1,125 @@
+"""Run a compiled network in Lava's Loihi 2 simulator on data and compare it with the PyTorch
+backend (docs/lava.md "Evaluating in the simulator"). Needs .venv-lava (Python 3.10).
+
+    from snnc.backends.lava.evaluate import evaluate
+    r = evaluate("model.snnc", data="digits-events", limit=300)
+    # r["agree"]: fraction of predictions equal; r["acc_lava"], r["acc_torch"], timings
+
+    .venv-lava/bin/python -m snnc.backends.lava.evaluate model.snnc --data digits-events
+
+The simulator is slow (measured about 140x the PyTorch model per sample at batch 1, more
+against a batch), so the run first times one sample and prints the estimated total before it
+goes on, with a progress bar. What runs is Lava's bit-accurate CPU simulator, not silicon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from snnc.compiler.core.errors import SnncError
+
+
+def _frames(x: np.ndarray, T: int, encoder: str) -> np.ndarray:
+    """One sample as the (T, ...) integer frames the Lava input receives."""
+    if encoder == "events":
+        return x
+    if encoder != "direct":
+        raise SnncError(f"encoder '{encoder}': the Lava evaluation takes event frames or "
+                        f"integer direct input (Poisson draws differ between the backends)")
+    return np.repeat(x[None], T, 0)
+
+
+def evaluate(directory: str | Path, *, data: str = "digits-events", split: str = "test",
+             limit: int | None = 100, progress: bool = True, out=sys.stderr) -> dict:
+    """PyTorch target-exact vs Lava's simulator on `limit` samples of `data` for the compiled
+    (or trained) directory. Returns samples, T, acc_torch / acc_lava (when labelled), agree
+    (fraction of equal predictions), max_readout_diff, s_per_sample_torch / _lava, slowdown,
+    and saturated (samples whose readout left Loihi's range, docs/lava.md "Readout range")."""
+    import torch
+
+    from snnc.backends import lava
+    from snnc.backends.lava.sim import Session, readouts
+    from snnc.backends.pytorch.io import load_graph, load_module
+    from snnc.data import load_dataset
+
+    g, _ = load_graph(directory)
+    module = load_module(directory).eval()
+    T = module.timesteps
+    enc = next((n.attrs.get("kind", "direct") for n in g.by_op("encoder")), "direct")
+    ds = load_dataset(data, split, limit=limit, timesteps=T)
+    x = ds.x.numpy()
+    labels = ds.y.numpy() if ds.y is not None else None
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        batch = ds.x.transpose(0, 1).contiguous() if enc == "events" else ds.x
+        y_torch = module(batch).numpy()
+    t_torch = (time.perf_counter() - t0) / len(x)
+    frames = [_frames(s, T, enc) for s in x]
+    with tempfile.TemporaryDirectory() as tmp:  # the directory itself is left unchanged
+        path = lava.export(g, tmp)
+        t0 = time.perf_counter()
+        with Session(path, tuple(frames[0].shape[1:])) as sim:
+            first = readouts(sim, frames[:1])
+            t_first = time.perf_counter() - t0
+            if progress:
+                print(f"Lava simulator: {len(frames)} samples, T = {T}; first sample (with the "
+                      f"build) {t_first:.1f} s; estimated total about "
+                      f"{t_first * len(frames) / 60:.1f} min ({t_first / t_torch:.0f}x the "
+                      f"PyTorch model's {t_torch * 1e3:.2f} ms/sample)", file=out, flush=True)
+            bar = None
+            if progress and len(frames) > 1:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(frames) - 1, desc="lava", unit="sample", file=out)
+            rest = readouts(sim, frames[1:], (lambda i: bar.update(1)) if bar else None)
+            if bar:
+                bar.close()
+        t_lava = (time.perf_counter() - t0) / len(frames)
+    y_lava = np.concatenate([first, rest]) if len(rest) else first
+    p_t, p_l = y_torch.argmax(1), y_lava.argmax(1)
+    r = {"samples": len(frames), "timesteps": T, "agree": float((p_t == p_l).mean()),
+         "max_readout_diff": float(np.abs(y_torch - y_lava).max()),
+         "s_per_sample_torch": t_torch, "s_per_sample_lava": t_lava,
+         "slowdown": t_lava / t_torch, "saturated": int(module.saturated)}
+    if labels is not None:
+        r["acc_torch"] = float((p_t == labels).mean())
+        r["acc_lava"] = float((p_l == labels).mean())
+    return r
+
+
+def main(argv=None) -> int:
+    """`python -m snnc.backends.lava.evaluate DIR --data NAME [--limit N] [--json]`."""
+    ap = argparse.ArgumentParser(prog="python -m snnc.backends.lava.evaluate",
+                                 description="Lava simulator vs the PyTorch model on data.")
+    ap.add_argument("directory")
+    ap.add_argument("--data", default="digits-events")
+    ap.add_argument("--split", default="test", choices=("train", "test"))
+    ap.add_argument("--limit", type=int, default=100)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    try:
+        r = evaluate(a.directory, data=a.data, split=a.split, limit=a.limit)
+    except SnncError as err:
+        print(f"snnc: error: {err}", file=sys.stderr)
+        return 2
+    if a.json:
+        print(json.dumps(r))
+    else:
+        acc = (f", accuracy PyTorch {r['acc_torch']:.4f} / Lava {r['acc_lava']:.4f}"
+               if "acc_lava" in r else "")
+        print(f"{r['samples']} samples, T = {r['timesteps']}: predictions equal "
+              f"{100 * r['agree']:.1f} %{acc}, max |readout difference| "
+              f"{r['max_readout_diff']:.3g}; Lava {r['s_per_sample_lava']:.2f} s/sample "
+              f"({r['slowdown']:.0f}x PyTorch)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
