@@ -38,6 +38,7 @@ which NIR 1.0 cannot express: export drops it only with ``allow_delay_drop=True`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -200,36 +201,8 @@ class _Export:
         (inp,) = g.input_nodes()
         self.nodes["input"] = ir.Input(input_type=np.array(inp.shape[1:]))
         readout = None
-        for n in g.nodes:
-            if n.op in ("input", "add", "concat") or n.op in _PASS:
-                if n.op == "encoder":
-                    self.value(n.name)
-                continue
-            if n.op in ("conv2d", "linear"):
-                self.weighted(n)
-            elif n.op == "lif":
-                self.lif(n)
-            elif n.op == "avgpool":
-                k, s = n.attrs["k"], n.attrs.get("stride", n.attrs["k"])
-                pad = n.attrs.get("pad", 0)
-                pad = (pad, pad) if isinstance(pad, int) else (pad[0], pad[1])
-                self.nodes[n.name] = ir.AvgPool2d(kernel_size=k, stride=s, padding=pad)
-                self.connect(n.name, self.value(self.g.inputs_of(n.name)[0].value_src))
-            elif n.op == "adaptive_avgpool" and self._exact_window(n) is not None:
-                # documented lowering: an adaptive pool whose windows tile the input exactly
-                # (e.g. global average pooling) is the AvgPool2d with that window
-                k = self._exact_window(n)
-                self.nodes[n.name] = ir.AvgPool2d(kernel_size=k, stride=k, padding=(0, 0))
-                self.connect(n.name, self.value(self.g.inputs_of(n.name)[0].value_src))
-            elif n.op == "flatten":
-                shape = g.node(g.inputs_of(n.name)[0].value_src).shape[1:]
-                self.nodes[n.name] = ir.Flatten(input_type={"input": np.array(shape)},
-                                                start_dim=0, end_dim=-1)
-                self.connect(n.name, self.value(self.g.inputs_of(n.name)[0].value_src))
-            elif n.op == "readout" and n.name in g.outputs:
-                readout = n.name
-            else:
-                self.refuse(n, "NIR has no node for it (and snnc no documented lowering)")
+        for n in g.nodes:  # one builder per op (_BUILDERS), as the op table lists them
+            readout = _BUILDERS[n.op](self, n) or readout
         out = g.outputs[0]
         src = self.value(g.inputs_of(readout)[0].value_src) if readout else self.value(out)
         shape = g.node(out).shape[1:]
@@ -239,6 +212,73 @@ class _Export:
                 "snnc.readout": "mean over time of output" if readout else "none",
                 "snnc.synaptic_delay": delay, "snnc.dt": DT}
         return ir.NIRGraph(nodes=self.nodes, edges=self.edges, metadata=meta)
+
+
+# -- one builder per IR op: it adds the op's NIR node(s) and edges; a readout returns its name --
+_BUILDERS: dict[str, Callable[[_Export, Node], str | None]] = {}
+
+
+def _builder(*ops: str):
+    def deco(fn):
+        for op in ops:
+            _BUILDERS[op] = fn
+        return fn
+    return deco
+
+
+@_builder("input", "add", "concat", "identity", "dropout")
+def _no_node(ex: _Export, n: Node) -> None:
+    """No NIR node of its own: readers take its value's producers (`_Export.value`)."""
+
+
+@_builder("encoder")
+def _encoder(ex: _Export, n: Node) -> None:
+    ex.value(n.name)  # refuses Poisson sampling
+
+
+@_builder("conv2d", "linear")
+def _weighted(ex: _Export, n: Node) -> None:
+    ex.weighted(n)
+
+
+@_builder("lif")
+def _lif(ex: _Export, n: Node) -> None:
+    ex.lif(n)
+
+
+@_builder("avgpool")
+def _avgpool(ex: _Export, n: Node) -> None:
+    k, s = n.attrs["k"], n.attrs.get("stride", n.attrs["k"])
+    pad = n.attrs.get("pad", 0)
+    pad = (pad, pad) if isinstance(pad, int) else (pad[0], pad[1])
+    ex.nodes[n.name] = ex.nir.AvgPool2d(kernel_size=k, stride=s, padding=pad)
+    ex.connect(n.name, ex.value(ex.g.inputs_of(n.name)[0].value_src))
+
+
+@_builder("adaptive_avgpool")
+def _adaptive_avgpool(ex: _Export, n: Node) -> None:
+    # documented lowering: an adaptive pool whose windows tile the input exactly (e.g. global
+    # average pooling) is the AvgPool2d with that window
+    k = ex._exact_window(n)
+    if k is None:
+        ex.refuse(n, "NIR has no node for it (and snnc no documented lowering)")
+    ex.nodes[n.name] = ex.nir.AvgPool2d(kernel_size=k, stride=k, padding=(0, 0))
+    ex.connect(n.name, ex.value(ex.g.inputs_of(n.name)[0].value_src))
+
+
+@_builder("flatten")
+def _flatten(ex: _Export, n: Node) -> None:
+    shape = ex.g.node(ex.g.inputs_of(n.name)[0].value_src).shape[1:]
+    ex.nodes[n.name] = ex.nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0,
+                                      end_dim=-1)
+    ex.connect(n.name, ex.value(ex.g.inputs_of(n.name)[0].value_src))
+
+
+@_builder("readout")
+def _readout(ex: _Export, n: Node) -> str:
+    if n.name not in ex.g.outputs:
+        ex.refuse(n, "NIR has no node for it (and snnc no documented lowering)")
+    return n.name
 
 
 def to_nir(g: Graph, *, allow_delay_drop: bool = False):
