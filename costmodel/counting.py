@@ -17,7 +17,7 @@ every step (eq. 15-16: graded SOPs). Projections are weighted nodes with rows of
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -74,7 +74,12 @@ class LayerCost:
     relay_neurons: int = 0
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The row as a JSON-ready dict (field order; lists copied)."""
+        return {k: (list(v) if isinstance(v, list) else v)
+                for k, v in ((f, getattr(self, f)) for f in _FIELDS)}
+
+
+_FIELDS = tuple(f.name for f in fields(LayerCost))
 
 
 def timesteps(g: Graph) -> int:

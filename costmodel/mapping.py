@@ -108,17 +108,28 @@ def _loihi(g, r, t, n_readers, viol) -> int:
                     f"in_axons_per_core = {lim['in_axons_per_core']} ({t.name}); split the "
                     f"layer's inputs or reduce its width")
     wb = int(g.attrs.get("weight_bits", t.weight_bits or 8))
-    for c in range(max(1, math.ceil(r.neurons / lim["neurons_per_core"])), r.neurons + 1):
+
+    def fits(c: int) -> bool:
         per = math.ceil(r.neurons / c)
         axons = math.ceil(n_in / c) if conv else n_in
         syn_per_axon = (r.synapses + r.extra_synapses + r.hosted_synapses) / c / axons \
             if axons else 0
         bits = axons * bits_per_axon(math.ceil(syn_per_axon), wb,
                                      lim.get("delay_bits", 0), lim.get("tag_bits", 0))
-        if (bits <= lim["synapse_bits_per_core"] and per * n_readers <=
+        return (bits <= lim["synapse_bits_per_core"] and per * n_readers <=
                 lim["out_axons_per_core"] and (conv and axons <= lim["in_axons_per_core"]
-                                               or not conv)):
+                                               or not conv))
+
+    lo = max(1, math.ceil(r.neurons / lim["neurons_per_core"]))
+    for c in range(lo, min(lo + 64, r.neurons + 1)):  # the smallest split, scanned
+        if fits(c):
             return c
+    if lo + 64 <= r.neurons and fits(r.neurons):  # beyond: bisect (the limits shrink with c)
+        a, b = lo + 64, r.neurons
+        while a < b:
+            m = (a + b) // 2
+            a, b = (a, m) if fits(m) else (m + 1, b)
+        return a
     viol.append(f"node '{r.name}' (op {r.op}): no split fits synapse_bits_per_core = "
                 f"{lim['synapse_bits_per_core']} even with one neuron per core")
     return r.neurons
