@@ -158,3 +158,17 @@ def test_docs_list_every_key_of_the_schema():
     assert not missing, f"docs/targets.md does not describe: {missing}"
     shipped = sorted(p.stem for p in SHIPPED.glob("*.yaml"))
     assert all(f"`{name}`" in text for name in shipped)
+
+
+def test_target_nir_emits_nir_with_default_options(tmp_path, capsys):
+    """`--target nir --emit nir`: the defaults (bn auto = the file's fold, zero reset, fire >,
+    no delay) give a network the NIR exporter takes, so training and export agree."""
+    pytest.importorskip("nir")
+    out = tmp_path / "n.snnc"
+    code = main(["compile", str(EXAMPLE), "--target", "nir", "--emit", "nir", "-T", "2",
+                 "--no-cost", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "model.nir").is_file()
+    import json
+
+    assert json.loads((out / "manifest.json").read_text())["options"]["bn"] == "fold"
