@@ -228,3 +228,13 @@ def test_loihi2_report_cites_the_measured_pilotnet_energy(tiny_onnx, capsys):
     (note,) = [n for n in rep["notes"] if "pilotnet_snn" in n]
     assert "1.661 mJ" in note and "1.094 mJ" in note and "16 step" in note
     assert f"{rep['totals']['cores']} cores" in note.split("This graph")[1]
+
+
+def test_dir_measured_mode_uses_the_directory_module(compiled_dir, capsys):
+    """`cost DIR --calibrate DATA`: the directory's own module (trained weights when trained)
+    records the activity; target, T and residual stay the directory's."""
+    rep = _json(capsys, ["cost", str(compiled_dir), "--calibrate", "digits", "--samples", "4",
+                         "--format", "json"])
+    assert rep["activity"]["mode"] == "measured" and rep["timesteps"] == 4
+    assert not any("recompiled" in n for n in rep["notes"])
+    assert all(r["measured"] for r in rep["layers"] if r["op"] in ("conv2d", "linear"))
