@@ -308,7 +308,7 @@ def run_one(name: str, steps: int, warmup: int, threads: int, device: str) -> di
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"row": name, "threads": threads, "samples_per_s": steps * BATCH / dt,
             "samples_per_cpu_s": steps * BATCH / cpu, "peak_growth_mb": peak - base,
-            "loss": float(loss)}
+            "loss": loss.item()}
 
 
 def _child(name: str, a) -> dict | None:
@@ -318,6 +318,8 @@ def _child(name: str, a) -> dict | None:
     results = {}
     for threads in a.threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+        if a.omp_wait:
+            env["OMP_WAIT_POLICY"] = a.omp_wait
         out = subprocess.run([*cmd, str(threads)], capture_output=True, text=True, env=env,
                              timeout=a.timeout)
         if out.returncode:
@@ -371,6 +373,10 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", choices=ROWS, help="run only these rows")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per row and thread count")
+    ap.add_argument("--omp-wait", choices=("active", "passive"), default=None,
+                    help="OMP_WAIT_POLICY for every row (default: the environment's). On a "
+                         "loaded, shared machine spinning OpenMP threads waste their time "
+                         "slices; passive makes 2-thread figures comparable again")
     ap.add_argument("--child", choices=ROWS, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -378,7 +384,8 @@ def main() -> None:
         return
     names = list(a.only or ROWS)
     best: dict[int, dict[str, dict]] = {t: {} for t in a.threads}
-    print(f"load average before: {os.getloadavg()}", flush=True)
+    print(f"load average before: {os.getloadavg()}; OMP_WAIT_POLICY="
+          f"{a.omp_wait or os.environ.get('OMP_WAIT_POLICY', '(unset)')}", flush=True)
     for rnd in range(a.rounds):
         for name in (names if rnd % 2 == 0 else names[::-1]):  # alternate the order
             for threads, r in _child(name, a).items():
