@@ -105,10 +105,16 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
     else:
         ann = import_ann(str(model) if isinstance(model, os.PathLike) else model,
                          example_input=example_input, input_shape=input_shape)
-    from snnc.compiler.core.limits import check_compile
+    from snnc.compiler.core.limits import check_compile, check_forward
 
-    check_compile(ann, o.timesteps, source)
-    snn = run_pipeline(ann, conversion_pipeline(o), progress=progress)
+    try:
+        check_compile(ann, o.timesteps, source)
+        snn = run_pipeline(ann, conversion_pipeline(o), progress=progress)
+        check_forward(snn, o.timesteps, 1, source)  # an accepted model's module runs
+    except SnncError as err:  # every refusal names the model it is about
+        if not str(err).startswith(source):
+            err.args = (f"{source}: {err}", *err.args[1:])
+        raise
     return Compiled(ann=ann, graph=snn, options=o, source=source)
 
 

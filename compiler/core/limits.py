@@ -3,9 +3,9 @@
 
 The limit is a process-wide setting, separate from the compile options (it decides whether
 snnc runs, never what it produces): by default half of the memory available when the command
-starts (MemAvailable, or the cgroup's remaining allowance if smaller); `snnc --max-memory 4G`,
-the environment variable ``SNNC_MAX_MEMORY`` or `set_memory_limit("4G")` change it
-(``none`` turns the check off). Estimates come from shapes, parameter counts and T before
+starts (MemAvailable, or less under an address-space rlimit or a cgroup allowance);
+`snnc --max-memory 4G`, the environment variable ``SNNC_MAX_MEMORY`` or
+`set_memory_limit("4G")` change it (``none`` turns the check off). Estimates come from shapes, parameter counts and T before
 anything is allocated; `require` raises ResourceLimit (exit 2) naming what and which node.
 """
 
@@ -48,7 +48,8 @@ def parse_size(text: str | int) -> int:
 
 
 def available_memory() -> int:
-    """Bytes available now: MemAvailable, capped by a cgroup v2 memory.max allowance."""
+    """Bytes available now: MemAvailable, capped by the process's address-space limit
+    (RLIMIT_AS, less what is mapped) and by a cgroup v2 memory.max allowance."""
     avail = None
     try:
         with open("/proc/meminfo") as f:
@@ -63,6 +64,16 @@ def available_memory() -> int:
             avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
             avail = 8 << 30
+    try:  # an address-space cap (ulimit -v, resource.setrlimit) bounds what we can allocate
+        import resource
+
+        cap = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if cap != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:
+                used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            avail = min(avail, max(0, cap - used))
+    except (ImportError, OSError, ValueError):
+        pass
     try:
         with open("/sys/fs/cgroup/memory.max") as f:
             cap = f.read().strip()

@@ -118,6 +118,12 @@ def load_model(path: str | os.PathLike, input_shape=None
                            f"truncated or not an ONNX model. Export it again.")
     check_external(model, path.parent, label)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    newest = onnx.defs.onnx_opset_version()
+    if opset is not None and opset > newest or model.ir_version > onnx.IR_VERSION:
+        raise ImportFailed(f"{label}: opset {opset} / IR version {model.ir_version} is newer "
+                           f"than this onnx {onnx.__version__} knows (opset {newest}, IR "
+                           f"version {onnx.IR_VERSION}): re-export with opset_version="
+                           f"{min(newest, 20)}, or upgrade onnx.")
     if opset is not None and opset < MIN_OPSET:
         try:
             onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))

@@ -83,6 +83,9 @@ def _const(consts, node, i):
 @_check("Conv")
 def _conv(node, consts, shapes):
     w = _const(consts, node, 1)
+    x = shapes.get(node.input[0])
+    if w is not None and x is not None and w.ndim != len(x):
+        raise Bad(f"its weight has shape {list(w.shape)} for an input of rank {len(x)}")
     if w is None or w.ndim != 4:
         return  # a computed weight or a 1-D/3-D conv: the converter explains it
     k = _ints(node, "kernel_shape", 2, None, 1)
@@ -92,7 +95,6 @@ def _conv(node, consts, shapes):
     group = attr(node, "group", 1)
     if not isinstance(group, int) or group < 1 or w.shape[0] % group:
         raise Bad(f"group={group!r} does not divide its {w.shape[0]} output channels")
-    x = shapes.get(node.input[0])
     if x is not None and len(x) == 4 and x[1] != w.shape[1] * group:
         raise Bad(f"its input has {x[1]} channels but its weight {list(w.shape)} with "
                   f"group={group} expects {w.shape[1] * group}")

@@ -47,13 +47,18 @@ REFUSED = {
     "bn_negative_epsilon": (ImportFailed, ["'/bn/BatchNormalization'", "epsilon=-1.0"]),
     "nan_weight": (ImportFailed, ["'conv1.weight'", "1 NaN"]),
     "inf_weight": (ImportFailed, ["'fc.weight'", "1 infinite"]),
+    # found by benchmarks/fuzz.py
+    "conv_weight_rank_5": (ImportFailed, ["'/conv1/Conv'", "[8, 3, 3, 3, 1] for an input of "
+                                                           "rank 4"]),
+    "clip_without_bounds": (UnsupportedOp, ["pass 'relu-to-lif'", "'relu6' (op clip"]),
 }
 # malformed metadata only names nodes: ignored, the model compiles and runs
 TOLERATED = ["name_scopes_int", "name_scopes_none", "class_hierarchy_int"]
 
 
 def test_every_case_is_covered():
-    assert set(REFUSED) | set(TOLERATED) == set(mutate.SIGNATURES) | set(mutate.ACCEPTED_INVALID)
+    assert set(REFUSED) | set(TOLERATED) == set(mutate.SIGNATURES) | \
+        set(mutate.ACCEPTED_INVALID) | set(mutate.FOUND)
     assert len(mutate.SIGNATURES) == 18  # 17 signatures + the 8 GiB sparse file
 
 
@@ -73,7 +78,7 @@ def _limit():
 
 def _build(base, case):
     model, folder = base
-    fn = {**mutate.SIGNATURES, **mutate.ACCEPTED_INVALID}[case]
+    fn = {**mutate.SIGNATURES, **mutate.ACCEPTED_INVALID, **mutate.FOUND}[case]
     path = fn(model, folder, case)
     assert path is not None
     return path

@@ -106,12 +106,15 @@ NETS = {"tiny_cnn": TinyCNN, "mlp": MLP, "mini_mobilenet": MiniMobileNet,
 
 
 def build(name: str) -> nn.Module:
-    """Net `name` (a key of NETS or ``zoo:NAME``) with seeded weights and BN statistics."""
+    """Net `name` (a key of NETS, ``zoo:NAME`` or ``zoo:NAME@SIZE``) with seeded weights and
+    BN statistics."""
     torch.manual_seed(0)
     if name.startswith("zoo:"):
         from snnc import models
 
-        net = models.randomize_batchnorm(models.get(name[4:]), seed=1)
+        zoo, _, size = name[4:].partition("@")  # zoo:mobilenetv2@32: a 32x32 input
+        kw = {"input_size": int(size), "num_classes": 10} if size else {}
+        net = models.randomize_batchnorm(models.get(zoo, **kw), seed=1)
     else:
         net = NETS[name]()
         for m in net.modules():
@@ -125,7 +128,7 @@ def export(name: str, exporter: str, folder: Path) -> Path:
     """Export net `name` with `exporter` ("torchscript" or "dynamo") into `folder`; the
     dynamo exporter may write its weights as external data beside the file."""
     net = build(name)
-    path = Path(folder) / f"{name.replace(':', '_')}-{exporter}.onnx"
+    path = Path(folder) / f"{name.replace(':', '_').replace('@', '_')}-{exporter}.onnx"
     x = torch.randn(1, *net.input_shape, generator=torch.Generator().manual_seed(0))
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
