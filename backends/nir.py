@@ -12,8 +12,9 @@ conv2d / linear        ``Conv2d`` / ``Affine`` (``Linear`` without bias)
 avgpool                ``AvgPool2d`` (adaptive_avgpool too, when its windows tile the input
                        exactly, e.g. global average pooling: kernel = stride = input / out)
 flatten                ``Flatten`` (start_dim 0, no batch axis)
-lif (reset zero)       (fire ge or gt: NIR's threshold crossing is snnTorch's v > θ, so a fire=ge
-                       net differs from its import only on exact ties u == θ)
+lif (reset zero)       (fire gt: v_threshold = the next float32 above θ, so that snnTorch's
+                       v > v_th and SpikingJelly's v >= v_th both fire exactly on v > θ; a
+                       fire=ge net differs from its import only on exact ties u == θ)
                        ``LIF`` with tau = dt / (1 − λ), r = tau / dt, v_leak = 0, v_threshold = θ,
                        so that snnTorch's import gives Leaky(beta = λ, threshold = θ,
                        reset_mechanism="zero") exactly; λ = 1 uses tau = 1e12 dt
@@ -21,7 +22,8 @@ add (S2S)              no node: every reader of the add gets an edge from each t
                        node's inputs; paper 2 eq. 12), so W·(o_l + o_{l−n}) is one synapse
 concat (DSC)           lowered: the consumer conv/linear is split by input channel into one
                        node per source (``<name>__dsc<k>``, bias on the first), all feeding the
-                       consumer's reader
+                       consumer's reader; a concat read by anything else (a batchnorm, a pool)
+                       becomes fixed 1x1 placement convs ``<concat>__cat<k>``, summed
 S2M into lif           a fixed 1x1 ``Conv2d`` (``Linear`` when flat) of weight W'·I from the
                        source, summed into the lif (snnTorch's importer has no ``Scale``)
 V2V into lif           edges from every node of the source lif's current (eq. 15, 18)
@@ -29,9 +31,11 @@ readout                the graph ends at the readout's input: u_T / T is the mea
                        ``Output`` (recorded as metadata ``snnc.readout``)
 =====================  =========================================================================
 
-Refused with a message naming the node: subtractive reset (NIR's LIF resets to a value), BNTT
-and batchnorm (fold BN first: compile without BNTT), vote, maxpool, Poisson encoding,
-projections on the current (V2V). Target-exact graphs carry Lava's one-step synaptic delay,
+batchnorm (not folded: pre-activation nets) becomes ``Affine`` (flat) or a diagonal 1x1
+``Conv2d``; a non-square conv kernel is embedded in a square one with zeros (nir 1.0.8's shape
+inference reads only the first kernel dimension). Refused with a message naming the node and
+suggesting ``--target nir``: subtractive reset (NIR's LIF resets to a value), BNTT, vote,
+maxpool, Poisson encoding, projections on the current (V2V). Target-exact graphs carry Lava's one-step synaptic delay,
 which NIR 1.0 cannot express: export drops it only with ``allow_delay_drop=True`` and records
 ``snnc.synaptic_delay`` in the metadata; otherwise it refuses.
 """
@@ -59,6 +63,15 @@ def _np(g: Graph, key: str | None) -> np.ndarray | None:
         raise UnsupportedOp(f"graph '{g.name}' has no weights (structure only); NIR export "
                             f"needs them: load graph.json with model.safetensors")
     return t.detach().cpu().float().numpy() if hasattr(t, "detach") else np.asarray(t, "f4")
+
+
+def fire_threshold(theta: float) -> float:
+    """The NIR ``v_threshold`` for snnc's fire-on-``v > θ`` neuron: the next float32 above θ.
+    NIR leaves the crossing rule to the importer: snnTorch fires on ``v > v_threshold``,
+    SpikingJelly on ``v >= v_threshold``. With θ⁺ = nextafter(θ) both fire exactly when the
+    float32 membrane exceeds θ, including the exact ties a 2x2 pool neuron produces (four
+    spikes x 1/4 = θ), except for a membrane equal to θ⁺ itself in snnTorch."""
+    return float(np.nextafter(np.float32(theta), np.float32(np.inf)))
 
 
 class _Export:
@@ -96,8 +109,7 @@ class _Export:
         if n.op == "add":
             return [p for e in self.g.inputs_of(name) for p in self.value(e.value_src)]
         if n.op == "concat":
-            self.refuse(n, "a concatenation must feed a conv2d or linear (which export splits "
-                           "per source); NIR has no concat node")
+            return self.placements(n)
         if name not in self.nodes:
             self.refuse(n, "this op has no NIR node")
         return self.split.get(name, [name])
@@ -138,6 +150,7 @@ class _Export:
                     self.refuse(n, "asymmetric padding")
                 h, wd = self.g.node(edges[0].value_src).shape[2:]
                 bias = bk if bk is not None else np.zeros(wk.shape[0], "f4")
+                wk, pad = self.square_kernel(n, wk, pad)
                 node = ir.Conv2d(input_shape=(h, wd), weight=wk, stride=a.get("stride", 1),
                                  padding=pad, dilation=a.get("dilation", 1),
                                  groups=a.get("groups", 1), bias=bias)
@@ -150,14 +163,81 @@ class _Export:
                 self.connect(name, self.value(e.value_src))
         self.split[n.name] = [p[0] for p in parts]
 
+    def placements(self, n: Node) -> list[str]:
+        """A channel concat read by anything but a conv/linear (which is split per source):
+        NIR has no concat node, so each source k feeds a fixed 1x1 ``Conv2d`` (``Linear`` when
+        flat) that writes it into its channel slice, and the reader sums them."""
+        if n.attrs.get("axis", 1) != 1:
+            self.refuse(n, "only channel concatenation maps to NIR")
+        if n.name in self.split:
+            return self.split[n.name]
+        names, off, c = [], 0, n.shape[1]
+        for k, e in enumerate(self.g.inputs_of(n.name)):
+            ck = self.g.node(e.value_src).shape[1]
+            if e.attrs.get("fraction", 1.0) != 1.0:
+                self.refuse(n, "a DSC fraction < 1 has no NIR form")
+            w = np.zeros((c, ck), "f4")
+            w[off + np.arange(ck), np.arange(ck)] = 1.0
+            name = f"{n.name}__cat{k}"
+            self.nodes[name] = (self.nir.Linear(weight=w) if len(n.shape) == 2 else
+                                self.nir.Conv2d(input_shape=tuple(n.shape[2:]),
+                                                weight=w.reshape(c, ck, 1, 1), stride=1,
+                                                padding=(0, 0), dilation=1, groups=1,
+                                                bias=np.zeros(c, "f4")))
+            self.connect(name, self.value(e.value_src))
+            names.append(name)
+            off += ck
+        self.split[n.name] = names
+        return names
+
+    def square_kernel(self, n: Node, w: np.ndarray, pad):
+        """nir 1.0.8 infers a Conv2d's output shape from the kernel's first dimension only
+        (type inference then fails for a 3x5 kernel): embed a kh x kw kernel in the square
+        max(kh, kw) kernel with zero rows/columns on both sides and widen the padding to
+        match (the same convolution; docs/lava.md "NIR"). An odd size difference would need
+        asymmetric padding: refused."""
+        kh, kw = w.shape[2:]
+        if kh == kw:
+            return w, pad
+        if (kh - kw) % 2:
+            self.refuse(n, f"a {kh}x{kw} kernel: nir 1.0.8's shape inference needs a square "
+                           f"kernel, and embedding this one needs asymmetric padding")
+        k = max(kh, kw)
+        dh, dw = (k - kh) // 2, (k - kw) // 2
+        dil = self.g.node(n.name).attrs.get("dilation", 1)
+        dil = (dil, dil) if isinstance(dil, int) else tuple(dil)
+        sq = np.zeros(w.shape[:2] + (k, k), w.dtype)
+        sq[:, :, dh:dh + kh, dw:dw + kw] = w
+        return sq, (int(pad[0]) + dh * dil[0], int(pad[1]) + dw * dil[1])
+
+    def batchnorm(self, n: Node) -> None:
+        """An unfolded batchnorm (pre-activation nets): NIR ``Affine`` on flat values, a 1x1
+        ``Conv2d`` with the diagonal scale on maps (NIR has no per-channel scale node that
+        snnTorch imports); eval-mode statistics."""
+        g = self.g
+        w, b = _np(g, n.param("weight")), _np(g, n.param("bias"))
+        mu, var = _np(g, n.param("running_mean")), _np(g, n.param("running_var"))
+        scale = (w / np.sqrt(var.astype("f8") + n.attrs.get("eps", 1e-5))).astype("f4")
+        shift = (b - mu * scale).astype("f4")
+        c = n.shape[1]
+        if len(n.shape) == 2:
+            self.nodes[n.name] = self.nir.Affine(weight=np.diag(scale), bias=shift)
+        else:
+            self.nodes[n.name] = self.nir.Conv2d(
+                input_shape=tuple(n.shape[2:]), weight=np.diag(scale).reshape(c, c, 1, 1),
+                stride=1, padding=(0, 0), dilation=1, groups=1, bias=shift)
+        self.connect(n.name, self.value(g.inputs_of(n.name)[0].value_src))
+
     def lif(self, n: Node) -> None:
         a = n.attrs
         if a.get("reset", "subtract") != "zero":
             self.refuse(n, "reset by subtraction: NIR's LIF resets to a value; compile with "
-                           "reset to zero (--semantics target, or a zero-reset neuron)")
+                           "--target nir (NIR's neuron: reset to zero, fire on v > theta)")
         lam, th = float(a.get("leak", 1.0)), float(a.get("vth", 1.0))
         shape = n.shape[1:]
         tau = DT / (1.0 - lam) if lam < 1.0 else 1e12 * DT
+        if a.get("fire", "gt") == "gt":  # v > θ in every importer (see fire_threshold)
+            th = fire_threshold(th)
         self.nodes[n.name] = self.nir.LIF(
             tau=np.full(shape, tau, "f8"), r=np.full(shape, tau / DT, "f8"),
             v_leak=np.zeros(shape, "f8"), v_threshold=np.full(shape, th, "f8"))
@@ -188,12 +268,13 @@ class _Export:
             raise UnsupportedOp(f"graph '{g.name}' is in ANN form; NIR export needs the SNN form")
         delay = int(g.attrs.get("synaptic_delay", 0) or 0)
         if delay and not self.allow:
+            first = next((n.name for n in g.nodes if n.op == "lif"), g.outputs[0])
             raise UnsupportedOp(
-                f"graph '{g.name}' is target-exact with one synaptic delay per layer "
-                f"(synaptic_delay={delay}); NIR 1.0 has no delay node, so the NIR network would "
-                f"run the same-step equations instead. Pass allow_delay_drop=True to export "
-                f"anyway (recorded as metadata snnc.synaptic_delay), or compile with "
-                f"--semantics paper")
+                f"graph '{g.name}': node '{first}' (op lif) and every later neuron layer "
+                f"receive their input one step late (target {g.attrs.get('target')}, "
+                f"synaptic_delay={delay}); NIR 1.0 has no delay node and its importers run "
+                f"the same-step equations. Compile with --target nir for NIR export (pass "
+                f"allow_delay_drop=True in Python to export anyway)")
         for n in g.nodes:  # the op table says which ops the NIR emitter maps
             why = why_unsupported(n.op, "nir")
             if why is not None:
@@ -244,6 +325,11 @@ def _weighted(ex: _Export, n: Node) -> None:
 @_builder("lif")
 def _lif(ex: _Export, n: Node) -> None:
     ex.lif(n)
+
+
+@_builder("batchnorm")
+def _batchnorm(ex: _Export, n: Node) -> None:
+    ex.batchnorm(n)  # unfolded (pre-activation): Affine / diagonal 1x1 Conv2d
 
 
 @_builder("avgpool")

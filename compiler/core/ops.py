@@ -57,8 +57,7 @@ _TABLE = (
     Op("linear", "both", "x", ("in", "out", "bias"), ("weight", "bias"), weighted=True,
        onnx=("Gemm", "MatMul"), fx=("torch.nn.Linear",)),
     Op("batchnorm", "both", "x", ("eps",), ("weight", "bias", "running_mean", "running_var"),
-       onnx=("BatchNormalization",), fx=("torch.nn.BatchNorm2d", "torch.nn.BatchNorm1d"),
-       unsupported={"nir": "fold BN into the layer first (--bn fold); NIR has no norm node"}),
+       onnx=("BatchNormalization",), fx=("torch.nn.BatchNorm2d", "torch.nn.BatchNorm1d")),
     Op("relu", "ann", "x", onnx=("Relu",),
        fx=("torch.nn.ReLU", "torch.nn.functional.relu", "torch.relu", "torch.relu_",
            "torch.nn.functional.relu_", "relu", "relu_"),
@@ -101,7 +100,8 @@ _TABLE = (
        unsupported={"interpret": _SPIKING,
                     "lava": "BNTT keeps per-time-step statistics, which a Loihi neuron "
                             "cannot hold; compile without BNTT (--bn fold) for the Lava backend",
-                    "nir": "per-step statistics have no NIR node: --bn fold"}),
+                    "nir": "per-step statistics have no NIR node: compile with --target nir "
+                           "(BN folded) or --bn fold"}),
     Op("readout", "snn", "0: I_t", (), unsupported={"interpret": _SPIKING}),
     Op("vote", "snn", "0: x [N, k*C]", ("k",),
        unsupported={"interpret": _SPIKING,
