@@ -229,7 +229,8 @@ def cost_report(graph: Graph, target="generic", **kwargs):
     """The cost model's report of `graph` on `target` (kwargs go to costmodel.estimate),
     with the network as the legalize-graded pass lowers it for a binary-only target (or the
     pass's refusal as a violation): the cost model itself runs no pass."""
-    from snnc.costmodel import estimate, load_target
+    from snnc.compiler.targets import load_target
+    from snnc.costmodel import estimate
 
     t = load_target(target)
     return estimate(graph, t, lowered=_lowered(graph, t), **kwargs)
@@ -238,7 +239,8 @@ def cost_report(graph: Graph, target="generic", **kwargs):
 def cost_sweep(graph: Graph, target="generic", **kwargs) -> list:
     """[(rate, report)] of `graph` on `target` at a range of one-rate priors (the
     rate-sensitivity sweep of `--plot`), lowered as in :func:`cost_report`."""
-    from snnc.costmodel import load_target, sweep
+    from snnc.compiler.targets import load_target
+    from snnc.costmodel import sweep
 
     t = load_target(target)
     return sweep(graph, target=t, lowered=_lowered(graph, t), **kwargs)

@@ -37,7 +37,8 @@ import importlib.resources, snnc.compiler, sys
 where = snnc.compiler.__file__
 assert "/site-packages/" in where, f"snnc imported from {where}, not from the wheel"
 files = importlib.resources.files
-for pkg, name in [("snnc.models", "examples/resnet20.onnx")]:
+for pkg, name in [("snnc.models", "examples/resnet20.onnx"), ("snnc.compiler.targets", "loihi2.yaml"),
+                  ("snnc.compiler.targets", "nir.yaml")]:
     assert files(pkg).joinpath(name).is_file(), f"{pkg}/{name} missing from the wheel"
 print("check-wheel: snnc imported from", where)
 PY

@@ -20,9 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from snnc.compiler.core.errors import TargetError
 
 STATUSES = ("P", "D", "T", "S", "UNCONFIRMED")
-MAPPINGS = ("none", "loihi", "loihi2", "truenorth", "speck")
 ARITHMETICS = ("float", "lava-fixed")
-ENCODER_DEFAULTS = ("direct", "poisson")
 # `arithmetic: lava-fixed` means Lava's bit-accurate CUBA neuron, which the PyTorch backend's
 # target-exact mode and the Lava backend implement (docs/pytorch-backend.md): these values only.
 LAVA_FIXED = {"reset": "zero", "fire": "gt", "weight_bits": 8, "state_bits": 24,
