@@ -14,7 +14,7 @@ from snnc.passes._common import require_snn
 @register_pass("annotate-payloads", requires=[form_is(Form.SNN)],
                ensures=[every_edge_has_payload()])
 def annotate_payloads(g: Graph) -> Graph:
-    """Set the payload of every edge from the payload rules (compiler/payload.py).
+    """Set the payload of every edge from the payload rules (compiler/core/payload.py).
 
     Requires: SNN form.
     Guarantees: every edge has a payload equal to what its source delivers: lif -> binary;

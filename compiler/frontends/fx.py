@@ -7,7 +7,7 @@ Every module call, function and method of the trace goes through a converter reg
 its attributes (docs/ir.md). Shapes come from running the example input through the trace
 (batch 1). Names come from module paths (``layer1.0.conv1`` -> ``layer1_0_conv1``) or, for
 functions, from torch.fx's node names (``add_1``). Only plain DATA edges are written; skip
-edges are annotated later (compiler/blocks.py).
+edges are annotated later (compiler/core/blocks.py).
 
 Reshapes that flatten everything after the batch (``x.view(x.size(0), -1)``) become
 ``flatten{start=1}``, ``x.mean((2, 3))`` becomes ``adaptive_avgpool{out=(1,1)}`` + ``flatten``,
