@@ -106,10 +106,13 @@ class BNTTFn(torch.autograd.Function):
         gw, gb = torch.zeros_like(weight), torch.zeros_like(weight)
         mask = [gx is not None, True, True]
         for t in range(steps):
-            out0 = gx[t] if gx is not None else torch.empty(0)
-            torch.ops.aten.native_batch_norm_backward.out(
-                grad[t], x[0 if static else t], weight[t], rm[t], rv[t], mean[t], invstd[t],
-                training, eps, mask, out0=out0, out1=gw[t], out2=gb[t])
+            args = (grad[t], x[0 if static else t], weight[t], rm[t], rv[t], mean[t], invstd[t],
+                    training, eps, mask)
+            if gx is None:
+                _, gw[t], gb[t] = torch.ops.aten.native_batch_norm_backward(*args)
+            else:
+                torch.ops.aten.native_batch_norm_backward.out(*args, out0=gx[t], out1=gw[t],
+                                                              out2=gb[t])
         if gx is not None and static:
             gx = gx.sum(0, keepdim=True)
         return gx, gw, gb, None, None, None, None, None, None

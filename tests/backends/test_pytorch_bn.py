@@ -88,3 +88,17 @@ def test_module_bntt_and_shared_bn_against_torch():
             ref = nn.functional.batch_norm(v.reshape(-1, *v.shape[2:]), None, None,
                                            training=True).view(v.shape)
         torch.testing.assert_close(seen["bn"].detach(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_bntt_affine_gradients_without_input_gradient():
+    """An input that needs no gradient (e.g. a frozen conv before it) still trains the affine."""
+    w, b, rm, rv = _params(3)
+    x = torch.randn(T, B, C, H, H)
+    weight, bias = w.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    y = BNTTFn.apply(x, weight, bias, rm.clone(), rv.clone(), True, 0.1, 1e-5, T)
+    gw, gb = torch.autograd.grad(y.square().sum(), (weight, bias))
+    bns = _loop_bns(w, b, rm, rv)
+    ref = torch.stack([bn(x[t]) for t, bn in enumerate(bns)]).square().sum()
+    ref.backward()
+    torch.testing.assert_close(gw, torch.stack([bn.weight.grad for bn in bns]))
+    torch.testing.assert_close(gb, torch.stack([bn.bias.grad for bn in bns]))
