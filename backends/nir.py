@@ -61,7 +61,7 @@ def _np(g: Graph, key: str | None) -> np.ndarray | None:
     t = g.param(key)
     if t is None:
         raise UnsupportedOp(f"graph '{g.name}' has no weights (structure only); NIR export "
-                            f"needs them: load graph.json with model.safetensors")
+                            f"needs them: load graph.json with graph.safetensors")
     return t.detach().cpu().float().numpy() if hasattr(t, "detach") else np.asarray(t, "f4")
 
 

@@ -16,9 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +25,7 @@ from snnc.compiler.core.errors import ImportFailed, SnncError
 from snnc.compiler.core.ir import Graph
 from snnc.compiler.core.options import Options
 
-__all__ = ["compile", "load", "Compiled", "Options", "import_ann", "resolve_encoder"]
-
-EMITTERS = ("torch", "lava", "nir")
+__all__ = ["compile", "load", "train", "Compiled", "Options", "import_ann", "resolve_encoder"]
 
 
 def resolve_encoder(encoder: str, target: str) -> str:
@@ -96,11 +91,21 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
     if progress:
         progress("import")
     source = str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
+    from_dir = isinstance(model, (str, os.PathLike)) and Path(model).is_dir()
+    if from_dir:
+        from snnc.compiler.core import outdir
+
+        model = outdir.read(model).ann()  # recompile from the stored ANN form
+        if model is None:
+            raise ImportFailed(f"{source}: holds no ANN form (ann.json; it was written from a "
+                               f"module alone), so it cannot be recompiled. Compile the "
+                               f"original model instead.")
     if isinstance(model, Graph):  # an ANN-form IR, already imported
         from snnc.compiler.core.blocks import annotate_skips
         from snnc.compiler.core.verify import verify
 
-        source = f"graph:{model.name}"
+        if not from_dir:
+            source = f"graph:{model.name}"
         ann = annotate_skips(verify(model))
     else:
         ann = import_ann(str(model) if isinstance(model, os.PathLike) else model,
@@ -120,12 +125,16 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
 
 @dataclass
 class Compiled:
-    """The result of `compile`: the ANN-form and SNN-form graphs and how they were made."""
+    """The result of `compile` (or `load`): the ANN-form and SNN-form graphs and how they were
+    made; `path` is the output directory it was loaded from or last saved to, `trained` the
+    manifest's record of the last training run (docs/outputs.md)."""
 
-    ann: Graph
+    ann: Graph | None
     graph: Graph
     options: Options
     source: str = ""
+    path: Path | None = None
+    trained: dict | None = None
     _module: Any = field(default=None, repr=False)
 
     def to_torch(self):
@@ -148,58 +157,80 @@ class Compiled:
                                               module=self._module)
         return cost_report(self.graph, ann=self.ann, **kwargs)
 
-    def emit(self, kinds: Sequence[str], directory: str | Path) -> list[Path]:
-        """Write the backends' artifacts (`torch`, `lava`, `nir`) into `directory`."""
-        directory = Path(directory)
-        written: list[Path] = []
-        for kind in kinds:
-            if kind not in EMITTERS:
-                raise SnncError(f"--emit {kind!r} is not one of {', '.join(EMITTERS)}.")
-            if kind == "torch":
-                from snnc.backends.pytorch import save_module
+    def emit(self, kinds: Sequence[str], directory: str | Path | None = None) -> Path:
+        """Add the backends' artifacts (`lava`, `nir`; `torch` is always there) to the output
+        directory (default `self.path`), in place and atomically, from its current weights
+        (`snnc export DIR --emit ...`). The directory must hold this object's weights: after
+        changing them, `save` instead. Returns the directory."""
+        from snnc.compiler.core import outdir
 
-                save_module(self.to_torch(), self.graph, directory)
-                written += [directory / "model.safetensors", directory / "module.json"]
-            elif kind == "lava":
-                from snnc.backends.lava import export as lava_export
-
-                written.append(Path(lava_export(self.graph, directory / "lava")))
-            elif kind == "nir":
-                from snnc.backends.nir import export as nir_export
-
-                written.append(Path(nir_export(self.graph, directory / "model.nir")))
-        return written
+        directory = Path(directory) if directory is not None else self.path
+        if directory is None:
+            raise SnncError("emit: this Compiled has no output directory yet; call "
+                            "c.save(DIR, emit=[...]) first.")
+        d = outdir.read(directory)
+        stored = d.graph()
+        if stored != self.graph or not stored.same_params(self.graph):
+            raise SnncError(f"{directory}: holds other weights than this Compiled; write them "
+                            f"with c.save({str(directory)!r}, force=True) instead.")
+        outdir.rewrite(d, emit=kinds, render=render)
+        return Path(directory)
 
     def save(self, directory: str | Path, *, emit: Sequence[str] = ("torch",),
-             cost: bool = True, plot: bool = False, extra: dict | None = None) -> Path:
-        """Write the output directory atomically: everything or nothing (docs/design.md)."""
-        from snnc.compiler.core.serialize import dumps, save_params
-        from snnc.compiler.core.text import print_ir
+             cost: bool = True, plot: bool = False, force: bool = False,
+             sources: Sequence[str | Path] = (), cost_rates=None,
+             cost_target: str | None = None) -> Path:
+        """Write the output directory atomically (docs/outputs.md): everything or nothing.
+
+        A directory holding trained weights is replaced only with `force`; a non-empty folder
+        snnc did not write never is. `sources` are paths the output must not swallow.
+        `cost_rates`/`cost_target` change the cost report's activity and target."""
+        from snnc.compiler.core import outdir
 
         directory = Path(directory)
-
-        def fill(tmp: Path) -> None:
-            files: list[Path] = []
-            (tmp / "graph.snnc").write_text(print_ir(self.graph))
-            (tmp / "graph.json").write_text(dumps(self.graph))
-            (tmp / "ann.json").write_text(dumps(self.ann))
-            save_params(self.graph, tmp / "graph.safetensors")
-            save_params(self.ann, tmp / "ann.safetensors")
-            files += [tmp / n for n in ("graph.snnc", "graph.json", "ann.json",
-                                        "graph.safetensors", "ann.safetensors")]
-            files += self.emit(emit, tmp)
-            if cost:
-                files += _write_cost(self, tmp, plot)
-            manifest = {
-                "format": "snnc-output", "version": 1, "source": self.source,
-                "source_sha256": _sha256(self.source), "options": self.options.as_dict(),
-                "emit": list(emit), "files": sorted(str(f.relative_to(tmp)) for f in files),
-                "versions": _versions(), **(extra or {}),
-            }
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-
-        write_atomically(directory, fill)
+        module = self._module
+        graph = module.to_graph() if module is not None else self.graph
+        outdir.write(directory, graph, ann=self.ann, options=self.options.as_dict(),
+                     source=self.source, source_sha256=_sha256(self.source), emit=emit,
+                     cost=cost, plot=plot, cost_rates=cost_rates, cost_target=cost_target,
+                     trained=self.trained, sources=sources, force=force, render=render)
+        self.path = directory
         return directory
+
+
+def render(graph: Graph, ann: Graph | None, d: Path, *, emit: Sequence[str], cost: bool,
+           plot: bool, target: str, rates=None) -> None:
+    """Write the files derived from `graph`'s weights into `d` (the output directory's
+    `render` step, docs/outputs.md): `lava/`, `model.nir` and the cost report."""
+    from snnc.compiler.core.atomic import stage
+
+    for kind in emit:
+        if kind == "lava":
+            from snnc.backends.lava import export as lava_export
+
+            lava_export(graph, d / "lava")
+        elif kind == "nir":
+            from snnc.backends.nir import export as nir_export
+
+            nir_export(graph, d / "model.nir")
+    stage("fill:artifacts")
+    if cost:
+        report = cost_report(graph, target=target, ann=ann, rates=rates)
+        (d / "cost.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
+        (d / "cost.md").write_text(report.to_markdown())
+        if plot:
+            report.plot(d / "cost.png", sweep=cost_sweep(graph, target))
+
+
+def train(directory: str | Path, data: str = "digits", epochs: int = 1, *,
+          out: str | Path | None = None, force: bool = False, **kwargs):
+    """Train the SNN of output directory `directory` into `out` (default: the directory
+    itself) and regenerate every derived file from the trained weights (`snnc train DIR -o
+    OUT`; docs/outputs.md). Keyword arguments go to snnc.backends.pytorch.train (epochs, lr,
+    optimizer, schedule, limit, resume, ...). Returns its TrainResult."""
+    from snnc.backends.pytorch.training import train as train_module
+
+    return train_module(directory, data, epochs, out=out, force=force, render=render, **kwargs)
 
 
 def record_activity(graph: Graph, data, *, samples: int = 16, module=None,
@@ -261,17 +292,6 @@ def _lowered(graph: Graph, t):
         return str(err)
 
 
-def _write_cost(c: Compiled, tmp: Path, plot: bool) -> list[Path]:
-    report = c.cost()
-    (tmp / "cost.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
-    (tmp / "cost.md").write_text(report.to_markdown())
-    out = [tmp / "cost.json", tmp / "cost.md"]
-    if plot:
-        report.plot(tmp / "cost.png", sweep=cost_sweep(c.graph, c.options.target))
-        out.append(tmp / "cost.png")
-    return out
-
-
 def _sha256(path: str) -> str | None:
     p = Path(path)
     if not p.is_file():
@@ -279,59 +299,17 @@ def _sha256(path: str) -> str | None:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("snnc", "torch", "onnx", "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def write_atomically(directory: Path, fill: Callable[[Path], None]) -> None:
-    """Build `directory` in a temporary sibling and move it into place only when `fill`
-    succeeded: a failure leaves no half-written directory (and an old one untouched)."""
-    directory = Path(directory).absolute()
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp",
-                                dir=directory.parent))
-    try:
-        fill(tmp)
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def load(directory: str | Path) -> Compiled:
-    """Rebuild a `Compiled` from an output directory written by `Compiled.save`/`snnc compile`."""
-    from snnc.compiler.core.serialize import load_params, loads
+    """Rebuild a `Compiled` from an output directory (`Compiled.save`, `snnc compile`, `snnc
+    train`, the search's `best/`); every file is checked against the manifest's sha256 first."""
+    from snnc.compiler.core import outdir
 
-    d = Path(directory)
-    manifest_path = d / "manifest.json"
-    if not manifest_path.is_file():
-        raise ImportFailed(f"{d}: not an snnc output directory (no manifest.json). Create one "
-                           f"with `snnc compile MODEL -o {d}`.")
+    d = outdir.read(directory)
     try:
-        manifest = json.loads(manifest_path.read_text())
-        options = Options.from_dict(manifest["options"])
-        graph = loads((d / "graph.json").read_text(), params=load_params(d / "graph.safetensors"))
-        ann = loads((d / "ann.json").read_text(), params=load_params(d / "ann.safetensors"))
-    except (KeyError, TypeError, ValueError, FileNotFoundError) as err:
-        raise ImportFailed(f"{d}: the output directory is incomplete or damaged ({err}). "
-                           f"Recompile the model.") from None
-    c = Compiled(ann=ann, graph=graph, options=options, source=manifest.get("source", ""))
-    if (d / "module.json").is_file():
-        from snnc.backends.pytorch import load_module
-
-        c._module = load_module(d)
-    return c
+        options = Options.from_dict(d.manifest.get("options") or {})
+    except (KeyError, TypeError, ValueError) as err:
+        raise ImportFailed(f"{directory}: manifest options not understood ({err}). Recompile "
+                           f"the model.") from None
+    return Compiled(ann=d.ann(), graph=d.graph(), options=options,
+                    source=d.manifest.get("source", ""), path=Path(directory),
+                    trained=d.trained)

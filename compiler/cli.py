@@ -1,8 +1,8 @@
 """The `snnc` command line (docs/design.md "Interfaces").
 
 Subcommands live beside the code they drive and are listed in `COMMANDS` here (imported only
-when used): `inspect`, `compile`, `passes`, `targets`, `cost` (compiler), `train`
-(backends.pytorch), `search` (search).
+when used): `inspect`, `compile`, `export`, `passes`, `targets`, `cost`, `train` (compiler), `search`
+(search).
 Exit codes: 0 ok, 2 user error (message, no traceback), 1 internal error (traceback).
 """
 
@@ -22,9 +22,11 @@ COMMANDS = {
                 "Print a model's IR, blocks, adjacency matrices and skip edges."),
     "compile": ("snnc.compiler.commands", "compile_cmd",
                 "Compile a model into an SNN and write the output directory."),
+    "export": ("snnc.compiler.commands", "export_cmd",
+               "Re-emit lava/ and model.nir of an output directory from its current weights."),
     "cost": ("snnc.compiler.costcmd", "cost_cmd",
              "Estimate MACs, SOPs, graded spikes, cores, energy and latency on a target."),
-    "train": ("snnc.backends.pytorch.cli", "train_cmd",
+    "train": ("snnc.compiler.traincmd", "train_cmd",
               "Train a compiled SNN with surrogate gradients (BPTT)."),
     "search": ("snnc.search.cli", "search_cmd",
                "Search skip connections with Bayesian optimisation (paper 1)."),

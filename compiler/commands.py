@@ -159,24 +159,46 @@ def describe_skips(g, blocks) -> str:
               help="Write the cost model's report (cost.json, cost.md).")
 @click.option("--plot/--no-plot", default=False, show_default=True,
               help="Also draw cost.png (per-layer breakdown and rate sweep; about 1 s more).")
+@click.option("--force", is_flag=True,
+              help="Replace an output directory that holds trained weights.")
 @conversion_options
-def compile_cmd(model, output, emit, cost, plot, options, input_shape):
+@click.pass_context
+def compile_cmd(ctx, model, output, emit, cost, plot, force, options, input_shape):
     """Compile MODEL into an SNN and write the output directory.
 
-    MODEL is an ONNX file or a zoo model (zoo:resnet20). The directory holds manifest.json,
-    graph.snnc, graph.json, the PyTorch module (model.safetensors, module.json), the cost report
-    and whatever --emit asks for; it is written atomically.
+    MODEL is an ONNX file, a zoo model (zoo:resnet20) or an snnc output directory (recompiled
+    from its stored ANN form; options not given keep the directory's). The directory
+    (docs/outputs.md) holds manifest.json, graph.json + graph.safetensors (the SNN and the
+    PyTorch module's weights), ann.json + ann.safetensors, graph.snnc, the cost report and
+    whatever --emit asks for; it is written atomically. A non-empty folder snnc did not write
+    is never replaced, nor one holding trained weights without --force.
     """
+    from click.core import ParameterSource
+
+    from snnc.compiler.core import outdir
+    from snnc.compiler.core.options import Options, option_names
+
     _check_model_path(model)
     kinds = [k.strip() for k in emit.split(",") if k.strip()]
-    stem = model[4:] if model.startswith("zoo:") else Path(model).stem
+    src = Path(model)
+    if src.is_dir():
+        stored = Options.from_dict(outdir.read(src).manifest.get("options") or {})
+        given = {k: getattr(options, k) for k in option_names()
+                 if ctx.get_parameter_source(k) not in (None, ParameterSource.DEFAULT)}
+        options = stored.replace(**given) if given else stored
+        stem = src.resolve().name.removesuffix(".snnc")
+    else:
+        stem = model[4:] if model.startswith("zoo:") else src.stem
     out = Path(output) if output else Path(f"{stem}.snnc")
+    sources = [] if model.startswith("zoo:") else [model]
+    outdir.guard_path(out, sources)  # refuse before compiling (checked again under the lock)
+    outdir.guard_contents(out, force=force)
     console = _stderr()
     with console.status("compiling") as status:
         c = _compile(model, options, input_shape,
                      progress=lambda name: status.update(f"pass {name}"))
         status.update("writing " + str(out))
-        c.save(out, emit=kinds, cost=cost, plot=plot)
+        c.save(out, emit=kinds, cost=cost, plot=plot, force=force, sources=sources)
     if options.bn == "auto" and c.options.bn == "fold" and c.ann.by_op("batchnorm"):
         console.print(f"batch norm folded into weights and biases (the {c.options.target} "
                       f"default: a Loihi neuron holds no per-step statistics; --bn bntt "
@@ -186,6 +208,24 @@ def compile_cmd(model, output, emit, cost, plot, options, input_shape):
                   f"LIF layers, {len(c.graph.skip_edges())} skip edges, "
                   f"residual={c.options.residual}, target={c.options.target}, "
                   f"T={c.options.timesteps})")
+
+
+@click.command("export")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--emit", required=True, help="Comma-separated backends to emit: lava, nir.")
+def export_cmd(directory, emit):
+    """Re-emit backends into output DIRECTORY from its current (possibly trained) weights.
+
+    Adds or regenerates lava/ and model.nir in place, atomically; every other file stays as
+    it is, and the manifest lists the new files with their sha256.
+    """
+    from snnc.compiler.api import load
+
+    kinds = [k.strip() for k in emit.split(",") if k.strip()]
+    c = load(directory)
+    c.emit(kinds)
+    _stderr().print(f"[green]exported[/] {', '.join(kinds)} -> {directory}/ (from "
+                    f"{'trained' if c.trained else 'compiled'} weights)")
 
 
 @click.command("passes")

@@ -125,12 +125,6 @@ def load_compiled(directory, graph: str = "graph"):
 
     d = Path(directory)
     data = json.loads((d / f"{graph}.json").read_text())
-    params = None
-    for name in (f"{graph}.safetensors",) + (("model.safetensors",) if graph == "graph" else ()):
-        if (d / name).is_file():
-            try:
-                params = load_params(d / name)
-                break
-            except Exception:  # noqa: BLE001 - a backend file with other keys
-                params = None
+    params = load_params(d / f"{graph}.safetensors") \
+        if (d / f"{graph}.safetensors").is_file() else None
     return from_json(data, params=params)

@@ -4,9 +4,10 @@
     res = search("zoo:resnet20", data="fashion-mnist", budget=50, batch=4, out="run/")
     res.best["drop"], res.best_dir          # best candidate, its compiled artifacts
 
-Writes into `out`: ``journal.jsonl`` (every evaluation), ``best/`` (the best candidate's IR as
-``graph.snnc`` + ``graph.json``, its fine-tuned PyTorch module ``model.safetensors`` +
-``module.json``, ``cost.json``), ``summary.json`` and plots (``best_so_far.png``,
+Writes into `out`: ``journal.jsonl`` (every evaluation), ``best/`` (the best candidate, fine-tuned:
+an ordinary output directory, docs/outputs.md, that `snnc.compiler.load`, `snnc inspect`,
+`snnc cost`, `snnc export` and `snnc train` accept; its cost report is on the cost target under
+the measured firing rates), ``summary.json`` and plots (``best_so_far.png``,
 ``gp_vs_observed.png``, ``pareto.png`` for the pareto objective).
 """
 
@@ -86,15 +87,14 @@ def search(model: Any, *, data: str = "fashion-mnist", out: str | Path = "search
                                          "prepare": ev.info})
     finally:
         ex.close()
-    return _report(ev, cfg, state, out, threads)
+    return _report(ev, cfg, state, out, threads, str(model))
 
 
-def _report(ev, cfg: SearchConfig, state, out: Path, threads: int) -> SearchResult:
+def _report(ev, cfg: SearchConfig, state, out: Path, threads: int,
+            model: str = "") -> SearchResult:
     import torch
 
-    from snnc.backends.pytorch import save_module
-    from snnc.compiler.core.serialize import dumps, save_params
-    from snnc.compiler.core.text import print_ir
+    from snnc.compiler.api import Compiled
 
     ok = [e for e in evals_of(out / "journal.jsonl") if e["status"] == "ok"]
     if not ok:
@@ -117,15 +117,15 @@ def _report(ev, cfg: SearchConfig, state, out: Path, threads: int) -> SearchResu
     finally:
         torch.set_num_threads(old)
     bd = out / "best"
-    bd.mkdir(parents=True, exist_ok=True)
-    g = module.to_graph()
-    (bd / "graph.snnc").write_text(print_ir(g))
-    (bd / "graph.json").write_text(dumps(g))
-    save_params(g, bd / "graph.safetensors")
-    save_module(module, g, bd)
-    (bd / "cost.json").write_text(json.dumps(res["cost"], indent=1, default=str))
-    files = [str(bd / n) for n in ("graph.snnc", "graph.json", "graph.safetensors",
-                                   "model.safetensors", "module.json", "cost.json")]
+    s = ev.settings
+    best_c = Compiled(ann=None, graph=module.to_graph(), source=model, options=s.options,
+                      trained={"epochs": s.finetune_epochs, "accuracy": res["snn_acc"],
+                               "config": {"search_eval": best["eval_id"], "data": s.data,
+                                          "levels": list(best["levels"])}})
+    best_c.save(bd, cost_rates=res["rates"] or None, cost_target=s.cost_target,
+                force=True)  # the search owns best/
+    files = [str(bd / n) for n in ("manifest.json", "graph.snnc", "graph.json",
+                                   "graph.safetensors", "cost.json")]
     files.append(str(plot_best_so_far({cfg.method.upper(): [out / "journal.jsonl"]},
                                       out / "best_so_far.png")))
     gp = plot_gp_vs_observed(out / "journal.jsonl", out / "gp_vs_observed.png")

@@ -61,7 +61,7 @@ class _Lowering:
         t = self.g.param(key)
         if t is None:
             raise UnsupportedOp(f"{self.source}: the graph has no weights (structure only); "
-                                f"export needs them: load graph.json with model.safetensors")
+                                f"export needs them: load graph.json with graph.safetensors")
         if hasattr(t, "detach"):
             t = t.detach().cpu().double().numpy()
         return np.asarray(t, dtype=np.float64)

@@ -1,7 +1,7 @@
 """The PyTorch backend: SNN-form IR -> trainable nn.Module (docs/pytorch-backend.md).
 
 Public API: :func:`build_module` (graph -> :class:`SNNModule`), :func:`save_module` /
-:func:`load_module` (model.safetensors + module.json), :func:`train` (the `snnc train` loop).
+:func:`load_module` (an output directory, docs/outputs.md), :func:`train` (the training loop).
 """
 
 from snnc.backends.pytorch.module import SNNModule, build_module

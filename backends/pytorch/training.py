@@ -2,22 +2,23 @@
 
 Loss: cross-entropy on the readout's u_T / T (paper 2 eq. 19). Optimiser SGD (momentum) or
 Adam, LR schedule cosine | step | none. After every epoch the weights, the optimiser state
-and the history go to DIR/checkpoints/epoch-<k>.safetensors and then train_state.json (the
+and the history go to OUT/checkpoints/epoch-<k>.safetensors and then train_state.json (the
 commit point, written atomically): a run killed at any moment resumes after its last finished
-epoch, with the same data order (the shuffle of epoch k is seeded with seed + k).
+epoch, with the same data order (the shuffle of epoch k is seeded with seed + k). Where runs
+read and write, and what they may overwrite: snnc.backends.pytorch.checkpoints.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from snnc.backends.pytorch.io import _atomic_write, load_module, save_module
+from snnc.backends.pytorch import checkpoints
+from snnc.backends.pytorch.io import load_module, save_module
 from snnc.backends.pytorch.module import SNNModule
 from snnc.compiler.core.errors import SnncError
 
@@ -121,79 +122,82 @@ def _scheduler(opt, name, epochs):
     raise SnncError(f"unknown LR schedule '{name}': use cosine, step or none")
 
 
-def _save_ckpt(ck: Path, epoch: int, module, opt, sched, history, config) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {f"model.{k}": v.contiguous() for k, v in module.graph_params().items()}
-    groups = [dict(group) for group in opt.state_dict()["param_groups"]]
-    for pid, state in opt.state_dict()["state"].items():
-        for k, v in state.items():
-            tensors[f"opt.{pid}.{k}"] = torch.as_tensor(v).detach().clone().contiguous()
-    name = f"epoch-{epoch}.safetensors"
-    _atomic_write(ck / name, lambda p: save_file(tensors, p))
-    state = {"epoch": epoch, "checkpoint": name, "param_groups": groups,
-             "scheduler": sched.state_dict(), "history": history, "config": config}
-    _atomic_write(ck / "train_state.json", lambda p: Path(p).write_text(json.dumps(state)))
-    for old in ck.glob("epoch-*.safetensors"):
-        if old.name != name:
-            old.unlink()
-
-
-def _load_ckpt(ck: Path, module, opt, sched) -> tuple[int, list]:
-    from safetensors.torch import load_file
-
-    st = ck / "train_state.json"
-    if not st.is_file():
-        return 0, []
-    state = json.loads(st.read_text())
-    tensors = load_file(str(ck / state["checkpoint"]))
-    module.layers.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    opt_state: dict = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, pid, key = k.split(".", 2)
-            opt_state.setdefault(int(pid), {})[key] = v
-    opt.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
-    sched.load_state_dict(state["scheduler"])
-    return state["epoch"], state["history"]
-
-
 def train(dir_or_module, data: str = "digits", epochs: int = 1, *, timesteps: int | None = None,
           batch_size: int = 64, lr: float = 1e-3, optimizer: str = "adam",
           momentum: float = 0.9, weight_decay: float = 0.0, schedule: str = "cosine",
           limit: int | None = None, test_limit: int | None = None, out: str | Path | None = None,
-          resume: bool = True, seed: int = 0, progress: bool = True,
-          max_steps: int | None = None, recalibrate: int = 8) -> TrainResult:
-    """Train an SNN module (or the module saved in a directory) on dataset `data`.
+          resume: bool = True, force: bool = False, seed: int = 0, progress: bool = True,
+          max_steps: int | None = None, recalibrate: int = 8, render=None) -> TrainResult:
+    """Train an SNN module (or the one in output directory `dir_or_module`) on dataset `data`.
 
-    With a directory (or `out`), checkpoints go to <dir>/checkpoints and the trained weights
-    back to <dir>/model.safetensors; a rerun resumes after the last finished epoch. Returns
-    the final test accuracy, the history and per-layer, per-step firing rates (also written
-    as <dir>/train_report.json and rates.png). After the last epoch the normalisation
+    A directory's trained weights go to `out` (default: the directory itself), a new output
+    directory whose cost report, ``lava/`` and ``model.nir`` are regenerated from them, with
+    checkpoints in ``<out>/checkpoints``; a rerun resumes after the last finished epoch (unless
+    `resume` is False). A directory already holding trained weights is trained again only with
+    `force` (see snnc.backends.pytorch.checkpoints). A module with `out` is first written there.
+    `render` regenerates the derived files (`snnc.compiler.train` passes the API's; without it
+    they are removed from the trained directory).
+    Returns the final test accuracy, the history and per-layer, per-step firing rates (also in
+    ``<out>/train_report.json`` and ``rates.png``). After the last epoch the normalisation
     statistics are recomputed over `recalibrate` training batches (0 keeps the running
     averages; see :func:`recalibrate_bn`)."""
-    from tqdm import tqdm
+    from snnc.compiler.core import outdir
 
-    directory = Path(out) if out is not None else (
-        Path(dir_or_module) if isinstance(dir_or_module, (str, Path)) else None)
-    module = load_module(dir_or_module) if isinstance(dir_or_module, (str, Path)) \
-        else dir_or_module
+    if isinstance(dir_or_module, (str, Path)):
+        directory = Path(dir_or_module)
+        module = load_module(directory)
+    else:
+        module, directory = dir_or_module, None
+        if out is not None:
+            directory = Path(out)
+            ck = directory / checkpoints.CHECKPOINTS / checkpoints.STATE
+            if not (resume and outdir.is_output_dir(directory) and ck.is_file()):
+                save_module(module, None, directory, force=force)
+            out = None
     if timesteps is not None:
         module.timesteps = int(timesteps)
-    torch.manual_seed(seed)
-    train_ds = _dataset_for(module, data, "train", limit)
-    test_ds = _dataset_for(module, data, "test", test_limit)
-    opt = _optimizer(module, optimizer, lr, momentum, weight_decay)
-    sched = _scheduler(opt, schedule, epochs)
     config = {"data": data, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-              "optimizer": optimizer, "schedule": schedule, "timesteps": module.timesteps,
-              "limit": limit, "seed": seed}
-    ck = directory / "checkpoints" if directory is not None else None
+              "optimizer": optimizer, "momentum": momentum, "weight_decay": weight_decay,
+              "schedule": schedule, "timesteps": module.timesteps, "limit": limit,
+              "test_limit": test_limit, "seed": seed}
+    if directory is None:
+        return _fit(module, None, config, progress, max_steps, recalibrate)
+    target = Path(out) if out is not None else directory
+    with checkpoints.run_lock(target):
+        run = checkpoints.open_run(directory, out, config, resume=resume, force=force)
+        for note in run.notes:
+            print(f"snnc: {note}", flush=True)
+        if out is not None or isinstance(dir_or_module, (str, Path)):
+            module = _reload(module, run)
+        res = _fit(module, run, config, progress, max_steps, recalibrate)
+        res.files = checkpoints.commit(run, module, res, config, render)
+    return res
+
+
+def _reload(module: SNNModule, run) -> SNNModule:
+    """The module of the run's output directory (the copy of DIR, or DIR), same time steps."""
+    m = load_module(run.out)
+    m.timesteps = module.timesteps
+    return m
+
+
+def _fit(module: SNNModule, run, config: dict, progress: bool, max_steps: int | None,
+         recalibrate: int) -> TrainResult:
+    from tqdm import tqdm
+
+    epochs, batch_size, seed = config["epochs"], config["batch_size"], config["seed"]
+    torch.manual_seed(seed)
+    train_ds = _dataset_for(module, config["data"], "train", config["limit"])
+    test_ds = _dataset_for(module, config["data"], "test", config["test_limit"])
+    opt = _optimizer(module, config["optimizer"], config["lr"], config["momentum"],
+                     config["weight_decay"])
     start, history = 0, []
-    if ck is not None:
-        ck.mkdir(parents=True, exist_ok=True)
-        if resume:
-            start, history = _load_ckpt(ck, module, opt, sched)
+    if run is not None and run.state is not None:
+        sched = checkpoints.restore(run.ck, run.state, module, opt,
+                                    lambda o: _scheduler(o, config["schedule"], epochs))
+        start, history = run.state["epoch"], run.state["history"]
+    else:
+        sched = _scheduler(opt, config["schedule"], epochs)
     for epoch in range(start, epochs):
         module.train()
         t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
@@ -219,8 +223,8 @@ def train(dir_or_module, data: str = "digits", epochs: int = 1, *, timesteps: in
                         "samples_per_s": seen / (time.perf_counter() - t0)})
         if progress:
             print(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}  test accuracy {acc:.4f}")
-        if ck is not None:
-            _save_ckpt(ck, epoch + 1, module, opt, sched, history, config)
+        if run is not None:
+            checkpoints.save(run.ck, epoch + 1, module, opt, history, config)
     config["recalibrated_batches"] = recalibrate_bn(module, train_ds, batch_size, recalibrate,
                                                     seed)
     module.reset_rates()
@@ -228,20 +232,4 @@ def train(dir_or_module, data: str = "digits", epochs: int = 1, *, timesteps: in
     acc = evaluate(module, test_ds)
     module.record_rates = False
     rates = {k: v.tolist() for k, v in module.rates().items()}
-    result = TrainResult(acc, history, rates)
-    if directory is not None:
-        result.files = _write_report(module, directory, result, config)
-    return result
-
-
-def _write_report(module, directory: Path, result: TrainResult, config) -> list[str]:
-    from snnc.backends.pytorch.plots import plot_rates
-
-    save_module(module, module.to_graph(), directory)
-    report = directory / "train_report.json"
-    _atomic_write(report, lambda p: Path(p).write_text(
-        json.dumps(asdict(result) | {"config": config}, indent=1)))
-    files = [str(directory / "model.safetensors"), str(report)]
-    if result.rates:
-        files.append(str(plot_rates(result.rates, directory / "rates.png")))
-    return files
+    return TrainResult(acc, history, rates)

@@ -9,6 +9,7 @@ are recorded beside the structure; the tensors themselves go to safetensors
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +85,29 @@ def loads(text: str, *, params: dict | None = None) -> Graph:
 
 
 def save_params(g: Graph, path: str | Path) -> None:
-    """Write the graph's parameters to a safetensors file."""
+    """Write the graph's parameters to a safetensors file, byte-identical for equal graphs.
+
+    One metadata key only: safetensors keeps metadata in a hash map whose order changes from
+    process to process, so two keys would make identical runs write different bytes."""
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().contiguous().cpu() for k, v in (g.params or {}).items()}
-    save_file(tensors, str(path), metadata={"format": "snnc-params", "graph": g.name})
+    tensors = {k: v.detach().contiguous().cpu() for k, v in sorted((g.params or {}).items())}
+    save_file(tensors, str(path), metadata={"format": "snnc-params"})
+    os.chmod(path, 0o666 & ~umask())  # safetensors creates files 0600
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where /proc tells it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
 
 
 def load_params(path: str | Path) -> dict:

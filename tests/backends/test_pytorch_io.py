@@ -39,8 +39,10 @@ def test_save_load_roundtrip(tmp_path):
         m.layers["b0"].running_mean.uniform_(-0.1, 0.1)
     x = torch.rand(5, 64) * 3
     save_module(m, None, tmp_path)
-    meta = json.loads((tmp_path / "module.json").read_text())
-    assert meta["format"] == "snnc-torch-module" and meta["graph"]["format"] == "snnc-ir"
+    meta = json.loads((tmp_path / "manifest.json").read_text())
+    assert meta["format"] == "snnc-output" and set(meta["files"]) >= {"graph.json",
+                                                                      "graph.safetensors"}
+    assert json.loads((tmp_path / "graph.json").read_text())["format"] == "snnc-ir"
     m2 = load_module(tmp_path)
     m.eval(), m2.eval()
     assert torch.equal(m(x), m2(x))
@@ -48,21 +50,26 @@ def test_save_load_roundtrip(tmp_path):
 
 
 def test_load_errors_name_the_file(tmp_path):
-    with pytest.raises(ImportFailed, match="module.json"):
+    from snnc.compiler.core.outdir import sha256_file
+
+    with pytest.raises(ImportFailed, match="manifest.json"):
         load_module(tmp_path)
-    save_module(mlp(), None, tmp_path)
-    (tmp_path / "module.json").write_text("{not json")
-    with pytest.raises(ImportFailed, match="not valid JSON"):
-        load_module(tmp_path)
-    (tmp_path / "module.json").write_text('{"format": "pickle"}')
-    with pytest.raises(ImportFailed, match="not an snnc module"):
-        load_module(tmp_path)
-    (tmp_path / "model.safetensors").write_bytes(b"\x80\x04garbage")
-    (tmp_path / "module.json").unlink()
-    save_module(mlp(), None, tmp_path / "ok")
-    (tmp_path / "ok" / "model.safetensors").write_bytes(b"\x80\x04garbage")
+    save_module(mlp(), None, tmp_path / "a")
+    (tmp_path / "a" / "manifest.json").write_text("{not json")
+    with pytest.raises(ImportFailed, match="not an snnc manifest"):
+        load_module(tmp_path / "a")
+    save_module(mlp(), None, tmp_path / "b")
+    (tmp_path / "b" / "graph.json").write_text('{"format": "pickle"}')
+    with pytest.raises(ImportFailed, match="graph.json do"):  # its hash no longer matches
+        load_module(tmp_path / "b")
+    d = tmp_path / "ok"
+    save_module(mlp(), None, d)
+    (d / "graph.safetensors").write_bytes(b"\x80\x04garbage")
+    m = json.loads((d / "manifest.json").read_text())
+    m["files"]["graph.safetensors"] = sha256_file(d / "graph.safetensors")  # a consistent lie
+    (d / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ImportFailed, match="safetensors"):
-        load_module(tmp_path / "ok")
+        load_module(d)
 
 
 def test_rates_per_layer_per_step():

@@ -55,9 +55,11 @@ def test_compile_example_writes_the_output_directory(tmp_path, capsys):
                        capsys)
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
-    for name in ("graph.snnc", "graph.json", "model.safetensors", "module.json"):
+    for name in ("graph.snnc", "graph.json", "graph.safetensors", "ann.json", "ann.safetensors"):
         assert (out / name).is_file(), name
         assert name in manifest["files"]
+    # each fact once: the PyTorch module's weights are graph.safetensors (docs/outputs.md)
+    assert not (out / "model.safetensors").exists() and not (out / "module.json").exists()
     assert manifest["options"]["residual"] == "s2s" and manifest["options"]["target"] == "loihi2"
     assert manifest["versions"]["torch"].startswith("2.13")
     assert [p.name for p in tmp_path.iterdir()] == ["r20.snnc"]  # no temporary left behind

@@ -35,7 +35,7 @@ def test_search_cli_writes_artifacts_and_resumes(onnx_model, tmp_path):
     assert r.exit_code == 0, r.output
     assert "best: eval" in r.output
     for f in ("journal.jsonl", "summary.json", "best_so_far.png", "best/graph.snnc",
-              "best/graph.json", "best/model.safetensors", "best/module.json",
+              "best/graph.json", "best/graph.safetensors", "best/manifest.json",
               "best/cost.json"):
         assert (out / f).is_file(), f
     first = _evals(out)
@@ -52,6 +52,13 @@ def test_search_cli_writes_artifacts_and_resumes(onnx_model, tmp_path):
 
     g = parse((out / "best" / "graph.snnc").read_text())
     assert g.form.value == "snn"
+    # best/ is an ordinary output directory (docs/outputs.md): loadable, inspect accepts it
+    from snnc.compiler import load
+
+    back = load(out / "best")
+    assert back.graph == g and back.trained["config"]["search_eval"] == best["eval_id"]
+    r = CliRunner().invoke(cli, ["inspect", str(out / "best")])
+    assert r.exit_code == 0 and "lif(" in r.output, r.output
     # without --resume an existing journal is refused (exit 2, no traceback)
     r = CliRunner().invoke(cli, ["search", str(onnx_model), *ARGS, "--budget", "6", "-o",
                                  str(out)])

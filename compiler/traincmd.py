@@ -1,4 +1,6 @@
-"""`snnc train DIR --data NAME|PATH`: train a compiled SNN (docs/design.md "Interfaces")."""
+"""`snnc train DIR [-o OUT] --data NAME|PATH`: train a compiled SNN (docs/outputs.md,
+docs/pytorch-backend.md "Training"). In the CLI layer: it regenerates the derived files through
+the API (`snnc.compiler.api.train`)."""
 
 from __future__ import annotations
 
@@ -24,29 +26,38 @@ import click
 @click.option("--test-limit", type=int, default=None, help="test on the first N samples")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-resume", is_flag=True, help="start over instead of resuming")
+@click.option("-o", "--output", type=click.Path(file_okay=False), default=None,
+              help="write the trained directory here (a new output directory; default: "
+                   "DIRECTORY itself)")
+@click.option("--force", is_flag=True,
+              help="allow replacing trained weights (training a trained directory again)")
 @click.option("--recalibrate-bn", "recalibrate", type=int, default=8, show_default=True,
               help="recompute BN/BNTT statistics over N training batches after the last epoch "
                    "(0: keep the running averages)")
 @click.option("--threads", type=int, default=None, help="torch CPU threads")
 def train_cmd(directory, data, epochs, timesteps, batch_size, lr, optimizer, momentum,
-              weight_decay, schedule, limit, test_limit, seed, no_resume, recalibrate, threads):
+              weight_decay, schedule, limit, test_limit, seed, no_resume, output, force,
+              recalibrate, threads):
     """Train the SNN in DIRECTORY (written by `snnc compile`) with BPTT and surrogate gradients.
 
-    Checkpoints after every epoch (DIR/checkpoints); rerunning resumes after the last finished
-    epoch. Writes the trained weights to DIR/model.safetensors, DIR/train_report.json and
-    DIR/rates.png, and prints the accuracy and a firing-rate table."""
+    Writes the trained directory to OUT (-o; default DIRECTORY itself, atomically): the
+    trained weights in graph.safetensors, the cost report, lava/ and model.nir regenerated
+    from them, train_report.json and rates.png. Checkpoints after every epoch
+    (OUT/checkpoints); rerunning resumes after the last finished epoch. A directory that
+    already holds trained weights is trained again only with --force. Prints the accuracy and
+    a firing-rate table."""
     import torch
     from rich.console import Console
 
     from snnc.backends.pytorch.plots import rates_table
-    from snnc.backends.pytorch.training import train
+    from snnc.compiler.api import train
 
     if threads:
         torch.set_num_threads(threads)
     res = train(directory, data=data, epochs=epochs, timesteps=timesteps, batch_size=batch_size,
                 lr=lr, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
                 schedule=schedule, limit=limit, test_limit=test_limit, seed=seed,
-                resume=not no_resume, recalibrate=recalibrate)
+                resume=not no_resume, recalibrate=recalibrate, out=output, force=force)
     console = Console(width=max(160, Console().width))
     console.print(rates_table(res.rates))
     console.print(f"test accuracy: {res.accuracy:.4f}")
