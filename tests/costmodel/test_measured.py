@@ -188,3 +188,34 @@ def test_measured_mode_is_named_and_counts_graded_inputs():
     est = cost_report(c.graph, "generic", rates=0.1, ann=c.ann)
     assert "estimate mode" in est.activity
     assert any(n.startswith("estimate mode") for n in est.notes)
+
+
+ASYM = """graph asym(%x: f32[1,2,7,9]) snn {timesteps=3} {
+  %enc = encoder(%x graded) {kind=direct} : f32[1,2,7,9]
+  %c1 = conv2d(%enc graded) {in=2, out=4, k=(3,2), stride=(2,3), pad=(0,1,1,0), dilation=(1,2), groups=2} [c1.weight] : f32[1,4,3,3]
+  %l1 = lif(%c1 graded) {leak=0.9, vth=0.5, reset=subtract} : f32[1,4,3,3]
+  %f = flatten(%l1 binary) {start=1} : f32[1,36]
+  %fc = linear(%f binary) {in=36, out=3, bias=false} [fc.weight] : f32[1,3]
+  %out = readout(%fc graded) : f32[1,3]
+  return %out
+}
+"""
+
+
+def test_asymmetric_padding_stride_dilation_groups_equal_neurobench():
+    """Asymmetric padding (top 0, left 1, bottom 1, right 0), unequal strides and dilation,
+    groups, and zero weights: still 0 difference per layer."""
+    from types import SimpleNamespace
+
+    from snnc.compiler.text import parse
+
+    g = parse(ASYM)
+    gen = torch.Generator().manual_seed(3)
+    w1 = torch.randn(4, 1, 3, 2, generator=gen)
+    w1[w1.abs() < 0.4] = 0
+    wf = torch.randn(3, 36, generator=gen)
+    wf[wf.abs() < 0.4] = 0
+    g = g.with_params({"c1.weight": w1, "fc.weight": wf})
+    c = SimpleNamespace(graph=g, ann=None)
+    rep, kinds = check_against_peers(c, _samples((2, 7, 9), n=4))
+    assert {"direct_input", "spikes"} <= kinds
