@@ -91,6 +91,13 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
     if progress:
         progress("import")
     source = str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
+    if _is_nir(model):  # a NIR graph is already spiking: imported into SNN form, no passes
+        from snnc.compiler.core.verify import verify
+        from snnc.compiler.frontends.nir import read_nir
+
+        snn = verify(read_nir(model, timesteps=o.timesteps))
+        o = o.replace(target=snn.attrs.get("target", o.target))
+        return Compiled(ann=None, graph=snn, options=o, source=source)
     from_dir = isinstance(model, (str, os.PathLike)) and Path(model).is_dir()
     if from_dir:
         from snnc.compiler.core import outdir
@@ -121,6 +128,13 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
             err.args = (f"{source}: {err}", *err.args[1:])
         raise
     return Compiled(ann=ann, graph=snn, options=o, source=source)
+
+
+def _is_nir(model: Any) -> bool:
+    """A ``.nir`` path or an in-memory ``nir.NIRGraph`` (docs/frontends.md "NIR")."""
+    if isinstance(model, (str, os.PathLike)):
+        return str(model).lower().endswith(".nir")
+    return type(model).__name__ == "NIRGraph" and type(model).__module__.startswith("nir")
 
 
 @dataclass
