@@ -244,8 +244,9 @@ def apply_lowering(g: Graph, rows: list, edges: list[GradedEdge], stats: dict | 
     `stats` (activity.propagate), re-count that row's SOPs as the binary network does:
     S2S (eq. 12/14): sum over spike terms of density x T x the term's synapses; V2V (eq. 18):
     the term layers' input SOPs again, replacing the graded current; avgpool: the pool's mean
-    spike terms' rates x T x synapses x window. A projection merged into its readers (eq. 14) is not
-    emitted: its row gets extra_synapses = -synapses and no SOPs."""
+    spike terms' rates x T x synapses x window. A projection merged into its readers (eq. 14)
+    is not emitted: its row gets extra_synapses = -synapses and no SOPs. Measured rows use
+    their recorded counts (an S2S split: value x fan-out; an average pool: value x window)."""
     by_name = {r.name: r for r in rows}
     by_neuron = {r.neuron: r for r in rows if r.neuron}
     merged: set[str] = set()

@@ -3,13 +3,15 @@
 In pre-activation and concatenating networks (preresnet, densenet) and in S2S projections, a
 conv/linear node's output current is not integrated (only) by a lif of its own: it is summed or
 concatenated and reaches *later* neurons (or a later layer's synapses), e.g. a pre-activation
-block's identity skip carries the previous layer's current to the next block's neurons. On a chip those
-synapses still need a core. Each such row is priced by the lowering the target would use:
+block's identity skip carries the previous layer's current to the next block's neurons. On a
+chip those synapses still need a core. Each such row is priced by the lowering the target
+would use:
 
 * **hosted** (every target): the synapses are placed on the cores of each lif/readout the
   current reaches through sums, concatenations, normalisations and pools; with k such
-  consumers (besides the row's own neuron) the synapses exist k more times (the recursion of paper 2 eq. 15/18 applied to
-  currents): extra synapses (k - 1) x synapses, SOPs k x the input's, and each consumer's
+  consumers besides the row's own neuron, the synapses exist k more times (the recursion of
+  paper 2 eq. 15/18 applied to currents): extra synapses k x synapses, SOPs (k + 1) x the
+  input's (a row without a neuron of its own: k - 1 and k), and each consumer's
   fan-in grows by the hosted synapses (mapping);
 * **relay** (targets with graded spikes, when the current reaches another layer's synapses):
   one relay neuron per output element sends the current as a graded spike every step; the

@@ -112,7 +112,7 @@ def check_against_peers(c, x, module=None, batch_size=3):
         assert r.measured
         assert (r.nb_ac, r.nb_mac) == (ac / n, mac / n), r.name  # exact: 0 difference
         assert r.sinabs_synops == pytest.approx(syn * _avgpool_scale(g, r.name) / n,
-                                                rel=1e-5, abs=1e-6), r.name  # sinabs sums in float32
+                                                rel=1e-5, abs=1e-6), r.name  # float32 sums
         kinds.add(r.in_kind)
     for r in rep.rows:
         if r.neuron in membrane:
