@@ -18,8 +18,8 @@ import sys
 # The public API beyond the IR core's types, imported on first use: name -> (module, attr).
 # snnc.search uses only these names (an import-linter contract, docs/architecture.md).
 _API = {
-    **{n: ("snnc.compiler.api", n) for n in ("compile", "load", "Compiled", "import_ann",
-                                             "cost_report")},
+    **{n: ("snnc.compiler.api", n) for n in ("compile", "load", "train", "Compiled",
+                                             "import_ann", "cost_report")},
     "Options": ("snnc.compiler.core.options", "Options"),
     "cli_options": ("snnc.compiler.core.options", "cli_options"),
     "find_blocks": ("snnc.compiler.core.blocks", "find_blocks"),
@@ -34,8 +34,8 @@ MOVED = ("ir", "shapes", "payload", "verify", "text", "serialize", "errors", "bl
          "blocks_channels", "blocks_detect", "blocks_write", "interpret", "passmanager",
          "options")
 
-__all__ = ["compile", "load", "Compiled", "Options", "import_ann", "cost_report", "cli_options",
-           "find_blocks", "set_block", "run_ann", "to_torch", "load_target", "SnncError", "Graph",
+__all__ = ["compile", "load", "train", "Compiled", "Options", "import_ann", "cost_report",
+           "cli_options", "find_blocks", "set_block", "run_ann", "to_torch", "load_target", "SnncError", "Graph",
            "Node", "Edge", "EdgeKind", "Form", "Payload", "parse", "print_ir", "verify"]
 
 

@@ -43,7 +43,7 @@ class SearchResult:
 
 def _has_energy(target: str) -> bool:
     """True when `target`'s file holds at least one usable energy constant."""
-    from snnc.compiler.targets import load_target
+    from snnc.compiler import load_target
 
     return any(c.usable for c in load_target(target).section("energy").values())
 
@@ -73,7 +73,7 @@ def search(model: Any, *, data: str = "fashion-mnist", out: str | Path = "search
         torch.set_num_threads(old)
     ev.info["limits"] = {"max_energy_uj": max_energy_uj, "max_cores": max_cores}
     if cfg.objective != "drop" and not _has_energy(s.cost_target):
-        from snnc.compiler.core.errors import SnncError
+        from snnc.compiler import SnncError
 
         raise SnncError(f"--objective {cfg.objective} needs energy figures, but cost target "
                         f"'{s.cost_target}' has none; pass --cost-target loihi1 (or another "
@@ -94,11 +94,11 @@ def _report(ev, cfg: SearchConfig, state, out: Path, threads: int,
             model: str = "") -> SearchResult:
     import torch
 
-    from snnc.compiler.api import Compiled
+    from snnc.compiler import Compiled
 
     ok = [e for e in evals_of(out / "journal.jsonl") if e["status"] == "ok"]
     if not ok:
-        from snnc.compiler.core.errors import SnncError
+        from snnc.compiler import SnncError
 
         raise SnncError(f"{out}: no evaluation succeeded; see the 'error' field of the eval "
                         "records in journal.jsonl")
