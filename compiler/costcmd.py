@@ -105,7 +105,8 @@ def cost_cmd(model, options, rates, data, samples, fmt, plot, allow_unconfirmed,
     """Estimate MACs, SOPs, graded edges, cores, energy and latency of MODEL on a target.
 
     MODEL is an ONNX file, a zoo name (zoo:resnet20) or a `snnc compile` output directory (its
-    own target, T and residual mode unless given here).
+    own target, T and residual mode unless given here; a trained directory is measured on its
+    training data unless --rate or --calibrate is given).
     """
     from snnc.compiler.api import cost_report, cost_sweep, record_activity
     from snnc.compiler.core.options import option_names
@@ -118,8 +119,14 @@ def cost_cmd(model, options, rates, data, samples, fmt, plot, allow_unconfirmed,
     c, notes = _compiled(model, options, _given(option_names()))
     g = c.graph
     act = parse_rates(rates, g)
+    trained = c.trained if Path(model).is_dir() and not notes else None
+    if data is None and not rates and trained and (trained.get("config") or {}).get("data"):
+        data = trained["config"]["data"]  # a trained directory: measured on its own data
+        notes.append(f"measured mode on {data} (the directory's training data; --rate R "
+                     f"gives the estimate mode)")
     if data is not None:
-        act = record_activity(g, data, samples=samples, module=c._module)
+        act = record_activity(g, data, samples=samples, module=c._module,
+                              source="measured" if trained else "calibration")
     t = c.options.target
     rep = cost_report(g, t, rates=act, ann=c.ann, allow_unconfirmed=allow_unconfirmed)
     rep.notes.extend(notes)

@@ -238,3 +238,18 @@ def test_dir_measured_mode_uses_the_directory_module(compiled_dir, capsys):
     assert rep["activity"]["mode"] == "measured" and rep["timesteps"] == 4
     assert not any("recompiled" in n for n in rep["notes"])
     assert all(r["measured"] for r in rep["layers"] if r["op"] in ("conv2d", "linear"))
+
+
+def test_trained_dir_is_measured_on_its_training_data(tiny_onnx, tmp_path, capsys):
+    """A trained directory: `snnc cost DIR` records the trained module on its training data
+    (measured mode, source "measured"); --rate still gives the estimate mode."""
+    out = tmp_path / "t.snnc"
+    assert main(["compile", str(tiny_onnx), "-o", str(out), "-T", "2"]) == 0
+    assert main(["train", str(out), "--data", "digits", "--epochs", "1", "--limit", "64",
+                 "--test-limit", "32", "--batch-size", "32"]) == 0
+    capsys.readouterr()
+    rep = _json(capsys, ["cost", str(out), "--samples", "4", "--format", "json"])
+    assert rep["activity"]["source"] == "measured" and rep["activity"]["mode"] == "measured"
+    assert any("training data" in n and "digits" in n for n in rep["notes"])
+    est = _json(capsys, ["cost", str(out), "--rate", "0.1", "--format", "json"])
+    assert est["activity"]["mode"] == "estimate"
