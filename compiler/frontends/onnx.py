@@ -139,8 +139,9 @@ def load_model(path: str | os.PathLike, input_shape=None
     sizes = {t.name: 4 * math.prod(t.dims) for t in model.graph.initializer}
     if sizes:
         largest = max(sizes, key=sizes.get)
-        limits.require(2 * sum(sizes.values()), f"importing the weights of {label} (tensor "
-                       f"'{largest}' alone holds {limits.fmt(sizes[largest])})", label)
+        limits.require(sum(sizes.values()) + sizes[largest], f"importing the weights of "
+                       f"{label} (tensor '{largest}' alone holds "
+                       f"{limits.fmt(sizes[largest])})", label)
     consts = {}
     for t in model.graph.initializer:
         consts[t.name] = tensor_array(t, label, path.parent)
@@ -219,6 +220,7 @@ class _Ctx:
         self.values: dict[str, str] = {}  # ONNX value -> IR node
         self.shapes: dict[str, tuple[int, ...]] = {}  # IR node -> shape
         self.consts: dict[str, np.ndarray] = dict(consts)
+        self.used: set[int] = set()  # data pointers already held by a parameter
         self.poisoned: set[str] = set()
         self.consumers: dict[str, int] = {}
         for n in model.graph.node:
@@ -275,7 +277,7 @@ class _Ctx:
                 raise Reject(f"its shapes do not work out in snnc: {err}") from None
             self.b.add(Node(name, op, stub.attrs, shape, stub.params), srcs)
             for role, arr in ps.items():
-                self.b.set_param(f"{name}.{role}", torch.tensor(np.asarray(arr, np.float32)))
+                self.b.set_param(f"{name}.{role}", _param(arr, self.used))
             self.shapes[name], srcs = shape, [name]
         want = self.onnx_shapes.get(node.output[0])
         if want is not None and want != self.shapes[srcs[0]]:
@@ -320,6 +322,19 @@ class _Ctx:
         self.b.set_param(key, torch.from_numpy(np.array(c, dtype=np.float32).reshape(-1)).clone())
         self.values[node.output[0]] = prod.name
         return True
+
+
+def _param(arr: np.ndarray, used: set[int]) -> torch.Tensor:
+    """A float32 tensor of `arr`, sharing its memory when it already is one, so the weights
+    read from the file are held once (docs/frontends.md "Validation and limits"); a buffer
+    already given to another parameter (a shared initializer) or read-only is copied."""
+    a = np.ascontiguousarray(arr, dtype=np.float32)
+    ptr = a.__array_interface__["data"][0]
+    if not a.flags.writeable or (a.size and ptr in used):
+        a = a.copy()
+        ptr = a.__array_interface__["data"][0]
+    used.add(ptr)
+    return torch.from_numpy(a)
 
 
 def _input_shape(vi: onnx.ValueInfoProto, given, label: str) -> tuple[int, ...]:

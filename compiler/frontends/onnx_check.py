@@ -183,11 +183,22 @@ def tensor_array(t: onnx.TensorProto, label: str, folder: Path | None = None) ->
                            f"{arr.size}.")
     arr = arr.reshape(tuple(t.dims))
     if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            nan = int(np.isnan(arr).sum())
-            raise ImportFailed(f"{where} holds {nan} NaN and {int(bad.sum()) - nan} infinite "
-                               f"value(s) (first at flat index {int(np.flatnonzero(bad)[0])}). "
-                               f"snnc refuses non-finite weights: check the training run that "
-                               f"produced them.")
+        _check_finite(arr.reshape(-1), where)
     return arr
+
+
+def _check_finite(flat: np.ndarray, where: str, chunk: int = 1 << 22) -> None:
+    """Refuse NaN/Inf, in chunks (no mask as large as the tensor)."""
+    nan = inf = 0
+    first = None
+    for i in range(0, flat.size, chunk):
+        part = flat[i:i + chunk]
+        bad = ~np.isfinite(part)
+        if bad.any():
+            n = int(np.isnan(part).sum())
+            nan, inf = nan + n, inf + int(bad.sum()) - n
+            first = first if first is not None else i + int(np.flatnonzero(bad)[0])
+    if first is not None:
+        raise ImportFailed(f"{where} holds {nan} NaN and {inf} infinite value(s) (first at flat "
+                           f"index {first}). snnc refuses non-finite weights: check the "
+                           f"training run that produced them.")

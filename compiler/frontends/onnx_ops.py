@@ -111,7 +111,9 @@ def _conv(ctx, node):
 def _gemm(ctx, node):
     if attr(node, "transA", 0):
         raise Reject("transA=1")
-    w = ctx.const(node.input[1], "weight") * attr(node, "alpha", 1.0)
+    w = ctx.const(node.input[1], "weight")
+    if attr(node, "alpha", 1.0) != 1.0:
+        w = w * attr(node, "alpha", 1.0)
     if not attr(node, "transB", 0):
         w = w.T
     b = None
