@@ -91,8 +91,9 @@ class CostReport:
         """A Markdown page: summary, per-layer table, graded edges, violations."""
         lines = [f"# Cost report: {self.graph} on {self.target} ({self._mode()})", ""]
         lines += [f"- {s}" for s in self.summary_lines()] + [""]
-        cols = ["name", "op", "neuron", "in_payload", "macs", "synapses", "neurons", "sops",
-                "graded_sops", "spikes", "cores", "extra_synapses"]
+        cols = ["name", "op", "neuron", "in_kind", "macs", "synapses", "neurons", "sops",
+                "graded_sops", "nb_effective", "sinabs_synops", "spikes", "cores",
+                "extra_synapses"]
         lines.append("| " + " | ".join(cols) + " |")
         lines.append("|" + "---|" * len(cols))
         for r in self.rows:
@@ -114,10 +115,12 @@ class CostReport:
 
         console = console or Console()
         tab = Table(title=f"{self.graph} on {self.target} ({self._mode()})")
-        cols = ["name", "op", "in_payload", "macs", "synapses", "neurons", "sops",
-                "graded_sops", "spikes", "cores"]
+        cols = ["name", "op", "in_kind", "macs", "synapses", "neurons", "sops",
+                "graded_sops", "nb_effective", "sinabs_synops", "spikes", "cores"]
+        heads = {"nb_effective": "NeuroBench", "sinabs_synops": "sinabs"}
         for c in cols:
-            tab.add_column(c, justify="left" if c in ("name", "op", "in_payload") else "right")
+            tab.add_column(heads.get(c, c),
+                           justify="left" if c in ("name", "op", "in_kind") else "right")
         for r in self.rows:
             d = r.as_dict()
             tab.add_row(*[_fmt(d[c]) for c in cols])
