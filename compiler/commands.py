@@ -88,6 +88,10 @@ def inspect_cmd(model, snn, as_json, check, options, input_shape):
 
         c = load(model)
         g = c.graph if snn or not check else c.ann
+        if g is None:
+            raise SnncError(f"{model}: holds no ANN form (ann.json; written from a module "
+                            f"alone, e.g. a search's best/), so --check has nothing to compare. "
+                            f"Check the original model instead.")
     elif snn:
         g = _compile(model, options, input_shape).graph
     else:

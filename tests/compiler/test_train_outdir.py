@@ -125,6 +125,8 @@ def test_trained_directory_reflects_the_trained_weights(compiled, tmp_path):
     code, _, err = snnc("export", t, "--emit", "nir")
     assert code == 0, err
     assert (t / "model.nir").read_bytes() == nir_bytes and load(t).trained["epochs"] == 1
+    c1.emit(["nir"])  # the Python equivalent, from the directory `c1` was loaded from
+    assert (t / "model.nir").read_bytes() == nir_bytes
     assert (t / "checkpoints" / "train_state.json").is_file()
 
 
@@ -147,9 +149,15 @@ def test_recompile_train_force_and_resume(compiled, tmp_path):
     code, _, err = snnc("compile", compiled, "-o", d)
     assert code == 2 and "trained weights" in err and "--force" in err
     assert (d / "graph.safetensors").read_bytes() == trained
-    code, _, err = snnc("train", d, "--epochs", "1", "--force", *TRAIN)
-    assert code == 0, err
+    from snnc.compiler import train  # the Python API: train(DIR, ..., out=, force=)
+
+    nir_before = (d / "model.nir").read_bytes()
+
+    res = train(d, data="digits", epochs=1, force=True, limit=128, test_limit=64,
+                batch_size=32, lr=0.01, progress=False)
     assert (d / "graph.safetensors").read_bytes() != trained
+    assert res.files and load(d).trained["accuracy"] == res.accuracy
+    assert (d / "model.nir").read_bytes() != nir_before  # regenerated from the new weights
     # an interrupted run (killed after its last checkpoint, before its commit) resumes
     e = tmp_path / "e.snnc"
     code, _, _ = snnc("train", compiled, "-o", e, "--epochs", "2", *TRAIN,
