@@ -15,9 +15,10 @@ flatten                ``Flatten`` (start_dim 0, no batch axis)
 lif (reset zero)       (fire gt: v_threshold = the next float32 above θ, so that snnTorch's
                        v > v_th and SpikingJelly's v >= v_th both fire exactly on v > θ; a
                        fire=ge net differs from its import only on exact ties u == θ)
-                       ``LIF`` with tau = dt / (1 − λ), r = tau / dt, v_leak = 0, v_threshold = θ,
-                       so that snnTorch's import gives Leaky(beta = λ, threshold = θ,
-                       reset_mechanism="zero") exactly; λ = 1 uses tau = 1e12 dt
+                       ``LIF`` with tau = dt / (1 − λ), r = tau / dt, v_leak = 0,
+                       v_threshold = θ (θ⁺ for fire gt), so that snnTorch's import
+                       gives Leaky(beta = λ, threshold = θ, reset_mechanism="zero")
+                       exactly; λ = 1 uses tau = 1e12 dt
 add (S2S)              no node: every reader of the add gets an edge from each term (NIR sums a
                        node's inputs; paper 2 eq. 12), so W·(o_l + o_{l−n}) is one synapse
 concat (DSC)           lowered: the consumer conv/linear is split by input channel into one
@@ -35,9 +36,10 @@ batchnorm (not folded: pre-activation nets) becomes ``Affine`` (flat) or a diago
 ``Conv2d``; a non-square conv kernel is embedded in a square one with zeros (nir 1.0.8's shape
 inference reads only the first kernel dimension). Refused with a message naming the node and
 suggesting ``--target nir``: subtractive reset (NIR's LIF resets to a value), BNTT, vote,
-maxpool, Poisson encoding, projections on the current (V2V). Target-exact graphs carry Lava's one-step synaptic delay,
-which NIR 1.0 cannot express: export drops it only with ``allow_delay_drop=True`` and records
-``snnc.synaptic_delay`` in the metadata; otherwise it refuses.
+maxpool, Poisson encoding, projections on the current (V2V). Target-exact graphs carry Lava's
+one-step synaptic delay, which NIR 1.0 cannot express: export drops it only with
+``allow_delay_drop=True`` and records ``snnc.synaptic_delay`` in the metadata; otherwise it
+refuses.
 """
 
 from __future__ import annotations

@@ -79,7 +79,8 @@ class _Reader:
         ins = ", ".join(f"%{s}" for s in srcs)
         plist = f" [{', '.join(params)}]" if params else ""
         attr = f" {{{attrs}}}" if attrs else ""
-        self.lines.append(f"  %{name} = {op}({ins}){attr}{plist} : f32[{','.join(map(str, shape))}]")
+        dims = ",".join(map(str, shape))
+        self.lines.append(f"  %{name} = {op}({ins}){attr}{plist} : f32[{dims}]")
         self.shape[name] = list(shape)
         return name
 
