@@ -7,9 +7,9 @@ backend (docs/lava.md "Evaluating in the simulator"). Needs .venv-lava (Python 3
 
     .venv-lava/bin/python -m snnc.backends.lava.evaluate model.snnc --data digits-events
 
-The simulator is slow (measured about 140x the PyTorch model per sample at batch 1, more
-against a batch), so the run first times one sample and prints the estimated total before it
-goes on, with a progress bar. What runs is Lava's bit-accurate CPU simulator, not silicon.
+The simulator is slow (hundreds to thousands of times the batched PyTorch model per sample),
+so the run first times the build and one sample and prints the estimated remaining time
+before it goes on, with a progress bar. What runs is Lava's bit-accurate CPU simulator, not silicon.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def evaluate(directory: str | Path, *, data: str = "digits-events", split: str =
              limit: int | None = 100, progress: bool = True, out=sys.stderr) -> dict:
     """PyTorch target-exact vs Lava's simulator on `limit` samples of `data` for the compiled
     (or trained) directory. Returns samples, T, acc_torch / acc_lava (when labelled), agree
-    (fraction of equal predictions), max_readout_diff, s_per_sample_torch / _lava, slowdown,
+    (fraction of equal predictions), max_readout_diff, s_per_sample_torch / _lava (after the
+    build), build_s, slowdown,
     and saturated (samples whose readout left Loihi's range, docs/lava.md "Readout range")."""
     import torch
 
@@ -66,27 +67,33 @@ def evaluate(directory: str | Path, *, data: str = "digits-events", split: str =
         path = lava.export(g, tmp)
         t0 = time.perf_counter()
         with Session(path, tuple(frames[0].shape[1:])) as sim:
-            first = readouts(sim, frames[:1])
-            t_first = time.perf_counter() - t0
+            first = readouts(sim, frames[:1])  # builds and compiles the process graph
+            t_build = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            if len(frames) > 1:
+                first = np.concatenate([first, readouts(sim, frames[1:2])])
+            each = (time.perf_counter() - t1) / max(1, len(frames[1:2]))
             if progress:
-                print(f"Lava simulator: {len(frames)} samples, T = {T}; first sample (with the "
-                      f"build) {t_first:.1f} s; estimated total about "
-                      f"{t_first * len(frames) / 60:.1f} min ({t_first / t_torch:.0f}x the "
-                      f"PyTorch model's {t_torch * 1e3:.2f} ms/sample)", file=out, flush=True)
+                left = each * max(0, len(frames) - 2)
+                print(f"Lava simulator: {len(frames)} samples, T = {T}; build + first sample "
+                      f"{t_build:.1f} s, then {each:.2f} s/sample ({each / t_torch:.0f}x the "
+                      f"PyTorch model's {t_torch * 1e3:.2f} ms/sample): estimated "
+                      f"{left / 60:.1f} min more", file=out, flush=True)
             bar = None
-            if progress and len(frames) > 1:
+            if progress and len(frames) > 2:
                 from tqdm import tqdm
 
-                bar = tqdm(total=len(frames) - 1, desc="lava", unit="sample", file=out)
-            rest = readouts(sim, frames[1:], (lambda i: bar.update(1)) if bar else None)
+                bar = tqdm(total=len(frames) - 2, desc="lava", unit="sample", file=out)
+            rest = (readouts(sim, frames[2:], (lambda i: bar.update(1)) if bar else None)
+                    if len(frames) > 2 else np.zeros((0, first.shape[1])))
             if bar:
                 bar.close()
-        t_lava = (time.perf_counter() - t0) / len(frames)
+        t_lava = (time.perf_counter() - t1) / max(1, len(frames) - 1)  # after the build
     y_lava = np.concatenate([first, rest]) if len(rest) else first
     p_t, p_l = y_torch.argmax(1), y_lava.argmax(1)
     r = {"samples": len(frames), "timesteps": T, "agree": float((p_t == p_l).mean()),
          "max_readout_diff": float(np.abs(y_torch - y_lava).max()),
-         "s_per_sample_torch": t_torch, "s_per_sample_lava": t_lava,
+         "s_per_sample_torch": t_torch, "s_per_sample_lava": t_lava, "build_s": t_build,
          "slowdown": t_lava / t_torch, "saturated": int(module.saturated)}
     if labels is not None:
         r["acc_torch"] = float((p_t == labels).mean())

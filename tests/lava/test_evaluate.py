@@ -19,7 +19,7 @@ def test_evaluate_agrees_and_estimates(tmp_path, capsys):
     before = sorted(p.name for p in d.iterdir())
     err = io.StringIO()
     r = evaluate(d, data="digits-events", limit=4, out=err)
-    assert "estimated total" in err.getvalue() and "lava" in err.getvalue()
+    assert "estimated" in err.getvalue() and "min more" in err.getvalue()
     assert r["samples"] == 4 and r["agree"] == 1.0 and r["max_readout_diff"] == 0.0
     assert 0.0 <= r["acc_lava"] <= 1.0 and r["slowdown"] > 1
     assert sorted(p.name for p in d.iterdir()) == before  # the directory is unchanged
