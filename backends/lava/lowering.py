@@ -6,10 +6,13 @@ avgpool (a fixed depthwise sum-conv of weight 1/k²), S2S adds, DSC concats, fla
 S2M / V2V edges into lif ports >= 1.
 Guarantees: every node is mapped or the export is refused with a message naming it (nothing
 is dropped); every weight, threshold, leak and bias is on Loihi 2's grid or reported.
+Per-op rules are registries (`_VALUE_RULES`, `_WEIGHT_RULES`); which ops map at all is the op
+table's (compiler/core/ops.py), checked by tests/compiler/test_ops.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -72,55 +75,10 @@ class _Lowering:
         self.seen.add(name)
         if name in self.index:
             return [Term(self.index[name], 0, n.shape[1], 0, len(n.shape) == 2, label)]
-        if n.op in _PASS:
-            return self.value(self.g.inputs_of(name)[0].value_src, label)
-        if n.op == "add":
-            terms = []
-            for e in self.g.inputs_of(name):
-                lab = "s2s" if e.kind is EdgeKind.S2S else label
-                if is_relay_edge(self.g, e):  # the projection's graded output: a relay
-                    terms.append(self.projection_relay(n, e.value_src, lab))
-                    continue
-                if e.projection is not None:
-                    self.refuse(n, f"the S2S edge from '{e.src}' has a projection "
-                                   f"('{e.projection}'); its graded output crosses a synapse "
-                                   f"only through a graded relay, which snnc builds for "
-                                   f"target-exact loihi2 graphs (--target loihi2 --semantics "
-                                   f"target)")
-                terms += self.value(e.value_src, lab)
-            return terms
-        if n.op == "concat":
-            if n.attrs.get("axis", 1) != 1:
-                self.refuse(n, "only channel concatenation (axis 1) maps to synapses")
-            terms, off = [], 0
-            for e in self.g.inputs_of(name):
-                if e.attrs.get("fraction", 1.0) != 1.0:
-                    self.refuse(n, f"DSC edge from '{e.src}' concatenates a fraction "
-                                   f"{e.attrs['fraction']} of its channels; export supports "
-                                   f"whole sources only")
-                lab = "concat" if e.kind is EdgeKind.DSC else label
-                terms += [replace(t, dst=t.dst + off) for t in self.value(e.value_src, lab)]
-                off += self.g.node(e.value_src).shape[1]
-            return terms
-        if n.op in ("flatten", "reshape"):
-            src = self.g.node(self.g.inputs_of(name)[0].value_src)
-            if len(n.shape) != 2 or n.shape[0] != src.shape[0]:
-                self.refuse(n, f"only a flatten to [N, F] maps to Loihi (shape {list(n.shape)})")
-            hw = int(np.prod(src.shape[2:])) if len(src.shape) > 2 else 1
-            return [t if t.flat else replace(t, lo=t.lo * hw, n=t.n * hw, dst=t.dst * hw,
-                                             flat=True)
-                    for t in self.value(src.name, label)]
-        if n.op in ("avgpool", "adaptive_avgpool"):
-            self.refuse(n, "an average pool must feed a neuron on Loihi (put an activation after "
-                           "the pool: it becomes a pooling layer, a fixed depthwise sum-conv into "
-                           "neurons); its graded output cannot travel as binary spikes")
-        if n.op == "maxpool":
-            self.refuse(n, "max pooling has no Loihi synapse; lower it to average (sum) pooling "
-                           "before export")
-        self.refuse(n, "this op cannot feed a synapse on Loihi 2 (the Lava backend maps lif, "
-                       "readout, conv2d, linear, batchnorm, avgpool, add (S2S), concat (DSC), "
-                       "flatten)")
-        return []
+        rule = _VALUE_RULES.get(n.op)
+        if rule is None:
+            self.refuse(n, _NO_VALUE.get(n.op, _NO_VALUE[None]))
+        return rule(self, n, label)
 
     # -- weighted ops -----------------------------------------------------------------------
     def weighted(self, name: str) -> tuple[Node, np.ndarray, np.ndarray, dict | None]:
@@ -139,17 +97,11 @@ class _Lowering:
             shift = b - mu * scale
             n = self.g.node(self.g.inputs_of(n.name)[0].value_src)
             self.seen.add(n.name)
-        if n.op in ("conv2d", "linear"):
-            w = self.tensor(n.param("weight"))
-            b = self.tensor(n.param("bias"))
-            b = np.zeros(w.shape[0]) if b is None else b
-            conv = self.geometry(n) if n.op == "conv2d" else None
-        elif n.op == "avgpool":
-            conv, w = self.pool(n)
-            b = np.zeros(w.shape[0])
-        else:
+        rule = _WEIGHT_RULES.get(n.op)
+        if rule is None:
             self.refuse(n, "a neuron's input must come from conv2d, linear or avgpool (with an "
                            "optional batchnorm) on Loihi 2")
+        w, b, conv = rule(self, n)
         if scale is not None:
             w = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
             b = b * scale + shift
@@ -470,6 +422,104 @@ class _Lowering:
         return Plan(g.name, self.layers, int(g.attrs.get("timesteps", 1)),
                     {"reset": reset, "fire": fire},
                     input_graded=enc.attrs.get("kind", "direct") == "direct", outputs=outputs)
+
+
+# -- per-op rules (registries keyed by IR op; the op table, compiler/core/ops.py, says which ops
+# the Lava backend maps, and tests/compiler/test_ops.py checks these registries against it) --
+ValueRule = Callable[[_Lowering, Node, str], list[Term]]
+WeightRule = Callable[[_Lowering, Node], tuple[np.ndarray, np.ndarray, "dict | None"]]
+_VALUE_RULES: dict[str, ValueRule] = {}  # what a synapse reads from the op's output
+_WEIGHT_RULES: dict[str, WeightRule] = {}  # a neuron's input op: (float weight, bias, conv)
+# Ops the lowering maps outside these two registries: the input and its encoder (the input
+# layer, run()), neurons (add_neuron), batchnorm (folded into the weights, weighted()) and the
+# adaptive average pool before a readout (pooled()) or a relay (current_synapses()).
+MAPPED_ELSEWHERE = frozenset({"input", "encoder", "lif", "readout", "batchnorm",
+                              "adaptive_avgpool"})
+# Ops that map to Loihi but not as a value a synapse reads, and why (value()'s refusal).
+_NO_VALUE = {
+    "avgpool": "an average pool must feed a neuron on Loihi (put an activation after the pool: "
+               "it becomes a pooling layer, a fixed depthwise sum-conv into neurons); its "
+               "graded output cannot travel as binary spikes",
+    "adaptive_avgpool": "an average pool must feed a neuron on Loihi (put an activation after "
+                        "the pool: it becomes a pooling layer, a fixed depthwise sum-conv into "
+                        "neurons); its graded output cannot travel as binary spikes",
+    "maxpool": "max pooling has no Loihi synapse; lower it to average (sum) pooling before "
+               "export",
+    None: "this op cannot feed a synapse on Loihi 2 (the Lava backend maps lif, readout, "
+          "conv2d, linear, batchnorm, avgpool, add (S2S), concat (DSC), flatten)",
+}
+
+
+def _rule(table: dict, *ops: str):
+    def deco(fn):
+        for op in ops:
+            table[op] = fn
+        return fn
+    return deco
+
+
+@_rule(_VALUE_RULES, *_PASS)
+def _pass_value(lw: _Lowering, n: Node, label: str) -> list[Term]:
+    return lw.value(lw.g.inputs_of(n.name)[0].value_src, label)
+
+
+@_rule(_VALUE_RULES, "add")
+def _add_value(lw: _Lowering, n: Node, label: str) -> list[Term]:
+    terms = []
+    for e in lw.g.inputs_of(n.name):
+        lab = "s2s" if e.kind is EdgeKind.S2S else label
+        if is_relay_edge(lw.g, e):  # the projection's graded output: a relay
+            terms.append(lw.projection_relay(n, e.value_src, lab))
+            continue
+        if e.projection is not None:
+            lw.refuse(n, f"the S2S edge from '{e.src}' has a projection "
+                         f"('{e.projection}'); its graded output crosses a synapse "
+                         f"only through a graded relay, which snnc builds for "
+                         f"target-exact loihi2 graphs (--target loihi2 --semantics "
+                         f"target)")
+        terms += lw.value(e.value_src, lab)
+    return terms
+
+
+@_rule(_VALUE_RULES, "concat")
+def _concat_value(lw: _Lowering, n: Node, label: str) -> list[Term]:
+    if n.attrs.get("axis", 1) != 1:
+        lw.refuse(n, "only channel concatenation (axis 1) maps to synapses")
+    terms, off = [], 0
+    for e in lw.g.inputs_of(n.name):
+        if e.attrs.get("fraction", 1.0) != 1.0:
+            lw.refuse(n, f"DSC edge from '{e.src}' concatenates a fraction "
+                         f"{e.attrs['fraction']} of its channels; export supports "
+                         f"whole sources only")
+        lab = "concat" if e.kind is EdgeKind.DSC else label
+        terms += [replace(t, dst=t.dst + off) for t in lw.value(e.value_src, lab)]
+        off += lw.g.node(e.value_src).shape[1]
+    return terms
+
+
+@_rule(_VALUE_RULES, "flatten", "reshape")
+def _flatten_value(lw: _Lowering, n: Node, label: str) -> list[Term]:
+    src = lw.g.node(lw.g.inputs_of(n.name)[0].value_src)
+    if len(n.shape) != 2 or n.shape[0] != src.shape[0]:
+        lw.refuse(n, f"only a flatten to [N, F] maps to Loihi (shape {list(n.shape)})")
+    hw = int(np.prod(src.shape[2:])) if len(src.shape) > 2 else 1
+    return [t if t.flat else replace(t, lo=t.lo * hw, n=t.n * hw, dst=t.dst * hw,
+                                     flat=True)
+            for t in lw.value(src.name, label)]
+
+
+@_rule(_WEIGHT_RULES, "conv2d", "linear")
+def _layer_weights(lw: _Lowering, n: Node):
+    w = lw.tensor(n.param("weight"))
+    b = lw.tensor(n.param("bias"))
+    b = np.zeros(w.shape[0]) if b is None else b
+    return w, b, lw.geometry(n) if n.op == "conv2d" else None
+
+
+@_rule(_WEIGHT_RULES, "avgpool")
+def _pool_weights(lw: _Lowering, n: Node):
+    conv, w = lw.pool(n)
+    return w, np.zeros(w.shape[0]), conv
 
 
 def lower(g: Graph, *, source: str | None = None) -> Plan:
