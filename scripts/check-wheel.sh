@@ -54,6 +54,8 @@ run cost r20.snnc --target loihi2
 run compile "$EXAMPLE" --residual s2s --target loihi2 -T 16 --emit torch,lava -o r20-lava.snnc
 run compile zoo:resnet20 --reset zero --no-bntt --emit torch,nir -o r20-nir.snnc
 run train r20.snnc --data digits --epochs 1 --limit 64 --test-limit 32 --batch-size 32 --threads 1
+run export r20-nir.snnc --emit nir
+run compile r20.snnc -o r20-again.snnc -T 4 --no-cost
 run compile zoo:resnet20 -T 2 -o r20-mnist.snnc
 run train r20-mnist.snnc --data mnist --epochs 1 --limit 32 --test-limit 32 --batch-size 32 --threads 1
 run search single-block --data digits --budget 2 --batch 2 --init 2 -T 2 --train 128 --val 64 \
