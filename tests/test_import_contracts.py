@@ -115,3 +115,18 @@ def test_no_package_import_cycle():
 
     assert re.search(r"snnc\.passes +snnc\.compiler\.core +[1-9]", r.stdout)  # edges measured
     assert "package cycles (module-level and lazy imports): none" in r.stdout, r.stdout
+
+
+def test_every_compiler_module_is_in_a_layer():
+    """A new module of snnc.compiler (e.g. a CLI command) must be placed in a layer of the
+    contract, or the check would not see it."""
+    import re
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in cfg["contracts"] if c["id"] == "layers")["layers"]
+    named = set(re.findall(r"snnc\.[a-z_.]+", " ".join(layers)))
+    here = {f"snnc.compiler.{p.stem}" for p in (ROOT / "compiler").glob("*.py")
+            if p.stem != "__init__"}
+    here |= {f"snnc.compiler.{p.parent.name}" for p in (ROOT / "compiler").glob("*/__init__.py")}
+    assert not here - named, f"not in a layer of pyproject.toml: {sorted(here - named)}"
