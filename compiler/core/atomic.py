@@ -195,6 +195,11 @@ def recover(directory: Path) -> list[str]:
             else:
                 shutil.rmtree(p)
                 say(f"removed {p.name}, left by a writer (PID {pid}) that was killed")
+    legacy = re.compile(rf"\.{re.escape(directory.name)}\.(old-\d+|[A-Za-z0-9_]{{8}}\.tmp)")
+    for p in sorted(directory.parent.iterdir()):
+        if legacy.fullmatch(p.name) and p.is_dir():  # written by snnc before this protocol
+            say(f"{p} was left by an older snnc that was interrupted; remove it with "
+                f"`rm -r {p}` once no old snnc is running")
     return notes
 
 

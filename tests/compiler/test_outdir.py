@@ -149,6 +149,13 @@ def test_a_kill_between_the_two_renames_is_restored(onnx_model, tmp_path):
         notes = recover(d)
     assert len(notes) == 2 and "restored" in notes[0] and "removed" in notes[1]
     assert load(d).options.timesteps == 4 and leftovers(d) == []
+    # leftovers of the protocol before this one (no lock, no marker) are reported, not deleted
+    for name in (f".{d.name}.k2j_x9ab.tmp", f".{d.name}.old-12345"):
+        (d.parent / name).mkdir()
+    with locked(d):
+        notes = recover(d)
+    assert len(notes) == 2 and all("older snnc" in n for n in notes)
+    assert len(leftovers(d)) == 2
 
 
 def test_concurrent_writers_are_serialised(onnx_model, tmp_path):
