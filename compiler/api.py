@@ -253,16 +253,19 @@ def record_activity(graph: Graph, data, *, samples: int = 16, module=None,
     synaptic input (backends/pytorch/activity.py) and the result is the cost model's
     :class:`~snnc.costmodel.Activity` (docs/costmodel.md "Measured mode").
 
-    `data`: a snnc.data dataset name, a .pt/.npy file of samples, or a tensor [N, ...]
-    ([T, N, ...] for event frames); `module`: a trained SNNModule (default: built from
+    `data`: what snnc.data.load_dataset reads (a name, a DataSpec, a torch Dataset or
+    DataLoader), a .pt/.npy file of samples, or a tensor [N, ...] ([T, N, ...] for events); `module`: a trained SNNModule (default: built from
     `graph`'s parameters); `source`: "calibration" or "measured" (after training).
     """
     from snnc.backends.pytorch.activity import calibration_samples
     from snnc.backends.pytorch.activity import record_activity as record
     from snnc.costmodel import Activity
 
-    if isinstance(data, (str, os.PathLike)):
-        x, what = calibration_samples(str(data), graph, samples)
+    import torch
+
+    if not isinstance(data, torch.Tensor):  # a name, a path, a DataSpec, a torch Dataset
+        x, what = calibration_samples(str(data) if isinstance(data, os.PathLike) else data,
+                                      graph, samples)
     else:
         x, what = data, f"{len(data)} given samples"
     rec = record(graph, x, module=module, batch_size=batch_size, note=what)

@@ -17,6 +17,7 @@ import click
 
 from snnc.compiler.core.errors import SnncError
 from snnc.compiler.core.options import cli_options
+from snnc.data.options import DATA_HELP, data_options
 
 
 def _given(names) -> set[str]:
@@ -89,9 +90,9 @@ def parse_rates(values: tuple[str, ...], g=None):
 @click.option("--rate", "rates", multiple=True, metavar="R|NAME=R",
               help="Estimate mode: a firing-rate prior, or NAME=R for a lif layer (repeatable;"
                    " a bare R is the default of the others, else 0.1).")
-@click.option("--calibrate", "data", default=None, metavar="DATA",
-              help="Measured mode: record every synaptic input on DATA (a snnc.data name: "
-                   "digits, mnist, fashion-mnist, NAME-events; or a .pt/.npy tensor [N, ...]).")
+@data_options(required=False, flag="--calibrate",
+              help="Measured mode: record every synaptic input on DATA (its test split): "
+                   + DATA_HELP + "; or a .pt/.npy tensor [N, ...].")
 @click.option("--samples", default=16, show_default=True, help="Samples used by --calibrate.")
 @click.option("--format", "fmt", default="table", type=click.Choice(["table", "json", "md"]))
 @click.option("--plot", "plot", default=None, metavar="FILE",

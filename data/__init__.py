@@ -11,7 +11,9 @@ Only data that ships in an installed package or that snnc makes itself:
   images by :mod:`snnc.data.events` (synthetic sensor motion: label results as simulated);
 * a path: a directory of IDX files (``train-images-idx3-ubyte[.gz]`` ...), an ``.npz``
   (``x``/``y`` or ``x_train``/``y_train``/``x_test``/``y_test``, or named with ``--keys``), or an
-  ImageFolder directory; see :mod:`snnc.data.files` for scaling (by dtype) and layout.
+  ImageFolder directory; see :mod:`snnc.data.files` for scaling (by dtype) and layout;
+* from Python, also a torch ``Dataset``/``DataLoader`` yielding (x, y) (:mod:`snnc.data.torchdata`)
+  or a :class:`Dataset` of this module (both one split, served for either).
 
 :func:`load_dataset` returns float images in [0, 1] as [N, C, H, W] (events: [N, T, 2, H, W])
 and int64 labels.
@@ -174,19 +176,26 @@ def _raw(spec: DataSpec, base: str, split: str) -> tuple[np.ndarray, np.ndarray]
 
 def load_dataset(name, split: str = "train", *, limit: int | None = None,
                  size: int | None = None, channels: int = 1, timesteps: int = 8) -> Dataset:
-    """Load `split` ("train" | "test") of `name` (a DataSpec or a source string; see the module
-    docstring and snnc.data.files).
+    """Load `split` ("train" | "test") of `name` (a DataSpec, a source string, a torch Dataset
+    or DataLoader, or a :class:`Dataset`; see the module docstring and snnc.data.files).
 
     Images are scaled by dtype (uint8 / 255, floats kept) into float32 [N, C, H, W], optionally
     normalised by the spec's mean/std. `size` zero-pads images centrally to size x size (MNIST to
     32x32 for CIFAR-style nets), `channels` repeats a grey channel, `limit` keeps the first N
     samples, `timesteps` is the number of frames of an ``-events`` dataset."""
-    spec = DataSpec.of(name)
+    from snnc.data.torchdata import describe, is_torch_data, materialise
+
     if split not in ("train", "test"):
         raise SnncError(f"dataset split must be 'train' or 'test', not '{split}'")
-    events = spec.source.endswith("-events")
-    base = spec.source[:-len("-events")] if events else spec.source
-    x, y = _raw(spec, base, split)
+    if isinstance(name, Dataset) or is_torch_data(name):
+        spec, events = DataSpec(getattr(name, "name", None) or describe(name)), False
+        x, y = ((name.x.numpy(), name.y.numpy()) if isinstance(name, Dataset)
+                else materialise(name, limit))
+    else:
+        spec = DataSpec.of(name)
+        events = spec.source.endswith("-events")
+        base = spec.source[:-len("-events")] if events else spec.source
+        x, y = _raw(spec, base, split)
     y = np.asarray(y).astype(np.int64)
     if limit is not None:
         x, y = x[:limit], y[:limit]

@@ -133,8 +133,11 @@ def is_image_folder(p: Path) -> bool:
 
 
 def to_nchw(x: np.ndarray, layout: str | None, where: str) -> np.ndarray:
-    """`x` as [N, C, H, W] (or [N, T, 2, H, W] events, untouched): a channel added to [N, H, W];
+    """`x` as [N, C, H, W] (or [N, T, 2, H, W] events and [N, F] features, untouched): a channel
+    added to [N, H, W];
     NCHW vs NHWC from `layout` or from which axis holds 1-4 channels."""
+    if x.ndim == 2:  # [N, F] feature vectors (an MLP's input): kept
+        return x
     if x.ndim == 3:
         return x[:, None]
     if x.ndim != 4:

@@ -1,5 +1,6 @@
 """The data options every command that reads data shares (`train`, `eval`, `search`, `cost
---calibrate`, `compile --normalize`): one click decorator producing one DataSpec."""
+--calibrate`, `compile --normalize`): one click decorator producing one DataSpec; and
+``--device`` for the commands that run a network (docs/pytorch-backend.md "Devices")."""
 
 from __future__ import annotations
 
@@ -27,16 +28,21 @@ def spec_from(data: str, keys: str | None = None, layout: str | None = None,
                     _floats(mean, "--mean"), _floats(std, "--std"))
 
 
-def data_options(required: bool = True, default: str | None = None):
-    """Add --data, --keys, --layout, --mean and --std; the command receives `data` (a DataSpec,
-    or None when --data is optional and absent)."""
+DATA_HELP = ("digits | mnist | fashion-mnist (add -events for simulated event frames), an .npz "
+             "(x/y or x_train/y_train/x_test/y_test), a directory of IDX files, or an "
+             "ImageFolder directory")
+
+
+def data_options(required: bool = True, default: str | None = None, flag: str = "--data",
+                 help: str | None = None):
+    """Add `flag` (--data), --keys, --layout, --mean and --std; the command receives `data` (a
+    DataSpec, or None when the flag is optional and absent). `snnc cost` names its flag
+    --calibrate."""
 
     def wrap(fn):
-        @click.option("--data", "data_source", required=required, default=default,
-                      show_default=default is not None,
-                      help="digits | mnist | fashion-mnist (add -events for simulated event "
-                           "frames), an .npz (x/y or x_train/y_train/x_test/y_test), a "
-                           "directory of IDX files, or an ImageFolder directory")
+        @click.option(flag, "data_source", required=required, default=default,
+                      show_default=default is not None, metavar="DATA",
+                      help=help or DATA_HELP)
         @click.option("--keys", default=None,
                       help="npz array names: IMAGES,LABELS or XTR,YTR,XTE,YTE")
         @click.option("--layout", type=click.Choice(["NCHW", "NHWC"], case_sensitive=False),
@@ -52,3 +58,11 @@ def data_options(required: bool = True, default: str | None = None):
         return inner
 
     return wrap
+
+
+def device_option():
+    """Add ``--device cpu|cuda|auto`` (also cuda:N); the command receives `device` (a string,
+    resolved by snnc.data.device.resolve_device where the work runs)."""
+    return click.option("--device", default="auto", show_default=True, metavar="cpu|cuda|auto",
+                        help="where the network runs: cpu, cuda (cuda:N) or auto (a CUDA GPU "
+                             "when torch sees one, else the CPU)")

@@ -48,7 +48,18 @@ def _has_energy(target: str) -> bool:
     return any(c.usable for c in load_target(target).section("energy").values())
 
 
-def search(model: Any, *, data: str = "fashion-mnist", out: str | Path = "search.snnc",
+def _settings_record(s: EvalSettings) -> dict[str, Any]:
+    """The settings as journal data: in-memory data is named, not written out."""
+    from dataclasses import replace
+
+    from snnc.data import Dataset
+
+    if isinstance(s.data, Dataset):
+        s = replace(s, data=f"{s.data.name} ({len(s.data)} samples in memory)")
+    return asdict(s)
+
+
+def search(model: Any, *, data: Any = "fashion-mnist", out: str | Path = "search.snnc",
            config: SearchConfig | None = None, settings: EvalSettings | None = None,
            executor: str = "local", workers: int = 1, threads: int = 1, retries: int = 0,
            address: str | None = None, cpus_per_task: float = 1.0, gpus_per_task: float = 0.0,
@@ -56,13 +67,23 @@ def search(model: Any, *, data: str = "fashion-mnist", out: str | Path = "search
            kinds=("S2S", "S2M", "V2V"), fractions=(0.25, 0.5, 1.0),
            max_energy_uj: float | None = None, max_cores: int | None = None,
            progress=None, log=print) -> SearchResult:
-    """Run (or resume) a skip-connection search on `model` and write its reports."""
+    """Run (or resume) a skip-connection search on `model` and write its reports.
+
+    `data`: a dataset name, a snnc.data DataSpec, or a torch Dataset / DataLoader yielding
+    (x, y) (ignored when `settings` is given: its ``data`` is used). Evaluations run on
+    ``settings.device``; with `gpus_per_task` > 0 each Ray task reserves a GPU and ``auto``
+    (the default) places its work there."""
     import torch
 
     from snnc.search.prepare import prepare
 
     cfg = config or SearchConfig()
     s = settings or EvalSettings(data=data)
+    if gpus_per_task > 0 and str(s.device).lower() == "cpu":
+        from snnc.compiler.core.errors import SnncError
+
+        raise SnncError(f"--gpus-per-task {gpus_per_task} reserves a GPU per evaluation but "
+                        f"--device cpu keeps the work off it; use --device auto (or cuda).")
     out = Path(out)
     old = torch.get_num_threads()
     torch.set_num_threads(threads)  # the parent is trained as the workers will fine-tune
@@ -83,7 +104,8 @@ def search(model: Any, *, data: str = "fashion-mnist", out: str | Path = "search
     try:
         state = run_search(ev.space, ex, cfg, out, resume=resume, accept=ev.feasible,
                            progress=progress,
-                           header_extra={"model": str(model), "settings": asdict(s),
+                           header_extra={"model": str(model),
+                                         "settings": _settings_record(ev.settings),
                                          "prepare": ev.info})
     finally:
         ex.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from snnc.compiler import cli_options
+from snnc.data.options import data_options, device_option
 from snnc.search.loop import OBJECTIVES, SearchConfig
 
 
@@ -17,8 +18,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 @click.command("search")
 @click.argument("model")
-@click.option("--data", default="fashion-mnist", show_default=True,
-              help="dataset name (digits, mnist, fashion-mnist) or path")
+@data_options(required=False, default="fashion-mnist")
 @click.option("--budget", default=50, show_default=True, help="number of evaluations")
 @click.option("--batch", "batch", default=4, show_default=True, help="candidates per round (k)")
 @click.option("--method", type=click.Choice(["bo", "random"]), default="bo", show_default=True)
@@ -46,9 +46,13 @@ def _floats(text: str) -> tuple[float, ...]:
 @click.option("--init", "n_init", default=8, show_default=True,
               help="random evaluations before the GP takes over")
 @cli_options(defaults={"timesteps": 4, "encoder": "direct"})
-@click.option("--train", "n_train", default=2000, show_default=True,
-              help="training samples (fine-tuning)")
-@click.option("--val", "n_val", default=1000, show_default=True, help="validation samples")
+@click.option("--train", "n_train", type=int, default=None,
+              help="training samples for fine-tuning [default: 2000, or 2/3 of a training "
+                   "split under 3000]")
+@click.option("--val", "n_val", type=int, default=None,
+              help="validation samples, after the training ones [default: 1000, or 1/3 of a "
+                   "training split under 3000]")
+@device_option()
 @click.option("--ann-epochs", default=0, show_default=True,
               help="train an nn.Module / zoo model first (ONNX keeps its weights)")
 @click.option("--parent-epochs", default=2, show_default=True)
@@ -58,12 +62,14 @@ def _floats(text: str) -> tuple[float, ...]:
 def search_cmd(model, data, budget, batch, method, objective, energy_weight,
                cost_target, max_energy, max_cores, kinds, fractions, blocks, executor, address,
                workers, threads, cpus_per_task, gpus_per_task, retries, seed, n_init,
-               options, n_train, n_val, ann_epochs, parent_epochs, finetune_epochs, out,
-               resume):
+               options, n_train, n_val, device, ann_epochs, parent_epochs, finetune_epochs,
+               out, resume):
     """Search the skip connections of MODEL's blocks (paper 1): BO or random search.
 
     The compile options (--target, -T, --encoder, ...) say how the parent SNN is compiled;
-    --target's hard limits also constrain the search."""
+    --target's hard limits also constrain the search. --device says where the ANN, the parent
+    and every candidate are trained (auto: a GPU when torch sees one; with --gpus-per-task the
+    worker's reserved GPU)."""
     from pathlib import Path
 
     from snnc.search.api import search
@@ -76,7 +82,7 @@ def search_cmd(model, data, budget, batch, method, objective, energy_weight,
     from snnc.compiler import load_target
 
     target = options.target
-    s = EvalSettings(data=data, train=n_train, val=n_val, options=options,
+    s = EvalSettings(data=data, train=n_train, val=n_val, options=options, device=device,
                      parent_epochs=parent_epochs, finetune_epochs=finetune_epochs,
                      cost_target=cost_target,
                      limits_target=target if load_target(target).limits else None)

@@ -15,7 +15,10 @@ fine-tuned for ``finetune_epochs`` epochs and scored on the validation split:
     drop = 100 * (ANN accuracy - SNN accuracy)      (percentage points, validation split)
 
 The validation split is the ``val`` samples after the first ``train`` samples of the dataset's
-*train* split; the test split is never read. Every evaluation also returns per-layer firing
+*train* split; the test split is never read. Left as None, ``train``/``val`` fit the dataset
+(:func:`split_sizes`: 2,000 + 1,000, or 2/3 + 1/3 of a smaller training split). Modules and
+batches go to ``device`` (docs/pytorch-backend.md "Devices"), resolved where the evaluation runs:
+a Ray task that reserved a GPU sees it through ``auto``. Every evaluation also returns per-layer firing
 rates and the cost model's report for ``target`` under those rates (energy in microjoules).
 """
 
@@ -39,9 +42,9 @@ KIND_NAMES = {"S2S": "s2s", "S2M": "s2m", "V2V": "v2v"}
 class EvalSettings:
     """How the parent is trained and candidates fine-tuned and scored."""
 
-    data: str = "fashion-mnist"
-    train: int = 2000
-    val: int = 1000
+    data: Any = "fashion-mnist"  # a name, a DataSpec, a snnc.data Dataset (see prepare)
+    train: int | None = None  # None: fit the dataset (split_sizes)
+    val: int | None = None
     # How the parent is compiled (residual, target, T, encoder, ...): the compile options.
     options: Options = field(default_factory=lambda: Options(timesteps=4, encoder="direct"))
     parent_epochs: int = 2
@@ -51,17 +54,52 @@ class EvalSettings:
     cost_target: str = "loihi1"
     limits_target: str | None = None
     input_shape: tuple[int, ...] | None = None
+    device: str = "auto"  # cpu | cuda | cuda:N | auto, resolved in the process that trains
+
+
+DEFAULT_TRAIN, DEFAULT_VAL = 2000, 1000
+
+
+def split_sizes(available: int, train: int | None, val: int | None,
+                source: str = "the dataset") -> tuple[int, int]:
+    """(train, val) sample counts from a training split of `available` samples: explicit values
+    are checked (SnncError when they need more than there is); a value left None takes its
+    default (2,000 / 1,000) capped to what the other leaves, and both None on a split smaller
+    than 3,000 give 2/3 for fine-tuning and 1/3 for validation."""
+    if train is not None and val is not None:
+        if train < 1 or val < 1 or train + val > available:
+            raise SnncError(f"{source} has {available} training samples; --train {train} plus "
+                            f"--val {val} need {train + val}. Lower them (each at least 1), or "
+                            f"leave them out: the defaults fit the dataset.")
+        return train, val
+    if train is None and val is None:
+        if available < 3:
+            raise SnncError(f"{source} has {available} training samples; a search needs at "
+                            f"least 3 (fine-tuning and validation).")
+        if available >= DEFAULT_TRAIN + DEFAULT_VAL:
+            return DEFAULT_TRAIN, DEFAULT_VAL
+        val = max(1, available // 3)
+        return available - val, val
+    given, name = (train, "--train") if val is None else (val, "--val")
+    if not 1 <= given < available:
+        raise SnncError(f"{source} has {available} training samples; {name} {given} leaves "
+                        f"none for the other split. Give {name} below {available}.")
+    rest = min(available - given, DEFAULT_VAL if val is None else DEFAULT_TRAIN)
+    return (given, rest) if val is None else (rest, given)
+
+
+def _source_name(data) -> str:
+    src = getattr(data, "source", None) or getattr(data, "name", None) or str(data)
+    return f"dataset '{src}'"
 
 
 @functools.lru_cache(maxsize=4)
-def _split(data: str, n_train: int, n_val: int, size: int | None, channels: int):
+def _split(data, n_train: int, n_val: int, size: int | None, channels: int):
     """(x_train, y_train, x_val, y_val) from the first n_train + n_val train-split samples."""
     from snnc.data import load_dataset
 
     ds = load_dataset(data, "train", limit=n_train + n_val, size=size, channels=channels)
-    if len(ds) < n_train + n_val:
-        raise SnncError(f"dataset '{data}' has {len(ds)} training samples; --train {n_train} "
-                        f"plus --val {n_val} need {n_train + n_val}. Lower them.")
+    split_sizes(len(ds), n_train, n_val, _source_name(data))
     return ds.x[:n_train], ds.y[:n_train], ds.x[n_train:], ds.y[n_train:]
 
 
@@ -74,17 +112,21 @@ def data_for(g: Graph, s: EvalSettings):
     return xt.flatten(1), yt, xv.flatten(1), yv
 
 
-def accuracy(fn, x: torch.Tensor, y: torch.Tensor, batch: int = 250) -> float:
-    """Top-1 accuracy of `fn` (logits) on (x, y), without gradients."""
+def accuracy(fn, x: torch.Tensor, y: torch.Tensor, batch: int = 250,
+             device: torch.device | str = "cpu") -> float:
+    """Top-1 accuracy of `fn` (logits) on (x, y), without gradients; batches go to `device`."""
     correct = 0
     with torch.no_grad():
         for i in range(0, len(y), batch):
-            correct += int((fn(x[i:i + batch]).argmax(-1) == y[i:i + batch]).sum())
+            pred = fn(x[i:i + batch].to(device)).argmax(-1).cpu()
+            correct += int((pred == y[i:i + batch]).sum())
     return correct / max(1, len(y))
 
 
-def fit(module: torch.nn.Module, x, y, epochs: int, batch: int, lr: float, seed: int) -> float:
-    """Adam on cross-entropy for `epochs` epochs, batches shuffled by `seed`; last epoch loss."""
+def fit(module: torch.nn.Module, x, y, epochs: int, batch: int, lr: float, seed: int,
+        device: torch.device | str = "cpu") -> float:
+    """Adam on cross-entropy for `epochs` epochs, batches shuffled by `seed` (on the CPU, so the
+    order is the same on every device) and moved to `device`; returns the last epoch's loss."""
     opt = torch.optim.Adam(module.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     loss_sum = 0.0
@@ -94,7 +136,7 @@ def fit(module: torch.nn.Module, x, y, epochs: int, batch: int, lr: float, seed:
         loss_sum = 0.0
         for i in range(0, len(y), batch):
             idx = order[i:i + batch]
-            loss = F.cross_entropy(module(x[idx]), y[idx])
+            loss = F.cross_entropy(module(x[idx].to(device)), y[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -169,16 +211,18 @@ class SkipEvaluator:
     def run(self, levels, seed: int):
         """(fine-tuned module, result dict) of one candidate."""
         from snnc.compiler import to_torch
+        from snnc.data.device import resolve_device
 
         s = self.settings
+        dev = resolve_device(s.device)  # here, in the worker: a reserved GPU is seen
         g = self.build(levels)
-        module = to_torch(g)
+        module = to_torch(g).to(dev)
         xt, yt, xv, yv = data_for(g, s)
-        before = accuracy(module.eval(), xv, yv)
-        loss = fit(module, xt, yt, s.finetune_epochs, s.batch_size, s.lr, seed)
+        before = accuracy(module.eval(), xv, yv, device=dev)
+        loss = fit(module, xt, yt, s.finetune_epochs, s.batch_size, s.lr, seed, dev)
         module.reset_rates()
         module.record_rates = True
-        acc = accuracy(module, xv, yv)
+        acc = accuracy(module, xv, yv, device=dev)
         module.record_rates = False
         rates = {k: float(v.mean()) for k, v in module.rates().items()}
         rep = self.cost(module.to_graph(), rates)
@@ -186,7 +230,7 @@ class SkipEvaluator:
         mean_rate = float(np.mean(list(rates.values()))) if rates else 0.0
         return module, {"drop": 100.0 * (self.ann_acc - acc), "snn_acc": acc,
                         "ann_acc": self.ann_acc,
-                "inherited_acc": before, "loss": loss,
+                "inherited_acc": before, "loss": loss, "device": str(dev),
                 "energy_uj": None if energy is None else energy * 1e6,
                 "rates": rates, "mean_rate": mean_rate,
                 "cost": {"target": rep.target, "totals": rep.totals,

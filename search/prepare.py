@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from snnc.compiler import SnncError
-from snnc.search.evaluate import (EvalSettings, SkipEvaluator, _split, accuracy, data_for, fit,
-                                  space_for)
+from snnc.search.evaluate import (EvalSettings, SkipEvaluator, _source_name, _split, accuracy,
+                                  data_for, fit, space_for, split_sizes)
 
 
 def _module_and_graph(model: Any, s: EvalSettings):
@@ -50,6 +50,23 @@ def _input_shape(net: torch.nn.Module, s: EvalSettings) -> tuple[int, ...]:
     return (1, 28, 28)
 
 
+def resolve_data(s: EvalSettings) -> EvalSettings:
+    """`s` with its data ready to send to workers and its split sizes fixed: a torch Dataset or
+    DataLoader is read once into a snnc.data Dataset (picklable tensors); train/val left None
+    fit the dataset's training split (evaluate.split_sizes)."""
+    from snnc.data import Dataset, load_dataset
+    from snnc.data.torchdata import is_torch_data
+
+    data = s.data
+    if is_torch_data(data):
+        data = load_dataset(data, "train")
+    if s.train is not None and s.val is not None:
+        return replace(s, data=data)
+    full = data if isinstance(data, Dataset) else load_dataset(data, "train")
+    train, val = split_sizes(len(full), s.train, s.val, _source_name(data))
+    return replace(s, data=data, train=train, val=val)
+
+
 def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: int = 0,
             blocks: tuple[int, ...] | None = None, kinds=("S2S", "S2M", "V2V"),
             fractions=(0.25, 0.5, 1.0), log=print) -> SkipEvaluator:
@@ -62,8 +79,11 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
     from snnc.compiler import compile as snnc_compile
     from snnc.compiler import import_ann, run_ann, to_torch
 
-    s = settings
-    info: dict[str, Any] = {}
+    from snnc.data.device import resolve_device
+
+    s = resolve_data(settings)
+    dev = resolve_device(s.device)
+    info: dict[str, Any] = {"train": s.train, "val": s.val, "device": str(dev)}
     torch.manual_seed(seed)
     net, ann = _module_and_graph(model, s)
     t0 = time.perf_counter()
@@ -75,23 +95,24 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
         if len(shape) == 1:
             xt, xv = xt.flatten(1), xv.flatten(1)
         if ann_epochs:
-            fit(net, xt, yt, ann_epochs, s.batch_size, s.lr * 3, seed)
-        net.eval()
-        ann_acc = accuracy(net, xv, yv)
-        ann = import_ann(net, input_shape=shape)
+            fit(net.to(dev), xt, yt, ann_epochs, s.batch_size, s.lr * 3, seed, dev)
+        net.to(dev).eval()
+        ann_acc = accuracy(net, xv, yv, device=dev)
+        ann = import_ann(net.cpu(), input_shape=shape)
     else:
         xt, yt, xv, yv = data_for(ann, s)
         ann_acc = accuracy(lambda x: run_ann(ann, x), xv, yv)
     info["ann_s"] = time.perf_counter() - t0
-    log(f"ANN '{ann.name}': validation accuracy {100 * ann_acc:.2f}% ({s.val} samples)")
+    log(f"ANN '{ann.name}': validation accuracy {100 * ann_acc:.2f}% ({s.val} samples; "
+        f"fine-tuning on {s.train}; {dev})")
     t0 = time.perf_counter()
     snn = snnc_compile(ann, s.options).graph
-    module = to_torch(snn)
+    module = to_torch(snn).to(dev)
     xt, yt, xv, yv = data_for(snn, s)
-    conv_acc = accuracy(module.eval(), xv, yv)
-    fit(module, xt, yt, s.parent_epochs, s.batch_size, s.lr, seed)
+    conv_acc = accuracy(module.eval(), xv, yv, device=dev)
+    fit(module, xt, yt, s.parent_epochs, s.batch_size, s.lr, seed, dev)
     parent = module.to_graph()
-    parent_acc = accuracy(module, xv, yv)
+    parent_acc = accuracy(module, xv, yv, device=dev)
     space, ids = space_for(parent, blocks=blocks, kinds=tuple(kinds),
                            fractions=tuple(fractions))
     info.update(parent_s=time.perf_counter() - t0, ann_acc=ann_acc, converted_acc=conv_acc,

@@ -124,22 +124,27 @@ def record_activity(g: Graph, samples: torch.Tensor, *, module=None, batch_size:
     if missing:
         raise SnncError(f"graph '{g.name}': the PyTorch backend recorded no activity for lif "
                         f"node(s) {', '.join(missing[:5])}; the measured mode needs every layer")
-    inputs = {k: InputRecord(*(t.numpy() for t in v)) for k, v in rec.acc.items()}
+    inputs = {k: InputRecord(*(t.cpu().numpy() for t in v)) for k, v in rec.acc.items()}
     return Recording(n, module.timesteps, rates, inputs, note or f"{n} samples")
 
 
-def calibration_samples(data: str, g: Graph, n: int):
+def calibration_samples(data, g: Graph, n: int):
     """(tensor, description) of `n` samples of `data` shaped like `g`'s input.
 
-    `data`: a snnc.data dataset name (test split; images are zero-padded or resized to the
+    `data`: what snnc.data.load_dataset reads (a name, a DataSpec with --keys/--layout/--mean/
+    --std, a torch Dataset/DataLoader; test split; images are zero-padded or resized to the
     model's side and their channel repeated, as `snnc train` feeds them) or a .pt/.npy file.
     Event data come back time-major [T, N, ...].
     """
+    from snnc.data.files import DataSpec
+    from snnc.data.torchdata import describe, is_torch_data
+
     inp = g.input_nodes()[0].shape  # [1, C, H, W] or [1, F]
-    p = Path(data)
+    source = describe(data) if is_torch_data(data) else DataSpec.of(data).source
+    p = Path(source)
     if p.suffix in (".pt", ".npy"):
         if not p.is_file():
-            raise SnncError(f"--calibrate {data}: no such file; give a .pt or .npy tensor of "
+            raise SnncError(f"--calibrate {source}: no such file; give a .pt or .npy tensor of "
                             f"input samples shaped [N, {', '.join(map(str, inp[1:]))}]")
         if p.suffix == ".npy":
             x = torch.from_numpy(np.load(p, allow_pickle=False)).float()
@@ -150,7 +155,7 @@ def calibration_samples(data: str, g: Graph, n: int):
         from snnc.data import load_dataset
 
         ds = load_dataset(data, "test", limit=n, timesteps=int(g.attrs.get("timesteps", 8)))
-        x, what = ds.x, f"{data} test split"
+        x, what = ds.x, f"{source} test split"
     x = x[:n]
     enc = g.by_op("encoder")
     events = x.dim() == len(inp) + 1 and enc and enc[0].attrs.get("kind") == "events"
@@ -169,6 +174,6 @@ def calibration_samples(data: str, g: Graph, n: int):
         what += f", {src} adapted to {tuple(inp[1:])}"
     per = x.shape[2:] if events else x.shape[1:]
     if tuple(per) != tuple(inp[1:]):
-        raise SnncError(f"--calibrate {data}: samples are {list(per)} per item but "
+        raise SnncError(f"--calibrate {source}: samples are {list(per)} per item but "
                         f"graph '{g.name}' takes {list(inp[1:])}; give data of that shape")
     return x, f"{x.shape[1] if events else len(x)} samples of {what}"

@@ -275,10 +275,11 @@ class SNNModule(nn.Module):
 
     # -- parameters back into the graph --------------------------------------------------------
     def graph_params(self) -> dict[str, torch.Tensor]:
-        """The module's parameters and buffers under the graph's keys (`conv1.weight`, ...)."""
+        """The module's parameters and buffers under the graph's keys (`conv1.weight`, ...),
+        copied to the CPU whatever the module's device (the graph is host data)."""
         out = {}
         for key, t in self.layers.state_dict().items():
-            out[key] = t.detach().clone()
+            out[key] = t.detach().to("cpu", copy=True)
         return out
 
     def to_graph(self) -> Graph:
