@@ -236,12 +236,13 @@ def render(graph: Graph, ann: Graph | None, d: Path, *, emit: Sequence[str], cos
             report.plot(d / "cost.png", sweep=cost_sweep(graph, target))
 
 
-def train(directory: str | Path, data: str = "digits", epochs: int = 1, *,
+def train(directory: str | Path, data="digits", epochs: int = 1, *,
           out: str | Path | None = None, force: bool = False, **kwargs):
     """Train the SNN of output directory `directory` into `out` (default: the directory
     itself) and regenerate every derived file from the trained weights (`snnc train DIR -o
     OUT`; docs/outputs.md). Keyword arguments go to snnc.backends.pytorch.train (epochs, lr,
-    optimizer, schedule, limit, resume, ...). Returns its TrainResult."""
+    optimizer, schedule, limit, val, device, test_data, resume, ...). `data`: a dataset name,
+    a snnc.data DataSpec, or a torch Dataset / DataLoader. Returns its TrainResult."""
     from snnc.backends.pytorch.training import train as train_module
 
     return train_module(directory, data, epochs, out=out, force=force, render=render, **kwargs)
@@ -254,8 +255,9 @@ def record_activity(graph: Graph, data, *, samples: int = 16, module=None,
     :class:`~snnc.costmodel.Activity` (docs/costmodel.md "Measured mode").
 
     `data`: what snnc.data.load_dataset reads (a name, a DataSpec, a torch Dataset or
-    DataLoader), a .pt/.npy file of samples, or a tensor [N, ...] ([T, N, ...] for events); `module`: a trained SNNModule (default: built from
-    `graph`'s parameters); `source`: "calibration" or "measured" (after training).
+    DataLoader), a .pt/.npy file of samples, or a tensor [N, ...] ([T, N, ...] for events);
+    `module`: a trained SNNModule (default: built from `graph`'s parameters); `source`:
+    "calibration" or "measured" (after training).
     """
     from snnc.backends.pytorch.activity import calibration_samples
     from snnc.backends.pytorch.activity import record_activity as record

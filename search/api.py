@@ -142,7 +142,8 @@ def _report(ev, cfg: SearchConfig, state, out: Path, threads: int,
     s = ev.settings
     best_c = Compiled(ann=None, graph=module.to_graph(), source=model, options=s.options,
                       trained={"epochs": s.finetune_epochs, "accuracy": res["snn_acc"],
-                               "config": {"search_eval": best["eval_id"], "data": s.data,
+                               "config": {"search_eval": best["eval_id"],
+                                          "data": _settings_record(s)["data"],
                                           "levels": list(best["levels"])}})
     best_c.save(bd, cost_rates=res["rates"] or None, cost_target=s.cost_target,
                 force=True)  # the search owns best/

@@ -30,11 +30,13 @@ from snnc.compiler.core.errors import SnncError
 
 CHECKPOINTS = outdir.CHECKPOINTS
 STATE = "train_state.json"
+BEST = "best.safetensors"  # the weights of the best validation epoch so far (--val)
 # settings a resumed run must share with its checkpoint (flag names for the messages)
 COMPARED = {"data": "--data", "limit": "--limit", "test_limit": "--test-limit",
             "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
             "momentum": "--momentum", "weight_decay": "--weight-decay",
-            "schedule": "--schedule", "seed": "--seed", "timesteps": "-T/--timesteps"}
+            "schedule": "--schedule", "seed": "--seed", "timesteps": "-T/--timesteps",
+            "val": "--val", "test_data": "test_data"}
 
 
 @dataclass
@@ -142,6 +144,8 @@ def _clear(ck: Path) -> None:
         st.unlink()  # the commit point first: a kill now leaves no resumable state
     for p in ck.glob("*epoch-*.safetensors*"):
         p.unlink()
+    if (ck / BEST).exists():
+        (ck / BEST).unlink()
 
 
 @contextlib.contextmanager
@@ -161,7 +165,8 @@ def save(ck: Path, epoch: int, module, opt, history, config) -> None:
     groups = [dict(group) for group in opt.state_dict()["param_groups"]]
     for pid, state in opt.state_dict()["state"].items():
         for k, v in state.items():
-            tensors[f"opt.{pid}.{k}"] = torch.as_tensor(v).detach().clone().contiguous()
+            tensors[f"opt.{pid}.{k}"] = torch.as_tensor(v).detach().to("cpu", copy=True
+                                                                       ).contiguous()
     name = f"epoch-{epoch}.safetensors"
     write_file(ck / name, lambda p: save_file(tensors, p))
     state = {"epoch": epoch, "checkpoint": name, "sha256": outdir.sha256_file(ck / name),
@@ -170,6 +175,22 @@ def save(ck: Path, epoch: int, module, opt, history, config) -> None:
     for old in ck.glob("epoch-*.safetensors"):
         if old.name != name:
             old.unlink()
+
+
+def save_best(ck: Path, state: dict[str, torch.Tensor]) -> None:
+    """Write the best epoch's weights (the module's state on the CPU) atomically."""
+    from safetensors.torch import save_file
+
+    ck.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.contiguous() for k, v in sorted(state.items())}
+    write_file(ck / BEST, lambda p: save_file(tensors, p))
+
+
+def load_best(ck: Path) -> dict[str, torch.Tensor] | None:
+    """The best epoch's weights saved by :func:`save_best`, or None."""
+    from safetensors.torch import load_file
+
+    return load_file(str(ck / BEST)) if (ck / BEST).is_file() else None
 
 
 def restore(ck: Path, state: dict, module, opt, make_scheduler):
@@ -218,15 +239,20 @@ def commit(run: Run, module, result, config: dict, render=None) -> list[str]:
         carry = {"train_report.json": report}
         if result.rates:
             carry["rates.png"] = plot_rates(result.rates, Path(tmp) / "rates.png")
+        if result.history:
+            from snnc.backends.pytorch.plots import plot_curves
+
+            carry["curves.png"] = plot_curves(result.history, Path(tmp) / "curves.png")
         trained = {"epochs": result.history[-1]["epoch"] if result.history else 0,
                    "accuracy": result.accuracy, "config": config}
         outdir.rewrite(d, graph=graph, trained=trained, carry=carry, cost_rates=rates or None,
                        force=True, render=render)
     dropped = [f for f in d.files if f not in outdir.read(run.out, verify=False).files
-               and f.split("/")[0] not in ("train_report.json", "rates.png")]
+               and f.split("/")[0] not in ("train_report.json", "rates.png", "curves.png")]
     if dropped:
         print(f"snnc: removed {', '.join(dropped)} from {run.out}: they were made from the "
               f"old weights (regenerate them with `snnc export {run.out} --emit ...`)",
               flush=True)
-    names = ["graph.safetensors", "train_report.json", "rates.png", "manifest.json"]
+    names = ["graph.safetensors", "train_report.json", "rates.png", "curves.png",
+             "manifest.json"]
     return [str(run.out / n) for n in names if (run.out / n).is_file()]

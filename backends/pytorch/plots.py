@@ -45,3 +45,35 @@ def rates_table(rates: dict[str, list[float]]):
     for name, v in rates.items():
         table.add_row(name, f"{sum(v) / max(len(v), 1):.4f}", *(f"{r:.3f}" for r in v))
     return table
+
+
+def plot_curves(history: list[dict], path: str | Path) -> Path:
+    """Write the training curves as a PNG: loss (left) and accuracy (right) per epoch, on the
+    training batches and, where logged, the validation split. Returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key, label in ((a, "loss", "cross-entropy loss"), (b, "acc", "top-1 accuracy")):
+        train_key = "loss" if key == "loss" else "train_acc"
+        ax.plot(epochs, [h[train_key] for h in history], "o-", label="training batches")
+        val = [(h["epoch"], h.get(f"val_{key}")) for h in history
+               if h.get(f"val_{key}") is not None]
+        if val:
+            ax.plot(*zip(*val), "s-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.legend()
+    best = [h for h in history if h.get("val_acc") is not None]
+    if best:
+        top = max(best, key=lambda h: h["val_acc"])
+        b.axvline(top["epoch"], color="grey", ls=":", lw=1)
+        b.set_title(f"kept: epoch {top['epoch']} (best validation)", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -11,7 +11,7 @@ read and write, and what they may overwrite: snnc.backends.pytorch.checkpoints.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -25,15 +25,22 @@ from snnc.compiler.core.errors import SnncError
 
 @dataclass
 class TrainResult:
-    """What a run produced: final test accuracy, per-epoch history, firing rates, files."""
+    """What a run produced: the final test accuracy (the test split's only use), per-epoch
+    history (loss and accuracy on the training batches and the validation split), firing
+    rates, files, which weights were kept (`weights`), the validation accuracy of those
+    weights, what BN recalibration did (`bn`) and the device."""
 
     accuracy: float
     history: list[dict] = field(default_factory=list)
     rates: dict[str, list[float]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    weights: str = "last epoch"
+    val_accuracy: float | None = None
+    bn: dict = field(default_factory=dict)
+    device: str = "cpu"
 
 
-def _batches(module: SNNModule, ds, batch_size: int, shuffle_seed: int | None):
+def _batches(module: SNNModule, ds, batch_size: int, shuffle_seed: int | None, device=None):
     n = len(ds)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(shuffle_seed)) \
         if shuffle_seed is not None else torch.arange(n)
@@ -42,17 +49,27 @@ def _batches(module: SNNModule, ds, batch_size: int, shuffle_seed: int | None):
         x = ds.x[idx]
         if x.dim() == 5:  # events [B, T, 2, H, W] -> [T, B, 2, H, W]
             x = x.transpose(0, 1).contiguous()
-        yield x, ds.y[idx]
+        y = ds.y[idx]
+        yield (x, y) if device is None else (x.to(device), y.to(device))
 
 
-def _dataset_for(module: SNNModule, data: str, split: str, limit: int | None):
+def _dataset_for(module: SNNModule, data, split: str, limit: int | None):
+    """`split` of `data` (a name, DataSpec, torch Dataset/DataLoader or snnc.data Dataset)
+    shaped for the module's input node."""
     from snnc.data import load_dataset
+    from snnc.data.files import DataSpec
+    from snnc.data.torchdata import describe, is_torch_data
 
     shape = module.graph.input_nodes()[0].shape
     enc = [n for n in module.graph.nodes if n.op == "encoder"]
     events = bool(enc) and enc[0].attrs.get("kind") == "events"
-    if events and not data.endswith("-events") and data in ("digits", "mnist", "fashion-mnist"):
-        data = data + "-events"
+    if isinstance(data, (str, Path)):
+        data = DataSpec(str(data))
+    name = data.source if isinstance(data, DataSpec) else (
+        describe(data) if is_torch_data(data) else getattr(data, "name", str(data)))
+    if events and isinstance(data, DataSpec) and data.source in ("digits", "mnist",
+                                                                 "fashion-mnist"):
+        data = replace(data, source=data.source + "-events")
     size = shape[-1] if len(shape) == 4 else None
     ds = load_dataset(data, split, limit=limit, size=size,
                       channels=shape[1] if len(shape) == 4 else 1, timesteps=module.timesteps)
@@ -62,20 +79,57 @@ def _dataset_for(module: SNNModule, data: str, split: str, limit: int | None):
         ds = type(ds)(ds.name, ds.x.flatten(1 if ds.x.dim() == 4 else 2), ds.y, ds.classes)
         got = tuple(ds.x.shape[-1:])
     if got != want:
-        raise SnncError(f"dataset '{data}' gives samples of shape {list(got)} but graph "
+        raise SnncError(f"dataset '{name}' gives samples of shape {list(got)} but graph "
                         f"'{module.graph.name}' takes {list(want)} (its input node). Compile the "
                         f"model for that input size, or pick a matching dataset.")
     return ds
 
 
-def evaluate(module: SNNModule, ds, batch_size: int = 256) -> float:
-    """Top-1 accuracy of `module` on dataset `ds` (eval mode, no gradients)."""
-    module.eval()
-    correct = 0
+def _device_of(module) -> torch.device:
+    p = next(iter(module.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def evaluate(module: SNNModule, ds, batch_size: int = 256, *, split: str = "test",
+             device=None) -> float:
+    """Top-1 accuracy of `module` on `ds` (eval mode, no gradients): a snnc.data Dataset, or
+    a name / DataSpec / torch Dataset / DataLoader (its `split`). `device`: where to run
+    (default: where the module is; "auto" | "cpu" | "cuda" moves it there)."""
+    return _score(module, ds, batch_size, split=split, device=device)[1]
+
+
+def _score(module, ds, batch_size: int = 256, *, split: str = "test", device=None):
+    """(mean cross-entropy loss, top-1 accuracy) of `module` on `ds` (see evaluate)."""
+    from snnc.data import Dataset
+    from snnc.data.device import resolve_device
+
+    if not isinstance(ds, Dataset):
+        ds = _dataset_for(module, ds, split, None)
+    dev = _device_of(module) if device is None else resolve_device(device)
+    module.to(dev).eval()
+    correct, loss = 0, 0.0
     with torch.no_grad():
-        for x, y in _batches(module, ds, batch_size, None):
-            correct += (module(x).argmax(-1) == y).sum().item()
-    return correct / max(len(ds), 1)
+        for x, y in _batches(module, ds, batch_size, None, dev):
+            logits = module(x)
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(-1) == y).sum().item()
+    n = max(len(ds), 1)
+    return loss / n, correct / n
+
+
+def split_val(ds, n_val: int | None, seed: int):
+    """(train part, validation part or None): `n_val` samples of training split `ds` drawn by
+    a permutation seeded with `seed` (class-sorted data still gives every class), both kept
+    in the dataset's order."""
+    if not n_val:
+        return ds, None
+    if not 0 < n_val < len(ds):
+        raise SnncError(f"--val {n_val}: dataset '{ds.name}' has {len(ds)} training samples "
+                        f"(after --limit); give --val between 1 and {len(ds) - 1}.")
+    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+    part = lambda i: type(ds)(ds.name, ds.x[i], ds.y[i], ds.classes)  # noqa: E731
+    return part(train_idx), part(val_idx)
 
 
 def recalibrate_bn(module: SNNModule, ds, batch_size: int, batches: int, seed: int) -> int:
@@ -91,7 +145,7 @@ def recalibrate_bn(module: SNNModule, ds, batch_size: int, batches: int, seed: i
     module.train()
     used = 0
     with torch.no_grad():
-        for k, (x, _) in enumerate(_batches(module, ds, batch_size, seed)):
+        for k, (x, _) in enumerate(_batches(module, ds, batch_size, seed, _device_of(module))):
             if k >= batches:
                 break
             for m in norms:
@@ -122,13 +176,39 @@ def _scheduler(opt, name, epochs):
     raise SnncError(f"unknown LR schedule '{name}': use cosine, step or none")
 
 
-def train(dir_or_module, data: str = "digits", epochs: int = 1, *, timesteps: int | None = None,
+def _data_record(data):
+    """`data` as JSON for the report and the resume check: its source name, or a dict when
+    --keys/--layout/--mean/--std were given."""
+    from dataclasses import asdict
+
+    from snnc.data.files import DataSpec
+    from snnc.data.torchdata import describe, is_torch_data
+
+    if data is None:
+        return None
+    if is_torch_data(data):
+        return describe(data)
+    spec = DataSpec.of(data) if isinstance(data, (str, Path, DataSpec)) else None
+    if spec is None:
+        return getattr(data, "name", type(data).__name__)
+    if spec.keys is spec.layout is spec.mean is None:
+        return spec.source
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}
+
+
+def train(dir_or_module, data="digits", epochs: int = 1, *, timesteps: int | None = None,
           batch_size: int = 64, lr: float = 1e-3, optimizer: str = "adam",
           momentum: float = 0.9, weight_decay: float = 0.0, schedule: str = "cosine",
           limit: int | None = None, test_limit: int | None = None, out: str | Path | None = None,
           resume: bool = True, force: bool = False, seed: int = 0, progress: bool = True,
-          max_steps: int | None = None, recalibrate: int = 8, render=None) -> TrainResult:
-    """Train an SNN module (or the one in output directory `dir_or_module`) on dataset `data`.
+          max_steps: int | None = None, recalibrate: int = 8, render=None,
+          val: int | None = None, device="auto", test_data=None) -> TrainResult:
+    """Train an SNN module (or the one in output directory `dir_or_module`) on `data`: a
+    dataset name, a snnc.data DataSpec, or a torch Dataset / DataLoader yielding (x, y)
+    (docs/pytorch-backend.md "Data"); `test_data` (default: `data`'s test split) is read only
+    for the final test accuracy. `val` holds that many training samples out as a validation
+    split: the history logs its loss/accuracy per epoch and the weights of the epoch with the
+    best validation accuracy are kept. `device`: "auto" | "cpu" | "cuda" ("Devices").
 
     A directory's trained weights go to `out` (default: the directory itself), a new output
     directory whose cost report, ``lava/`` and ``model.nir`` are regenerated from them, with
@@ -138,11 +218,13 @@ def train(dir_or_module, data: str = "digits", epochs: int = 1, *, timesteps: in
     `render` regenerates the derived files (`snnc.compiler.train` passes the API's; without it
     they are removed from the trained directory).
     Returns the final test accuracy, the history and per-layer, per-step firing rates (also in
-    ``<out>/train_report.json`` and ``rates.png``). After the last epoch the normalisation
-    statistics are recomputed over `recalibrate` training batches (0 keeps the running
-    averages; see :func:`recalibrate_bn`)."""
+    ``<out>/train_report.json``, ``rates.png`` and ``curves.png``). After the last epoch the
+    normalisation statistics are recomputed over `recalibrate` training batches and kept only
+    if that does not lower the validation accuracy (see :func:`recalibrate_checked`)."""
     from snnc.compiler.core import outdir
+    from snnc.data.device import resolve_device
 
+    dev = resolve_device(device)  # a bad --device fails before anything is written
     if isinstance(dir_or_module, (str, Path)):
         directory = Path(dir_or_module)
         module = load_module(directory)
@@ -156,12 +238,14 @@ def train(dir_or_module, data: str = "digits", epochs: int = 1, *, timesteps: in
             out = None
     if timesteps is not None:
         module.timesteps = int(timesteps)
-    config = {"data": data, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-              "optimizer": optimizer, "momentum": momentum, "weight_decay": weight_decay,
-              "schedule": schedule, "timesteps": module.timesteps, "limit": limit,
-              "test_limit": test_limit, "seed": seed}
+    config = {"data": _data_record(data), "epochs": epochs, "batch_size": batch_size,
+              "lr": lr, "optimizer": optimizer, "momentum": momentum,
+              "weight_decay": weight_decay, "schedule": schedule,
+              "timesteps": module.timesteps, "limit": limit, "test_limit": test_limit,
+              "seed": seed, "val": val, "test_data": _data_record(test_data)}
+    sources = (data, data if test_data is None else test_data, dev)
     if directory is None:
-        return _fit(module, None, config, progress, max_steps, recalibrate)
+        return _fit(module, None, config, sources, progress, max_steps, recalibrate)
     target = Path(out) if out is not None else directory
     with checkpoints.run_lock(target):
         run = checkpoints.open_run(directory, out, config, resume=resume, force=force)
@@ -169,7 +253,7 @@ def train(dir_or_module, data: str = "digits", epochs: int = 1, *, timesteps: in
             print(f"snnc: {note}", flush=True)
         if out is not None or isinstance(dir_or_module, (str, Path)):
             module = _reload(module, run)
-        res = _fit(module, run, config, progress, max_steps, recalibrate)
+        res = _fit(module, run, config, sources, progress, max_steps, recalibrate)
         res.files = checkpoints.commit(run, module, res, config, render)
     return res
 
@@ -181,55 +265,8 @@ def _reload(module: SNNModule, run) -> SNNModule:
     return m
 
 
-def _fit(module: SNNModule, run, config: dict, progress: bool, max_steps: int | None,
-         recalibrate: int) -> TrainResult:
-    from tqdm import tqdm
+def _fit(module: SNNModule, run, config: dict, sources, progress: bool,
+         max_steps: int | None, recalibrate: int) -> TrainResult:
+    from snnc.backends.pytorch.fit import fit
 
-    epochs, batch_size, seed = config["epochs"], config["batch_size"], config["seed"]
-    torch.manual_seed(seed)
-    train_ds = _dataset_for(module, config["data"], "train", config["limit"])
-    test_ds = _dataset_for(module, config["data"], "test", config["test_limit"])
-    opt = _optimizer(module, config["optimizer"], config["lr"], config["momentum"],
-                     config["weight_decay"])
-    start, history = 0, []
-    if run is not None and run.state is not None:
-        sched = checkpoints.restore(run.ck, run.state, module, opt,
-                                    lambda o: _scheduler(o, config["schedule"], epochs))
-        start, history = run.state["epoch"], run.state["history"]
-    else:
-        sched = _scheduler(opt, config["schedule"], epochs)
-    for epoch in range(start, epochs):
-        module.train()
-        t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-        bar = tqdm(_batches(module, train_ds, batch_size, seed + epoch), disable=not progress,
-                   total=-(-len(train_ds) // batch_size), desc=f"epoch {epoch + 1}/{epochs}")
-        for step, (x, y) in enumerate(bar):
-            if max_steps is not None and step >= max_steps:
-                break
-            logits = module(x)
-            loss = F.cross_entropy(logits, y)  # paper 2 eq. 19
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            seen += len(y)
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(-1) == y).sum().item()
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        sched.step()
-        acc = evaluate(module, test_ds)
-        history.append({"epoch": epoch + 1, "loss": loss_sum / max(seen, 1),
-                        "train_acc": correct / max(seen, 1), "test_acc": acc,
-                        "seconds": time.perf_counter() - t0,
-                        "samples_per_s": seen / (time.perf_counter() - t0)})
-        if progress:
-            print(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}  test accuracy {acc:.4f}")
-        if run is not None:
-            checkpoints.save(run.ck, epoch + 1, module, opt, history, config)
-    config["recalibrated_batches"] = recalibrate_bn(module, train_ds, batch_size, recalibrate,
-                                                    seed)
-    module.reset_rates()
-    module.record_rates = True
-    acc = evaluate(module, test_ds)
-    module.record_rates = False
-    rates = {k: v.tolist() for k, v in module.rates().items()}
-    return TrainResult(acc, history, rates)
+    return fit(module, run, config, sources, progress, max_steps, recalibrate)

@@ -139,9 +139,9 @@ def _checkpoint_file(rel: str) -> bool:
     if len(parts) != 2 or parts[0] != CHECKPOINTS:
         return False
     name = parts[1]
-    return (name == "train_state.json" or (name.startswith("epoch-")
-                                           and name.endswith(".safetensors"))
-            or name.startswith(".train_state.json.") or name.startswith(".epoch-"))
+    return (name in ("train_state.json", "best.safetensors")
+            or (name.startswith("epoch-") and name.endswith(".safetensors"))
+            or name.startswith((".train_state.json.", ".epoch-", ".best.safetensors.")))
 
 
 def _contains(outer: Path, inner: Path) -> bool:
