@@ -80,7 +80,7 @@ def search(model: Any, *, data: Any = "fashion-mnist", out: str | Path = "search
     cfg = config or SearchConfig()
     s = settings or EvalSettings(data=data)
     if gpus_per_task > 0 and str(s.device).lower() == "cpu":
-        from snnc.compiler.core.errors import SnncError
+        from snnc.compiler import SnncError
 
         raise SnncError(f"--gpus-per-task {gpus_per_task} reserves a GPU per evaluation but "
                         f"--device cpu keeps the work off it; use --device auto (or cuda).")
