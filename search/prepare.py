@@ -81,8 +81,8 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
 
     from snnc.data.device import resolve_device
 
+    dev = resolve_device(settings.device)  # a bad --device fails before the data is read
     s = resolve_data(settings)
-    dev = resolve_device(s.device)
     info: dict[str, Any] = {"train": s.train, "val": s.val, "device": str(dev)}
     torch.manual_seed(seed)
     net, ann = _module_and_graph(model, s)

@@ -19,7 +19,8 @@ from snnc.data.events import frames_from_images
 def _write_idx(path: Path, arr: np.ndarray, gz: bool = False) -> Path:
     head = bytes([0, 0, 8, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)
     data = head + arr.astype(np.uint8).tobytes()
-    (gzip.open if gz else open)(path, "wb").write(data)
+    with (gzip.open if gz else open)(path, "wb") as f:  # closed: Python 3.12's gzip buffers
+        f.write(data)
     return path
 
 

@@ -90,3 +90,28 @@ def test_module_paths_create_nothing_on_the_cpu(residual):
     y.sum().backward()
     assert y.device.type == "meta" and y.shape == (3, 10)
     assert all(p.grad is None or p.grad.device.type == "meta" for p in m.parameters())
+
+
+def test_search_reads_a_torch_dataset_once():
+    from snnc.data import Dataset
+    from snnc.search.evaluate import EvalSettings, _split
+    from snnc.search.prepare import resolve_data
+
+    x = torch.randint(0, 256, (30, 1, 8, 8), dtype=torch.uint8)
+    s = resolve_data(EvalSettings(data=TensorDataset(x, torch.arange(30) % 10)))
+    assert isinstance(s.data, Dataset) and (s.train, s.val) == (20, 10)
+    xt, yt, xv, yv = _split(s.data, s.train, s.val, 8, 1)
+    assert torch.equal(xt, x[:20].float() / 255) and torch.equal(yv, torch.arange(20, 30) % 10)
+
+
+def test_search_refuses_gpus_per_task_with_cpu(tmp_path):
+    from snnc.compiler.cli import cli
+
+    r = CliRunner().invoke(cli, ["search", "single-block", "--data", "digits",
+                                 "--gpus-per-task", "1", "--device", "cpu", "-o",
+                                 str(tmp_path / "s")])
+    assert r.exit_code == 2 and "--device cpu keeps the work off it" in r.output
+    if not HAS_CUDA:
+        r = CliRunner().invoke(cli, ["search", "single-block", "--data", "digits", "--device",
+                                     "cuda", "-o", str(tmp_path / "t")])
+        assert r.exit_code == 2 and "torch sees no CUDA GPU" in r.output
