@@ -154,6 +154,10 @@ def calibration_samples(data, g: Graph, n: int):
     else:
         from snnc.data import load_dataset
 
+        enc = g.by_op("encoder")
+        if enc and enc[0].attrs.get("kind") == "events" and not data.endswith("-events") \
+                and data in ("digits", "mnist", "fashion-mnist"):
+            data += "-events"  # as `snnc train` feeds an events-encoded graph
         ds = load_dataset(data, "test", limit=n, timesteps=int(g.attrs.get("timesteps", 8)))
         x, what = ds.x, f"{source} test split"
     x = x[:n]
