@@ -18,8 +18,9 @@ The validation split is the ``val`` samples after the first ``train`` samples of
 *train* split; the test split is never read. Left as None, ``train``/``val`` fit the dataset
 (:func:`split_sizes`: 2,000 + 1,000, or 2/3 + 1/3 of a smaller training split). Modules and
 batches go to ``device`` (docs/pytorch-backend.md "Devices"), resolved where the evaluation runs:
-a Ray task that reserved a GPU sees it through ``auto``. Every evaluation also returns per-layer firing
-rates and the cost model's report for ``target`` under those rates (energy in microjoules).
+a Ray task that reserved a GPU sees it through ``auto``. Every evaluation also returns per-layer
+firing rates and the cost model's report for ``target`` under those rates (energy in
+microjoules) and the device it ran on.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from snnc.backends.pytorch import checkpoints
+from snnc.data.torchdata import describe, is_torch_data
 from snnc.backends.pytorch.training import (
     TrainResult, _batches, _dataset_for, _optimizer, _scheduler, _score, recalibrate_bn,
     split_val,
@@ -71,6 +72,9 @@ def fit(module, run, config: dict, sources, progress: bool, max_steps: int | Non
     full = _dataset_for(module, data, "train", config["limit"])
     train_ds, val_ds = split_val(full, config.get("val"), seed)
     test_ds = _dataset_for(module, test_data, "test", config["test_limit"])  # read at the end
+    if test_data is data and is_torch_data(data):
+        _say(progress, f"note: {describe(data)} is one split: the test accuracy is measured on "
+                       f"the training samples; pass test_data= for a separate test set")
     opt = _optimizer(module, config["optimizer"], config["lr"], config["momentum"],
                      config["weight_decay"])
     start, history, best_state = 0, [], None
