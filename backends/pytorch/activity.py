@@ -155,9 +155,12 @@ def calibration_samples(data, g: Graph, n: int):
         from snnc.data import load_dataset
 
         enc = g.by_op("encoder")
-        if enc and enc[0].attrs.get("kind") == "events" and not data.endswith("-events") \
-                and data in ("digits", "mnist", "fashion-mnist"):
-            data += "-events"  # as `snnc train` feeds an events-encoded graph
+        if enc and enc[0].attrs.get("kind") == "events" and source in ("digits", "mnist",
+                                                                        "fashion-mnist"):
+            from dataclasses import replace
+
+            source += "-events"  # as `snnc train` feeds an events-encoded graph
+            data = replace(DataSpec.of(data), source=source)
         ds = load_dataset(data, "test", limit=n, timesteps=int(g.attrs.get("timesteps", 8)))
         x, what = ds.x, f"{source} test split"
     x = x[:n]

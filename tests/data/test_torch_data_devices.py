@@ -115,3 +115,18 @@ def test_search_refuses_gpus_per_task_with_cpu(tmp_path):
         r = CliRunner().invoke(cli, ["search", "single-block", "--data", "digits", "--device",
                                      "cuda", "-o", str(tmp_path / "t")])
         assert r.exit_code == 2 and "torch sees no CUDA GPU" in r.output
+
+
+def test_calibration_of_an_events_graph_takes_a_data_spec():
+    """`snnc cost --calibrate digits` passes a DataSpec: an events-encoded graph gets the
+    -events set, as snnc train feeds it."""
+    from snnc.backends.pytorch.activity import calibration_samples
+    from snnc.compiler import compile as snnc_compile
+    from snnc.data.files import DataSpec
+    from snnc.search.nets import SingleBlockNet
+
+    torch.manual_seed(0)
+    net = SingleBlockNet(channels=4, in_channels=2, input_size=8).eval()
+    g = snnc_compile(net, timesteps=3, input_shape=(2, 8, 8), encoder="events").graph
+    x, what = calibration_samples(DataSpec("digits"), g, 4)
+    assert x.shape == (3, 4, 2, 8, 8) and "digits-events" in what
