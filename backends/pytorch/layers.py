@@ -78,11 +78,13 @@ class BNTTFn(torch.autograd.Function):
     One autograd node writes all T steps into one output and, in backward, all T input
     gradients into one tensor: each step is one native batch-norm kernel on its contiguous
     slice, so nothing is stacked, transposed or copied (a [B, T*C, H, W] view of time-major
-    data does not exist; building it costs two transposing copies each way)."""
+    data does not exist; building it costs two transposing copies each way). With `compact`
+    the input is saved for backward as float16 (half the memory; the gradients then see x
+    rounded to float16, like the lif's membrane: docs/pytorch-backend.md "Memory")."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps,
-                steps):
+                steps, compact=False):
         y = empty_steps(x, steps)
         n = weight.shape[1]
         mean = x.new_empty((steps, n))
@@ -92,7 +94,8 @@ class BNTTFn(torch.autograd.Function):
                 x[t if x.shape[0] > 1 else 0], weight[t], bias[t], running_mean[t],
                 running_var[t], training, momentum, eps, out=y[t], save_mean=mean[t],
                 save_invstd=invstd[t])
-        ctx.save_for_backward(x, weight, running_mean, running_var, mean, invstd)
+        keep = x.to(torch.float16) if compact and x.dtype == torch.float32 else x
+        ctx.save_for_backward(keep, weight, running_mean, running_var, mean, invstd)
         ctx.conf = (training, eps)
         return y
 
@@ -106,8 +109,9 @@ class BNTTFn(torch.autograd.Function):
         gw, gb = torch.zeros_like(weight), torch.zeros_like(weight)
         mask = [gx is not None, True, True]
         for t in range(steps):
-            args = (grad[t], x[0 if static else t], weight[t], rm[t], rv[t], mean[t], invstd[t],
-                    training, eps, mask)
+            xt = x[0 if static else t].to(grad.dtype)
+            args = (grad[t], xt, weight[t], rm[t], rv[t], mean[t], invstd[t], training, eps,
+                    mask)
             if gx is None:
                 _, gw[t], gb[t] = torch.ops.aten.native_batch_norm_backward(*args)
             else:
@@ -115,4 +119,4 @@ class BNTTFn(torch.autograd.Function):
                                                               out2=gb[t])
         if gx is not None and static:
             gx = gx.sum(0, keepdim=True)
-        return gx, gw, gb, None, None, None, None, None, None
+        return gx, gw, gb, None, None, None, None, None, None, None

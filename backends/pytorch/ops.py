@@ -151,6 +151,7 @@ class BatchNorm(nn.Module):
         self.bias = nn.Parameter(_param(ctx, node, "bias", (c,)))
         self.register_buffer("running_mean", _param(ctx, node, "running_mean", (c,)))
         self.register_buffer("running_var", _param(ctx, node, "running_var", (c,)))
+        self.compact = ctx.compact  # save the input as float16 for backward
         # target-exact loihi2: an unfolded BN reads a relay and becomes a 1x1 synapse with an
         # 8-bit per-channel weight and a bias on the 1/64 grid (docs/lava.md "Relays")
         self.exact = ctx.quantize and exact_loihi2(ctx.graph)
@@ -170,9 +171,17 @@ class BatchNorm(nn.Module):
             scale, shift = self.affine()
             shape = (1, 1, -1) + (1,) * (ins[0].dim() - 3)
             return ins[0] * scale.view(shape) + shift.view(shape)
-        return _fold(lambda x: F.batch_norm(x, self.running_mean, self.running_var, self.weight,
+        x = ins[0]
+        if self.compact and torch.is_grad_enabled():  # one BN over the T' * B fold, x saved
+            c = self.weight.shape[0]                   # as float16 for backward (BNTTFn)
+            y = BNTTFn.apply(x.reshape(1, -1, *x.shape[2:]), self.weight.view(1, c),
+                             self.bias.view(1, c), self.running_mean.view(1, c),
+                             self.running_var.view(1, c), self.training, self.momentum,
+                             self.eps, 1, True)
+            return y.view(x.shape)
+        return _fold(lambda v: F.batch_norm(v, self.running_mean, self.running_var, self.weight,
                                             self.bias, self.training, self.momentum, self.eps),
-                     ins[0])
+                     x)
 
 
 class BNTT(nn.Module):
@@ -187,6 +196,7 @@ class BNTT(nn.Module):
         self.bias = nn.Parameter(_param(ctx, node, "bias", (t, c)))
         self.register_buffer("running_mean", _param(ctx, node, "running_mean", (t, c)))
         self.register_buffer("running_var", _param(ctx, node, "running_var", (t, c)))
+        self.compact = ctx.compact  # save the input as float16 for backward
 
     def forward(self, ins, steps: int):
         x = ins[0]
@@ -194,7 +204,7 @@ class BNTT(nn.Module):
             raise UnsupportedOp(f"bntt has statistics for {self.weight.shape[0]} steps; the "
                                 f"module runs {steps}. Recompile with --timesteps {steps}.")
         return BNTTFn.apply(x, self.weight, self.bias, self.running_mean, self.running_var,
-                            self.training, self.momentum, self.eps, steps)
+                            self.training, self.momentum, self.eps, steps, self.compact)
 
 
 @emitter("batchnorm")

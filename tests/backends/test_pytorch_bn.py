@@ -102,3 +102,26 @@ def test_bntt_affine_gradients_without_input_gradient():
     ref.backward()
     torch.testing.assert_close(gw, torch.stack([bn.weight.grad for bn in bns]))
     torch.testing.assert_close(gb, torch.stack([bn.bias.grad for bn in bns]))
+
+
+@pytest.mark.parametrize("bn", ["bntt", "shared"])
+def test_compact_bn_saves_half_and_keeps_the_forward(bn):
+    """compact=True (the default) saves each BN's input as float16 for backward: the forward is
+    bit-identical to compact=False, gradients agree to float16 precision."""
+    from snnc.backends.pytorch import build_module
+    from snnc.compiler import compile
+    from snnc.models.sresnet import resnet20
+
+    torch.manual_seed(0)
+    g = compile(resnet20(base=4, in_channels=3, num_classes=10).eval(), timesteps=3, bn=bn,
+                encoder="direct").graph
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    outs, grads = [], []
+    for compact in (True, False):
+        m = build_module(g, compact=compact).train()
+        y = m(x)
+        outs.append(y.detach())
+        grads.append(torch.autograd.grad(y.square().sum(), [p for p in m.parameters()]))
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=5e-2, atol=5e-3 * float(b.abs().max()) + 1e-6)
