@@ -75,8 +75,9 @@ def main() -> None:
     for k in ("refused", "accepted", "forward_refused", "crash", "hang", "blowup",
               "bad_message"):
         print(f"  {k:16s} {c[k]}")
-    print(f"  accepted but onnxruntime rejects: {s['ort_rejects_accepted']} (not run by "
-          f"onnxruntime, input too large: {s['ort_skipped']})")
+    print(f"  accepted but onnxruntime rejects: {s['ort_rejects_accepted']}; accepted but the "
+          f"imported graph differs from onnxruntime: {s['ort_differs']} (not compared, input "
+          f"too large: {s['ort_skipped']})")
     kinds = Counter(k.split("+")[0] for _, k, _ in files)
     print("  mutation classes (first of each chain): "
           + ", ".join(f"{k} {v}" for k, v in kinds.most_common()))

@@ -192,6 +192,15 @@ def _concat(node, consts, shapes):
         raise Bad(f"axis={axis!r} is out of range for rank {len(x)}")
 
 
+def _finite_attrs(node) -> None:
+    """Float attributes (Gemm alpha/beta, Clip min/max, ...) must be finite numbers."""
+    for a in node.attribute:
+        if a.type == onnx.AttributeProto.FLOAT and not np.isfinite(a.f):
+            raise Bad(f"attribute {a.name}={a.f} is not a finite number")
+        if a.type == onnx.AttributeProto.FLOATS and not np.isfinite(list(a.floats)).all():
+            raise Bad(f"attribute {a.name}={list(a.floats)} holds non-finite values")
+
+
 def check_nodes(model: onnx.ModelProto, consts: dict[str, np.ndarray],
                 shapes: Shapes) -> list[tuple[int, onnx.NodeProto, str]]:
     """Every (node index, node, reason) that breaks one of snnc's attribute checks."""
@@ -201,6 +210,7 @@ def check_nodes(model: onnx.ModelProto, consts: dict[str, np.ndarray],
         if fn is None or node.domain not in ("", "ai.onnx"):
             continue
         try:
+            _finite_attrs(node)
             fn(node, consts, shapes)
         except Bad as why:
             bad.append((index, node, str(why)))

@@ -51,6 +51,7 @@ REFUSED = {
     "conv_weight_rank_5": (ImportFailed, ["'/conv1/Conv'", "[8, 3, 3, 3, 1] for an input of "
                                                            "rank 4"]),
     "clip_without_bounds": (UnsupportedOp, ["pass 'relu-to-lif'", "'relu6' (op clip"]),
+    "gemm_alpha_nan": (ImportFailed, ["'/fc/Gemm'", "alpha=nan is not a finite number"]),
 }
 # malformed metadata only names nodes: ignored, the model compiles and runs
 TOLERATED = ["name_scopes_int", "name_scopes_none", "class_hierarchy_int"]

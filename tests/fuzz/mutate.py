@@ -295,6 +295,7 @@ def _clip_no_bounds(m, node):
 FOUND: dict[str, Mutation] = {
     "conv_weight_rank_5": _edit("Conv", _conv_weight_rank),
     "clip_without_bounds": _edit("Clip", _clip_no_bounds),
+    "gemm_alpha_nan": _edit("Gemm", lambda m, n: set_attr(n, "alpha", float("nan"))),
 }
 
 

@@ -16,8 +16,9 @@ timeout. Outcomes:
 - ``hang``: no answer within the timeout.
 
 For accepted files onnxruntime is asked too: ``ort_rejects`` counts files snnc accepted that
-onnxruntime refuses to load or run; ``ort_skipped`` those whose input (e.g. a fixed batch of
-2**40) is too large for onnxruntime to be run on.
+onnxruntime refuses to load or run; ``ort_differs`` those whose imported (ANN-form) graph does
+not compute what onnxruntime computes (the tolerance of `snnc inspect --check`); ``ort_skipped``
+those whose input (e.g. a fixed batch of 2**40) is too large for onnxruntime to be run on.
 """
 
 from __future__ import annotations
@@ -55,6 +56,20 @@ def _ort_ok(path: str, shape) -> bool:
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         s.run(None, {s.get_inputs()[0].name: x})
         return True
+    except Exception:
+        return False
+
+
+def _same_as_ort(ann, path: str, shape) -> bool:
+    """The ANN-form IR interpreted on a seeded input matches onnxruntime on the file (the
+    tolerance of `snnc inspect --check`, docs/frontends.md)."""
+    import torch
+
+    from snnc.compiler.compare import check_equivalence
+
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+    try:
+        return check_equivalence(ann, path, x).ok
     except Exception:
         return False
 
@@ -98,10 +113,12 @@ def check_one(path: str, timesteps: int = 2) -> dict:
     if out["outcome"] == "accepted":
         import math
 
-        if math.prod(shape) > 1 << 26:  # e.g. a fixed batch of 2**40: onnxruntime needs it all
+        if math.prod(shape) > 1 << 20:  # e.g. a fixed batch of 2**40: onnxruntime needs it all
             out["ort_skipped"] = True
         elif not _ort_ok(path, shape):
             out["ort_rejects"] = True
+        elif not _same_as_ort(c.ann, path, shape):
+            out["ort_differs"] = True
     return out
 
 
@@ -227,7 +244,8 @@ def summary(results: list[dict]) -> dict:
             sigs[key] = sigs.get(key, 0) + 1
     return {"files": len(results), "counts": counts, "signatures": sigs,
             "ort_rejects_accepted": sum(1 for r in results if r.get("ort_rejects")),
-            "ort_skipped": sum(1 for r in results if r.get("ort_skipped"))}
+            "ort_skipped": sum(1 for r in results if r.get("ort_skipped")),
+            "ort_differs": sum(1 for r in results if r.get("ort_differs"))}
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:

@@ -31,7 +31,7 @@ def test_seeded_corpus(bases, tmp_path):
     print(s)
     assert set(s["counts"]) <= {"refused", "accepted"}, s["signatures"]
     assert s["counts"]["refused"] > N_CI // 2 and s["counts"]["accepted"] > 10
-    assert s["ort_rejects_accepted"] == 0
+    assert s["ort_rejects_accepted"] == 0 and s["ort_differs"] == 0
     kinds = {k for _, kind, _ in files for k in kind.split("+")}
     assert {"bytes", "named", "attr", "init", "input_shape", "wiring", "meta",
             "opset"} <= kinds
