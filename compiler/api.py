@@ -80,13 +80,25 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
     (``compile(m, residual="s2m", timesteps=4)``; any Options field) says what to produce.
     `encoder="auto"` picks `direct` for targets with graded input and `poisson` for binary-only
     chips (see `resolve_encoder`). `passes` are extra `--pass` specs (``NAME{k=v}`` or
-    ``module:function``) run after the conversion pipeline. Raises SnncError subclasses for bad
-    input.
+    ``module:function``) run after the conversion pipeline; `pass_options` (``PASS.KEY=VALUE``)
+    set options of the pipeline's own passes. `normalize` (a dataset name or path as `--data`
+    takes, or from Python a tensor of images [N, ...]) calibrates weights and thresholds on its
+    first `calibration_samples` training images at `percentile` (docs/passes.md "Conversion").
+    `timesteps="auto"` picks the shortest input-to-readout delay depth plus `window`
+    (compiler/core/delays.py); a T at or below that depth logs a warning. Raises SnncError
+    subclasses for bad input.
     """
     from snnc.compiler.core.passmanager import run_pipeline
     from snnc.passes.pipeline import conversion_pipeline, resolve_bn
 
+    calib = overrides.get("normalize")
+    if calib is not None and not isinstance(calib, (str, os.PathLike)):
+        overrides["normalize"] = f"<{type(calib).__name__}>"  # recorded; the data stays here
+    elif calib is not None:
+        overrides["normalize"] = calib = str(calib)
     o = Options.build(options, **overrides)
+    if calib is None and o.normalize is not None:
+        calib = o.normalize
     o = o.replace(encoder=resolve_encoder(o.encoder, o.target), bn=resolve_bn(o))
     if progress:
         progress("import")
@@ -117,17 +129,47 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
     else:
         ann = import_ann(str(model) if isinstance(model, os.PathLike) else model,
                          example_input=example_input, input_shape=input_shape)
+    auto = o.timesteps == "auto"
+    if auto:  # the depth depends on the structure only: find it on a weightless run
+        from snnc.compiler.core.delays import delay_depth
+
+        probe = run_pipeline(ann.with_params(None), conversion_pipeline(o, timesteps=1))
+        o = o.replace(timesteps=delay_depth(probe).shortest + o.window)
+    scales = None
+    if calib is not None:
+        if progress:
+            progress("calibrate")
+        scales = _calibrate(ann, calib, o)
     from snnc.compiler.core.limits import check_compile, check_forward
 
     try:
         check_compile(ann, o.timesteps, source)
-        snn = run_pipeline(ann, conversion_pipeline(o), progress=progress)
+        snn = run_pipeline(ann, conversion_pipeline(o, scales=scales), progress=progress)
         check_forward(snn, o.timesteps, 1, source)  # an accepted model's module runs
     except SnncError as err:  # every refusal names the model it is about
         if not str(err).startswith(source):
             err.args = (f"{source}: {err}", *err.args[1:])
         raise
-    return Compiled(ann=ann, graph=snn, options=o, source=source)
+    c = Compiled(ann=ann, graph=snn, options=o, source=source, auto_timesteps=auto)
+    warn = c.delay_depth().warning(o.timesteps, snn.name)
+    if warn:
+        import logging
+
+        logging.getLogger("snnc.compiler").warning("%s", warn)
+    return c
+
+
+def _calibrate(ann: Graph, data: Any, o: Options) -> dict[str, float]:
+    """Activation statistics of `ann` on the calibration data (passes/_calibrate.py)."""
+    import torch
+
+    from snnc.passes._calibrate import activation_scales, calibration_images
+
+    if isinstance(data, torch.Tensor):
+        x = data[:o.calibration_samples]
+    else:
+        x = calibration_images(ann, str(data), o.calibration_samples)
+    return activation_scales(ann, x, percentile=o.percentile)
 
 
 def _is_nir(model: Any) -> bool:
@@ -150,6 +192,7 @@ class Compiled:
     path: Path | None = None
     trained: dict | None = None
     _module: Any = field(default=None, repr=False)
+    auto_timesteps: bool = False  # T came from --timesteps auto (the delay depth + window)
 
     def to_torch(self):
         """The trainable PyTorch module for the SNN graph (built once, then reused)."""
@@ -158,6 +201,24 @@ class Compiled:
 
             self._module = build_module(self.graph)
         return self._module
+
+    def delay_depth(self):
+        """Shortest and longest input-to-readout path in synaptic-delay steps
+        (compiler/core/delays.py)."""
+        from snnc.compiler.core.delays import delay_depth
+
+        return delay_depth(self.graph)
+
+    def evaluate(self, data, *, timesteps=None, limit: int | None = None,
+                 batch_size: int = 200, ann: bool = True, rates: bool = True):
+        """Accuracy of the ANN and of the SNN on `data` (a dataset name or path as `--data`
+        takes, a DataLoader or iterable of (x, y) batches, or an (x, y) pair of tensors),
+        at the compiled T or at each T of `timesteps`; changes nothing
+        (backends/pytorch/evaluate.py, docs/pytorch-backend.md "Evaluation")."""
+        from snnc.backends.pytorch.evaluate import evaluate
+
+        return evaluate(self, data, timesteps=timesteps, limit=limit, batch_size=batch_size,
+                        ann=ann, rates=rates)
 
     def cost(self, *, data=None, samples: int = 16, **kwargs):
         """The cost model's report for the SNN graph (kwargs go to costmodel.estimate).

@@ -28,6 +28,8 @@ COMMANDS = {
              "Estimate MACs, SOPs, graded spikes, cores, energy and latency on a target."),
     "train": ("snnc.compiler.traincmd", "train_cmd",
               "Train a compiled SNN with surrogate gradients (BPTT)."),
+    "eval": ("snnc.compiler.evalcmd", "eval_cmd",
+             "Accuracy of a compiled net: ANN, SNN, accuracy against T, firing rates."),
     "search": ("snnc.search.cli", "search_cmd",
                "Search skip connections with Bayesian optimisation (paper 1)."),
     "passes": ("snnc.compiler.commands", "passes_cmd",

@@ -103,6 +103,7 @@ def inspect_cmd(model, snn, as_json, check, options, input_shape):
         return
     click.echo(print_ir(g), nl=False)
     click.echo(describe_skips(g, find_blocks(g)), nl=False)
+    click.echo(describe_quantization(g), nl=False)
     if check:
         report = check_source(g, model)
         click.echo(str(report))
@@ -150,6 +151,27 @@ def describe_skips(g, blocks) -> str:
         attrs = "".join(f" {k}={v}" for k, v in e.attrs.items())
         lines.append(f"  {e.kind.value:3s} %{e.src} -> %{e.dst} port {e.port} hops={e.hops}"
                      f"{extra}{pay}{attrs}")
+    return "\n".join(lines) + "\n"
+
+
+def describe_quantization(g) -> str:
+    """The quantize pass's per-layer record (docs/passes.md "Quantisation"): exponent, step,
+    levels used, relative L2 error; layers under 16 levels are flagged."""
+    rows = [n for n in g.nodes if "weight_exp" in n.attrs]
+    if not rows:
+        return ""
+    lines = [f"\n# quantisation ({g.attrs.get('weight_bits', '?')}-bit mantissa; scale = the "
+             f"neuron's power-of-two scale, exp = the layer's grid exponent)",
+             f"  {'layer':28s} {'scale':>8s} {'exp':>4s} {'step':>10s} {'levels':>7s} "
+             f"{'rel L2 err':>10s}"]
+    for n in rows:
+        a = n.attrs
+        lv, err = a.get("weight_levels"), a.get("weight_qerr")
+        flag = "  WARNING: fewer than 16 levels" if lv is not None and lv < 16 else ""
+        flag += f"  CLIPPED {a['clipped']}" if a.get("clipped") else ""
+        lines.append(f"  {n.name:28s} {a.get('neuron_scale', 1.0):>8.4g} {a['weight_exp']:>4d} "
+                     f"{a['weight_step']:>10.4g} "
+                     f"{'-' if lv is None else lv:>7} {'-' if err is None else err:>10}{flag}")
     return "\n".join(lines) + "\n"
 
 
@@ -212,6 +234,27 @@ def compile_cmd(ctx, model, output, emit, cost, plot, force, options, input_shap
                   f"LIF layers, {len(c.graph.skip_edges())} skip edges, "
                   f"residual={c.options.residual}, target={c.options.target}, "
                   f"T={c.options.timesteps})")
+    for line in compile_notes(c):
+        console.print(line)
+
+
+def compile_notes(c) -> list[str]:
+    """What the user should know about a compiled net: auto T, normalisation, delay depth and
+    the quantiser's coarse layers (the warnings are also logged by the passes)."""
+    d = c.delay_depth()
+    notes = []
+    if c.auto_timesteps:
+        notes.append(f"--timesteps auto: T = {c.options.timesteps} (shortest delay depth "
+                     f"{d.shortest} + window {c.options.window})")
+    if "normalized" in c.graph.attrs:
+        lams = [n.attrs["lambda"] for n in c.graph.by_op("lif") if "lambda" in n.attrs]
+        notes.append(f"normalised on {c.options.normalize} ({c.options.calibration_samples} "
+                     f"images, percentile {c.graph.attrs['normalized']}): {len(lams)} layer "
+                     f"scales in [{min(lams, default=0):.3g}, {max(lams, default=0):.3g}]")
+    if d.delay:
+        notes.append(f"delay depth: shortest {d.shortest}, longest {d.longest} steps "
+                     f"(T={c.options.timesteps})")
+    return notes
 
 
 @click.command("export")

@@ -104,10 +104,17 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
             base["ratio_assumptions"] = (f"SNN: {t.full_name} per-op constants "
                                          f"({energy['status']}); ANN: "
                                          f"{base['ann']['assumptions']}")
+    # -- conversion facts: delay depth and quantisation (costmodel/conversion.py) ----------
+    from snnc.costmodel.conversion import conversion_facts
+
+    conv = conversion_facts(g)
+    violations += conv["violations"]
+    notes += conv["notes"]
     return CostReport(g.name, g.form.value, t.full_name, T, g.attrs.get("residual"),
                       act.describe() if act else "ANN form: no activity (MACs only)",
                       act.source if act else "none", rows, tot, edges, violations, energy,
-                      latency, base, notes)
+                      latency, base, notes, delay_depth=conv["delay_depth"],
+                      quantization=conv["quantization"])
 
 
 def sweep(g: Graph, rates=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3), **kw) -> list:

@@ -31,6 +31,10 @@ class CostReport:
     latency: dict = field(default_factory=dict)
     baseline: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    # conversion facts (costmodel/conversion.py): input-to-readout delay depths, per-layer
+    # weight exponent / step / levels / relative L2 quantisation error
+    delay_depth: dict = field(default_factory=dict)
+    quantization: list = field(default_factory=list)
 
     def _mode(self) -> str:
         """T, residual mode and activity mode, for titles."""
@@ -49,7 +53,8 @@ class CostReport:
                 "totals": self.totals, "layers": [r.as_dict() for r in self.rows],
                 "graded_edges": [e.as_dict() for e in self.graded_edges],
                 "violations": self.violations, "energy": self.energy, "latency": lat,
-                "baseline": self.baseline, "notes": self.notes}
+                "baseline": self.baseline, "notes": self.notes,
+                "delay_depth": self.delay_depth, "quantization": self.quantization}
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=1)
@@ -83,6 +88,18 @@ class CostReport:
             out.append(f"ANN baseline: {self._fig(b['ann'])}; {b['ann']['assumptions']}")
         if b.get("ratio") is not None:
             out.append(f"SNN/ANN energy ratio {b['ratio']:.3g} under: {b['ratio_assumptions']}")
+        d = self.delay_depth
+        if d:
+            out.append(f"delay depth (input to readout): shortest {d['shortest']}, longest "
+                       f"{d['longest']} steps ({d['delay']} per layer); T must exceed "
+                       f"{d['shortest']}")
+        if self.quantization:
+            q = self.quantization
+            worst = max(q, key=lambda r: r["rel_l2_error"] or 0.0)
+            exps = [r["weight_exp"] for r in q]
+            out.append(f"quantisation: {len(q)} layers, exponents {min(exps)}..{max(exps)}, "
+                       f"worst relative L2 error "
+                       f"{worst['rel_l2_error']} ('{worst['name']}')")
         out += [f"VIOLATION: {v}" for v in self.violations]
         out += [f"note: {n}" for n in self.notes]
         return out
@@ -106,6 +123,14 @@ class CostReport:
             for e in self.graded_edges:
                 lines.append(f"| {e.src} | {e.dst} | {e.kind} | {e.bits} | {e.fits} | "
                              f"{e.lowering} | {e.equation} | {e.extra_synapses:,} |")
+        if self.quantization:
+            lines += ["", "## Quantisation", "",
+                      "| layer | op | scale | weight exp | step | levels | rel. L2 error | "
+                      "clipped |", "|---|---|---|---|---|---|---|---|"]
+            for r in self.quantization:
+                lines.append(f"| {r['name']} | {r['op']} | {r['scale']:.4g} | {r['weight_exp']} | "
+                             f"{r['weight_step']:.4g} | {r['levels']} | {r['rel_l2_error']} | "
+                             f"{r['clipped']} |")
         return "\n".join(lines) + "\n"
 
     def table(self, console=None) -> None:

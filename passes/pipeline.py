@@ -10,11 +10,11 @@ Not a pass module: it registers no pass; it orders the registered ones.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from snnc.compiler.core.errors import SnncError
 from snnc.compiler.core.options import Options
-from snnc.compiler.core.passmanager import PASSES, PassSpec
+from snnc.compiler.core.passmanager import PASSES, PassSpec, apply_pass_options
 from snnc.compiler.targets import Target, load_target
 from snnc.passes import load_builtin_passes, parse_pass_spec
 from snnc.passes._common import check_choice
@@ -74,13 +74,20 @@ def resolve_bn(o: Options) -> str:
 
 def conversion_pipeline(options: Options | None = None, /, *,
                         extra: Sequence[PassSpec | str] = (),
-                        legalize_maxpool: bool | None = None, **overrides) -> list[PassSpec]:
+                        legalize_maxpool: bool | None = None,
+                        scales: Mapping[str, float] | None = None,
+                        **overrides) -> list[PassSpec]:
     """The default pass list turning an ANN-form graph into an SNN-form graph.
 
     `options` is the compile options (snnc.compiler.core.options.Options; default: the defaults),
     with keyword `overrides` applied (``conversion_pipeline(target="loihi2", timesteps=4)``).
     Its `passes` are parsed and appended after the pipeline, then `extra` (PassSpec or
-    ``NAME{k=v}`` strings).
+    ``NAME{k=v}`` strings); its `pass_options` (``PASS.KEY=VALUE``, `--pass-option`) set options
+    of the pipeline's own passes. `scales` (activation statistics from passes/_calibrate.py, what
+    `compile` computes for `normalize`) adds `normalize` after the readout (and boost), before
+    quantisation (docs/passes.md "Conversion"). quantize runs with on_clip=report: what the
+    target cannot hold is a violation in the cost report, not a refusal. `timesteps` must be
+    resolved (`compile` turns "auto" into the delay depth plus `window`).
 
     Every target fact comes from the target file (snnc.compiler.targets, docs/targets.md),
     never from its name: a renamed copy of a file or the file given by path compiles the same.
@@ -101,6 +108,9 @@ def conversion_pipeline(options: Options | None = None, /, *,
     `reset` (subtract | zero) overrides the neuron's reset.
     """
     o = Options.build(options, **overrides)
+    if o.timesteps == "auto":
+        raise SnncError("timesteps='auto' is resolved by snnc.compiler.compile (the delay "
+                        "depth plus --window); give conversion_pipeline an integer T.")
     residual, target, timesteps = o.residual, o.target, o.timesteps
     semantics, reset = o.semantics, o.reset
     t = load_target(target)
@@ -151,12 +161,15 @@ def conversion_pipeline(options: Options | None = None, /, *,
               _spec("readout")]
     if o.boost:
         specs.append(_spec("boost"))
+    if scales is not None:
+        specs.append(_spec("normalize", scales=dict(scales), percentile=float(o.percentile)))
     specs.append(_spec("annotate-payloads"))
     if not graded:
         specs.append(_spec("legalize-graded", target=str(target)))
     if fixed:  # Lava's fixed point (schema.LAVA_FIXED): numbers from the file
         specs.append(_spec("quantize", bits=t.weight_bits, scale=t.threshold_scale,
-                           decay_den=t.decay_denominator))
+                           decay_den=t.decay_denominator, on_clip="report"))
+    specs = apply_pass_options([s for s in specs if s is not None], o.pass_options)
     for item in (*o.passes, *extra):
         specs.append(parse_pass_spec(item) if isinstance(item, str) else item)
-    return [s for s in specs if s is not None]
+    return specs

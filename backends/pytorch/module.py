@@ -115,6 +115,7 @@ class SNNModule(nn.Module):
         self.compact = compact
         self.timesteps = int(timesteps or g.attrs.get("timesteps", 1))
         self.record_rates = False
+        self.per_step_readout = False  # True: the readout returns u_t / t for every t [T, B, C]
         self.observer = None  # called as observer(node, inputs, output) after each node
         self._rate_sum: dict[str, torch.Tensor] = {}
         self._rate_n: dict[str, int] = {}
@@ -209,7 +210,11 @@ class SNNModule(nn.Module):
             elif n.op == "encoder":
                 out = self._encode(n, ins[0], steps)
             elif n.op == "readout":
-                if n.name in self._readout_scale:
+                if self.per_step_readout:  # the readout of every shorter run (it is causal)
+                    v = ins[0].expand(steps, *ins[0].shape[1:])
+                    t = torch.arange(1, steps + 1, dtype=v.dtype, device=v.device)
+                    out = v.cumsum(0) / t.view(-1, *([1] * (v.dim() - 1)))
+                elif n.name in self._readout_scale:
                     out = self._lava_readout(n.name, ins[0], steps)
                 else:
                     out = ins[0].sum(0, keepdim=True) / steps if ins[0].shape[0] > 1 else ins[0]
@@ -233,7 +238,8 @@ class SNNModule(nn.Module):
                 if self._last.get(vs) == i and vs not in self.graph.outputs:
                     vals.pop(vs, None)
         outs = [vals[o] for o in self.graph.outputs]
-        outs = [o[0] if o.shape[0] == 1 else o for o in outs]
+        if not self.per_step_readout:
+            outs = [o[0] if o.shape[0] == 1 else o for o in outs]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def _encode(self, n: Node | None, x: torch.Tensor, steps: int) -> torch.Tensor:

@@ -105,13 +105,15 @@ class Weighted(nn.Module):
         self.quantize = ctx.quantize
         rng = a.get("weight_range")
         self.grid = (a["weight_step"], *rng) if "weight_step" in a and rng else WEIGHT_GRID
+        bs = a.get("bias_step")  # quantize's per-layer bias exponent (13-bit mantissa)
+        self.bias_grid = (bs, -(2 ** 12) * bs, (2 ** 12 - 1) * bs) if bs else BIAS_GRID
         self.spiking = ctx.compact and bool(ctx.in_payloads) and ctx.in_payloads[0] in (
             Payload.BINARY, Payload.COUNT)
 
     def _wb(self):
         if not self.quantize:
             return self.weight, self.bias
-        b = None if self.bias is None else quantize_weight(self.bias, *BIAS_GRID)
+        b = None if self.bias is None else quantize_weight(self.bias, *self.bias_grid)
         return quantize_weight(self.weight, *self.grid), b
 
     def step(self, x: torch.Tensor) -> torch.Tensor:

@@ -77,3 +77,31 @@ def plot_curves(history: list[dict], path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def accuracy_plot(res: dict, path: str | Path, title: str = "") -> Path:
+    """SNN accuracy against T (log2 axis) with the ANN's accuracy as a line; written atomically
+    (a temporary file beside `path`, then renamed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ts = list(res["by_timesteps"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(ts, [res["by_timesteps"][t] for t in ts], "o-", label="SNN")
+    if res.get("ann_accuracy") is not None:
+        ax.axhline(res["ann_accuracy"], color="k", ls="--", lw=1, label="ANN")
+    if len(ts) > 1:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel("time steps T")
+    ax.set_ylabel("top-1 accuracy")
+    ax.set_title(title or "accuracy against T")
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -69,8 +69,11 @@ class Options:
                         help="How ASC skips become spiking residuals (paper 2).")
     target: str = opt("generic", "--target",
                       help="Target name (`snnc targets`) or a target YAML file.")
-    timesteps: int = opt(8, "-T", "--timesteps", type=int, range=(1, None),
-                         help="Time steps T.")
+    timesteps: int | str = opt(8, "-T", "--timesteps", type=str, metavar="N|auto",
+                               help="Time steps T, or auto: the shortest input-to-readout delay "
+                                    "depth plus --window (docs/passes.md \"Delay depth\").")
+    window: int = opt(8, "--window", type=int, range=(1, None),
+                      help="Integration steps after the delay depth for --timesteps auto.")
     leak: float = opt(0.874, "--leak", type=float, range=(0.0, 1.0),  # paper 2 sec. 3.5
                       help="LIF leak factor lambda (paper 2 eq. 3).")
     threshold: float = opt(1.0, "--threshold", type=float, help="LIF threshold U_th.")
@@ -95,6 +98,20 @@ class Options:
     passes: tuple[str, ...] = opt((), "--pass", multiple=True, metavar="SPEC",
                                   help="Extra pass after the pipeline: NAME{k=v} or "
                                        "module:function{k=v}.")
+    pass_options: tuple[str, ...] = opt((), "--pass-option", multiple=True,
+                                        metavar="PASS.KEY=VALUE",
+                                        help="An option of a pass inside the pipeline, e.g. "
+                                             "quantize.on_clip=error or quantize.exp=1.")
+    # Conversion (docs/passes.md "Conversion"): calibration data, percentile, sample count.
+    normalize: str | None = opt(None, "--normalize", metavar="DATA",
+                                help="Data-based normalisation for ANN-to-SNN conversion: "
+                                     "calibrate weights and thresholds on DATA's training "
+                                     "images (what --data takes); use with --leak 1.")
+    percentile: float = opt(99.9, "--percentile", type=float, range=(0.0, 100.0),
+                            help="Activation percentile for --normalize (Rueckauer et al. "
+                                 "2017; 100 = the maximum, Diehl et al. 2015).")
+    calibration_samples: int = opt(1000, "--calibration-samples", type=int, range=(1, None),
+                                   help="Training images --normalize calibrates on.")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -152,6 +169,8 @@ def _convert(f: dataclasses.Field, value: Any) -> Any:
         if isinstance(value, str):
             value = (value,)
         return tuple(value)
+    if spec.type is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value  # a number for a number-or-word option (timesteps: N | auto)
     if value is None or spec.type is None or isinstance(value, spec.type):
         if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
@@ -186,6 +205,29 @@ def _threshold_positive(o: Options) -> None:
         raise SnncError(f"option threshold (--threshold) must be positive (got {o.threshold}).")
 
 
+def _timesteps(o: Options) -> None:
+    """T is a positive integer or "auto" (resolved by `compile`, compiler/core/delays.py)."""
+    t = o.timesteps
+    if t == "auto":
+        return
+    try:
+        v = int(t)
+        if isinstance(t, bool) or float(t) != v:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SnncError(f"option timesteps={t!r} (-T/--timesteps): give a positive integer or "
+                        f"'auto'.") from None
+    if v < 1:
+        raise SnncError(f"option timesteps (-T/--timesteps) must be at least 1 (got {v}).")
+    object.__setattr__(o, "timesteps", v)
+
+
+def _percentile_positive(o: Options) -> None:
+    if o.percentile <= 0:
+        raise SnncError(f"option percentile (--percentile) must lie in (0, 100] (got "
+                        f"{o.percentile}).")
+
+
 def _bn_alias(o: Options) -> None:
     """`bntt` is the older spelling of `bn` (True = bntt, False = fold): fold it into `bn` and
     clear it, so that equal settings compare and record equal."""
@@ -200,7 +242,8 @@ def _bn_alias(o: Options) -> None:
 
 
 # Checks beyond a field's choices/range (whole-object rules); `_bn_alias` also normalises.
-_CHECKS: list[Callable[[Options], None]] = [_threshold_positive, _bn_alias]
+_CHECKS: list[Callable[[Options], None]] = [_threshold_positive, _bn_alias, _timesteps,
+                                             _percentile_positive]
 
 
 def cli_options(*, only: Iterable[str] | None = None, exclude: Iterable[str] = (),

@@ -154,6 +154,40 @@ def parse_pass_spec(spec: str) -> PassSpec:
     return PassSpec(name, fn, options)
 
 
+def parse_pass_option(text: str) -> tuple[str, str, Any]:
+    """`PASS.KEY=VALUE` (e.g. ``quantize.on_clip=report``) -> (pass, key, typed value); the
+    value is parsed as in `NAME{k=v}`."""
+    head, eq, value = text.partition("=")
+    name, dot, key = head.strip().rpartition(".")
+    if not eq or not dot or not name or not key:
+        raise SnncError(f"--pass-option {text!r}: write PASS.KEY=VALUE, e.g. "
+                        f"quantize.on_clip=report (`snnc passes -v` lists every pass's options).")
+    opts = _parse_options("{" + f"{key}={value.strip()}" + "}", text)
+    return name, key, opts[key]
+
+
+def apply_pass_options(specs: Sequence[PassSpec], options: Sequence[str]) -> list[PassSpec]:
+    """`specs` with `--pass-option PASS.KEY=VALUE` settings merged into the passes of that name;
+    an option for a pass that is not in `specs`, or that the pass does not take, is an error."""
+    out = list(specs)
+    for text in options:
+        name, key, value = parse_pass_option(text)
+        hits = [i for i, s in enumerate(out) if s.name == name]
+        if not hits:
+            raise SnncError(f"--pass-option {text}: pass '{name}' is not in this pipeline "
+                            f"({', '.join(s.name for s in out)}).")
+        for i in hits:
+            params = inspect.signature(out[i].fn).parameters
+            p = params.get(key)
+            if p is None or p.kind is not inspect.Parameter.KEYWORD_ONLY:
+                allowed = [n for n, q in params.items()
+                           if q.kind is inspect.Parameter.KEYWORD_ONLY]
+                raise SnncError(f"--pass-option {text}: pass '{name}' has no option '{key}'. "
+                                f"Its options: {', '.join(allowed) or '(none)'}.")
+            out[i] = PassSpec(out[i].name, out[i].fn, {**out[i].options, key: value})
+    return out
+
+
 def run_pipeline(g: Graph, passes: Sequence[PassSpec | PassFn],
                  progress: Callable[[str], None] | None = None) -> Graph:
     """Run `passes` in order: each pass's `requires` before it, its `ensures` and the verifier

@@ -113,8 +113,9 @@ def test_lowering_keeps_weights():
 
 
 def test_quantize_rounds_to_the_loihi2_grid():
+    # exp=1 fixes every layer's exponent: lava-dl's quantize_8bit grid (docs/passes.md)
     g = readout(encode(lower_residual(relu_to_lif(_resnet(), leak=0.9, vth=1.0)), kind="direct"))
-    out = quantize(g)
+    out = quantize(g, exp=1)
     for n in out.by_op("conv2d", "linear"):
         w = out.params[n.param("weight")]
         ints = w * 64
@@ -123,7 +124,7 @@ def test_quantize_rounds_to_the_loihi2_grid():
         assert (w - g.params[n.param("weight")]).abs().max() <= 1 / 64 + 1e-7  # nearest step
     lif = out.by_op("lif")[0]
     assert lif.attrs["decay_k"] == round(0.1 * 4096) and lif.attrs["leak"] == 1 - 410 / 4096
-    assert quantize(out) == out and quantize(out).same_params(out)
+    assert quantize(out, exp=1) == out and quantize(out, exp=1).same_params(out)
 
 
 def test_quantize_names_every_clipped_layer():
@@ -133,11 +134,11 @@ def test_quantize_names_every_clipped_layer():
     params["b0_conv2.weight"][0, 0, 0, 0] = 5.0  # beyond 3.96875
     params["fc.bias"] = params["fc.bias"].clone().fill_(100.0)  # beyond 63.98
     g = g.with_params(params)
-    problems = quantization_violations(g)
+    problems = quantization_violations(g, exp=1)  # the fixed grid of lava-dl's quantize_8bit
     assert len(problems) == 2
     with pytest.raises(ConstraintViolation, match=r"node 'b0_conv2' \(op conv2d\): 1 weight"
                                                   r"(.|\n)*node 'fc' \(op linear\): 3 bias"):
-        quantize(g)
-    out = quantize(g, on_clip="report")
+        quantize(g, exp=1)
+    out = quantize(g, exp=1, on_clip="report")
     assert out.node("b0_conv2").attrs["clipped"] == 1
     assert float(out.params["b0_conv2.weight"].max()) == 3.96875

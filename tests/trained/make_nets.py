@@ -69,11 +69,12 @@ class Basic(nn.Module):
 
 
 class ResNet(nn.Module):
-    """Small ResNet: stem, three stages (the last two open with stride-2 projection shortcuts)."""
+    """Small ResNet: a stride-2 stem, three stages (the last two open with stride-2 projection
+    shortcuts)."""
 
     def __init__(self, w: int = 16):
         super().__init__()
-        self.stem = cbr(1, w)
+        self.stem = cbr(1, w, 2)
         self.blocks = nn.Sequential(Basic(w, w, 1), Basic(w, 2 * w, 2), Basic(2 * w, 4 * w, 2))
         self.fc = nn.Linear(4 * w, 10)
 
@@ -103,11 +104,12 @@ class PreAct(nn.Module):
 
 
 class PreActResNet(nn.Module):
-    """Pre-activation ResNet: a conv stem, three pre-activation stages, a final BN-ReLU."""
+    """Pre-activation ResNet: a stride-2 conv stem, three pre-activation stages, a final
+    BN-ReLU."""
 
     def __init__(self, w: int = 16):
         super().__init__()
-        self.stem = nn.Conv2d(1, w, 3, 1, 1, bias=False)
+        self.stem = nn.Conv2d(1, w, 3, 2, 1, bias=False)
         self.blocks = nn.Sequential(PreAct(w, w, 1), PreAct(w, 2 * w, 2),
                                     PreAct(2 * w, 4 * w, 2))
         self.bn = nn.BatchNorm2d(4 * w)
@@ -133,11 +135,12 @@ class Dense(nn.Module):
 
 
 class DenseNet(nn.Module):
-    """DenseNet-style concat net: stem, two dense blocks, a 1x1 transition with average pooling."""
+    """DenseNet-style concat net: a stride-2 stem, two dense blocks, a 1x1 transition with
+    average pooling."""
 
     def __init__(self, w: int = 16, growth: int = 12):
         super().__init__()
-        self.stem = cbr(1, w)
+        self.stem = cbr(1, w, 2)
         self.d1 = Dense(w, growth, 3)
         self.t1 = nn.Sequential(nn.Conv2d(self.d1.out, 2 * w, 1, bias=False),
                                 nn.BatchNorm2d(2 * w), nn.ReLU(), nn.AvgPool2d(2))

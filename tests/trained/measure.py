@@ -80,6 +80,21 @@ def ann_module(ann):
                     if m.bias is not None:
                         m.bias.data.copy_(ann.params[n.param("bias")])
                     self.mods[key] = m
+                elif n.op == "avgpool":
+                    k = n.attrs["k"]
+                    pad = tuple(n.attrs.get("pad", (0, 0, 0, 0)))
+                    self.mods[key] = nn.AvgPool2d(k, n.attrs.get("stride", k),
+                                                  pad[:2] if len(pad) == 4 else pad,
+                                                  bool(n.attrs.get("ceil", False)),
+                                                  bool(n.attrs.get("count_include_pad", True)))
+                elif n.op == "adaptive_avgpool":
+                    self.mods[key] = nn.AdaptiveAvgPool2d(n.attrs["out"])
+                elif n.op == "batchnorm":
+                    c = ann.params[n.param("weight")].shape[0]
+                    m = nn.BatchNorm2d(c, eps=n.attrs.get("eps", 1e-5))
+                    for role in ("weight", "bias", "running_mean", "running_var"):
+                        getattr(m, role).data.copy_(ann.params[n.param(role)])
+                    self.mods[key] = m
                 elif n.op == "linear":
                     w = ann.params[n.param("weight")]
                     m = nn.Linear(w.shape[1], w.shape[0], bias=n.param("bias") is not None)
@@ -97,6 +112,15 @@ def ann_module(ann):
                 key = n.name.replace(".", "_")
                 if key in self.mods:
                     env[n.name] = self.mods[key](xs[0])
+                elif n.op == "add":
+                    v = xs[0]
+                    for other in xs[1:]:
+                        v = v + other
+                    env[n.name] = v
+                elif n.op == "concat":
+                    env[n.name] = torch.cat(xs, 1)
+                elif n.op == "flatten":
+                    env[n.name] = torch.flatten(xs[0], n.attrs.get("start", 1))
                 else:
                     p = {_role(n, k): ann.params[k] for k in n.params}
                     env[n.name] = INTERPRETERS[n.op](n, xs, p)

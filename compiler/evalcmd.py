@@ -1,0 +1,94 @@
+"""`snnc eval DIR --data D`: the accuracy of a compiled net, ANN and SNN, against T, with
+per-layer firing rates; changes nothing in DIR (docs/pytorch-backend.md "Evaluation")."""
+
+from __future__ import annotations
+
+import click
+
+from snnc.data.options import data_options
+
+
+def _timesteps_list(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        ts = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list like 1,2,4,8") from None
+    if not ts or min(ts) < 1:
+        raise click.BadParameter(f"{value!r}: give positive integers like 1,2,4,8")
+    return ts
+
+
+@click.command("eval")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@data_options()
+@click.option("-T", "--timesteps", callback=_timesteps_list, default=None, metavar="T1,T2,...",
+              help="accuracy against T (default: the compiled T)")
+@click.option("--limit", type=int, default=None, help="evaluate the first N test samples")
+@click.option("--batch-size", type=int, default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object to stdout")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="write the accuracy-against-T plot to this PNG (never inside DIRECTORY "
+                   "unless you name it)")
+@click.option("--threads", type=int, default=None, help="torch CPU threads")
+def eval_cmd(directory, data, timesteps, limit, batch_size, as_json, plot, threads):
+    """Accuracy of the compiled net in DIRECTORY: the ANN's, the SNN's at the compiled T (and
+    at each T of --timesteps), per-layer firing rates. Changes nothing in DIRECTORY."""
+    import json
+
+    import torch
+    from rich.console import Console
+
+    from snnc.compiler.api import load
+
+    if threads:
+        torch.set_num_threads(threads)
+    c = load(directory)
+    res = c.evaluate(data, timesteps=timesteps, limit=limit, batch_size=batch_size)
+    if plot:
+        from snnc.backends.pytorch.plots import accuracy_plot
+
+        accuracy_plot(res, plot, title=f"{c.graph.name} ({c.options.target}, "
+                                       f"residual {c.options.residual})")
+    if as_json:
+        out = dict(res, by_timesteps={str(k): v for k, v in res["by_timesteps"].items()})
+        click.echo(json.dumps(out, indent=1))
+        return
+    console = Console(width=max(120, Console().width))
+    console.print(accuracy_table(res))
+    if res["rates"]:
+        console.print(rates_summary(res["rates"]))
+    if plot:
+        console.print(f"wrote {plot}")
+
+
+def accuracy_table(res: dict):
+    """A rich table: ANN accuracy, then SNN accuracy for every T evaluated."""
+    from rich.table import Table
+
+    t = Table(title=f"accuracy on {res['samples']} test samples")
+    t.add_column("network")
+    t.add_column("T", justify="right")
+    t.add_column("accuracy", justify="right")
+    t.add_column("drop vs ANN", justify="right")
+    ann = res["ann_accuracy"]
+    if ann is not None:
+        t.add_row("ANN", "-", f"{ann:.4f}", "")
+    for k, v in res["by_timesteps"].items():
+        mark = " (compiled T)" if k == res["timesteps"] else ""
+        t.add_row("SNN" + mark, str(k), f"{v:.4f}",
+                  "" if ann is None else f"{100 * (ann - v):+.2f} pt")
+    return t
+
+
+def rates_summary(rates: dict):
+    """A rich table of mean firing rates per lif layer (spikes per neuron per step)."""
+    from rich.table import Table
+
+    t = Table(title="firing rates (mean over neurons, samples and steps)")
+    t.add_column("layer")
+    t.add_column("rate", justify="right")
+    for k, v in rates.items():
+        t.add_row(k, f"{v:.4f}")
+    return t
