@@ -83,6 +83,15 @@ def extend_bntt(g: Graph, steps: int) -> Graph:
     return b.build()
 
 
+def _fitting_batch(module, batch_size: int) -> int:
+    """`batch_size`, lowered so that one forward stays under the memory limit
+    (snnc.compiler.core.limits; at least 1)."""
+    from snnc.compiler.core.limits import memory_limit
+
+    per = max(1, module._per_sample[0] - module._fixed)
+    return max(1, min(int(batch_size), (memory_limit() - module._fixed) // per))
+
+
 def evaluate(compiled, data: Any, *, timesteps: int | Sequence[int] | None = None,
              limit: int | None = None, batch_size: int = 200, ann: bool = True,
              rates: bool = True) -> dict:
@@ -103,6 +112,7 @@ def evaluate(compiled, data: Any, *, timesteps: int | Sequence[int] | None = Non
     module = build_module(extend_bntt(g, steps), compact=True, timesteps=steps).eval()
     module.per_step_readout = True
     module.record_rates = rates
+    batch_size = _fitting_batch(module, batch_size)
     hits = torch.zeros(steps, dtype=torch.long)
     ann_hits, n = 0, 0
     with torch.no_grad():
