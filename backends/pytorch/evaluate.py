@@ -102,7 +102,8 @@ def evaluate(compiled, data: Any, *, timesteps: int | Sequence[int] | None = Non
     from snnc.backends.pytorch.module import build_module
     from snnc.compiler.core.interpret import interpret
 
-    g = compiled.graph
+    # the weights the directory holds now (trained ones when `snnc train` wrote them)
+    g = compiled._module.to_graph() if compiled._module is not None else compiled.graph
     compiled_t = int(g.attrs.get("timesteps", compiled.options.timesteps))
     ts = sorted({int(t) for t in ([compiled_t] if timesteps is None else
                                   [timesteps] if isinstance(timesteps, int) else timesteps)})
