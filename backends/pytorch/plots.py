@@ -54,6 +54,7 @@ def plot_curves(history: list[dict], path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -66,6 +67,7 @@ def plot_curves(history: list[dict], path: str | Path) -> Path:
             ax.plot(*zip(*val), "s-", label="validation")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     best = [h for h in history if h.get("val_acc") is not None]
     if best:

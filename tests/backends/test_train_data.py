@@ -163,3 +163,39 @@ def test_search_defaults_fit_digits(tmp_path):
     r = CliRunner().invoke(cli, ["search", "single-block", "--data", "digits", "--train",
                                  "2000", "--val", "1000", "-o", str(tmp_path / "t")])
     assert r.exit_code == 2 and "1437 training samples" in r.output
+
+
+def test_resumed_run_keeps_the_best_epoch_of_before(tmp_path):
+    """Killed after its last checkpoint (before the commit), then resumed with more epochs:
+    the best epoch over the whole run is kept, its weights read from
+    checkpoints/best.safetensors when it came before the kill. To make that case certain the
+    checkpoint is edited: epoch 1 gets a validation accuracy no epoch can beat and
+    best.safetensors the initial weights; the resumed run must write exactly those."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import save_file
+
+    from snnc.backends.pytorch import load_module
+
+    d = _dir(tmp_path)
+    initial = {k: v.contiguous() for k, v in load_module(d).layers.state_dict().items()}
+    args = [sys.executable, "-m", "snnc.compiler", "train", str(d), "--data", "digits",
+            "--limit", "240", "--val", "80", "--test-limit", "40", "--batch-size", "16",
+            "--lr", "0.02", "--recalibrate-bn", "0", "--threads", "1"]
+    env = dict(os.environ, SNNC_TEST_KILL_AT="train:commit")
+    r = subprocess.run([*args, "--epochs", "2"], env=env, capture_output=True, timeout=600)
+    ck = d / "checkpoints"
+    assert r.returncode == -9 and (ck / "best.safetensors").is_file()
+    state = json.loads((ck / "train_state.json").read_text())
+    state["history"][0]["val_acc"] = 2.0
+    (ck / "train_state.json").write_text(json.dumps(state))
+    save_file(initial, str(ck / "best.safetensors"))
+    r = subprocess.run([*args, "--epochs", "3"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((d / "train_report.json").read_text())
+    assert [h["epoch"] for h in report["history"]] == [1, 2, 3]
+    assert report["weights"].startswith("epoch 1 ") and "kept the weights of epoch 1" in r.stdout
+    kept = load_module(d).layers.state_dict()
+    assert all(torch.equal(kept[k], v) for k, v in initial.items())
