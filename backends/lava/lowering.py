@@ -105,7 +105,10 @@ class _Lowering:
         if scale is not None:
             w = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
             b = b * scale + shift
-        return n, w, b, conv
+        # each op's bias on the 1/64 grid here, as the PyTorch backend rounds it per op
+        # (ops.Weighted): a trained graph stores float biases, and sums of them (V2V currents,
+        # relays, a pooled readout's k*k) must add rounded values, not round the sum
+        return n, w, np.round(b * fx.W_SCALE) / fx.W_SCALE, conv
 
     def geometry(self, n: Node) -> dict:
         pt, pl, pb, pr = pad4(n.attrs.get("pad", 0))
