@@ -210,15 +210,17 @@ class Compiled:
         return delay_depth(self.graph)
 
     def evaluate(self, data, *, timesteps=None, limit: int | None = None,
-                 batch_size: int = 200, ann: bool = True, rates: bool = True):
+                 batch_size: int = 200, ann: bool = True, rates: bool = True,
+                 device="auto"):
         """Accuracy of the ANN and of the SNN on `data` (a dataset name or path as `--data`
-        takes, a DataLoader or iterable of (x, y) batches, or an (x, y) pair of tensors),
-        at the compiled T or at each T of `timesteps`; changes nothing
+        takes, a DataSpec, a torch Dataset or DataLoader, an iterable of (x, y) batches, or an
+        (x, y) pair of tensors), at the compiled T or at each T of `timesteps`, the SNN on
+        `device` ("auto" | "cpu" | "cuda"); changes nothing
         (backends/pytorch/evaluate.py, docs/pytorch-backend.md "Evaluation")."""
         from snnc.backends.pytorch.evaluate import evaluate
 
         return evaluate(self, data, timesteps=timesteps, limit=limit, batch_size=batch_size,
-                        ann=ann, rates=rates)
+                        ann=ann, rates=rates, device=device)
 
     def cost(self, *, data=None, samples: int = 16, **kwargs):
         """The cost model's report for the SNN graph (kwargs go to costmodel.estimate).

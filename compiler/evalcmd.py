@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from snnc.data.options import data_options
+from snnc.data.options import data_options, device_option
 
 
 def _timesteps_list(ctx, param, value):
@@ -32,7 +32,8 @@ def _timesteps_list(ctx, param, value):
               help="write the accuracy-against-T plot to this PNG (never inside DIRECTORY "
                    "unless you name it)")
 @click.option("--threads", type=int, default=None, help="torch CPU threads")
-def eval_cmd(directory, data, timesteps, limit, batch_size, as_json, plot, threads):
+@device_option()
+def eval_cmd(directory, data, timesteps, limit, batch_size, as_json, plot, threads, device):
     """Accuracy of the compiled net in DIRECTORY: the ANN's, the SNN's at the compiled T (and
     at each T of --timesteps), per-layer firing rates. Changes nothing in DIRECTORY."""
     import json
@@ -45,7 +46,8 @@ def eval_cmd(directory, data, timesteps, limit, batch_size, as_json, plot, threa
     if threads:
         torch.set_num_threads(threads)
     c = load(directory)
-    res = c.evaluate(data, timesteps=timesteps, limit=limit, batch_size=batch_size)
+    res = c.evaluate(data, timesteps=timesteps, limit=limit, batch_size=batch_size,
+                     device=device)
     if plot:
         from snnc.backends.pytorch.plots import accuracy_plot
 

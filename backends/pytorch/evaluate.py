@@ -24,11 +24,15 @@ from snnc.compiler.core.ir import Graph
 def batches(graph: Graph, data: Any, *, limit: int | None, batch_size: int,
             timesteps: int = 8) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
     """(x, y) batches of `data`: a dataset name or path or a snnc.data DataSpec (its test split,
-    shaped like the graph's input as `snnc train` does), an (x, y) pair of tensors, or an
-    iterable of batches (a DataLoader)."""
+    shaped like the graph's input as `snnc train` does), a torch Dataset or DataLoader (read
+    by snnc.data's rules: uint8 / 255, layout detected, shaped the same way), an (x, y) pair
+    of tensors, or another iterable of (x, y) batches."""
     from snnc.data.files import DataSpec
+    from snnc.data.torchdata import is_torch_data
 
-    if isinstance(data, (str, DataSpec)) or hasattr(data, "__fspath__"):
+    if is_torch_data(data):
+        x, y = _test_split(graph, data, limit, timesteps)
+    elif isinstance(data, (str, DataSpec)) or hasattr(data, "__fspath__"):
         x, y = _test_split(graph, DataSpec.of(data), limit, timesteps)
     elif isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
         x, y = data[0][:limit], data[1][:limit]
@@ -52,15 +56,18 @@ def _test_split(graph: Graph, spec, limit: int | None, timesteps: int):
     from snnc.data import load_dataset
 
     shape = graph.input_nodes()[0].shape
+    from snnc.data.torchdata import describe, is_torch_data
+
     events = any(n.op == "encoder" and n.attrs.get("kind") == "events" for n in graph.nodes)
-    if events and spec.source in ("digits", "mnist", "fashion-mnist"):
+    source = describe(spec) if is_torch_data(spec) else spec.source
+    if events and source in ("digits", "mnist", "fashion-mnist"):
         spec = _replace(spec, source=spec.source + "-events")
     ds = load_dataset(spec, "test", limit=limit, size=shape[-1] if len(shape) == 4 else None,
                       channels=shape[1] if len(shape) == 4 else 1, timesteps=timesteps)
     x = ds.x.flatten(1) if len(shape) == 2 else ds.x
     got = tuple(x.shape[2:] if x.dim() == len(shape) + 1 else x.shape[1:])
     if got != tuple(shape[1:]):
-        raise SnncError(f"dataset '{spec.source}' gives samples of shape {list(got)} but graph "
+        raise SnncError(f"dataset '{source}' gives samples of shape {list(got)} but graph "
                         f"'{graph.name}' takes {list(shape[1:])} (its input node); pick a "
                         f"matching dataset.")
     return x, ds.y
@@ -94,14 +101,17 @@ def _fitting_batch(module, batch_size: int) -> int:
 
 def evaluate(compiled, data: Any, *, timesteps: int | Sequence[int] | None = None,
              limit: int | None = None, batch_size: int = 200, ann: bool = True,
-             rates: bool = True) -> dict:
+             rates: bool = True, device="auto") -> dict:
     """ANN and SNN top-1 accuracy of `compiled` on `data` (see `batches`); with several
-    `timesteps`, the SNN's accuracy at each. Returns {"ann_accuracy", "snn_accuracy" (at the
+    `timesteps`, the SNN's accuracy at each; the SNN runs on `device` (docs/pytorch-backend.md
+    "Devices"; the ANN interpreter on the CPU). Returns {"ann_accuracy", "snn_accuracy" (at the
     compiled T, or the largest asked), "timesteps", "by_timesteps" {T: acc}, "rates" {lif: mean
     rate}, "samples"}. Nothing in `compiled` changes."""
     from snnc.backends.pytorch.module import build_module
     from snnc.compiler.core.interpret import interpret
+    from snnc.data.device import resolve_device
 
+    dev = resolve_device(device)
     # the weights the directory holds now (trained ones when `snnc train` wrote them)
     g = compiled._module.to_graph() if compiled._module is not None else compiled.graph
     compiled_t = int(g.attrs.get("timesteps", compiled.options.timesteps))
@@ -110,7 +120,7 @@ def evaluate(compiled, data: Any, *, timesteps: int | Sequence[int] | None = Non
     if not ts or ts[0] < 1:
         raise SnncError(f"--timesteps needs positive integers (got {timesteps}).")
     steps = max(ts)
-    module = build_module(extend_bntt(g, steps), compact=True, timesteps=steps).eval()
+    module = build_module(extend_bntt(g, steps), compact=True, timesteps=steps).to(dev).eval()
     module.per_step_readout = True
     module.record_rates = rates
     batch_size = _fitting_batch(module, batch_size)
@@ -120,13 +130,13 @@ def evaluate(compiled, data: Any, *, timesteps: int | Sequence[int] | None = Non
         for x, y in batches(g, data, limit=limit, batch_size=batch_size, timesteps=steps):
             xs = x.transpose(0, 1).contiguous() if x.dim() == len(g.input_nodes()[0].shape) + 1 \
                 else x
-            out = module(xs)
+            out = module(xs.to(dev))
             out = out[0] if isinstance(out, tuple) else out
-            hits += (out.argmax(-1) == y.view(1, -1)).sum(1)
+            hits += (out.argmax(-1).cpu() == y.cpu().view(1, -1)).sum(1)
             if ann and compiled.ann is not None and x.dim() == len(g.input_nodes()[0].shape):
-                a = interpret(compiled.ann, x)
+                a = interpret(compiled.ann, x.cpu())
                 a = a[0] if isinstance(a, tuple) else a
-                ann_hits += int((a.argmax(-1) == y).sum())
+                ann_hits += int((a.argmax(-1) == y.cpu()).sum())
             n += len(y)
     if n == 0:
         raise SnncError("evaluation got no samples.")

@@ -98,3 +98,23 @@ def test_eval_errors_exit_2(compiled_dir, tmp_path, capsys):
     assert main(["eval", str(compiled_dir), "--data", "digits", "-T", "0,2"]) == 2
     assert main(["eval", str(tmp_path), "--data", "digits"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_eval_takes_torch_data_and_a_device(compiled_dir):
+    """A torch Dataset, a DataLoader of uint8 NHWC images and the name give one accuracy
+    (snnc.data's rules apply to Python data); --device cpu|auto run, cuda without a GPU is
+    exit 2 (docs/pytorch-backend.md "Devices")."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    c = load(compiled_dir)
+    te = load_dataset("digits", "test", limit=120)
+    by_name = c.evaluate("digits", limit=120, device="cpu")
+    ds = TensorDataset(te.x, te.y)
+    assert c.evaluate(ds, device="auto")["snn_accuracy"] == by_name["snn_accuracy"]
+    u8 = (te.x * 255).round().to(torch.uint8).permute(0, 2, 3, 1)  # [N, 8, 8, 1]
+    res = c.evaluate(DataLoader(TensorDataset(u8, te.y), batch_size=50))
+    assert abs(res["snn_accuracy"] - by_name["snn_accuracy"]) <= 2 / 120  # rounding to uint8
+    if not torch.cuda.is_available():
+        assert main(["eval", str(compiled_dir), "--data", "digits", "--device", "cuda"]) == 2
+    assert main(["eval", str(compiled_dir), "--data", "digits", "--limit", "40", "--device",
+                 "cpu", "--json"]) == 0
