@@ -178,7 +178,10 @@ def check_equivalence(g: Graph, reference: Any, inputs: torch.Tensor | Sequence[
     """
     from snnc.compiler.core.interpret import interpret
 
+    from snnc.compiler.core.limits import check_forward
+
     xs = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
+    check_forward(g, 1, int(xs[0].shape[0]) if xs and xs[0].dim() else 1, f"graph '{g.name}'")
     got = interpret(g, *xs)
     got = list(got) if isinstance(got, tuple) else [got]
     refs, what = _reference_outputs(reference, xs)

@@ -236,3 +236,15 @@ def test_max_memory_option(tmp_path, capfd):
     assert main(["--max-memory", "64M", "compile", str(path), "-o", str(tmp_path / "o")]) == 0
     assert main(["--max-memory", "lots", "targets"]) == 2
     assert Path(tmp_path / "o" / "manifest.json").is_file()
+
+
+def test_interpreter_refused_above_the_limit(base):
+    from snnc.compiler.compare import check_equivalence
+
+    path = base[1] / "tiny_cnn-torchscript.onnx"
+    g = from_onnx(path)
+    limits.set_memory_limit("1K")
+    with pytest.raises(ResourceLimit, match=r"forward pass \(batch 2, T=1\)"):
+        check_equivalence(g, path, torch.zeros(2, 3, 8, 8))
+    limits.set_memory_limit("64M")
+    assert check_equivalence(g, path, torch.randn(2, 3, 8, 8)).ok
