@@ -5,8 +5,9 @@ The limit is a process-wide setting, separate from the compile options (it decid
 snnc runs, never what it produces): by default half of the memory available when the command
 starts (MemAvailable, or less under an address-space rlimit or a cgroup allowance);
 `snnc --max-memory 4G`, the environment variable ``SNNC_MAX_MEMORY`` or
-`set_memory_limit("4G")` change it (``none`` turns the check off). Estimates come from shapes, parameter counts and T before
-anything is allocated; `require` raises ResourceLimit (exit 2) naming what and which node.
+`set_memory_limit("4G")` change it (``none`` turns the check off). Estimates come from
+shapes, parameter counts and T before anything is allocated; `require` raises ResourceLimit
+(exit 2) naming what and which node.
 """
 
 from __future__ import annotations
