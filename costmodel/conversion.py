@@ -1,7 +1,7 @@
 """Conversion facts for the cost report: delay depth and per-layer quantisation
 (docs/costmodel.md "Delay depth and quantisation").
 
-Read from the graph only (the attributes the quantize pass records, compiler/delays.py for the
+Read from the graph only (the attributes the quantize pass records, compiler/core/delays.py for the
 depths): the cost model imports no backend.
 """
 
