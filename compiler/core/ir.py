@@ -461,10 +461,10 @@ class GraphBuilder:
         for e in list(self.edges.by_src.get(old, ())):
             if e.dst in keep:
                 continue
-            if e.src == old and e.projection is None:
-                self.replace_edge(e, replace(e, src=new))
-            elif e.projection == old:
-                self.replace_edge(e, replace(e, projection=new))
+            # A skip edge names its origin (`src`) even when a projection computes its value:
+            # both names must follow the node, or the edge names a node that is gone.
+            changes = {k: new for k in ("src", "projection") if getattr(e, k) == old}
+            self.replace_edge(e, replace(e, **changes))
         self.outputs = [new if o == old else o for o in self.outputs]
 
     def renumber_ports(self, name: str) -> None:
