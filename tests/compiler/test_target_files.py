@@ -144,7 +144,11 @@ def test_the_nir_target_is_honoured():
     assert {n.attrs["leak"] for n in c2.graph.by_op("lif")} == {0.9001}
     assert {n.attrs["vth"] for n in c2.graph.by_op("lif")} == {1.001}
     c3 = compile(str(EXAMPLE), target="loihi2", timesteps=2, leak=0.9001, threshold=1.001)
-    assert {n.attrs["vth"] for n in c3.graph.by_op("lif")} == {64 / 64}
+    # loihi2: 1.001 truncated to the 1/64 grid (64/64), then scaled with the neuron's input side
+    # by the quantizer's power of two (docs/passes.md "Neuron scaling": vth = grid value x neuron_scale)
+    lifs3 = c3.graph.by_op("lif")
+    assert {n.attrs["vth"] / n.attrs.get("neuron_scale", 1.0) for n in lifs3} == {64 / 64}
+    assert {n.attrs["leak"] for n in lifs3} == {1 - 409 / 4096}
 
 
 def test_docs_list_every_key_of_the_schema():
