@@ -8,6 +8,8 @@ scripts/setup.sh
 export HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-ci}
 status=0
 .venv/bin/python -m pytest -q -p no:cacheprovider tests --ignore=tests/lava "$@" || status=$?
+# The wheel with only its declared dependencies runs the README's main-environment commands.
+scripts/check-wheel.sh || status=$?
 if [ -f scripts/setup-lava.sh ] && [ -d tests/lava ]; then
   scripts/setup-lava.sh
   SNNC_REQUIRE_LAVA=1 .venv-lava/bin/python -m pytest -q -p no:cacheprovider tests/lava -rs || status=$?
