@@ -215,12 +215,7 @@ def _prior(row: LayerCost, g: Graph, e, c, stats, T: int, p: Payload) -> None:
     d, v = (1.0, 1.0) if _reads_current(e) else stats[e.value_src]
     row.in_density = d
     ops = d * T * c.synapses
-    row.in_sops = ops
-    if p is Payload.BINARY:
-        row.sops += ops
-    else:
-        row.graded_sops += ops
-        row.in_graded_sops = ops
+    _add_sops(row, p, ops)
     row.sinabs_synops = v * T * c.synapses
     nz = c.synapses if row.nonzero_synapses is None else row.nonzero_synapses
     row.nb_effective = d * T * nz
@@ -229,6 +224,16 @@ def _prior(row: LayerCost, g: Graph, e, c, stats, T: int, p: Payload) -> None:
         row.nb_ac = row.nb_effective
     else:
         row.nb_mac = row.nb_effective
+
+
+def _add_sops(row: LayerCost, p: Payload, ops: float) -> None:
+    """Book one input's SOPs on `row`: binary SOPs, or graded SOPs for a graded input."""
+    row.in_sops = ops
+    if p is Payload.BINARY:
+        row.sops += ops
+    else:
+        row.graded_sops += ops
+        row.in_graded_sops = ops
 
 
 def _measured(row: LayerCost, g: Graph, n: Node, c, act: Activity, p: Payload) -> None:
@@ -240,12 +245,7 @@ def _measured(row: LayerCost, g: Graph, n: Node, c, act: Activity, p: Payload) -
     ev, sops, ac, mac, syn = count_input(rec, fan, nonzero_fanout(g, n), act.samples)
     row.measured = True
     row.in_density = ev / (fan.size * max(1, act.timesteps))
-    row.in_sops = sops
-    if p is Payload.BINARY:
-        row.sops += sops
-    else:
-        row.graded_sops += sops
-        row.in_graded_sops = sops
+    _add_sops(row, p, sops)
     row.sinabs_synops = syn * _sinabs_scale(g, g.inputs_of(n.name)[0].value_src)
     row.nb_ac, row.nb_mac = ac, mac
     row.nb_effective = ac + mac
