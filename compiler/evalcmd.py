@@ -1,5 +1,7 @@
 """`snnc eval DIR --data D`: the accuracy of a compiled net, ANN and SNN, against T, with
-per-layer firing rates; changes nothing in DIR (docs/pytorch-backend.md "Evaluation")."""
+per-layer firing rates; changes nothing in DIR (docs/pytorch-backend.md "Evaluation").
+`--backend lava` runs Lava's Loihi 2 simulator instead, in the Lava environment, and reports
+its agreement with the PyTorch model (docs/lava.md "Evaluating in the simulator")."""
 
 from __future__ import annotations
 
@@ -33,10 +35,21 @@ def _timesteps_list(ctx, param, value):
                    "unless you name it)")
 @click.option("--threads", type=int, default=None, help="torch CPU threads")
 @device_option()
-def eval_cmd(directory, data, timesteps, limit, batch_size, as_json, plot, threads, device):
+@click.option("--backend", type=click.Choice(["pytorch", "lava"]), default="pytorch",
+              show_default=True,
+              help="lava: run Lava's Loihi 2 simulator on the test split (--limit samples, "
+                   "default 100) in the Lava environment ($SNNC_LAVA_PYTHON or .venv-lava, "
+                   "scripts/setup-lava.sh) with an estimated time and a progress bar, and "
+                   "report its agreement with the PyTorch model")
+@click.pass_context
+def eval_cmd(ctx, directory, data, timesteps, limit, batch_size, as_json, plot, threads, device,
+             backend):
     """Accuracy of the compiled net in DIRECTORY: the ANN's, the SNN's at the compiled T (and
     at each T of --timesteps), per-layer firing rates. Changes nothing in DIRECTORY."""
     import json
+
+    if backend == "lava":
+        ctx.exit(_eval_lava(ctx, directory, data, limit, as_json))
 
     import torch
     from rich.console import Console
@@ -63,6 +76,32 @@ def eval_cmd(directory, data, timesteps, limit, batch_size, as_json, plot, threa
         console.print(rates_summary(res["rates"]))
     if plot:
         console.print(f"wrote {plot}")
+
+
+def _eval_lava(ctx, directory, data, limit, as_json) -> int:
+    """`snnc eval DIR --backend lava`: `python -m snnc.backends.lava.evaluate` in the Lava
+    environment (backends/lava/evaluate.py `lava_python`); its exit code."""
+    from click.core import ParameterSource
+
+    from snnc.backends.lava.evaluate import run_in_lava_env
+    from snnc.compiler.core.errors import SnncError
+
+    given = [f"--{p.replace('_', '-')}" for p in ("timesteps", "plot", "batch_size", "threads",
+                                                  "device")
+             if ctx.get_parameter_source(p) is ParameterSource.COMMANDLINE]
+    if given:
+        raise SnncError(f"{', '.join(given)}: not used with --backend lava (the simulator runs "
+                        f"the compiled T, one sample at a time, on the CPU); drop them.")
+    argv = [str(directory), "--data", data.source, "--limit", str(100 if limit is None else limit)]
+    if data.keys:
+        argv += ["--keys", ",".join(data.keys)]
+    if data.layout:
+        argv += ["--layout", data.layout]
+    if data.mean is not None:
+        argv += ["--mean", ",".join(map(str, data.mean)), "--std", ",".join(map(str, data.std))]
+    if as_json:
+        argv.append("--json")
+    return run_in_lava_env(argv)
 
 
 def accuracy_table(res: dict):

@@ -6,6 +6,9 @@ backend (docs/lava.md "Evaluating in the simulator"). Needs .venv-lava (Python 3
     # r["agree"]: fraction of predictions equal; r["acc_lava"], r["acc_torch"], timings
 
     .venv-lava/bin/python -m snnc.backends.lava.evaluate model.snnc --data digits-events
+    snnc eval model.snnc --data digits-events --backend lava     # from the main environment
+
+`snnc eval --backend lava` runs this module in the Lava environment found by `lava_python()`.
 
 The simulator is slow (hundreds to thousands of times the batched PyTorch model per sample),
 so the run first times the build and one sample and prints the estimated remaining time
@@ -15,7 +18,11 @@ before it goes on, with a progress bar. What runs is Lava's bit-accurate CPU sim
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +31,50 @@ from pathlib import Path
 import numpy as np
 
 from snnc.compiler.core.errors import SnncError
+
+
+SETUP = "scripts/setup-lava.sh"  # builds .venv-lava beside the checkout (docs/lava.md)
+_HAS_LAVA = ("import importlib.util as u, sys; "
+             "sys.exit(0 if u.find_spec('lava') and u.find_spec('snnc') else 3)")
+
+
+def lava_python() -> str:
+    """The Python of the Lava environment (3.10 with lava-dl and snnc), looked up in this order
+    (docs/lava.md "Evaluating in the simulator"): `$SNNC_LAVA_PYTHON`; the running interpreter
+    when it is one (Python 3.10 that finds lava); `$SNNC_LAVA_VENV/bin/python`; `.venv-lava/
+    bin/python` beside the checkout (where scripts/setup-lava.sh builds it). Raises SnncError
+    (exit 2) naming what was tried and the setup command when none has lava."""
+    env = os.environ.get("SNNC_LAVA_PYTHON")
+    if env:
+        cands = [("SNNC_LAVA_PYTHON", env)]
+    else:
+        if sys.version_info[:2] == (3, 10) and importlib.util.find_spec("lava") is not None:
+            return sys.executable
+        root = Path(__file__).resolve().parents[2]
+        cands = ([("SNNC_LAVA_VENV", str(Path(os.environ["SNNC_LAVA_VENV"]) / "bin" / "python"))]
+                 if os.environ.get("SNNC_LAVA_VENV") else [])
+        cands.append(("the checkout", str(root / ".venv-lava" / "bin" / "python")))
+    tried = []
+    for where, py in cands:
+        if not Path(py).is_file():
+            tried.append(f"{py} ({where}): not found")
+            continue
+        rc = subprocess.run([py, "-c", _HAS_LAVA], capture_output=True).returncode
+        if rc == 0:
+            return py
+        tried.append(f"{py} ({where}): cannot import lava and snnc")
+    raise SnncError("the Lava backend needs its own Python 3.10 environment with lava-dl 0.6.0 "
+                    "and snnc (lava-nc does not import on Python >= 3.11); tried "
+                    + "; ".join(tried) + f". Build it with {SETUP} (creates .venv-lava beside "
+                    "the checkout), or set SNNC_LAVA_PYTHON=/path/to/.venv-lava/bin/python.")
+
+
+def run_in_lava_env(argv: list[str]) -> int:
+    """Run `python -m snnc.backends.lava.evaluate ARGV` in the Lava environment
+    (`lava_python()`); its output (estimate, progress bar, result) streams through. Returns
+    its exit code."""
+    py = lava_python()
+    return subprocess.run([py, "-m", "snnc.backends.lava.evaluate", *argv]).returncode
 
 
 def _frames(x: np.ndarray, T: int, encoder: str) -> np.ndarray:
@@ -36,7 +87,7 @@ def _frames(x: np.ndarray, T: int, encoder: str) -> np.ndarray:
     return np.repeat(x[None], T, 0)
 
 
-def evaluate(directory: str | Path, *, data: str = "digits-events", split: str = "test",
+def evaluate(directory: str | Path, *, data="digits-events", split: str = "test",
              limit: int | None = 100, progress: bool = True, out=sys.stderr) -> dict:
     """PyTorch target-exact vs Lava's simulator on `limit` samples of `data` for the compiled
     (or trained) directory. Returns samples, T, acc_torch / acc_lava (when labelled), agree
@@ -102,17 +153,28 @@ def evaluate(directory: str | Path, *, data: str = "digits-events", split: str =
 
 
 def main(argv=None) -> int:
-    """`python -m snnc.backends.lava.evaluate DIR --data NAME [--limit N] [--json]`."""
+    """`python -m snnc.backends.lava.evaluate DIR --data NAME [--keys K] [--layout L] [--mean M
+    --std S] [--limit N] [--json]` (the data options as `snnc eval`'s)."""
+    from snnc.data.options import spec_from
+
     ap = argparse.ArgumentParser(prog="python -m snnc.backends.lava.evaluate",
                                  description="Lava simulator vs the PyTorch model on data.")
     ap.add_argument("directory")
     ap.add_argument("--data", default="digits-events")
+    ap.add_argument("--keys", default=None)
+    ap.add_argument("--layout", default=None)
+    ap.add_argument("--mean", default=None)
+    ap.add_argument("--std", default=None)
     ap.add_argument("--split", default="test", choices=("train", "test"))
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     try:
-        r = evaluate(a.directory, data=a.data, split=a.split, limit=a.limit)
+        data = spec_from(a.data, a.keys, a.layout, a.mean, a.std)
+        # lava prints notices on import ("Prophesee Dataset Toolbox could not be found"):
+        # stdout carries only the result (--json pipes into other tools)
+        with contextlib.redirect_stdout(sys.stderr):
+            r = evaluate(a.directory, data=data, split=a.split, limit=a.limit)
     except SnncError as err:
         print(f"snnc: error: {err}", file=sys.stderr)
         return 2

@@ -118,3 +118,24 @@ def test_eval_takes_torch_data_and_a_device(compiled_dir):
         assert main(["eval", str(compiled_dir), "--data", "digits", "--device", "cuda"]) == 2
     assert main(["eval", str(compiled_dir), "--data", "digits", "--limit", "40", "--device",
                  "cpu", "--json"]) == 0
+
+
+def test_eval_backend_lava_without_its_environment(compiled_dir, tmp_path, capsys, monkeypatch):
+    """--backend lava needs the Python 3.10 Lava environment: where the one named is missing,
+    or has no lava, exit 2 with the setup command, no traceback (docs/lava.md)."""
+    monkeypatch.setenv("SNNC_LAVA_PYTHON", str(tmp_path / "no-such" / "python"))
+    code = main(["eval", str(compiled_dir), "--data", "digits", "--backend", "lava"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "no-such/python (SNNC_LAVA_PYTHON): not found" in err
+    assert "scripts/setup-lava.sh" in err
+    import sys
+
+    if sys.version_info[:2] != (3, 10):  # this interpreter has no working lava
+        monkeypatch.setenv("SNNC_LAVA_PYTHON", sys.executable)
+        assert main(["eval", str(compiled_dir), "--data", "digits", "--backend", "lava"]) == 2
+        assert "cannot import lava and snnc" in capsys.readouterr().err
+    # options the simulator does not use are refused by name
+    assert main(["eval", str(compiled_dir), "--data", "digits", "--backend", "lava",
+                 "-T", "4,8"]) == 2
+    assert "--timesteps: not used with --backend lava" in capsys.readouterr().err

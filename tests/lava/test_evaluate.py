@@ -11,7 +11,7 @@ from snnc.compiler.cli import main as snnc
 from tests.lava import nets
 
 
-def test_evaluate_agrees_and_estimates(tmp_path, capsys):
+def test_evaluate_agrees_and_estimates(tmp_path, capfd, monkeypatch):
     onnx_path = nets.digits_onnx(tmp_path / "net.onnx")
     d = tmp_path / "net.snnc"
     assert snnc(["compile", str(onnx_path), "-o", str(d), "--target", "loihi2", "--encoder",
@@ -23,7 +23,17 @@ def test_evaluate_agrees_and_estimates(tmp_path, capsys):
     assert r["samples"] == 4 and r["agree"] == 1.0 and r["max_readout_diff"] == 0.0
     assert 0.0 <= r["acc_lava"] <= 1.0 and r["slowdown"] > 1
     assert sorted(p.name for p in d.iterdir()) == before  # the directory is unchanged
-    capsys.readouterr()
+    capfd.readouterr()
     assert main([str(d), "--limit", "2", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(capfd.readouterr().out)  # only the result: lava's notices go to stderr
     assert out["samples"] == 2 and out["agree"] == 1.0
+    # `snnc eval --backend lava` runs the same module in the Lava environment (a subprocess:
+    # here this interpreter, which has lava), output streamed through
+    monkeypatch.delenv("SNNC_LAVA_PYTHON", raising=False)
+    capfd.readouterr()
+    assert snnc(["eval", str(d), "--data", "digits-events", "--backend", "lava", "--limit", "3",
+                 "--json"]) == 0
+    cap = capfd.readouterr()
+    out = json.loads(cap.out)
+    assert out["samples"] == 3 and out["agree"] == 1.0 and "estimated" in cap.err
+    assert sorted(p.name for p in d.iterdir()) == before
