@@ -34,7 +34,7 @@ from snnc.compiler.core.errors import ImportFailed, ResourceLimit, SnncError, Un
 from snnc.compiler.frontends.fx_ops import batch_free
 from snnc.compiler.frontends.onnx_attrs import check_nodes, static_shapes
 from snnc.compiler.frontends.onnx_check import (
-    _first, check_external, check_file, check_onnx, tensor_array,
+    _first, check_external, check_file, check_onnx, split_weights, tensor_array,
 )
 from snnc.compiler.frontends.onnx_ops import CONST_EVALS, ONNX_CONVERTERS, Reject
 from snnc.compiler.core.ir import Attrs, Graph, GraphBuilder, Node, sanitize
@@ -135,7 +135,8 @@ def load_model(path: str | os.PathLike, input_shape=None
                                f"Re-export with opset_version={MIN_OPSET} or later.") from None
     if input_shape is not None:
         _set_input_shape(model, input_shape, label)
-    model = check_onnx(model, path, label)
+    split = split_weights(model)
+    model = check_onnx(model, path, label, split)
     sizes = {t.name: 4 * math.prod(t.dims) for t in model.graph.initializer}
     if sizes:
         largest = max(sizes, key=sizes.get)
@@ -143,8 +144,8 @@ def load_model(path: str | os.PathLike, input_shape=None
                        f"{label} (tensor '{largest}' alone holds "
                        f"{limits.fmt(sizes[largest])})", label)
     consts = {}
-    for t in model.graph.initializer:
-        consts[t.name] = tensor_array(t, label, path.parent)
+    for i, t in enumerate(model.graph.initializer):
+        consts[t.name] = tensor_array(t, label, path.parent, split.pop(i, None))
         t.ClearField("raw_data")  # the array holds the data now: never two copies
     return model, consts
 

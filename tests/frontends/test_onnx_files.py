@@ -174,3 +174,32 @@ def test_unsupported_ops_all_listed(tmp_path, dynamo):
     assert ("(op Gelu)" in msg or "(op Erf)" in msg) and ("HardSwish" in msg or "HardSigmoid"
                                                           in msg or "(op Div)" in msg)
     assert "node '" in msg and "@onnx_converter" in msg
+
+
+@pytest.mark.parametrize("zoo_id,exporter", [("densenet121", "torchscript"),
+                                             ("mobilenetv2", "dynamo"),
+                                             ("resnet20", "torchscript")])
+def test_checks_run_on_the_structure_alone(zoo_id, exporter, exports, tmp_path):
+    """onnx's checker and shape inference see the model without its weights' data
+    (onnx_check.split_weights / _structure): the shapes they infer equal those inferred on the
+    whole model, and every initializer's array equals onnx's own reading of it, inline or
+    external."""
+    from onnx import numpy_helper
+
+    from snnc.compiler.frontends.onnx import load_model
+    from snnc.compiler.frontends.onnx_attrs import static_shapes
+
+    path = exports(zoo_id, exporter)
+    whole = onnx.load(str(path))
+    inferred = onnx.shape_inference.infer_shapes(whole, check_type=True, strict_mode=True,
+                                                 data_prop=True)
+    want = {t.name: numpy_helper.to_array(t) for t in whole.graph.initializer}
+    onnx.save_model(whole, str(tmp_path / "ext.onnx"), save_as_external_data=True,
+                    location="ext.data", size_threshold=256)
+    for p in (path, tmp_path / "ext.onnx"):
+        model, consts = load_model(p)
+        assert static_shapes(model) == static_shapes(inferred)
+        assert len(static_shapes(model)) > len(whole.graph.node) // 2
+        assert consts.keys() == want.keys()
+        for name, arr in want.items():
+            assert consts[name].dtype == arr.dtype and (consts[name] == arr).all(), name
