@@ -33,14 +33,17 @@ def _repeat(b: GraphBuilder, g: Graph, n: Node, t: int) -> None:
     """Params of bntt `n.name` = the BN's [C] tensors repeated to [T, C] (missing affine: 1, 0)."""
     import torch
 
+    if g.params is None:
+        return  # structure only: no tensors to make
     c = n.shape[1]
-    defaults = {"weight": torch.ones(c), "bias": torch.zeros(c),
-                "running_mean": torch.zeros(c), "running_var": torch.ones(c)}
     for role in ROLES:
         key = f"{n.name}.{role}"
-        src = g.params.get(key) if g.params is not None else None
-        base = defaults[role] if src is None else src.detach().reshape(c)
-        b.set_param(key, base.unsqueeze(0).repeat(t, 1).clone())
+        src = g.params.get(key)
+        if src is None:
+            fill = 1.0 if role in ("weight", "running_var") else 0.0
+            b.set_param(key, torch.full((t, c), fill))
+        else:
+            b.set_param(key, src.detach().reshape(c).repeat(t, 1))  # a new [T, C] tensor
 
 
 def _identity(b: GraphBuilder, name: str, shape: tuple[int, ...], eps: float) -> None:

@@ -35,6 +35,8 @@ class EdgeKind(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    __hash__ = str.__hash__  # equal to its value, so hashed as it (and in C, not Python)
+
 
 SKIP_KINDS = frozenset({EdgeKind.DSC, EdgeKind.ASC, EdgeKind.S2M, EdgeKind.S2S, EdgeKind.V2V})
 RESIDUAL_KINDS = frozenset({EdgeKind.S2M, EdgeKind.S2S, EdgeKind.V2V})
@@ -50,6 +52,8 @@ class Payload(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    __hash__ = str.__hash__  # equal to its value, so hashed as it (and in C, not Python)
+
 
 class Form(str, enum.Enum):
     """ANN form (as imported) or SNN form (after the conversion passes)."""
@@ -59,6 +63,8 @@ class Form(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+    __hash__ = str.__hash__  # equal to its value, so hashed as it (and in C, not Python)
 
 
 # From the op table (compiler/core/ops.py).
@@ -95,6 +101,12 @@ class Attrs(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self._items[key]
 
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._items.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
 
@@ -115,6 +127,9 @@ class Attrs(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"Attrs({self._items!r})"
+
+    def __reduce__(self):  # the cached hash is not pickled: str hashes differ per process
+        return (Attrs, (self._items,))
 
     def set(self, **updates: Any) -> Attrs:
         """A copy with `updates` applied (a value of None removes nothing: it is stored)."""
@@ -148,6 +163,19 @@ class Edge:
     projection: str | None = None
     payload: Payload | None = None
     attrs: Attrs = EMPTY
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+
+    def __hash__(self) -> int:  # cached: passes re-index every edge of the graph they edit
+        h = self._hash
+        if h is None:
+            h = hash((self.src, self.dst, self.port, self.kind, self.hops, self.projection,
+                      self.payload, self.attrs))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __reduce__(self):  # the cached hash is not pickled: str hashes differ per process
+        return (Edge, (self.src, self.dst, self.port, self.kind, self.hops, self.projection,
+                       self.payload, self.attrs))
 
     @property
     def is_skip(self) -> bool:
@@ -271,10 +299,20 @@ class Graph:
         return GraphBuilder.from_graph(self)
 
     def with_attrs(self, **updates: Any) -> Graph:
-        return replace(self, attrs=self.attrs.set(**updates))
+        return _derived(replace(self, attrs=self.attrs.set(**updates)), self)
 
     def with_params(self, params: Mapping[str, Any] | None) -> Graph:
-        return replace(self, params=None if params is None else dict(params))
+        return _derived(replace(self, params=None if params is None else dict(params)), self)
+
+
+def _derived(g: Graph, base: Graph | None) -> Graph:
+    """Record on `g` the nodes and inputs of `base` when `base` is verified: `verify(g)` then
+    re-runs the shape rule only of the nodes that differ (compiler/core/verify.py). Only
+    structure is kept (no parameters), and `verify` drops it."""
+    if base is not None and base._index.get("verified"):
+        idx = base._idx()
+        g._index["prior"] = (idx["by_name"], idx["ins"])
+    return g
 
 
 class _EdgeList(list):
@@ -290,9 +328,8 @@ class _EdgeList(list):
         self.extend(items)
 
     def _add(self, e: Edge, i: int) -> None:
-        if e in self.pos:
+        if self.pos.setdefault(e, i) != i:  # one hash: already there at another index
             raise VerifyError(f"edge %{e.src} -> %{e.dst} port {e.port} is added twice")
-        self.pos[e] = i
         self.by_dst.setdefault(e.dst, []).append(e)
         self.by_src.setdefault(e.src, []).append(e)
         if e.projection is not None and e.projection != e.src:
@@ -310,8 +347,10 @@ class _EdgeList(list):
         super().append(e)
 
     def extend(self, items: Iterable[Edge]) -> None:
+        add, push = self._add, super().append
         for e in items:
-            self.append(e)
+            add(e, len(self))
+            push(e)
 
     def __iadd__(self, items):
         self.extend(items)
@@ -384,6 +423,7 @@ class GraphBuilder:
 
     def __init__(self, name: str, form: Form = Form.ANN, attrs: Attrs = EMPTY,
                  params: dict[str, Any] | None = None):
+        self.base: Graph | None = None  # the graph `from_graph` started from
         self.name = name
         self.form = form
         self.attrs = attrs
@@ -403,6 +443,7 @@ class GraphBuilder:
     @classmethod
     def from_graph(cls, g: Graph) -> GraphBuilder:
         b = cls(g.name, g.form, g.attrs, None if g.params is None else dict(g.params))
+        b.base = g
         b.nodes = {n.name: n for n in g.nodes}
         b.edges = g.edges
         b.outputs = list(g.outputs)
@@ -486,8 +527,9 @@ class GraphBuilder:
         if self.params is not None:
             used = {k for n in self.nodes.values() for k in n.params}
             params = {k: v for k, v in self.params.items() if k in used}
-        g = Graph(self.name, tuple(self.nodes[n] for n in order), tuple(self.edges),
-                  tuple(self.outputs), form or self.form, self.attrs, params)
+        g = _derived(Graph(self.name, tuple(self.nodes[n] for n in order), tuple(self.edges),
+                           tuple(self.outputs), form or self.form, self.attrs, params),
+                     self.base)
         if check:
             from snnc.compiler.core.verify import verify
 

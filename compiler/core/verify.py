@@ -38,9 +38,14 @@ def verify(g: Graph) -> Graph:
     """Check every invariant of `g`; return `g` itself so calls can be chained.
 
     A graph never changes, so a graph that passed is remembered as verified (a pass's own
-    `build()` and the pipeline runner both verify; the second check is free)."""
+    `build()` and the pipeline runner both verify; the second check is free). A graph derived
+    from a verified one (`Graph.edit().build()`, `with_attrs`, `with_params`) re-runs the
+    shape rule only of the nodes that are not the same node with the same input edges from
+    sources of the same shapes as before (a shape rule is a function of exactly these); every
+    other check runs on the whole graph."""
     if g._index.get("verified"):
         return g
+    prior_nodes, prior_ins = g._index.pop("prior", ({}, {}))
     names = [n.name for n in g.nodes]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -69,24 +74,28 @@ def verify(g: Graph) -> Graph:
         _fail(g, None, "the graph has no outputs")
 
     # per node: form, shapes, params
+    idx = g._idx()
+    by_name, ins_of = idx["by_name"], idx["ins"]
     for n in g.nodes:
-        ins = g.inputs_of(n.name)
+        ins = ins_of[n.name]
         if n.op == "input":
             if ins:
                 _fail(g, n.name, f"input node '{n.name}' has inputs")
             continue
         if g.form is Form.ANN and n.op in SPIKING_OPS:
             _fail(g, n.name, f"spiking op '{n.op}' at node '{n.name}' in an ANN-form graph")
-        main = [e for e in ins if not (n.op == "lif" and e.port > 0)]
-        try:
-            want = infer_shape(n, [edge_shape(g.node(e.value_src).shape, e) for e in main])
-            if n.op == "lif":
-                infer_shape(n, [g.node(e.value_src).shape for e in ins])
-        except (ShapeMismatch, KeyError, TypeError, IndexError, ValueError) as err:
-            _fail(g, n.name, f"node '{n.name}' (op {n.op}): {err}")
-        if want != n.shape:
-            _fail(g, n.name, f"node '{n.name}' (op {n.op}) records shape {list(n.shape)} but its "
-                             f"inputs give {list(want)}")
+        if prior_nodes.get(n.name) is not n or not _same_inputs(
+                ins, prior_ins.get(n.name), by_name, prior_nodes):  # else checked before
+            main = [e for e in ins if not (n.op == "lif" and e.port > 0)]
+            try:
+                want = infer_shape(n, [edge_shape(by_name[e.value_src].shape, e) for e in main])
+                if n.op == "lif":
+                    infer_shape(n, [by_name[e.value_src].shape for e in ins])
+            except (ShapeMismatch, KeyError, TypeError, IndexError, ValueError) as err:
+                _fail(g, n.name, f"node '{n.name}' (op {n.op}): {err}")
+            if want != n.shape:
+                _fail(g, n.name, f"node '{n.name}' (op {n.op}) records shape {list(n.shape)} but "
+                                 f"its inputs give {list(want)}")
         if g.params is not None:
             for key in n.params:
                 if key not in g.params:
@@ -126,7 +135,7 @@ def verify(g: Graph) -> Graph:
                     _fail(g, e.dst, f"ASC edge %{e.src} -> %{e.dst} survived residual lowering")
         out = {}
         for n in g.nodes:
-            ins = g.inputs_of(n.name)
+            ins = ins_of[n.name]
             pl = []
             for e in ins:
                 want = edge_payload(g, e, out)
@@ -138,6 +147,22 @@ def verify(g: Graph) -> Graph:
             out[n.name] = node_payload(n, pl)
     g._index["verified"] = True
     return g
+
+
+def _same_inputs(ins, before, by_name, prior_nodes) -> bool:
+    """True when edges `ins` agree with `before` in what a shape rule reads (port, kind, the
+    value's node, attrs: not payload or hops) and each value has the same shape as before."""
+    if before is None or len(ins) != len(before):
+        return False
+    for e, b in zip(ins, before):
+        if e is not b and (e.port != b.port or e.kind is not b.kind or e.attrs != b.attrs
+                           or e.value_src != b.value_src):
+            return False
+        src = e.value_src
+        old = prior_nodes.get(src)
+        if old is None or by_name[src].shape != old.shape:
+            return False
+    return True
 
 
 def _reaches(g: Graph, src: str, dst: str) -> bool:

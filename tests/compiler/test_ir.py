@@ -117,3 +117,43 @@ def test_builder_detects_cycles():
 def test_parse_errors_name_the_line(text, message):
     with pytest.raises(ParseError, match=message):
         parse(text, source="case.snnc")
+
+
+def _edited(g, change):
+    b = g.edit()
+    change(b)
+    return b.build(check=False)
+
+
+@pytest.mark.parametrize("change, message", [
+    # the edited node itself
+    (lambda b: b.replace_node(Node("conv1", "conv2d", b.nodes["conv1"].attrs, (1, 4, 9, 8),
+                                   b.nodes["conv1"].params)),
+     r"node 'conv1' \(op conv2d\) records shape \[1, 4, 9, 8\]"),
+    # an unchanged reader of a node whose shape changed (conv1 itself is consistent)
+    (lambda b: b.replace_node(Node("conv1", "conv2d", b.nodes["conv1"].attrs.set(out=5),
+                                   (1, 5, 8, 8), b.nodes["conv1"].params)),
+     r"node 'relu1' \(op relu\) records shape \[1, 4, 8, 8\] but its inputs give \[1, 5, 8, 8\]"),
+    # an unchanged node whose input edge now comes from a node of another shape
+    (lambda b: (b.add(Node("x2", "input", shape=(1, 3, 8, 8))),
+                b.replace_edge(b.inputs_of("relu1")[0], Edge("x2", "relu1", 0))),
+     r"node 'relu1' \(op relu\) records shape \[1, 4, 8, 8\] but its inputs give \[1, 3, 8, 8\]"),
+])
+def test_verifier_rechecks_what_an_edit_changed(change, message):
+    """A graph derived from a verified one re-runs the shape rules of the nodes whose node,
+    input edges or input shapes changed (compiler/core/verify.py): each break is found."""
+    g = verify(parse(BASIC))
+    with pytest.raises(VerifyError, match=message):
+        verify(_edited(g, change))
+
+
+def test_derived_graphs_verify_like_fresh_ones():
+    """with_attrs / with_params / an unchanged edit of a verified graph pass; so does the same
+    graph verified from scratch."""
+    import dataclasses
+
+    g = verify(parse(SNN))
+    for d in (g.with_attrs(timesteps=8), g.with_params(None), _edited(g, lambda b: None)):
+        assert "prior" in d._index
+        assert verify(d) is d and "prior" not in d._index
+        assert verify(dataclasses.replace(d)) == d
