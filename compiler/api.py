@@ -81,21 +81,23 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
     `encoder="auto"` picks `direct` for targets with graded input and `poisson` for binary-only
     chips (see `resolve_encoder`). `passes` are extra `--pass` specs (``NAME{k=v}`` or
     ``module:function``) run after the conversion pipeline; `pass_options` (``PASS.KEY=VALUE``)
-    set options of the pipeline's own passes. `normalize` (a dataset name or path as `--data`
-    takes, or from Python a tensor of images [N, ...]) calibrates weights and thresholds on its
-    first `calibration_samples` training images at `percentile` (docs/passes.md "Conversion").
+    set options of the pipeline's own passes. `normalize` (what `--data` takes: a dataset name
+    or path, a snnc.data.DataSpec naming its keys/layout/mean/std, a torch Dataset or
+    DataLoader; or a tensor of images [N, ...]) calibrates weights and thresholds on its first
+    `calibration_samples` training images at `percentile` (docs/passes.md "Conversion").
     `timesteps="auto"` picks the shortest input-to-readout delay depth plus `window`
     (compiler/core/delays.py); a T at or below that depth logs a warning. Raises SnncError
     subclasses for bad input.
     """
+    from snnc.compiler.core.dataspec import DataSpec
     from snnc.compiler.core.passmanager import run_pipeline
     from snnc.passes.pipeline import conversion_pipeline, resolve_bn
 
     calib = overrides.get("normalize")
-    if calib is not None and not isinstance(calib, (str, os.PathLike)):
+    if calib is not None and not isinstance(calib, (str, os.PathLike, DataSpec)):
         overrides["normalize"] = f"<{type(calib).__name__}>"  # recorded; the data stays here
     elif calib is not None:
-        overrides["normalize"] = calib = str(calib)
+        calib = None  # read from the options below, as a manifest's record is
     o = Options.build(options, **overrides)
     if calib is None and o.normalize is not None:
         calib = o.normalize
@@ -168,7 +170,7 @@ def _calibrate(ann: Graph, data: Any, o: Options) -> dict[str, float]:
     if isinstance(data, torch.Tensor):
         x = data[:o.calibration_samples]
     else:
-        x = calibration_images(ann, str(data), o.calibration_samples)
+        x = calibration_images(ann, data, o.calibration_samples)
     return activation_scales(ann, x, percentile=o.percentile)
 
 

@@ -248,7 +248,8 @@ def compile_notes(c) -> list[str]:
                      f"{d.shortest} + window {c.options.window})")
     if "normalized" in c.graph.attrs:
         lams = [n.attrs["lambda"] for n in c.graph.by_op("lif") if "lambda" in n.attrs]
-        notes.append(f"normalised on {c.options.normalize} ({c.options.calibration_samples} "
+        data = getattr(c.options.normalize, "source", c.options.normalize)
+        notes.append(f"normalised on {data} ({c.options.calibration_samples} "
                      f"images, percentile {c.graph.attrs['normalized']}): {len(lams)} layer "
                      f"scales in [{min(lams, default=0):.3g}, {max(lams, default=0):.3g}]")
     if d.delay:

@@ -17,49 +17,17 @@ are told apart by which axis holds 1-4 channels (the smaller if both could), and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from snnc.compiler.core.dataspec import LAYOUTS, DataSpec
 from snnc.compiler.core.errors import SnncError
 
-LAYOUTS = ("NCHW", "NHWC")
+__all__ = ["DataSpec", "LAYOUTS", "read_npz", "read_image_folder", "is_image_folder",
+           "to_nchw", "scale", "normalize"]
 CHANNELS = (1, 2, 3, 4)  # grey, events (on/off), RGB, RGBA
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff")
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Where data comes from and how to read it: one object from the CLI to the loaders.
-
-    `source`: a built-in name (``digits``, ``mnist``, ``fashion-mnist``, ``...-events``), an
-    ``.npz``, a directory of IDX files or an ImageFolder directory. `keys`: the npz arrays to
-    read, ``(x, y)`` or ``(x_train, y_train, x_test, y_test)``. `layout`: ``NCHW`` | ``NHWC`` |
-    None (detect). `mean`/`std`: per-channel normalisation applied after scaling to [0, 1]."""
-
-    source: str
-    keys: tuple[str, ...] | None = None
-    layout: str | None = None
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-
-    def __post_init__(self):
-        if self.keys is not None and len(self.keys) not in (2, 4):
-            raise SnncError(f"--keys {','.join(self.keys)}: give two names (images,labels) or "
-                            f"four (x_train,y_train,x_test,y_test).")
-        if self.layout is not None and self.layout.upper() not in LAYOUTS:
-            raise SnncError(f"--layout {self.layout}: use NCHW or NHWC.")
-        if (self.mean is None) != (self.std is None):
-            raise SnncError("--mean and --std go together: give both (one value per channel, "
-                            "or one for all).")
-        if self.std is not None and any(s <= 0 for s in self.std):
-            raise SnncError(f"--std {self.std}: every value must be positive.")
-
-    @classmethod
-    def of(cls, data) -> DataSpec:
-        """`data` as a DataSpec (a string or path becomes its `source`)."""
-        return data if isinstance(data, DataSpec) else cls(str(data))
 
 
 def read_npz(path: Path, split: str, keys: tuple[str, ...] | None) -> tuple[np.ndarray, ...]:

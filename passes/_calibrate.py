@@ -59,10 +59,11 @@ def activation_scales(ann: Graph, x: torch.Tensor, *, percentile: float = 99.9,
     return out
 
 
-def calibration_images(ann: Graph, data: str, samples: int) -> torch.Tensor:
-    """The first `samples` training images of dataset `data` (a name or path that `--data`
-    accepts, snnc.data.load_dataset), shaped like `ann`'s input (zero-padded, channels
-    repeated) as the trainer does (docs/pytorch-backend.md "Data")."""
+def calibration_images(ann: Graph, data, samples: int) -> torch.Tensor:
+    """The first `samples` training images of `data` (anything `--data` takes: a name or path,
+    a snnc.data DataSpec with its keys/layout/mean/std, a torch Dataset or DataLoader; read by
+    snnc.data.load_dataset, the trainer's reader), shaped like `ann`'s input (zero-padded,
+    channels repeated) as the trainer does (docs/pytorch-backend.md "Data")."""
     from snnc.data import load_dataset
 
     shape = ann.input_nodes()[0].shape
@@ -71,7 +72,7 @@ def calibration_images(ann: Graph, data: str, samples: int) -> torch.Tensor:
                       channels=shape[1] if len(shape) == 4 else 1)
     x = ds.x.flatten(1) if len(shape) == 2 else ds.x
     if tuple(x.shape[1:]) != tuple(shape[1:]):
-        raise SnncError(f"--normalize {data}: samples have shape {list(x.shape[1:])} but graph "
-                        f"'{ann.name}' takes {list(shape[1:])} (its input node); pick a "
-                        f"matching dataset.")
+        raise SnncError(f"--normalize {ds.name}: samples have shape {list(x.shape[1:])} but "
+                        f"graph '{ann.name}' takes {list(shape[1:])} (its input node); pick a "
+                        f"matching dataset (or --layout).")
     return x

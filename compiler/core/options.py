@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from snnc.compiler.core.dataspec import FORMAT, DataSpec, data_options
 from snnc.compiler.core.errors import SnncError
 
 RESIDUAL_MODES = ("s2s", "s2m", "v2v")
@@ -47,14 +48,15 @@ class CliSpec:
     range: tuple[float | None, float | None] | None = None
     multiple: bool = False
     metavar: str | None = None
+    data: bool = False  # a data source: snnc.data.options.data_options (--keys, --layout, ...)
 
 
 def opt(default: Any, *decls: str, help: str = "", choices: Iterable[Any] | None = None,
         type: type | None = None, range: tuple | None = None, multiple: bool = False,
-        metavar: str | None = None) -> Any:
+        metavar: str | None = None, data: bool = False) -> Any:
     """A dataclass field of `Options` with its CLI spec (see `CliSpec`)."""
     spec = CliSpec(tuple(decls), help, tuple(choices) if choices is not None else None, type,
-                   range, multiple, metavar)
+                   range, multiple, metavar, data)
     return field(default=default, metadata={"cli": spec})
 
 
@@ -103,10 +105,11 @@ class Options:
                                         help="An option of a pass inside the pipeline, e.g. "
                                              "quantize.on_clip=error or quantize.exp=1.")
     # Conversion (docs/passes.md "Conversion"): calibration data, percentile, sample count.
-    normalize: str | None = opt(None, "--normalize", metavar="DATA",
-                                help="Data-based normalisation for ANN-to-SNN conversion: "
-                                     "calibrate weights and thresholds on DATA's training "
-                                     "images (what --data takes); use with --leak 1.")
+    normalize: Any = opt(None, "--normalize", metavar="DATA", data=True,
+                         help="Data-based normalisation for ANN-to-SNN conversion: "
+                              "calibrate weights and thresholds on DATA's training images "
+                              "(anything --data takes, read with --keys/--layout/--mean/"
+                              "--std); use with --leak 1.")
     percentile: float = opt(99.9, "--percentile", type=float, range=(0.0, 100.0),
                             help="Activation percentile for --normalize (Rueckauer et al. "
                                  "2017; 100 = the maximum, Diehl et al. 2015).")
@@ -128,16 +131,17 @@ class Options:
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready {name: value} (tuples as lists), as recorded in manifest.json."""
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in dataclasses.fields(self)}
+        """JSON-ready {name: value} (tuples as lists, a DataSpec as its dict), as recorded in
+        manifest.json."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Options:
         """Options from a manifest's record; names this version does not know are dropped
         (a manifest written by a newer snnc), missing ones take their defaults."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{k: _from_plain(v) if cls.__dataclass_fields__[k].metadata["cli"].data
+                      else v for k, v in data.items() if k in names})
 
     @classmethod
     def build(cls, options: Options | None = None, **overrides: Any) -> Options:
@@ -149,6 +153,20 @@ class Options:
 def option_names() -> tuple[str, ...]:
     """The names of the compile options, in declaration order."""
     return tuple(f.name for f in dataclasses.fields(Options))
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return list(v)
+    if isinstance(v, DataSpec):
+        return {k: _plain(x) for k, x in dataclasses.asdict(v).items()}
+    return v
+
+
+def _from_plain(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return DataSpec(**{k: tuple(x) if isinstance(x, list) else x for k, x in v.items()})
+    return v
 
 
 def _check_names(names: Iterable[str]) -> None:
@@ -228,6 +246,29 @@ def _percentile_positive(o: Options) -> None:
                         f"{o.percentile}).")
 
 
+def _data_sources(o: Options) -> None:
+    """A data option (`normalize`) is a source string, a DataSpec (a path becomes its string)
+    or, from Python, data that stays in memory (a tensor, a torch Dataset or DataLoader,
+    recorded by `compile` as ``<TypeName>``); a DataSpec that sets no reading option is its
+    source, so that the CLI and Python record the same value."""
+    import os
+
+    for f in dataclasses.fields(o):
+        v = getattr(o, f.name)
+        if not f.metadata["cli"].data or v is None:
+            continue
+        if isinstance(v, os.PathLike):
+            v = str(v)
+        elif isinstance(v, DataSpec):
+            if not any(getattr(v, k) is not None for k in FORMAT):
+                v = v.source
+        elif not isinstance(v, str):
+            raise SnncError(f"option {f.name} ({_flag(f.name)}): give a dataset name or path, "
+                            f"a snnc.data.DataSpec, or pass the data to compile() (got "
+                            f"{type(v).__name__}).")
+        object.__setattr__(o, f.name, v)
+
+
 def _bn_alias(o: Options) -> None:
     """`bntt` is the older spelling of `bn` (True = bntt, False = fold): fold it into `bn` and
     clear it, so that equal settings compare and record equal."""
@@ -243,7 +284,7 @@ def _bn_alias(o: Options) -> None:
 
 # Checks beyond a field's choices/range (whole-object rules); `_bn_alias` also normalises.
 _CHECKS: list[Callable[[Options], None]] = [_threshold_positive, _bn_alias, _timesteps,
-                                             _percentile_positive]
+                                             _percentile_positive, _data_sources]
 
 
 def cli_options(*, only: Iterable[str] | None = None, exclude: Iterable[str] = (),
@@ -275,7 +316,13 @@ def cli_options(*, only: Iterable[str] | None = None, exclude: Iterable[str] = (
             return fn(*args, **kw)
 
         for f in reversed(fields):
-            wrapper = _click_option(click, f, defaults.get(f.name, f.default))(wrapper)
+            if f.metadata["cli"].data:  # --normalize DATA: read as --data (one DataSpec)
+                spec = f.metadata["cli"]
+                wrapper = data_options(required=False, default=defaults.get(f.name, f.default),
+                                       flag=spec.decls[0], help=spec.help,
+                                       name=f.name)(wrapper)
+            else:
+                wrapper = _click_option(click, f, defaults.get(f.name, f.default))(wrapper)
         return wrapper
 
     return decorate

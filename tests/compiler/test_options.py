@@ -13,6 +13,7 @@ import pytest
 from snnc.compiler.cli import main
 from snnc.compiler.core.errors import SnncError
 from snnc.compiler.core.options import Options, cli_options, option_names
+from snnc.data.options import FORMAT
 from snnc.passes.pipeline import conversion_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,8 @@ def test_a_new_field_reaches_the_command_line_with_no_other_edit():
              standalone_mode=False)
     assert seen["o"] == Options(residual="v2v", timesteps=4, bntt=False,
                                 passes=("fold-bn", "boost"))
-    assert {p.name for p in cmd.params} == set(option_names())
+    # plus the reading options of its data option (--normalize), shared with any --data
+    assert {p.name for p in cmd.params} == set(option_names()) | set(FORMAT)
 
 
 def test_cli_api_and_manifest_agree(tmp_path, capsys):

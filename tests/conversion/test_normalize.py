@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -124,3 +125,54 @@ def test_trained_vgg_converts_within_two_points_at_t64():
     res = c.evaluate("fashion-mnist", limit=300, rates=False)
     assert res["ann_accuracy"] > 0.88
     assert res["snn_accuracy"] >= res["ann_accuracy"] - 0.02
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "models" / "examples" / "resnet20.onnx"
+
+
+def _lambdas(out) -> dict[str, float]:
+    from snnc.compiler import load
+
+    return {n.name: n.attrs["lambda"] for n in load(out).graph.by_op("lif")}
+
+
+def test_normalize_reads_data_as_data_does(tmp_path, capsys):
+    """--normalize takes --keys/--layout/--mean/--std as --data does (one DataSpec): float NHWC
+    images under custom keys calibrate exactly as their NCHW twin under x/y, from the CLI and
+    from Python; --mean/--std reach the calibration; a missing key exits 2 naming it."""
+    from snnc.compiler.cli import main
+    from snnc.data import DataSpec
+
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 3, 32, 32), dtype=np.float32)  # float images in [0, 1]: kept as they are
+    y = np.arange(6) % 10
+    np.savez(tmp_path / "nchw.npz", x=x, y=y)
+    np.savez(tmp_path / "nhwc.npz", images=x.transpose(0, 2, 3, 1), labels=y)
+    common = [str(EXAMPLE), "--residual", "s2m", "--leak", "1", "--no-bntt", "-T", "4",
+              "--calibration-samples", "6", "--no-cost"]
+    runs = {"nchw": ["--normalize", str(tmp_path / "nchw.npz")],
+            "nhwc": ["--normalize", str(tmp_path / "nhwc.npz"), "--keys", "images,labels",
+                     "--layout", "NHWC"],
+            "std": ["--normalize", str(tmp_path / "nchw.npz"), "--mean", "0", "--std", "0.5"]}
+    lams = {}
+    for name, args in runs.items():
+        out = tmp_path / f"{name}.snnc"
+        assert main(["compile", *common, "-o", str(out), *args]) == 0, capsys.readouterr().err
+        lams[name] = _lambdas(out)
+    assert lams["nchw"] and lams["nhwc"] == lams["nchw"]
+    # x / 0.5 doubles every activation of the ReLU net (biases aside): the scales differ
+    assert lams["std"] != lams["nchw"]
+    c = compile(str(EXAMPLE), residual="s2m", leak=1.0, bntt=False, timesteps=4,
+                calibration_samples=6, normalize=DataSpec(str(tmp_path / "nhwc.npz"),
+                                                          ("images", "labels"), "NHWC"))
+    assert {n.name: n.attrs["lambda"] for n in c.graph.by_op("lif")} == lams["nchw"]
+    assert c.options.normalize.keys == ("images", "labels")
+    from snnc.compiler import load
+
+    assert load(tmp_path / "nhwc.snnc").options == c.options.replace(encoder="direct")
+    capsys.readouterr()
+    code = main(["compile", *common, "-o", str(tmp_path / "bad.snnc"), "--normalize",
+                 str(tmp_path / "nhwc.npz"), "--keys", "images,targets"])
+    err = capsys.readouterr().err
+    assert code == 2 and "targets" in err and "images, labels" in err and "Traceback" not in err
+    assert not (tmp_path / "bad.snnc").exists()
