@@ -11,8 +11,10 @@ loihi2 target semantics (reset to zero, 8-bit weights with per-layer exponents, 
 synaptic delay per layer), accuracy against T from one run at the largest T. spikingjelly:
 SpikingJelly's ann2snn (FXConverter + RateCodingRecipe, mode "99.9%", the same 1000
 calibration images) on the same ANN (the ONNX file's weights, rebuilt as a torch module).
-finetune: LIF (leak 0.874), --residual s2s, T=8, converted weights, then one epoch of `snnc
-train`. Prints one JSON object per net; writes nothing under tests/.
+finetune: LIF (leak 0.874), --residual s2s, T=8, the default --bn (bntt on generic: identity
+BNTT layers on the normalised weights), converted weights, then one epoch of `snnc train` with
+its defaults (Adam, lr 1e-3, cosine; docs/passes.md "Fine-tuning a converted net").
+Prints one JSON object per net; writes nothing under tests/.
 """
 
 from __future__ import annotations
@@ -168,17 +170,20 @@ def spikingjelly(name: str, args) -> dict:
 def finetune(name: str, args) -> dict:
     from snnc.compiler import compile, load
 
-    out = {"net": name, "neuron": "LIF leak 0.874", "residual": "s2s", "timesteps": 8}
+    out = {"net": name, "neuron": "LIF leak 0.874", "residual": "s2s", "timesteps": 8,
+           "bn": args.bn}
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / f"{name}.snnc"
         c = compile(str(HERE / f"{name}.onnx"), normalize="fashion-mnist",
-                    calibration_samples=CALIB, bntt=False, residual="s2s", timesteps=8)
+                    calibration_samples=CALIB, bn=args.bn, residual="s2s", timesteps=8)
         c.save(d)
         before = load(d).evaluate("fashion-mnist", limit=args.limit, rates=False)
         out["ann_accuracy"], out["converted_accuracy"] = before["ann_accuracy"], \
             before["snn_accuracy"]
         cmd = [sys.executable, "-m", "snnc.compiler", "train", str(d), "--data", "fashion-mnist",
-               "--epochs", "1", "--threads", "1", "--lr", str(args.lr)]
+               "--epochs", "1", "--threads", "1"]
+        if args.lr is not None:
+            cmd += ["--lr", str(args.lr)]
         if args.train_limit:
             cmd += ["--limit", str(args.train_limit)]
         if args.limit:
@@ -186,6 +191,7 @@ def finetune(name: str, args) -> dict:
         t0 = time.time()
         r = subprocess.run(cmd, capture_output=True, text=True)
         out["train_seconds"] = round(time.time() - t0)
+        out["command"] = " ".join(["snnc"] + cmd[3:])
         if r.returncode != 0:
             return {**out, "error": r.stderr[-800:]}
         after = load(d).evaluate("fashion-mnist", limit=args.limit, rates=False, ann=False)
@@ -202,7 +208,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="first N test images")
     ap.add_argument("--timesteps", default="4,8,16,32,64,128,256")
     ap.add_argument("--train-limit", type=int, default=None)
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lr", type=float, default=None, help="finetune: --lr of snnc train "
+                    "(default: its own)")
+    ap.add_argument("--bn", default="auto", help="finetune: --bn of the compile")
     args = ap.parse_args()
     torch.set_num_threads(1)
     fn = {"generic": generic, "loihi2": loihi2, "spikingjelly": spikingjelly,
