@@ -196,6 +196,22 @@ def _data_record(data):
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}
 
 
+def finetune_note(module: SNNModule) -> str | None:
+    """A note for fine-tuning a converted net (graph attr `normalized`) whose batch norm was
+    folded (no bntt/batchnorm node): measured on tests/trained at T=8 (docs/passes.md
+    "Fine-tuning a converted net"), surrogate-gradient training from the normalised weights
+    alone is slow (the first layers barely fire at short T and their gradients vanish), while
+    identity BNTT layers (`--bn bntt`, the default on generic) renormalise every layer's input
+    per step and train several times faster. None when that does not apply."""
+    g = module.graph
+    if "normalized" not in g.attrs or g.by_op("bntt") or g.by_op("batchnorm"):
+        return None
+    return ("note: fine-tuning a converted net (--normalize) with batch norm folded (--bn "
+            "fold); at short T it trains far slower than with per-step BNTT: compile with "
+            "--bn bntt (the default on generic) unless the target needs BN folded "
+            "(docs/passes.md \"Fine-tuning a converted net\")")
+
+
 def train(dir_or_module, data="digits", epochs: int = 1, *, timesteps: int | None = None,
           batch_size: int = 64, lr: float = 1e-3, optimizer: str = "adam",
           momentum: float = 0.9, weight_decay: float = 0.0, schedule: str = "cosine",
@@ -244,6 +260,9 @@ def train(dir_or_module, data="digits", epochs: int = 1, *, timesteps: int | Non
               "timesteps": module.timesteps, "limit": limit, "test_limit": test_limit,
               "seed": seed, "val": val, "test_data": _data_record(test_data)}
     sources = (data, data if test_data is None else test_data, dev)
+    note = finetune_note(module)
+    if note and progress:
+        print(f"snnc: {note}", flush=True)
     if directory is None:
         return _fit(module, None, config, sources, progress, max_steps, recalibrate)
     target = Path(out) if out is not None else directory

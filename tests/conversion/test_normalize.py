@@ -176,3 +176,21 @@ def test_normalize_reads_data_as_data_does(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "targets" in err and "images, labels" in err and "Traceback" not in err
     assert not (tmp_path / "bad.snnc").exists()
+
+
+def test_finetuning_a_converted_net_with_folded_bn_prints_a_note(capsys):
+    """`snnc train` on a converted net (--normalize) says when BN is folded (docs/passes.md
+    "Fine-tuning a converted net"); not with identity BNTT, not on an unconverted net."""
+    from torch.utils.data import TensorDataset
+
+    from snnc.backends.pytorch.training import finetune_note, train
+
+    torch.manual_seed(0)
+    x = torch.rand(32, 1, 8, 8)
+    kw = dict(example_input=x[:1], residual="s2s", timesteps=4)
+    fold = compile(Res().eval(), normalize=x, bn="fold", **kw).to_torch()
+    assert "--bn bntt" in finetune_note(fold)
+    assert finetune_note(compile(Res().eval(), normalize=x, bn="bntt", **kw).to_torch()) is None
+    assert finetune_note(compile(Res().eval(), bn="fold", **kw).to_torch()) is None
+    train(fold, TensorDataset(x, torch.arange(32) % 5), max_steps=1, recalibrate=0)
+    assert "snnc: note: fine-tuning a converted net" in capsys.readouterr().out
