@@ -2,7 +2,7 @@
 
 Subcommands live beside the code they drive and are listed in `COMMANDS` here (imported only
 when used): `inspect`, `compile`, `export`, `passes`, `targets`, `cost`, `train` (compiler), `search`
-(search).
+(search), `experiment` (experiments).
 Exit codes: 0 ok, 2 user error (message, no traceback), 1 internal error (traceback).
 """
 
@@ -32,6 +32,8 @@ COMMANDS = {
              "Accuracy of a compiled net: ANN, SNN, accuracy against T, firing rates."),
     "search": ("snnc.search.cli", "search_cmd",
                "Search skip connections with Bayesian optimisation (paper 1)."),
+    "experiment": ("snnc.experiments.cli", "experiment_cmd",
+                   "Rerun a claim of the seed papers with snnc (docs/results.md)."),
     "passes": ("snnc.compiler.commands", "passes_cmd",
                "List the registered passes with their contracts."),
     "targets": ("snnc.compiler.commands", "targets_cmd", "List the known hardware targets."),

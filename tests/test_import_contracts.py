@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("compiler", "passes", "backends", "costmodel", "search", "models", "data")
+PACKAGES = ("compiler", "passes", "backends", "costmodel", "search", "models", "data",
+            "experiments")
 
 pytest.importorskip("importlinter", reason="pip install import-linter (requirements-test.txt)")
 

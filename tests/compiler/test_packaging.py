@@ -9,7 +9,7 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
-TOP = {"compiler", "passes", "backends", "costmodel", "models", "data", "search"}
+TOP = {"compiler", "passes", "backends", "costmodel", "models", "data", "search", "experiments"}
 
 
 def test_every_package_folder_is_listed_in_pyproject():

@@ -1,0 +1,114 @@
+"""One training run of paper 2's S-ResNet with snnc: compile, train, measure (the `execute` of
+the paper-2 experiments, snnc.experiments.core).
+
+Everything goes through snnc's public API: ``compile`` (an ``snnc.models.sresnet`` net built
+from the run's seed), ``train`` (BPTT with the validation split keeping the best epoch; the test
+split read once at the end, where the per-layer, per-step firing rates are recorded),
+``cost_report`` (SOPs and energy on the scale's cost target under those rates) and, when the run
+asks for accuracy against T, ``Compiled.evaluate`` (the readout after every prefix of the time
+steps: the last steps dropped at inference, paper 2 Table 16).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from snnc.experiments.core import Run, Scale
+
+DEFAULTS = {"residual": "s2s", "bn": "bntt", "encoder": "direct", "leak": 0.874}
+
+
+def options_of(run: Run, scale: Scale):
+    """The compile options of `run`: paper 2's neuron on the generic target, the run's residual
+    mode, batch-norm mode, encoder, leak and T."""
+    from snnc.compiler import Options
+
+    s = {**DEFAULTS, **run.settings}
+    return Options(residual=s["residual"], bn=s["bn"], encoder=s["encoder"], leak=s["leak"],
+                   timesteps=int(s.get("timesteps", scale.timesteps)), target="generic",
+                   semantics="paper")
+
+
+def build_net(run: Run, scale: Scale):
+    """The ANN of `run` (seeded by the caller): the scale's S-ResNet on 32x32 inputs, or, with
+    settings ``net="single-block"``, paper 1's single-block network (4 conv layers in one block,
+    snnc.search.nets) on 28x28 inputs with ``scale.base`` channels."""
+    if run.settings.get("net") == "single-block":
+        from snnc.search.nets import SingleBlockNet
+
+        return SingleBlockNet(scale.base, depth=4, in_channels=1, input_size=28)
+    from snnc.models.sresnet import sresnet
+
+    return sresnet(scale.blocks, scale.base, num_classes=10, in_channels=1, input_size=32)
+
+
+def density_matrix(depth: int, n_skip: int, edge: int):
+    """Paper 1 sec. III-A's block with `n_skip` skips of type `edge` (1 DSC, 2 ASC) into every
+    layer: layer j (vertex j of the (depth+2)-square matrix, 2 <= j <= depth) receives skips from
+    the n_skip nearest earlier vertices other than its own input (j-2, j-3, ...), capped at the
+    number of earlier ones (layer 2 can have one, layer 4 up to three)."""
+    import numpy as np
+
+    m = np.zeros((depth + 2, depth + 2), dtype=np.int64)
+    for j in range(2, depth + 1):
+        for i in range(j - 2, max(-1, j - 2 - n_skip), -1):
+            m[i, j] = edge
+    return m
+
+
+def _with_skips(c, skips: dict, opts):
+    """`c` with block 0 rewritten to paper 1's skip density (set_block): DSC edges at channel
+    fraction 1, ASC edges as the run's residual kind."""
+    from snnc.compiler import Compiled, find_blocks, set_block
+
+    g = c.graph
+    blk = find_blocks(g)[0]
+    edge = {"DSC": 1, "ASC": 2}[skips["type"]]
+    m = density_matrix(blk.d_b, int(skips["n"]), edge)
+    ij = [(int(i), int(j)) for i, j in zip(*m.nonzero())]
+    g = set_block(g, 0, m, kinds={e: opts.residual for e in ij} if edge == 2 else None,
+                  fractions={e: 1.0 for e in ij} if edge == 1 else None)
+    return Compiled(ann=c.ann, graph=g, source=c.source, options=opts)
+
+
+def execute(run: Run, scale: Scale, workdir: Path) -> dict:
+    """Train `run` in `workdir` (resumable: snnc's checkpoints) and return its record."""
+    import torch
+
+    from snnc.compiler import compile, cost_report, load, train
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    opts = options_of(run, scale)
+    compiled, trained = workdir / "compiled", workdir / "trained"
+    if not (compiled / "manifest.json").is_file():
+        torch.manual_seed(run.seed)
+        c = compile(build_net(run, scale), opts)
+        if run.settings.get("skips"):
+            c = _with_skips(c, run.settings["skips"], opts)
+        c.save(compiled, force=True)
+    report = trained / "train_report.json"
+    if not report.is_file():  # else a finished training whose record was not yet written
+        train(compiled, data=scale.data, epochs=scale.epochs, out=trained,
+              limit=scale.train + scale.val, val=scale.val, test_limit=scale.test,
+              seed=run.seed, batch_size=scale.batch_size, lr=scale.lr, progress=False)
+    rep = json.loads(report.read_text())
+    per_step = {k: [float(x) for x in v] for k, v in rep["rates"].items()}
+    mean_rates = {k: sum(v) / len(v) for k, v in per_step.items()}
+    c = load(trained)
+    cost = cost_report(c.graph, scale.cost_target, rates=mean_rates, strict=False)
+    energy = cost.energy.get("value")
+    rec = {"options": opts.as_dict(), "test_accuracy": rep["accuracy"],
+           "val_accuracy": rep["val_accuracy"], "weights": rep["weights"],
+           "history": rep["history"], "rates_per_step": per_step, "rates": mean_rates,
+           "mean_rate": sum(mean_rates.values()) / max(1, len(mean_rates)),
+           "cost": {"target": cost.target, "sops": cost.totals.get("sops"),
+                    "graded_sops": cost.totals.get("graded_sops"),
+                    "energy_uj": None if energy is None else energy * 1e6,
+                    "energy_status": cost.energy.get("status")}}
+    eval_ts = run.settings.get("eval_timesteps")
+    if eval_ts:
+        res = c.evaluate(scale.data, timesteps=list(eval_ts), limit=scale.test, ann=False,
+                         rates=False, device="cpu")
+        rec["by_timesteps"] = {str(k): float(v) for k, v in res["by_timesteps"].items()}
+    return rec

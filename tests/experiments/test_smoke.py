@@ -1,0 +1,110 @@
+"""`snnc experiment NAME --scale smoke`: every experiment of docs/results.md runs end to end
+on a tiny Fashion-MNIST subset with one seed, from the command line, and writes results.json
+with every run's record and its plots; a second call with --resume redoes no run. The smoke
+scale checks the plumbing only: its accuracies mean nothing and are not checked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from snnc.compiler.cli import main
+from snnc.data import FASHION_DIR
+from snnc.experiments import EXPERIMENTS, SCALES
+from snnc.experiments.core import experiment_module
+
+pytestmark = pytest.mark.skipif(not FASHION_DIR.is_dir(),
+                                reason="apt-get install dataset-fashion-mnist")
+
+RUN_KEYS = {"key", "variant", "seed", "settings", "wall_s", "cpu_s", "finished"}
+# a trained S-ResNet / single-block run (snnc.experiments.snnrun)
+SNN_KEYS = {"options", "test_accuracy", "val_accuracy", "history", "rates", "rates_per_step",
+            "mean_rate", "cost"}
+
+
+def _check_snn_run(r: dict) -> None:
+    assert 0.0 <= r["test_accuracy"] <= 1.0
+    T = r["options"]["timesteps"]
+    assert r["rates_per_step"] and all(len(v) == T for v in r["rates_per_step"].values())
+    assert all(0.0 <= x <= 1.0 for v in r["rates_per_step"].values() for x in v)
+    assert r["cost"]["target"] == SCALES["smoke"].cost_target
+    assert r["cost"]["sops"] > 0 and r["cost"]["energy_uj"] > 0
+    if "eval_timesteps" in r["settings"]:
+        assert sorted(map(int, r["by_timesteps"])) == r["settings"]["eval_timesteps"]
+
+
+def _check_search_run(r: dict, name: str) -> None:
+    if name == "search-vs-base":
+        assert 0.0 <= r["ann_test_accuracy"] <= 1.0
+        for k in ("base", "searched"):
+            assert 0.0 <= r[k]["test_accuracy"] <= 1.0 and r[k]["energy_uj"] > 0
+            assert r[k]["rates"] and r[k]["levels"]
+        assert r["search"]["evaluations"] == r["search"]["search_scale"]["budget"]
+    else:  # bo-vs-rs: both searches used the whole budget; noise measured
+        budget = r["search_scale"]["budget"]
+        assert len(r["bo"]["objectives"]) == len(r["rs"]["objectives"]) == budget
+        assert r["evals_to_rs_best"]["rs"] is not None
+        assert len(r["noise"]["candidates"][0]["drops"]) == r["search_scale"]["noise_seeds"]
+
+
+def _check_results(res: dict, name: str, out) -> None:
+    assert res["experiment"] == name and res["scale"]["name"] == "smoke"
+    assert res["cites"].startswith("paper ") and res["claim"] and res["paper"]
+    assert f"snnc experiment {name} --scale smoke" in res["command"]
+    runs = res["runs"]
+    assert runs and len({r["key"] for r in runs}) == len(runs)
+    assert {r["seed"] for r in runs} == {0}  # smoke: one seed
+    keys = RUN_KEYS | getattr(experiment_module(name), "RECORD_KEYS", SNN_KEYS)
+    for r in runs:
+        assert keys <= set(r), keys - set(r)
+        assert r["wall_s"] > 0 and r["cpu_s"] > 0
+        if "options" in r:
+            _check_snn_run(r)
+        else:
+            _check_search_run(r, name)
+    variants = {r["variant"] for r in runs}
+    assert set(res["summary"]["variants"]) == variants
+    assert res["summary"]["verdicts"]
+    for v in res["summary"]["verdicts"]:
+        assert v["verdict"] in ("reproduced", "not reproduced", "reversed")
+    assert res["plots"]
+    for p in res["plots"]:
+        assert (out / p).is_file() and (out / p).stat().st_size > 1000
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_smoke_run_writes_results_and_plots_and_resumes(name, tmp_path, capsys):
+    out = tmp_path / name
+    code = main(["experiment", name, "--scale", "smoke", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    res = json.loads((out / "results.json").read_text())
+    _check_results(res, name, out)
+    assert (out / "work" / ".gitignore").read_text() == "*\n"
+    printed = capsys.readouterr().out
+    assert res["cites"] in printed and "reproduced" in printed
+
+    # finished runs are kept as they are: the rerun only re-summarises
+    code = main(["experiment", name, "--scale", "smoke", "-o", str(out), "--resume"])
+    assert code == 0
+    again = json.loads((out / "results.json").read_text())
+    assert [r["finished"] for r in again["runs"]] == [r["finished"] for r in res["runs"]]
+    assert "already finished" in capsys.readouterr().err
+
+
+def test_existing_results_need_resume(tmp_path, capsys):
+    out = tmp_path / "bn"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps({"experiment": "bn-modes",
+                                                  "scale": {"name": "smoke"}}))
+    code = main(["experiment", "bn-modes", "--scale", "smoke", "-o", str(out)])
+    assert code == 2
+    assert "--resume" in capsys.readouterr().err
+    code = main(["experiment", "encoding", "--scale", "smoke", "-o", str(out), "--resume"])
+    assert code == 2
+    assert "holds experiment 'bn-modes'" in capsys.readouterr().err
+
+
+def test_unknown_experiment_is_a_user_error(capsys):
+    assert main(["experiment", "no-such-claim"]) == 2
+    assert "residual-modes" in capsys.readouterr().err
