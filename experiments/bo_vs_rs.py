@@ -84,7 +84,7 @@ def summarize(records, scale: Scale) -> dict:
                else "not reproduced")
     rows = {"BO": {"mean": bm, "std": bs, "n": len(b), "values": b},
             "RS": {"mean": rm, "std": rsd, "n": len(r_), "values": r_}}
-    return {"variants": {k: {**v, "mean_rate": {"mean": float("nan")}} for k, v in rows.items()},
+    return {"variants": rows, "metric": "evaluations to reach RS's final best",
             "evaluations_to_rs_best": rows, "bo_never_reached": sum(v is None for v in b),
             "ratio_bo_to_rs": ratio,
             "candidate_noise_std_pp": {"mean": noise[0], "std": noise[1]},

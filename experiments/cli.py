@@ -16,7 +16,8 @@ from snnc.experiments.core import EXPERIMENTS, SCALES
 @click.option("--seeds", type=int, default=None,
               help="seeds per variant [default: the scale's: 1 smoke, 3 full]")
 @click.option("--scale", type=click.Choice(list(SCALES)), default="smoke", show_default=True,
-              help="smoke: seconds, plumbing only (CI); full: docs/results.md's scale")
+              help="smoke: seconds, plumbing only (CI); full: docs/results.md's scale; probe: "
+                   "full's settings on 1,000 images, to time a full run")
 @click.option("-o", "--out", default=None, help="output directory [default: results/NAME]")
 @click.option("--resume", is_flag=True,
               help="continue the experiment in -o: finished runs are not redone")
@@ -33,7 +34,12 @@ def experiment_cmd(name, seeds, scale, out, resume, jobs, threads):
     res = run_experiment(name, scale=scale, seeds=seeds, out=out, resume=resume, jobs=jobs,
                          threads=threads, log=lambda m: click.echo(m, err=True))
     click.echo(f"{name} ({res['cites']}): {res['claim']}")
+    metric = res["summary"].get("metric")
     for v, row in res["summary"]["variants"].items():
+        if metric:  # e.g. bo-vs-rs: evaluations, not an accuracy
+            click.echo(f"  {v:>16}: {metric} {row['mean']:.2f} ± {row['std']:.2f} "
+                       f"({row['n']} seed(s))")
+            continue
         click.echo(f"  {v:>16}: test accuracy {100 * row['mean']:.2f} ± {100 * row['std']:.2f} % "
                    f"({row['n']} seed(s)), mean firing rate {row['mean_rate']['mean']:.4f}")
     for v in res["summary"]["verdicts"]:

@@ -85,6 +85,9 @@ SCALES = {
     # docs/results.md "Scale": sized from measured throughput so that an experiment fits its
     # budget on an idle 2-core machine.
     "full": Scale("full"),
+    # full's network, T and batch on 1,000 + 500 images, 1 epoch, 1,000 test images, 1 seed:
+    # measures what a full run costs (its cpu_s, scaled by the image count) in minutes.
+    "probe": Scale("probe", train=1000, val=500, test=1000, epochs=1, seeds=1),
 }
 
 

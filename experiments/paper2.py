@@ -48,6 +48,15 @@ def activity_map(records: list[dict], variant: str) -> tuple[list[str], np.ndarr
     return layers, m
 
 
+def gamma_map(records: list[dict], variant: str):
+    """(BNTT layers, [layer, step] mean gamma over the variant's seeds), or None without BNTT."""
+    recs = [r for r in records if r["variant"] == variant]
+    layers = list(recs[0].get("bntt_gamma") or {})
+    if not layers:
+        return None
+    return layers, np.mean([[r["bntt_gamma"][k] for k in layers] for r in recs], axis=0)
+
+
 def accuracy_and_activity_plots(records: list[dict], summary: dict, out: Path, *, name: str,
                                 cites: str, paper: dict[str, float] | None,
                                 scale_text: str) -> list[Path]:
@@ -61,7 +70,9 @@ def accuracy_and_activity_plots(records: list[dict], summary: dict, out: Path, *
     for v in rows:
         layers, maps[v] = activity_map(records, v)
     if layers and all(m.shape == next(iter(maps.values())).shape for m in maps.values()):
+        gammas = {v: gamma_map(records, v) for v in rows}
         files.append(plots.activity_maps(maps, layers, out / "activity.png",
                                          title=f"{name}: % of neurons spiking per layer and "
-                                               f"time step, test set ({cites})"))
+                                               f"time step, test set ({cites})",
+                                         gammas=gammas if all(gammas.values()) else None))
     return files

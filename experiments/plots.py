@@ -62,24 +62,39 @@ def bars(rows: dict[str, dict], path: Path, *, ylabel: str, title: str,
 
 
 def activity_maps(maps: dict[str, np.ndarray], layers: list[str], path: Path, *,
-                  title: str) -> Path:
+                  title: str, gammas: dict[str, tuple[list[str], np.ndarray]] | None = None
+                  ) -> Path:
     """Paper 2 Fig. 3: per variant, the percentage of neurons spiking in each layer (rows) at each
-    time step (columns), averaged over the test images and the seeds; one colour scale."""
+    time step (columns), averaged over the test images and the seeds; one colour scale. With
+    `gammas` ({variant: (BNTT layers, [layer, step] mean gamma)}) a second row shows BNTT's
+    learned gamma per layer and step (Fig. 3's second row)."""
     plt = _plt()
     n = len(maps)
-    fig, axes = plt.subplots(1, n, figsize=(2.2 + 2.0 * n, 0.9 + 0.22 * len(layers)),
+    rows = 2 if gammas else 1
+    fig, axes = plt.subplots(rows, n, figsize=(2.2 + 2.0 * n, rows * (0.9 + 0.22 * len(layers))),
                              squeeze=False)
     vmax = max(float(np.nanmax(m)) for m in maps.values()) * 100
     im = None
     for ax, (name, m) in zip(axes[0], maps.items()):
         im = ax.imshow(100 * m, aspect="auto", cmap="viridis", vmin=0, vmax=vmax)
         ax.set_title(name, fontsize=9)
-        ax.set_xlabel("time step")
+        ax.set_xlabel("" if gammas else "time step")
         ax.set_xticks(range(m.shape[1]), [str(t + 1) for t in range(m.shape[1])])
         ax.set_yticks(range(len(layers)), layers if ax is axes[0][0] else [""] * len(layers),
                       fontsize=6)
     fig.colorbar(im, ax=axes[0].tolist(), label="% neurons spiking")
-    fig.suptitle(title, fontsize=9, y=1.04)
+    if gammas:
+        gmax = max(float(np.nanmax(g)) for _, g in gammas.values())
+        gmin = min(float(np.nanmin(g)) for _, g in gammas.values())
+        for ax, name in zip(axes[1], maps):
+            glayers, g = gammas[name]
+            im = ax.imshow(g, aspect="auto", cmap="magma", vmin=gmin, vmax=gmax)
+            ax.set_xlabel("time step")
+            ax.set_xticks(range(g.shape[1]), [str(t + 1) for t in range(g.shape[1])])
+            ax.set_yticks(range(len(glayers)),
+                          glayers if ax is axes[1][0] else [""] * len(glayers), fontsize=6)
+        fig.colorbar(im, ax=axes[1].tolist(), label="mean BNTT gamma")
+    fig.suptitle(title, fontsize=9, y=1.02)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path

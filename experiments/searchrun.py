@@ -46,6 +46,10 @@ SEARCH_SCALES = {
     ("bo-vs-rs", "full"): SearchScale(train=5000, val=5000, budget=40, batch=4, n_init=8),
     ("search-vs-base", "full"): SearchScale(train=5000, val=5000, budget=12, batch=4,
                                             n_init=4),
+    # timing: 1,000 fine-tuning + 500 validation images, 2 evaluations per search
+    ("bo-vs-rs", "probe"): SearchScale(train=1000, val=500, budget=2, batch=2, n_init=2,
+                                       noise_candidates=1, noise_seeds=2),
+    ("search-vs-base", "probe"): SearchScale(train=1000, val=500, budget=2, batch=2, n_init=2),
 }
 
 

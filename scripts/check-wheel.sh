@@ -60,4 +60,5 @@ run compile zoo:resnet20 -T 2 -o r20-mnist.snnc
 run train r20-mnist.snnc --data mnist --epochs 1 --limit 32 --test-limit 32 --batch-size 32 --threads 1
 run search single-block --data digits --budget 2 --batch 2 --init 2 -T 2 --train 128 --val 64 \
     --parent-epochs 1 -o single.search
+run experiment --help   # snnc.experiments is in the wheel (its smoke runs need Fashion-MNIST)
 step "all README main-environment commands ran from the wheel"

@@ -33,7 +33,8 @@ def snnc(*args, env=None, cwd=None):
 
 @pytest.mark.parametrize("argv", [["--help"], ["inspect", "--help"], ["compile", "--help"],
                                   ["passes", "--help"], ["targets", "--help"], ["cost", "--help"],
-                                  ["train", "--help"], ["search", "--help"]])
+                                  ["train", "--help"], ["search", "--help"],
+                                  ["experiment", "--help"]])
 def test_help_everywhere(argv, capsys):
     code, out, _ = run(argv, capsys)
     assert code == 0 and "Usage:" in out
