@@ -30,13 +30,21 @@ from snnc.costmodel.counting import NEURON_OPS, LayerCost
 from snnc.compiler.targets import Target
 
 
-def consumers(g: Graph, name: str) -> tuple[list[str], list[str]]:
-    """(neurons, weighted readers) reached from `name`'s output through non-weighted,
-    non-neuron nodes."""
+def projection_ends(g: Graph) -> dict[str, list]:
+    """{projection: the skip edges that name it}: a projection's output travels on them."""
     ends: dict[str, list] = {}
-    for e in g.edges:  # a projection's output travels on the skip edge that names it
+    for e in g.edges:
         if e.projection is not None:
             ends.setdefault(e.projection, []).append(e)
+    return ends
+
+
+def consumers(g: Graph, name: str, ends: dict[str, list] | None = None
+              ) -> tuple[list[str], list[str]]:
+    """(neurons, weighted readers) reached from `name`'s output through non-weighted,
+    non-neuron nodes; `ends`: `projection_ends(g)` when the caller has it."""
+    if ends is None:
+        ends = projection_ends(g)
     neurons, readers, seen, stack = [], [], {name}, [name]
     while stack:
         cur = stack.pop()
@@ -60,10 +68,11 @@ def place_orphans(g: Graph, rows: list[LayerCost], target: Target, T: int) -> tu
     by_neuron = {r.neuron: r for r in rows if r.neuron}
     viol: list[str] = []
     hosted = relayed = 0
+    ends = projection_ends(g)
     for r in rows:
         if not has_conn(r.op) or not r.synapses or r.extra_synapses == -r.synapses:
             continue
-        neurons, readers = consumers(g, r.name)
+        neurons, readers = consumers(g, r.name, ends)
         hosts = [by_neuron[n] for n in neurons if n in by_neuron and n != r.neuron]
         if hosts:
             k = len(hosts) - (0 if r.neuron else 1)  # copies beyond the row's own

@@ -13,7 +13,9 @@ edits a graph someone else holds. See docs/ir.md for every op, its attributes an
 from __future__ import annotations
 
 import enum
+import itertools
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -259,7 +261,7 @@ class Graph:
 
     def node(self, name: str) -> Node:
         try:
-            return self._idx()["by_name"][name]
+            return (self._index.get("by_name") or self._idx()["by_name"])[name]
         except KeyError:
             raise VerifyError(f"graph '{self.name}' has no node '{name}'") from None
 
@@ -268,11 +270,11 @@ class Graph:
 
     def inputs_of(self, name: str) -> list[Edge]:
         """The edges into `name`, ordered by port."""
-        return list(self._idx()["ins"].get(name, ()))
+        return list((self._index.get("ins") or self._idx()["ins"]).get(name, ()))
 
     def users(self, name: str) -> list[Edge]:
         """The edges reading `name`'s output (as source, or as the projection they deliver)."""
-        return list(self._idx()["outs"].get(name, ()))
+        return list((self._index.get("outs") or self._idx()["outs"]).get(name, ()))
 
     def position(self, name: str) -> int:
         """Index of `name` in topological order."""
@@ -541,6 +543,22 @@ def _toposort(nodes: Mapping[str, Node], edges: Iterable[Edge], gname: str) -> l
     """Stable topological order (Kahn, smallest original index first)."""
     import heapq
 
+    # Most edits keep the order topological: then Kahn's order is the existing one.
+    pos = {name: i for i, name in enumerate(nodes)}
+    ordered = not any(n.op == "input" for n in itertools.dropwhile(
+        lambda n: n.op == "input", nodes.values()))
+    for e in edges:
+        for s in (e.src, e.projection):
+            if s is None:
+                continue
+            if s not in pos or e.dst not in pos:
+                missing = s if s not in pos else e.dst
+                raise VerifyError(f"graph '{gname}': edge {e.src} -> {e.dst} names missing node "
+                                  f"'{missing}'")
+            if s != e.dst and pos[s] > pos[e.dst]:
+                ordered = False
+    if ordered:
+        return list(nodes)
     # inputs first, then the existing order among independent nodes
     index = {name: (nodes[name].op != "input", i) for i, name in enumerate(nodes)}
     preds: dict[str, set[str]] = {n: set() for n in nodes}
@@ -575,9 +593,12 @@ def _toposort(nodes: Mapping[str, Node], edges: Iterable[Edge], gname: str) -> l
     return order
 
 
+_NOT_WORD = re.compile(r"\W")  # not str.isalnum() and not "_" (checked on every code point)
+
+
 def sanitize(name: str) -> str:
     """A node name from a source-model name: layer1.0.conv1 -> layer1_0_conv1."""
-    out = "".join(c if (c.isalnum() or c == "_") else "_" for c in name.strip("/%"))
+    out = _NOT_WORD.sub("_", name.strip("/%"))
     out = out.strip("_") or "node"
     if out[0].isdigit():
         out = "n" + out
