@@ -16,6 +16,22 @@ def best_of(fn, repeat: int) -> float:
     return min(times)
 
 
+def medians(fns: dict, repeat: int) -> dict:
+    """{name: (median wall seconds, median CPU seconds of this process)} of `repeat` calls of
+    each function, interleaved (one call of each per round: the machine is shared)."""
+    import statistics
+
+    wall: dict = {k: [] for k in fns}
+    cpu: dict = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.process_time() - c0)
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
+
+
 def export_densenet(path: Path, size: int) -> None:
     """densenet121 from the zoo (seed 0), exported by torch's TorchScript ONNX exporter."""
     import warnings

@@ -11,7 +11,11 @@
    1000 and 5000 layers, and the exponent of a power-law fit of time against layers (target:
    close to 1, i.e. linear).
 
-    .venv/bin/python benchmarks/bench_cost.py [--size 224] [--repeat 3] [--profile]
+    .venv/bin/python benchmarks/bench_cost.py [--size 224] [--repeat 5] [--breakdown] [--profile]
+
+Medians of interleaved runs, wall and CPU time (this process's; the machine may be shared); the
+baseline is onnxruntime's InferenceSession with 1 intra/inter-op thread (snnc's path runs on one
+thread, torch.set_num_threads(1)), and with default options (threads = cores).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import math
 import tempfile
 from pathlib import Path
 
-from _common import best_of, export_densenet
+from _common import best_of, export_densenet, medians
 
 
 def chain_graph(layers: int, width: int = 8, side: int = 8):
@@ -48,10 +52,57 @@ def chain_graph(layers: int, width: int = 8, side: int = 8):
     return b.build()
 
 
+def breakdown(whole, repeat: int) -> None:
+    """CPU-time medians of the stages of `whole` (each stage's function wrapped in a timer)."""
+    import functools
+    import statistics
+    import time
+
+    from snnc.compiler import api, costcmd
+    from snnc.compiler.core import passmanager
+    from snnc.compiler.frontends import onnx as fonnx
+
+    stages = [(fonnx, "load_model", "ONNX read + checks (file, external data, checker, "
+                                    "inference, initializers)"),
+              (fonnx, "check_onnx", "  of which onnx checker + shape inference"),
+              (fonnx, "_convert", "ONNX -> IR (incl. verify)"),
+              (api, "import_ann", "import total (+ node checks, annotate-skips)"),
+              (passmanager, "run_pipeline", "conversion passes (incl. verify)"),
+              (api, "cost_report", "cost report"),
+              (costcmd, "_print", "JSON output")]
+    spent: dict = {}
+    saved = []
+    for mod, name, label in stages:
+        fn = getattr(mod, name)
+        saved.append((mod, name, fn))
+
+        def timed(*a, _fn=fn, _label=label, **k):
+            t = time.process_time()
+            try:
+                return _fn(*a, **k)
+            finally:
+                spent[_label] = spent.get(_label, 0.0) + time.process_time() - t
+        setattr(mod, name, functools.wraps(fn)(timed))
+    runs = []
+    try:
+        for _ in range(repeat):
+            spent.clear()
+            t = time.process_time()
+            whole()
+            runs.append({**spent, "whole path": time.process_time() - t})
+    finally:
+        for mod, name, fn in saved:
+            setattr(mod, name, fn)
+    for label in runs[0]:
+        print(f"  {label:72s} {statistics.median(r[label] for r in runs) * 1e3:6.1f} ms CPU")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--breakdown", action="store_true",
+                    help="CPU-time medians of the whole path's stages")
     ap.add_argument("--profile", action="store_true", help="cProfile one densenet estimate")
     args = ap.parse_args()
 
@@ -75,20 +126,19 @@ def main() -> None:
         for target in ("generic", "loihi1"):  # compiled for the target, as `snnc compile` does
             c = compiled[target] = snnc_compile(onnx_path, residual="s2s", target=target,
                                                 encoder="poisson")
-            t_ort, t = float("inf"), float("inf")
-            for _ in range(args.repeat):  # interleaved: the machine is shared
-                t_ort = min(t_ort, best_of(session, 1))
-                t = min(t, best_of(lambda: estimate(c.graph, target=target, rates=0.1,
-                                                    ann=c.ann), 1))
+            m = medians({"ort": session, "est": lambda: estimate(
+                c.graph, target=target, rates=0.1, ann=c.ann)}, args.repeat)
+            t_ort, t = m["ort"][0], m["est"][0]
             rep = estimate(c.graph, target=target, rates=0.1, ann=c.ann)
             print(f"densenet121 {args.size}x{args.size} (T={rep.timesteps}, poisson input), "
                   f"target {target}: estimate {t * 1e3:.1f} ms, onnxruntime InferenceSession "
-                  f"{t_ort * 1e3:.1f} ms, ratio {t / t_ort:.2f}x (target <= 1x); "
+                  f"{t_ort * 1e3:.1f} ms (wall medians), ratio {t / t_ort:.2f}x (target <= 1x); "
                   f"{len(rep.rows)} layer rows, MACs {rep.totals['macs']:,}, "
                   f"cores {rep.totals['cores']}")
         c = compiled["generic"]
-        t = min(best_of(lambda: estimate(c.graph, target="loihi1", rates=0.1, ann=c.ann), 1)
-                for _ in range(args.repeat))
+        m = medians({"ort": session, "est": lambda: estimate(c.graph, target="loihi1",
+                                                             rates=0.1, ann=c.ann)}, args.repeat)
+        t, t_ort = m["est"][0], m["ort"][0]
         print(f"  the generic-compiled graph costed on loihi1 (legalize-graded re-run on a "
               f"copy): {t * 1e3:.1f} ms, ratio {t / t_ort:.2f}x")
         import contextlib
@@ -99,14 +149,22 @@ def main() -> None:
         def whole():
             with contextlib.redirect_stdout(io.StringIO()):
                 assert snnc_main(["cost", str(onnx_path), "--format", "json"]) == 0
+
+        def session_default():  # default options: intra-op threads = the machine's cores
+            ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+
         whole()  # imports warm, as in a long-lived process
-        t_w, t_ort = float("inf"), float("inf")
-        for _ in range(args.repeat):
-            t_ort = min(t_ort, best_of(session, 1))
-            t_w = min(t_w, best_of(whole, 1))
-        print(f"snnc cost densenet121.onnx --format json (whole path in process): "
-              f"{t_w * 1e3:.0f} ms, onnxruntime InferenceSession {t_ort * 1e3:.0f} ms, ratio "
-              f"{t_w / t_ort:.2f}x (target <= 1x)")
+        m = medians({"snnc": whole, "ort": session, "ort_default": session_default},
+                    args.repeat)
+        (w, c), (ow, oc), (dw, dc) = m["snnc"], m["ort"], m["ort_default"]
+        print(f"snnc cost densenet121.onnx --format json (whole path in process), medians of "
+              f"{args.repeat} interleaved runs: {w * 1e3:.0f} ms wall / {c * 1e3:.0f} ms CPU; "
+              f"onnxruntime InferenceSession (1 thread, as snnc) {ow * 1e3:.0f} / "
+              f"{oc * 1e3:.0f} ms: ratio {w / ow:.2f}x wall, {c / oc:.2f}x CPU (target <= 1x); "
+              f"default options ({dw * 1e3:.0f} / {dc * 1e3:.0f} ms): {w / dw:.2f}x / "
+              f"{c / dc:.2f}x")
+        if args.breakdown:
+            breakdown(whole, args.repeat)
         if args.profile:
             import cProfile
             import pstats

@@ -377,13 +377,14 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
     label = str(path)
     try:
         model, consts = load_model(path, input_shape)
-        bad = check_nodes(model, consts, static_shapes(model))
+        shapes = static_shapes(model)
+        bad = check_nodes(model, consts, shapes)
         if bad:
             problems = [(_who(n, i), f"(op {n.op_type})", why) for i, n, why in bad]
             raise ImportFailed(f"{label}: {len(bad)} node(s) are invalid:\n  "
                                f"{problem_list(problems)}\nThe file is malformed (onnxruntime "
                                f"would refuse or misrun it): export the model again.")
-        return _convert(model, consts, label, input_shape)
+        return _convert(model, consts, label, input_shape, shapes)
     except SnncError:
         raise
     except MemoryError:
@@ -399,9 +400,11 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
                            f"snnc.") from err
 
 
-def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape) -> Graph:
+def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,
+             shapes: dict) -> Graph:
+    """The IR of the checked `model`; `shapes`: static_shapes(model), the cross-check."""
     ctx = _Ctx(model, sanitize(Path(label).stem), label, consts)
-    ctx.onnx_shapes = static_shapes(model)
+    ctx.onnx_shapes = shapes
     real_inputs = [vi for vi in model.graph.input if vi.name not in consts]
     for vi in real_inputs:
         shape = _input_shape(vi, None, label)
