@@ -254,7 +254,8 @@ class Graph:
                 if e.projection is not None:
                     outs.setdefault(e.projection, []).append(e)
             for lst in ins.values():
-                lst.sort(key=lambda e: e.port)
+                if len(lst) > 1:
+                    lst.sort(key=_port)
             pos = {n.name: i for i, n in enumerate(self.nodes)}
             self._index.update(by_name=by_name, ins=ins, outs=outs, pos=pos)
         return self._index
@@ -305,6 +306,10 @@ class Graph:
 
     def with_params(self, params: Mapping[str, Any] | None) -> Graph:
         return _derived(replace(self, params=None if params is None else dict(params)), self)
+
+
+def _port(e: Edge) -> int:
+    return e.port
 
 
 def _derived(g: Graph, base: Graph | None) -> Graph:

@@ -50,7 +50,8 @@ def verify(g: Graph) -> Graph:
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         _fail(g, None, f"node names are not unique: {', '.join(dup)}")
-    pos = {n: i for i, n in enumerate(names)}
+    idx = g._idx()
+    pos = idx["pos"]
 
     # edges reference nodes and respect topological order
     ports: dict[str, list[int]] = {}
@@ -74,7 +75,6 @@ def verify(g: Graph) -> Graph:
         _fail(g, None, "the graph has no outputs")
 
     # per node: form, shapes, params
-    idx = g._idx()
     by_name, ins_of = idx["by_name"], idx["ins"]
     for n in g.nodes:
         ins = ins_of[n.name]
