@@ -194,10 +194,14 @@ def finetune(name: str, args) -> dict:
         out["command"] = " ".join(["snnc"] + cmd[3:])
         if r.returncode != 0:
             return {**out, "error": r.stderr[-800:]}
-        after = load(d).evaluate("fashion-mnist", limit=args.limit, rates=False, ann=False)
-        out["finetuned_accuracy"] = after["snn_accuracy"]
+        # snnc train's own final test accuracy (the same test images; not evaluated twice)
+        report = json.loads((d / "train_report.json").read_text())
+        out["finetuned_accuracy"] = report["accuracy"]
         out["train_samples"] = args.train_limit or 60000
-        out["samples"] = after["samples"]
+        out["samples"] = before["samples"]
+        rates = [sum(v) / len(v) for v in report["rates"].values() if v]
+        out["rate_range"] = [round(min(rates), 3), round(max(rates), 3)] if rates else None
+        out["bn_recalibration"] = report.get("bn")
     return out
 
 
