@@ -235,6 +235,9 @@ class _Export:
         if a.get("reset", "subtract") != "zero":
             self.refuse(n, "reset by subtraction: NIR's LIF resets to a value; compile with "
                            "--target nir (NIR's neuron: reset to zero, fire on v > theta)")
+        if float(a.get("v_init", 0.0)):
+            self.refuse(n, "an initial membrane (v_init, --init-membrane) is not part of NIR's "
+                           "LIF; compile with --init-membrane 0")
         lam, th = float(a.get("leak", 1.0)), float(a.get("vth", 1.0))
         shape = n.shape[1:]
         tau = DT / (1.0 - lam) if lam < 1.0 else 1e12 * DT

@@ -137,16 +137,24 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
 
         probe = run_pipeline(ann.with_params(None), conversion_pipeline(o, timesteps=1))
         o = o.replace(timesteps=delay_depth(probe).shortest + o.window)
-    scales = None
+    scales = x_calib = None
     if calib is not None:
         if progress:
             progress("calibrate")
-        scales = _calibrate(ann, calib, o)
+        x_calib = _calibration_images(ann, calib, o)
+        scales = _calibrate(ann, x_calib, o)
     from snnc.compiler.core.limits import check_compile, check_forward
 
     try:
         check_compile(ann, o.timesteps, source)
         snn = run_pipeline(ann, conversion_pipeline(o, scales=scales), progress=progress)
+        rounds = _rate_rounds(snn, o) if x_calib is not None else 0
+        if rounds:
+            from snnc.passes._calibrate import RATE_SAMPLES, calibrate_thresholds
+
+            if progress:
+                progress("calibrate-rates")
+            snn = calibrate_thresholds(snn, ann, x_calib[:RATE_SAMPLES], iterations=rounds)
         check_forward(snn, o.timesteps, 1, source)  # an accepted model's module runs
     except SnncError as err:  # every refusal names the model it is about
         if not str(err).startswith(source):
@@ -161,17 +169,31 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
     return c
 
 
-def _calibrate(ann: Graph, data: Any, o: Options) -> dict[str, float]:
-    """Activation statistics of `ann` on the calibration data (passes/_calibrate.py)."""
+def _calibration_images(ann: Graph, data: Any, o: Options):
+    """The first `calibration_samples` images of the calibration data (passes/_calibrate.py)."""
     import torch
 
-    from snnc.passes._calibrate import activation_scales, calibration_images
+    from snnc.passes._calibrate import calibration_images
 
     if isinstance(data, torch.Tensor):
-        x = data[:o.calibration_samples]
-    else:
-        x = calibration_images(ann, data, o.calibration_samples)
+        return data[:o.calibration_samples]
+    return calibration_images(ann, data, o.calibration_samples)
+
+
+def _calibrate(ann: Graph, x, o: Options) -> dict[str, float]:
+    """Activation statistics of `ann` on the calibration images (passes/_calibrate.py)."""
+    from snnc.passes._calibrate import activation_scales
+
     return activation_scales(ann, x, percentile=o.percentile)
+
+
+def _rate_rounds(snn: Graph, o: Options) -> int:
+    """Rounds of `calibrate_thresholds`: `calibrate_rates`, else 3 when the SNN's neurons reset
+    to zero (their rate falls below a / lambda) and 0 when they reset by subtraction."""
+    if o.calibrate_rates is not None:
+        return int(o.calibrate_rates)
+    zero = any(n.attrs.get("reset") == "zero" for n in snn.by_op("lif"))
+    return 3 if zero else 0
 
 
 def _is_nir(model: Any) -> bool:

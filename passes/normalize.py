@@ -17,6 +17,7 @@ from dataclasses import replace
 
 import torch
 
+from snnc.backends.relay import is_relay_edge
 from snnc.compiler.core.errors import SnncError
 from snnc.compiler.core.conditions import form_is, has_attrs
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node
@@ -28,6 +29,7 @@ log = logging.getLogger("snnc.passes")
 TRANSPARENT = ("avgpool", "adaptive_avgpool", "maxpool", "flatten", "reshape", "identity",
                "dropout")
 NORMS = ("bntt", "batchnorm")
+RELAY_LEVELS = 256  # relay steps the largest relayed current spans (`_current_unit`)
 
 
 def lif_scale(name: str, scales: Mapping[str, float]) -> float | None:
@@ -42,7 +44,8 @@ def lif_scale(name: str, scales: Mapping[str, float]) -> float | None:
 
 @register_pass("normalize", requires=[form_is(Form.SNN)], ensures=[has_attrs("normalized")])
 def normalize(g: Graph, *, scales: Mapping[str, float] | None = None,
-              percentile: float = 99.9, headroom: float = 1.0) -> Graph:
+              percentile: float = 99.9, headroom: float = 1.0,
+              init_membrane: float = 0.0) -> Graph:
     """Data-based normalisation: weights, biases, thresholds and S2M scales so that every lif
     fires at the rate (its ANN activation) / lambda_l.
 
@@ -72,12 +75,15 @@ def normalize(g: Graph, *, scales: Mapping[str, float] | None = None,
         return g
     if headroom <= 0:
         raise SnncError(f"normalize: headroom must be positive (got {headroom}).")
+    if not 0.0 <= init_membrane <= 1.0:
+        raise SnncError(f"normalize: init_membrane must lie in [0, 1] (got {init_membrane}).")
     scales = {k: float(v) * float(headroom) for k, v in (scales or {}).items()}
     b = g.edit()
     b.attrs = b.attrs.set(normalized=float(percentile))
     if g.params is None or not scales:
         return b.build()
     units: dict[str, torch.Tensor | float] = {}
+    base = _current_unit(g, scales)
     params = dict(g.params)
     for n in g.nodes:
         ins = g.inputs_of(n.name)
@@ -85,18 +91,20 @@ def normalize(g: Graph, *, scales: Mapping[str, float] | None = None,
         if n.op in ("input", "encoder"):
             units[n.name] = 1.0
         elif n.op in ("conv2d", "linear"):
-            u_out = _demand(g, n.name, scales)
+            u_out = _demand(g, n.name, scales, base)
             _scale_weighted(n, params, u_in, u_out)
             units[n.name] = u_out
         elif n.op in NORMS:
             if n.attrs.get("init") == "identity":  # transparent to _demand: u_in is its demand
                 units[n.name] = u_in
             else:
-                u_out = _demand(g, n.name, scales)
+                u_out = _demand(g, n.name, scales, base)
+                if ins and base != 1.0 and is_relay_edge(g, ins[0]):
+                    u_out = _relay_norm_unit(n, params, u_in, u_out)
                 _scale_norm(n, params, u_in, u_out)
                 units[n.name] = u_out
         elif n.op == "lif":
-            units[n.name] = _lif(b, g, n, ins, units, scales, u_in)
+            units[n.name] = _lif(b, g, n, ins, units, scales, u_in, init_membrane)
         elif n.op in TRANSPARENT:
             units[n.name] = _through(n, g, ins[0], u_in)
         elif n.op == "concat":
@@ -116,13 +124,15 @@ def normalize(g: Graph, *, scales: Mapping[str, float] | None = None,
     return b.build()
 
 
-def _lif(b, g: Graph, n: Node, ins, units, scales, u_in) -> float:
+def _lif(b, g: Graph, n: Node, ins, units, scales, u_in, v_init: float) -> float:
     lam = lif_scale(n.name, scales)
     theta = float(n.attrs.get("vth", 1.0))
     if lam is None or lam <= 0:  # no statistic (or a dead layer): a spike stands for 1
         return 1.0
     node = b.nodes[n.name]
     attrs = node.attrs.set(**{"lambda": round(lam, 6)})
+    if v_init:
+        attrs = attrs.set(v_init=float(v_init))
     u_main = u_in if isinstance(u_in, float) else float(u_in.mean())
     if not _close(u_main, lam / theta):  # the input could not be put in units of lambda/theta
         theta = lam / u_main
@@ -139,12 +149,13 @@ def _lif(b, g: Graph, n: Node, ins, units, scales, u_in) -> float:
     return lam
 
 
-def _demand(g: Graph, name: str, scales) -> float:
+def _demand(g: Graph, name: str, scales, base: float = 1.0) -> float:
     """The unit node `name`'s output should have: lambda/theta of the lif it feeds (through
-    identity norms and pools), else 1."""
+    identity norms and pools), 1 for the classifier feeding the readout (logits keep the ANN's
+    scale), else `base` (the unit of a sum of currents, `_current_unit`)."""
     users = data_users(g, name)
     if len(users) != 1:
-        return 1.0
+        return base
     e = users[0]
     d = g.node(e.dst)
     if d.op == "lif":
@@ -156,10 +167,49 @@ def _demand(g: Graph, name: str, scales) -> float:
             return lam / theta
         if e.kind is EdgeKind.S2M and e.projection is not None:
             return lam / theta / float(e.attrs.get("scale", 1.0))
-        return 1.0
+        return base
     if d.op in TRANSPARENT or (d.op in NORMS and d.attrs.get("init") == "identity"):
-        return _demand(g, d.name, scales)
-    return 1.0
+        return _demand(g, d.name, scales, base)
+    return 1.0 if d.op in ("readout", "vote") else base
+
+
+def _relay_norm_unit(n: Node, params: dict, u_in, u_out: float) -> float:
+    """The output unit of a batchnorm that reads a graded relay (Loihi 2: a 1x1 synapse with
+    one 8-bit weight per channel on the fixed grid WEIGHT_GRID and a shift on BIAS_GRID,
+    backends/pytorch/ops.py BatchNorm): u_out divided by f, the largest factor that keeps the
+    largest per-channel scale gamma u_in / (sigma u_out) within half of the weight range and the
+    largest shift within half of the bias range (at ANN units a few weight steps round to zero);
+    the lif it feeds takes the matching threshold lambda / u_out (`_lif`)."""
+    from snnc.backends.pytorch.neuron import BIAS_GRID, WEIGHT_GRID
+
+    c = n.shape[1]
+    var = params[n.param("running_var")] + float(n.attrs.get("eps", 1e-5))
+    gain = params[n.param("weight")] / torch.sqrt(var)
+    top = float((gain.abs() * _in_vector(u_in, c)).max()) / u_out
+    shift = float((params[n.param("bias")] - params[n.param("running_mean")] * gain).abs().max())
+    if top <= 0:
+        return u_out
+    f = WEIGHT_GRID[2] / 2 / top
+    if shift > 0:
+        f = min(f, BIAS_GRID[2] / 2 * u_out / shift)
+    return u_out / f
+
+
+def _current_unit(g: Graph, scales) -> float:
+    """The unit of the currents (sums of weighted inputs that no single lif reads) in `g`.
+
+    1 (ANN units), except where a current crosses a graded relay (backends/relay.py, Loihi 2
+    target semantics: a pre-activation net's BN input, a DenseNet transition's pool), which
+    floors it to RELAY_STEP: there every current gets the unit lambda_max RELAY_STEP /
+    RELAY_LEVELS, lambda_max the largest statistic of a relayed value, so that the relayed values
+    span RELAY_LEVELS relay steps (8 bits, the weights' precision) instead of a few."""
+    from snnc.backends.relay import RELAY_STEP
+
+    relayed = {e.value_src for e in g.edges if is_relay_edge(g, e)}
+    lams = [float(scales[v]) for v in relayed if float(scales.get(v, 0.0)) > 0]
+    if not lams:
+        return 1.0
+    return max(lams) * RELAY_STEP / RELAY_LEVELS
 
 
 def _unit(g: Graph, e, units):

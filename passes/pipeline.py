@@ -49,6 +49,17 @@ def neuron_options(target: str | Target, semantics: str, leak: float, threshold:
     return opts
 
 
+def init_membrane(o: Options, reset: str) -> float:
+    """The initial membrane (fraction of the threshold) `normalize` gives every lif: the user's
+    `init_membrane`, else 1/2 for a neuron that resets by subtraction (Bu et al. 2022, ICLR,
+    Theorem 2: the expected conversion error is then zero; docs/passes.md "Conversion") and 0
+    for one that resets to zero (no such result; the networks Lava and NIR load hold no initial
+    membrane)."""
+    if o.init_membrane is not None:
+        return float(o.init_membrane)
+    return 0.5 if reset == "subtract" else 0.0
+
+
 def _spec(name: str, **options) -> PassSpec:
     return PassSpec(name, PASSES[name], options)
 
@@ -162,7 +173,8 @@ def conversion_pipeline(options: Options | None = None, /, *,
     if o.boost:
         specs.append(_spec("boost"))
     if scales is not None:
-        specs.append(_spec("normalize", scales=dict(scales), percentile=float(o.percentile)))
+        specs.append(_spec("normalize", scales=dict(scales), percentile=float(o.percentile),
+                           init_membrane=init_membrane(o, neuron["reset"])))
     specs.append(_spec("annotate-payloads"))
     if not graded:
         specs.append(_spec("legalize-graded", target=str(target)))

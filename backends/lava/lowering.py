@@ -167,6 +167,9 @@ class _Lowering:
         if n.op == "readout":  # non-leaky integrator that never fires
             return {"type": "CUBA", "iDecay": 4096, "vDecay": 0,
                     "vThMant": (1 << fx.TH_BITS) - 1, "refDelay": 1, "gradedSpike": False}
+        if float(n.attrs.get("v_init", 0.0)):
+            self.refuse(n, "an initial membrane (v_init, --init-membrane) has no place in "
+                           "netx's network description; compile with --init-membrane 0")
         return {"type": "CUBA", "iDecay": 4096,
                 "vDecay": fx.voltage_decay(float(n.attrs.get("leak", 1.0)), n.name, n.op,
                                            self.chk),

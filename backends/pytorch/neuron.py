@@ -5,6 +5,12 @@ Paper semantics (paper 2 eq. 3-6; docs/ir.md "LIF"), x_t the neuron's total inpu
     u_t = x_t + lam * (u_{t-1} - theta * o_{t-1})       reset = subtract
     u_t = x_t + lam * u_{t-1} * (1 - o_{t-1})           reset = zero
     o_t = 1[u_t >= theta]  (fire = ge)    or   1[u_t > theta]  (fire = gt)
+    u_{-1} = v_init * theta,  o_{-1} = 0
+
+(v_init = 1/2: the initial membrane potential of Bu et al. 2022, ICLR, "Optimal ANN-SNN
+conversion for high-accuracy and ultra-low-latency spiking neural networks", Theorem 2: with
+u_{-1} = theta / 2 the expected error of the rate as an estimate of the clipped, floored ANN
+activation is zero, and on a constant input the rate is within 1 / (2T) of x / theta.)
 
 Target-exact Loihi 2 semantics (`fixed=True`, docs/pytorch-backend.md "Target-exact"), the
 arithmetic of Lava's bit-accurate LIF (PyLifModelBitAcc) with iDecay = 4096, in units of 1/4096:
@@ -12,6 +18,7 @@ arithmetic of Lava's bit-accurate LIF (PyLifModelBitAcc) with iDecay = 4096, in 
     v_t = trunc((v_{t-1} * (4096 - vDecay)) / 4096) + trunc(4096 * x_t),  clipped to +-(2^23 - 1)
     o_t = 1[v_t > vThMant * 64],   v_t <- 0 where o_t = 1
     vDecay = round(4096 * (1 - lam)),   vThMant = int(64 * theta)
+    v_{-1} = trunc(v_init * vThMant * 64)
 
 Backward is BPTT through the same recursion (the quantisers pass gradients straight through),
 with d o / d u given by the registered surrogate. The forward saves only the membrane (in
@@ -51,6 +58,7 @@ class LIFConfig:
     save_dtype: torch.dtype = torch.float32
     decay_k: int | None = None  # set by the quantize pass (lif attr decay_k)
     vth_mantissa: int | None = None  # set by the quantize pass (lif attr vth_mant)
+    v_init: float = 0.0  # initial membrane u_{-1} as a fraction of the threshold (lif v_init)
 
     @property
     def v_decay(self) -> int:
@@ -80,6 +88,8 @@ def _forward_float(x, steps, cfg: LIFConfig, out, mem, spk):
     static = x.shape[0] == 1
     fire = torch.gt if gt else torch.ge
     u = x[0].clone()
+    if cfg.v_init:
+        u.add_(lam * cfg.v_init * theta)
     buf = spk if spk is not None else empty_steps(out, steps, torch.bool)
     for t in range(steps):
         if t:
@@ -96,7 +106,8 @@ def _forward_float(x, steps, cfg: LIFConfig, out, mem, spk):
 def _forward_fixed(x, steps, cfg: LIFConfig, out, mem, spk):
     keep = 4096 - cfg.v_decay
     th = cfg.vth_mant << 6
-    v = torch.zeros(x.shape[1:], dtype=torch.int64, device=x.device)
+    v = torch.full(x.shape[1:], int(cfg.v_init * cfg.vth_mant * 64), dtype=torch.int64,
+                   device=x.device)
     for t in range(steps):
         xt = x[t if x.shape[0] > 1 else 0]
         v = torch.div(v * keep, 4096, rounding_mode="trunc") + (4096 * xt).to(torch.int64)

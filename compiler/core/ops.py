@@ -93,7 +93,7 @@ _TABLE = (
     Op("encoder", "snn", "0: input", ("kind", "seed"),
        unsupported={"interpret": _SPIKING}),
     Op("lif", "snn", "0: input current; >= 1: S2M / V2V residual inputs",
-       ("leak", "vth", "reset", "fire", "surrogate", "alpha", "width"),
+       ("leak", "vth", "reset", "fire", "surrogate", "alpha", "width", "v_init"),
        unsupported={"interpret": _SPIKING}),
     Op("bntt", "snn", "0: x", ("eps", "timesteps"),
        ("weight", "bias", "running_mean", "running_var"),

@@ -115,6 +115,18 @@ class Options:
                                  "2017; 100 = the maximum, Diehl et al. 2015).")
     calibration_samples: int = opt(1000, "--calibration-samples", type=int, range=(1, None),
                                    help="Training images --normalize calibrates on.")
+    init_membrane: float | None = opt(None, "--init-membrane", type=float, range=(0.0, 1.0),
+                                      metavar="F",
+                                      help="With --normalize: every lif starts at F x its "
+                                           "threshold (Bu et al. 2022; default 0.5 for a "
+                                           "neuron that resets by subtraction, 0 for one that "
+                                           "resets to zero).")
+    calibrate_rates: int | None = opt(None, "--calibrate-rates", type=int, range=(0, None),
+                                      metavar="N",
+                                      help="With --normalize: N rounds of layer-wise threshold "
+                                           "calibration with the SNN's own neuron (after Li et "
+                                           "al. 2021; default 3 for a neuron that resets to "
+                                           "zero, 0 for one that resets by subtraction).")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
