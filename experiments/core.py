@@ -68,8 +68,8 @@ class Scale:
     cost_target: str = "loihi1"  # a target with energy constants (docs/costmodel.md)
 
     def short(self) -> str:
-        return (f"S-ResNet{6 * self.blocks + 2}-{self.base}, {self.data} {self.train} imgs, "
-                f"{self.epochs} ep, T={self.timesteps}")
+        return (f"scale {self.name}: S-ResNet{6 * self.blocks + 2}-{self.base}, {self.data} "
+                f"{self.train} imgs, {self.epochs} ep, T={self.timesteps}")
 
     def describe(self) -> str:
         return (f"S-ResNet{6 * self.blocks + 2} (n={self.blocks}, {self.base} base filters), "
