@@ -23,56 +23,14 @@ input's 1/64 grid exactly. A finer relay step would need weights off the 8-bit g
 
 from __future__ import annotations
 
+# the rules (which values cross a relay, which BNs train folded) live in the IR core, shared with
+# the cost model (costmodel/relays.py) and the passes (quantize)
+from snnc.compiler.core.relays import (  # noqa: F401
+    carries_current, exact_loihi2, folded_bn, is_relay_edge,
+)
+
 RELAY_STEP = 0.5
 RELAY_STATE_EXP = 5  # payload = a_in >> 5 = floor(2 v) for a_in = 64 v
-
-
-def exact_loihi2(g) -> bool:
-    """Whether `g` runs Lava's fixed-point arithmetic with one step of synaptic delay (graph
-    attrs `arithmetic` = lava-fixed and `synaptic_delay` = 1, recorded from the target file:
-    docs/targets.md), the only graphs that get relays."""
-    a = g.attrs
-    return (a.get("arithmetic") == "lava-fixed"
-            and int(a.get("synaptic_delay", 0) or 0) == 1)
-
-
-_PASS = ("identity", "dropout", "flatten", "reshape")
-
-
-def carries_current(g, name: str) -> bool:
-    """Whether value `name` is a graded current (a conv/linear/batchnorm output, or an add whose
-    main input is one, or a concat with one), not spikes or a sum of spikes."""
-    n = g.node(name)
-    if n.op in ("conv2d", "linear", "batchnorm"):
-        return True
-    ins = g.inputs_of(name)
-    if n.op in _PASS or n.op == "add":
-        return bool(ins) and carries_current(g, ins[0].value_src)
-    if n.op == "concat":
-        return any(carries_current(g, e.value_src) for e in ins)
-    return False
-
-
-def is_relay_edge(g, e) -> bool:
-    """Whether edge `e` of `g` reads its value through a relay (docs/lava.md "Relays"):
-
-    * an S2S edge with a projection into an add of spikes (post-activation unit, eq. 13);
-    * the current tap feeding a V2V projection (``tap=current``, eq. 15-16);
-    * the input of a ``batchnorm`` that was not folded (pre-activation nets: it normalises a
-      sum or concatenation of currents before a neuron);
-    * the input of an average pool of a current (DenseNet's transition)."""
-    if not exact_loihi2(g):
-        return False
-    from snnc.compiler.core.ir import EdgeKind
-
-    dst = g.node(e.dst)
-    if e.kind is EdgeKind.S2S and e.projection is not None:
-        return not carries_current(g, g.inputs_of(e.dst)[0].value_src)
-    if e.attrs.get("tap") == "current":
-        return True
-    if dst.op == "batchnorm":
-        return True
-    return dst.op in ("avgpool", "adaptive_avgpool") and carries_current(g, e.value_src)
 
 
 # -- the readout's range (docs/lava.md "Readout range") -------------------------------------

@@ -22,24 +22,24 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the pytorchcv-style definitions of the tests
 
-from tests.costmodel import nets  # noqa: E402
+from tests import cvnets  # noqa: E402
 
 
 def networks():
     """(name, nn.Module, input shape, residual modes); weights from seed 0 each."""
     torch.manual_seed(0)
-    yield "cifar-resnet", nets.init_bn(nets.CIFARResNet((8, 16, 32), blocks=2)), (3, 16, 16), \
+    yield "cifar-resnet", cvnets.init_bn(cvnets.CIFARResNet((8, 16, 32), blocks=2)), (3, 16, 16), \
         ("s2s", "s2m", "v2v")
     torch.manual_seed(0)
-    yield "preresnet", nets.init_bn(nets.PreResNet((8, 16, 32), blocks=2)), (3, 16, 16), \
+    yield "preresnet", cvnets.init_bn(cvnets.PreResNet((8, 16, 32), blocks=2)), (3, 16, 16), \
         ("s2s", "v2v")
     torch.manual_seed(0)
-    yield "densenet-preact", nets.init_bn(nets.DenseNet(8, 8, (3, 3))), (3, 16, 16), ("s2s",)
+    yield "densenet-preact", cvnets.init_bn(cvnets.DenseNet(8, 8, (3, 3))), (3, 16, 16), ("s2s",)
     torch.manual_seed(0)
-    yield "densenet-postact", nets.init_bn(nets.DenseNet(8, 8, (3, 3), preact=False)), \
+    yield "densenet-postact", cvnets.init_bn(cvnets.DenseNet(8, 8, (3, 3), preact=False)), \
         (3, 16, 16), ("s2s",)
     torch.manual_seed(0)
-    yield "smallnet", nets.SmallNet().eval(), (1, 8, 8), ("s2s",)
+    yield "smallnet", cvnets.SmallNet().eval(), (1, 8, 8), ("s2s",)
 
 
 def measure(samples: int) -> tuple[dict, list]:
@@ -84,7 +84,7 @@ def main() -> None:
         print(f"{k:14s} {v['layers']:6d} {100 * v['median']:7.1f}% {100 * v['p90']:7.1f}%")
     if args.write:
         table["_source"] = (f"benchmarks/estimate_error.py, {args.samples} digits, T=4, "
-                            f"tests/costmodel/nets.py networks, random BN statistics")
+                            f"tests/cvnets.py networks, random BN statistics")
         out = ROOT / "costmodel" / "estimate_error.json"
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(table, indent=1) + "\n")

@@ -3,16 +3,18 @@
     .venv-lava/bin/python benchmarks/lava_deploy_accuracy.py --net resnet --residual s2s \
         --epochs 6 --samples 300 [--bn fold|bntt]
 
-1. A resnet20_cifar10- / preresnet20- / DenseNet-style net (tests/lava/cvnets.py, small
+1. A resnet20_cifar10- / preresnet20- / DenseNet-style net (tests/cvnets.py, small
    widths, 2 input channels) is compiled with default options and `--target loihi2
-   --encoder events -T 16` (BN folded, relays for projections and pre-activation sums).
+   --encoder events -T 16` (`--bn shared`: each conv's BN trained folded into its quantised
+   weights, relays for projections and pre-activation sums).
 2. `snnc train DIR --data digits-events` trains it in target-exact mode (BPTT).
 3. `snnc.backends.lava.evaluate.evaluate` runs the held-back test split (digits-events,
    simulated event frames of the 8x8 digits) through Lava's simulator and the PyTorch model.
 
 Prints both accuracies, the prediction agreement and the times. With `--bn bntt --no-lava`
 it trains the BNTT version instead (PyTorch accuracy only: BNTT does not deploy), which
-measures the accuracy cost of the loihi2 default (BN folded). Lava's bit-accurate CPU
+measures the accuracy cost of deploying without per-step statistics; `--bn fold` trains
+the net with BN folded before training (the loihi2 default until 2026-12-02). Lava's bit-accurate CPU
 simulator, not silicon."""
 
 from __future__ import annotations
@@ -28,23 +30,23 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from snnc.compiler.api import compile as snnc_compile  # noqa: E402
 from snnc.compiler.cli import main as snnc  # noqa: E402
-from tests.lava import cvnets  # noqa: E402
+from tests import cvnets  # noqa: E402
 
 
 def build(net: str):
     torch.manual_seed(0)
     if net == "resnet":
-        return cvnets.ResNetCifar((8, 16, 16), units=3, in_channels=2)
+        return cvnets.CIFARResNet((8, 16, 16), blocks=3, cin=2)
     if net == "preresnet":
-        return cvnets.PreResNetCifar((8, 16, 16), units=3, in_channels=2)
-    return cvnets.DenseNetCifar(init=8, growth=6, units=3, stages=2, in_channels=2)
+        return cvnets.PreResNet((8, 16, 16), blocks=3, cin=2)
+    return cvnets.DenseNet(init=8, growth=6, units=(3, 3), cin=2, bottleneck=False)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--net", default="resnet", choices=("resnet", "preresnet", "densenet"))
     ap.add_argument("--residual", default="s2s", choices=("s2s", "s2m", "v2v"))
-    ap.add_argument("--bn", default="auto", choices=("auto", "bntt", "fold"))
+    ap.add_argument("--bn", default="auto", choices=("auto", "shared", "bntt", "fold"))
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--samples", type=int, default=300)
     ap.add_argument("-T", "--timesteps", type=int, default=16)

@@ -23,24 +23,24 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.costmodel import nets  # noqa: E402
+from tests import cvnets  # noqa: E402
 from tests.costmodel import test_measured as tm  # noqa: E402
 
 
 def cases():
     torch.manual_seed(0)
-    res = nets.init_bn(nets.CIFARResNet((16, 32, 64), blocks=3))
+    res = cvnets.init_bn(cvnets.CIFARResNet((16, 32, 64), blocks=3))
     yield "resnet20_cifar10 (s2s)", res, (3, 32, 32), "s2s"
     yield "resnet20_cifar10 (s2m)", res, (3, 32, 32), "s2m"
     yield "resnet20_cifar10 (v2v)", res, (3, 32, 32), "v2v"
     torch.manual_seed(0)
-    yield "preresnet20 (s2s)", nets.init_bn(nets.PreResNet((16, 32, 64), blocks=3)), \
+    yield "preresnet20 (s2s)", cvnets.init_bn(cvnets.PreResNet((16, 32, 64), blocks=3)), \
         (3, 32, 32), "s2s"
     torch.manual_seed(0)
-    yield "densenet-BC pre-act", nets.init_bn(nets.DenseNet(24, 12, (4, 4, 4))), \
+    yield "densenet-BC pre-act", cvnets.init_bn(cvnets.DenseNet(24, 12, (4, 4, 4))), \
         (3, 32, 32), "s2s"
     torch.manual_seed(0)
-    yield "densenet-BC post-act", nets.init_bn(nets.DenseNet(24, 12, (4, 4, 4), preact=False)), \
+    yield "densenet-BC post-act", cvnets.init_bn(cvnets.DenseNet(24, 12, (4, 4, 4), preact=False)), \
         (3, 32, 32), "s2s"
 
 
@@ -80,7 +80,7 @@ def main() -> None:
         layers, equal, worst, kinds = compare(c, x)
         print(f"{name:24s} {layers:6d} {equal:12d} {worst:14.2e}  {', '.join(sorted(kinds))}")
     torch.manual_seed(0)
-    c = snnc_compile(nets.SmallNet().eval(), timesteps=4, input_shape=(1, 8, 8))
+    c = snnc_compile(cvnets.SmallNet().eval(), timesteps=4, input_shape=(1, 8, 8))
     module = build_module(c.graph)
     res = train(module, data="digits", epochs=2, limit=1024, test_limit=256, batch_size=32,
                 progress=False, recalibrate=0)

@@ -225,10 +225,15 @@ def compile_cmd(ctx, model, output, emit, cost, plot, force, options, input_shap
                      progress=lambda name: status.update(f"pass {name}"))
         status.update("writing " + str(out))
         c.save(out, emit=kinds, cost=cost, plot=plot, force=force, sources=sources)
-    if options.bn == "auto" and c.options.bn == "fold" and c.ann.by_op("batchnorm"):
-        console.print(f"batch norm folded into weights and biases (the {c.options.target} "
-                      f"default: a Loihi neuron holds no per-step statistics; --bn bntt "
-                      f"trains BNTT, which --emit lava refuses)")
+    if options.bn == "auto" and c.ann.by_op("batchnorm"):
+        why = (f"the {c.options.target} default: a Loihi neuron holds no per-step statistics; "
+               f"--bn bntt trains BNTT, which --emit lava refuses")
+        if c.options.bn == "fold":
+            console.print(f"batch norm folded into weights and biases ({why})")
+        elif c.options.bn == "shared" and c.graph.attrs.get("arithmetic") == "lava-fixed":
+            console.print(f"batch norm shared over time steps, trained folded into the "
+                          f"quantised weights and biases and deployed folded ({why}; --bn "
+                          f"fold folds it before training)")
     n_lif = len(c.graph.by_op("lif"))
     console.print(f"[green]compiled[/] {model} -> {out}/ ({len(c.graph.nodes)} nodes, {n_lif} "
                   f"LIF layers, {len(c.graph.skip_edges())} skip edges, "

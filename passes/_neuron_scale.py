@@ -17,9 +17,19 @@ from dataclasses import replace
 import torch
 
 from snnc.compiler.core.ir import EdgeKind, Graph
+from snnc.compiler.core.relays import folded_bn
 from snnc.passes._common import data_users, main_input
 
 CHAIN = ("bntt", "batchnorm", "identity", "dropout")  # ops between a layer and its neuron
+
+
+def trained_folded(g: Graph, name: str) -> bool:
+    """Whether `name` is a batchnorm that the PyTorch backend trains folded into the layer
+    before it (`--bn shared` on loihi2: backends/relay.py `folded_bn`, docs/lava.md
+    "Deployable default"). Its layer's weights are normalised by the batch statistics, so
+    their scale says nothing about the folded weights the chip runs: the lif is not scaled
+    (the BN's output is in threshold units) and `quantize` leaves the raw weights in float."""
+    return folded_bn(g, name) is not None
 
 
 def _layer_before(g: Graph, name: str) -> tuple[str | None, list[str]]:
@@ -44,6 +54,8 @@ def _group(g: Graph, lif: str):
     (V2V currents, a shared layer, an input that is not a layer)."""
     ins = g.inputs_of(lif)
     if any(e.kind is EdgeKind.V2V for e in ins):
+        return None
+    if ins and trained_folded(g, ins[0].value_src):
         return None
     if any(e.kind is EdgeKind.V2V or e.attrs.get("tap") == "current" for e in g.users(lif)):
         return None

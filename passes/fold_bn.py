@@ -5,20 +5,12 @@ from __future__ import annotations
 import torch
 
 from snnc.compiler.core.conditions import Condition
-from snnc.compiler.core.ir import EdgeKind, Graph, Node
+from snnc.compiler.core.ir import Graph, Node, bn_fold_source
 from snnc.compiler.core.passmanager import register_pass
 
 
 def _foldable(g: Graph, bn: Node) -> Node | None:
-    ins = g.inputs_of(bn.name)
-    if len(ins) != 1 or ins[0].kind is not EdgeKind.DATA:
-        return None
-    src = g.node(ins[0].src)
-    if src.op not in ("conv2d", "linear") or src.name in g.outputs:
-        return None
-    if len(g.users(src.name)) != 1:
-        return None  # someone else reads the un-normalised output: folding would change it
-    return src
+    return bn_fold_source(g, bn.name)
 
 
 def fold_scale_shift(bn_params: dict[str, torch.Tensor], eps: float):

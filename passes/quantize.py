@@ -19,7 +19,7 @@ from snnc.compiler.core.errors import ConstraintViolation, SnncError
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node
 from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import check_choice, require_snn
-from snnc.passes._neuron_scale import scale_neurons
+from snnc.passes._neuron_scale import scale_neurons, trained_folded
 
 log = logging.getLogger("snnc.passes")
 ON_CLIP = ("error", "report")
@@ -143,7 +143,10 @@ def quantize(g: Graph, *, bits: int = 8, scale: int = 64, exp: int | None = None
     exponent) is an error listing every layer (ConstraintViolation) under on_clip=error; under
     on_clip=report (what the conversion pipeline uses) it is clipped, logged and counted in the
     layer's attr `clipped`, which the cost report lists as a violation. bntt/batchnorm stay
-    float. A structure-only graph gets exponent 1 and no weight check.
+    float. A structure-only graph gets exponent 1 and no weight check. A conv/linear whose
+    only reader is a batchnorm kept by `--bn shared` keeps float weights and its lif is not
+    scaled (`_neuron_scale.trained_folded`): the PyTorch backend trains the BN folded into it
+    and rounds the folded weights to this grid, as the Lava lowering does.
     Implements: the target's arithmetic, no paper equation. Idempotent.
     """
     require_snn(g, "quantize")
@@ -192,8 +195,12 @@ def _weighted(g: Graph, b, n: Node, bits: int, scale: int, exp: int | None,
     weights had more distinct values), its level count."""
     wkey, bkey = n.param("weight"), n.param("bias")
     have = g.params is not None and wkey is not None
+    users = g.users(n.name)
+    folded = len(users) == 1 and trained_folded(g, users[0].dst)
     if exp is not None:
         e = exp
+    elif folded:  # the folded weights go on the conv synapse's own grid (exponent 1)
+        e = int(n.attrs.get("weight_exp", exp_range[0]))
     elif have:
         # Idempotence: an already-quantised layer keeps its exponent.
         e = int(n.attrs["weight_exp"]) if "weight_exp" in n.attrs else best_exponent(
@@ -203,6 +210,8 @@ def _weighted(g: Graph, b, n: Node, bits: int, scale: int, exp: int | None,
     step, lo, hi = _grid(bits, scale, e)
     attrs = n.attrs.set(weight_exp=e, weight_step=step, weight_range=(lo, hi))
     clipped, levels = 0, None
+    if folded:
+        have = False  # trained folded with its BN: rounded once folded (_neuron_scale)
     if have:
         w = g.params[wkey]
         q = _round(w, step, lo, hi)

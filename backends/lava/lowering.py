@@ -19,7 +19,9 @@ import numpy as np
 
 from snnc.backends.lava import fixedpoint as fx
 from snnc.backends.lava.plan import Layer, Plan, Synapse
-from snnc.backends.relay import RELAY_STATE_EXP, RELAY_STEP, is_relay_edge
+from snnc.backends.relay import (
+    RELAY_STATE_EXP, RELAY_STEP, exact_loihi2, folded_bn, is_relay_edge,
+)
 from snnc.compiler.core.errors import UnsupportedOp
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node
 from snnc.compiler.core.ops import why_unsupported
@@ -105,6 +107,10 @@ class _Lowering:
         if scale is not None:
             w = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
             b = b * scale + shift
+            if exact_loihi2(self.g) and "weight_range" in n.attrs:
+                # trained folded (QAT, ops.Weighted.fold_bn): the PyTorch backend clamps the
+                # folded weights to the layer's grid range; this is that trained function
+                w = np.clip(w, *map(float, n.attrs["weight_range"]))
         # each op's bias on the 1/64 grid here, as the PyTorch backend rounds it per op
         # (ops.Weighted): a trained graph stores float biases, and sums of them (V2V currents,
         # relays, a pooled readout's k*k) must add rounded values, not round the sum
@@ -307,7 +313,7 @@ class _Lowering:
                 out += self.current_synapses(e.value_src, out_c, k, bias)
                 k += self.g.node(e.value_src).shape[1]
             return out
-        if n.op in ("conv2d", "linear"):
+        if n.op in ("conv2d", "linear") or folded_bn(self.g, name) is not None:
             op, w, b, conv = self.weighted(name)
             if conv is not None and conv["groups"] != 1:
                 self.refuse(n, "a grouped conv inside a relayed current sum")

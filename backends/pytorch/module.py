@@ -26,7 +26,8 @@ from snnc.backends.pytorch import ops
 from snnc.backends.pytorch.layers import channels_last
 from snnc.backends.pytorch.neuron import LIFConfig, delay, lif_scan
 from snnc.backends.relay import (
-    READOUT_CEILING, READOUT_FLOOR, RELAY_STEP, exact_loihi2, is_relay_edge, readout_scale,
+    READOUT_CEILING, READOUT_FLOOR, RELAY_STEP, exact_loihi2, folded_bn, is_relay_edge,
+    readout_scale,
 )
 from snnc.backends.pytorch.surrogate import get_surrogate
 from snnc.compiler.core.errors import SnncError, UnsupportedOp
@@ -137,6 +138,10 @@ class SNNModule(nn.Module):
                                     e.attrs.get("fraction") if e.kind is EdgeKind.DSC else None)
                                    for e in edges]))
             self._relay.append(tuple(is_relay_edge(g, e) for e in edges))
+        for n in g.by_op("batchnorm"):  # target-exact loihi2: BN trained folded (QAT)
+            src = folded_bn(g, n.name)
+            if src is not None:
+                self.layers[src.name].fold_bn(self.layers[n.name])
         last = {}
         for i, (n, srcs) in enumerate(self._plan):
             for _, vs, _, _ in srcs:

@@ -109,6 +109,43 @@ class Weighted(nn.Module):
         self.bias_grid = (bs, -(2 ** 12) * bs, (2 ** 12 - 1) * bs) if bs else BIAS_GRID
         self.spiking = ctx.compact and bool(ctx.in_payloads) and ctx.in_payloads[0] in (
             Payload.BINARY, Payload.COUNT)
+        self._bn: tuple = ()  # the BatchNorm trained folded into this layer (fold_bn)
+
+    def fold_bn(self, bn: "BatchNorm") -> None:
+        """Train batchnorm `bn` folded into this layer, QAT-style (Jacob et al. 2018 sec. 3.2,
+        Krishnamoorthi 2018 sec. 3.2; docs/lava.md "Deployable default"): in training the
+        batch statistics of the float layer output give s = g / sqrt(var_B + eps), and the
+        layer runs with the quantised folded weight q(W s) and bias q((b - mu_B) s + beta), so
+        the rounding of the folded weights is seen while training; in eval the running
+        statistics give the same fold in float64, exactly what the Lava lowering writes
+        (lowering._Lowering.weighted). `bn` keeps the parameters and statistics and passes
+        its input through."""
+        self._bn = (bn,)
+        bn.folded = True
+
+    def _folded(self, x: torch.Tensor):
+        bn = self._bn[0]
+        w, b = self.weight, self.bias
+        if self.training:
+            y = self._run(x, w, b)  # the float layer output: its batch statistics
+            dims = [0] + list(range(2, y.dim()))
+            mu, var = y.mean(dims), y.var(dims, unbiased=False)
+            with torch.no_grad():  # running statistics as torch's batch_norm keeps them
+                n = y.numel() // y.shape[1]
+                m = bn.momentum
+                bn.running_mean.mul_(1 - m).add_(m * mu.detach())
+                bn.running_var.mul_(1 - m).add_(m * var.detach() * n / max(n - 1, 1))
+            s = bn.weight / torch.sqrt(var + bn.eps)
+            shift = bn.bias - mu * s
+        else:  # float64, in the lowering's order of operations
+            s = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+            shift = bn.bias.double() - bn.running_mean.double() * s
+            w, b = w.double(), None if b is None else b.double()
+        wf = w * s.view(-1, *([1] * (w.dim() - 1)))
+        bf = shift if b is None else b * s + shift
+        if self.quantize:
+            wf, bf = quantize_weight(wf, *self.grid), quantize_weight(bf, *BIAS_GRID)
+        return self._run(x, wf.float(), bf.float())
 
     def _wb(self):
         if not self.quantize:
@@ -117,7 +154,11 @@ class Weighted(nn.Module):
         return quantize_weight(self.weight, *self.grid), b
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
-        w, b = self._wb()
+        if self._bn:
+            return self._folded(x)
+        return self._run(x, *self._wb())
+
+    def _run(self, x: torch.Tensor, w, b) -> torch.Tensor:
         spiking = self.spiking and torch.is_grad_enabled()
         if not self.conv:
             return SpikeLinear.apply(x, w, b) if spiking else F.linear(x, w, b)
@@ -157,6 +198,7 @@ class BatchNorm(nn.Module):
         # target-exact loihi2: an unfolded BN reads a relay and becomes a 1x1 synapse with an
         # 8-bit per-channel weight and a bias on the 1/64 grid (docs/lava.md "Relays")
         self.exact = ctx.quantize and exact_loihi2(ctx.graph)
+        self.folded = False  # trained folded into the layer before it (Weighted.fold_bn)
 
     def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The eval-mode (scale, shift), on Loihi's weight and bias grids when exact (computed
@@ -169,6 +211,8 @@ class BatchNorm(nn.Module):
         return scale.float(), shift.float()
 
     def forward(self, ins):
+        if self.folded:
+            return ins[0]
         if self.exact and not self.training:
             scale, shift = self.affine()
             shape = (1, 1, -1) + (1,) * (ins[0].dim() - 3)

@@ -608,3 +608,21 @@ def sanitize(name: str) -> str:
     if out[0].isdigit():
         out = "n" + out
     return out
+
+
+def bn_fold_source(g: Graph, bn: str) -> Node | None:
+    """The conv2d / linear that batchnorm `bn` folds into exactly, or None: `bn`'s only input
+    is a DATA edge from a conv2d or linear whose output nobody else reads and which is not a
+    graph output. The one rule for `fold-bn` (passes/fold_bn.py) and for the shared BN that
+    target-exact loihi2 trains folded (backends/relay.py `folded_bn`, docs/lava.md
+    "Deployable default")."""
+    ins = g.inputs_of(bn)
+    if len(ins) != 1 or ins[0].kind is not EdgeKind.DATA:
+        return None
+    src = g.node(ins[0].src)
+    if src.op not in ("conv2d", "linear") or src.name in g.outputs:
+        return None
+    if len(g.users(src.name)) != 1:
+        return None  # someone else reads the un-normalised output: folding would change it
+    return src
+

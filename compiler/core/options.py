@@ -86,8 +86,9 @@ class Options:
                   help="Batch norm while training (docs/passes.md \"Batch-norm modes\"): bntt "
                        "= per-step statistics and affine (paper 2), shared = one BN shared "
                        "over time steps, fold = folded into the weights; auto = the target "
-                       "file's bn_default under target semantics (fold on loihi2 and nir: "
-                       "deployable, docs/lava.md), bntt otherwise.")
+                       "file's bn_default under target semantics (shared on loihi2: trained "
+                       "folded into the quantised weights and deployed folded; fold on nir; "
+                       "docs/lava.md \"Deployable default\"), bntt otherwise.")
     bntt: bool | None = opt(None, "--bntt/--no-bntt", type=bool,
                             help="Older spelling: --bntt = --bn bntt, --no-bntt = --bn fold.")
     semantics: str = opt("target", "--semantics", choices=("target", "paper"),

@@ -20,7 +20,7 @@ import nir  # noqa: E402
 from snnc.backends import nir as snir  # noqa: E402
 from snnc.backends.pytorch import build_module  # noqa: E402
 from snnc.compiler.api import compile as snnc_compile  # noqa: E402
-from tests.lava import cvnets  # noqa: E402
+from tests import cvnets  # noqa: E402
 
 T = 8
 TOL = 1e-6
@@ -106,10 +106,10 @@ def test_trained_pool_net_3x5_agrees_with_snntorch_and_spikingjelly(tmp_path):
 @pytest.mark.parametrize("net", ["resnet", "preresnet", "densenet"])
 def test_cifar_style_nets_export_on_the_nir_route(tmp_path, net):
     torch.manual_seed(0)
-    m = {"resnet": lambda: cvnets.ResNetCifar((4, 8, 8), 3, 2),
-         "preresnet": lambda: cvnets.PreResNetCifar((4, 8, 8), 3, 2),
-         "densenet": lambda: cvnets.DenseNetCifar(in_channels=2)}[net]()
-    m = cvnets.randomize_bn(m)
+    m = {"resnet": lambda: cvnets.CIFARResNet((4, 8, 8), blocks=3, cin=2),
+         "preresnet": lambda: cvnets.PreResNet((4, 8, 8), blocks=3, cin=2),
+         "densenet": lambda: cvnets.DenseNet(units=(3, 3), cin=2, bottleneck=False)}[net]()
+    m = cvnets.init_bn(m)
     with torch.no_grad():
         for p in m.parameters():
             p.mul_(1.5)

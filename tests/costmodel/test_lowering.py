@@ -10,11 +10,11 @@ import pytest
 from snnc.compiler.api import compile as snnc_compile
 from snnc.compiler.api import cost_report
 from snnc.compiler.text import parse
-from tests.costmodel import nets
+from tests import cvnets
 
 
 def _compile(net, target, residual="s2s", T=2):
-    return snnc_compile(nets.init_bn(net), residual=residual, target=target, timesteps=T,
+    return snnc_compile(cvnets.init_bn(net), residual=residual, target=target, timesteps=T,
                         input_shape=(3, 8, 8))
 
 
@@ -27,7 +27,7 @@ def _unplaced(rep) -> int:
 def test_v2v_projection_priced_at_the_current():
     """A projection reading a current (tap=current) gets a value every step: density 1,
     T x synapses graded SOPs, whatever the firing-rate prior."""
-    c = _compile(nets.CIFARResNet(), "generic", "v2v", T=3)
+    c = _compile(cvnets.CIFARResNet(), "generic", "v2v", T=3)
     for rate in (0.05, 0.3):
         rep = cost_report(c.graph, "generic", rates=rate)
         proj = [r for r in rep.rows if r.in_kind == "current"]
@@ -37,7 +37,7 @@ def test_v2v_projection_priced_at_the_current():
 
 
 def test_v2v_projection_merged_on_loihi1():
-    c = _compile(nets.CIFARResNet(), "loihi1", "v2v")
+    c = _compile(cvnets.CIFARResNet(), "loihi1", "v2v")
     rep = cost_report(c.graph, "loihi1", rates=0.1)
     proj = [e for e in rep.graded_edges if e.dst.startswith("stages_") and "proj" in e.dst]
     assert proj and all(e.lowering == "merged-into-reader" for e in proj)
@@ -71,7 +71,7 @@ def test_refused_lowering_is_a_violation_without_energy():
 @pytest.mark.parametrize("target", ["loihi2", "generic", "loihi1"])
 @pytest.mark.parametrize("net", ["preresnet", "densenet"])
 def test_every_synapse_on_a_core(net, target):
-    model = nets.PreResNet() if net == "preresnet" else nets.DenseNet()
+    model = cvnets.PreResNet() if net == "preresnet" else cvnets.DenseNet()
     c = _compile(model, target)
     rep = cost_report(c.graph, target, rates=0.1)
     if target == "generic":  # no mapping model: nothing is placed, counts only
@@ -84,7 +84,7 @@ def test_every_synapse_on_a_core(net, target):
 def test_preactivation_currents_hosted_on_later_neurons():
     """preresnet: the init conv's current reaches stage 0's neurons (its own) and, through the
     identity skip, stage 1's pre-activation neurons: one more copy of its synapses there."""
-    c = _compile(nets.PreResNet(), "loihi2")
+    c = _compile(cvnets.PreResNet(), "loihi2")
     rep = cost_report(c.graph, "loihi2", rates=0.1)
     init = next(r for r in rep.rows if r.name == "init")
     assert init.hosted_on == ["stages_1_relu"] and init.extra_synapses == init.synapses
@@ -97,9 +97,10 @@ def test_preactivation_currents_hosted_on_later_neurons():
 def test_densenet_concat_currents_copied_per_later_unit():
     """densenet (pre-activation units): a unit's conv2 current is concatenated into the input
     of every later unit of its stage and of the transition: one copy per such neuron layer."""
-    c = _compile(nets.DenseNet(units=(3,)), "loihi2")
+    c = _compile(cvnets.DenseNet(units=(3,)), "loihi2")
     rep = cost_report(c.graph, "loihi2", rates=0.1)
     convs = [r for r in rep.rows if r.op == "conv2d" and r.name.endswith("conv2")]
     assert [len(r.hosted_on) for r in convs] == [3, 2, 1]  # 2, 1, 0 later units + the post
     for r in convs:
         assert r.extra_synapses == (len(r.hosted_on) - 1) * r.synapses
+

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from snnc.compiler.api import compile as snnc_compile
 from snnc.compiler.api import cost_report, record_activity
-from tests.costmodel import nets
+from tests import cvnets
 
 T = 3
 
@@ -128,7 +128,7 @@ def _samples(shape, n=5, seed=1):
 
 @pytest.mark.parametrize("residual", ["s2s", "s2m", "v2v"])
 def test_cifar_resnet_equals_neurobench(residual):
-    net = nets.init_bn(nets.CIFARResNet())
+    net = cvnets.init_bn(cvnets.CIFARResNet())
     c = snnc_compile(net, residual=residual, timesteps=T, input_shape=(3, 8, 8))
     rep, kinds = check_against_peers(c, _samples((3, 8, 8)))
     assert {"direct_input", "spikes", "avgpool"} <= kinds
@@ -140,7 +140,7 @@ def test_cifar_resnet_equals_neurobench(residual):
 
 @pytest.mark.parametrize("residual", ["s2s", "v2v"])
 def test_preresnet_equals_neurobench(residual):
-    net = nets.init_bn(nets.PreResNet())
+    net = cvnets.init_bn(cvnets.PreResNet())
     c = snnc_compile(net, residual=residual, timesteps=T, input_shape=(3, 8, 8))
     rep, kinds = check_against_peers(c, _samples((3, 8, 8)))
     assert {"direct_input", "spikes"} <= kinds
@@ -148,7 +148,7 @@ def test_preresnet_equals_neurobench(residual):
 
 @pytest.mark.parametrize("preact", [True, False], ids=["preact", "postact"])
 def test_densenet_equals_neurobench(preact):
-    net = nets.init_bn(nets.DenseNet(preact=preact))
+    net = cvnets.init_bn(cvnets.DenseNet(preact=preact))
     c = snnc_compile(net, timesteps=T, input_shape=(3, 8, 8))
     rep, kinds = check_against_peers(c, _samples((3, 8, 8)))
     assert "spikes" in kinds and ("concat" in kinds or preact)
@@ -161,7 +161,7 @@ def test_trained_small_net_equals_neurobench():
     from snnc.backends.pytorch.activity import calibration_samples
 
     torch.manual_seed(0)
-    c = snnc_compile(nets.SmallNet().eval(), timesteps=T, input_shape=(1, 8, 8))
+    c = snnc_compile(cvnets.SmallNet().eval(), timesteps=T, input_shape=(1, 8, 8))
     module = build_module(c.graph)
     res = train(module, data="digits", epochs=1, limit=256, test_limit=64, batch_size=32,
                 progress=False, recalibrate=0)
@@ -177,7 +177,7 @@ def test_trained_small_net_equals_neurobench():
 def test_measured_mode_is_named_and_counts_graded_inputs():
     """Graded inputs are counted from the recorded values, not assumed dense; the report says
     measured, an estimate says estimate with its error table."""
-    net = nets.init_bn(nets.CIFARResNet())
+    net = cvnets.init_bn(cvnets.CIFARResNet())
     c = snnc_compile(net, timesteps=T, input_shape=(3, 8, 8))
     x = _samples((3, 8, 8))
     x[:, :, :4] = 0  # half of every frame is zero: a direct input is not dense

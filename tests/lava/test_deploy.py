@@ -1,5 +1,6 @@
 """Standard CIFAR ResNets deploy to Loihi 2 with default options (docs/lava.md "Deployable
-default", "Relays"): `snnc compile --target loihi2` folds batch norm, lowers the stride-2
+default", "Relays"): `snnc compile --target loihi2` trains batch norm folded into the
+quantised weights (or folds it before training with --bn fold), lowers the stride-2
 projection shortcuts of S2S and V2V through graded relays (backends/relay.py) and the global
 average pool into a pooled readout, and Lava's fixed-point simulator equals the PyTorch
 backend's target-exact model on every spike bit of every lif layer and on the readout.
@@ -15,7 +16,7 @@ import torch
 from snnc.backends import lava
 from snnc.backends.pytorch import build_module
 from snnc.compiler.api import compile as snnc_compile
-from tests.lava import cvnets
+from tests import cvnets
 
 T = 16
 SHAPE = (2, 8, 8)
@@ -60,16 +61,25 @@ def _parity(g, tmp_path, n=3, seed=0):
     return lava.read(path)
 
 
-@pytest.mark.parametrize("residual", ["s2s", "v2v", "s2m"])
-def test_resnet_cifar_default_options(tmp_path, residual):
+@pytest.mark.parametrize("residual,bn", [("s2s", "auto"), ("v2v", "auto"), ("s2m", "auto"),
+                                         ("s2s", "fold")])
+def test_resnet_cifar_default_options(tmp_path, residual, bn):
+    """The loihi2 default (`--bn shared`: every BN kept, trained folded QAT-style into its
+    conv, ops.Weighted.fold_bn) and `--bn fold` (folded before training)."""
     torch.manual_seed(0)
-    m = cvnets.randomize_bn(cvnets.ResNetCifar((4, 8, 8), units=3, in_channels=2))
+    m = cvnets.init_bn(cvnets.CIFARResNet((4, 8, 8), blocks=3, cin=2))
     with torch.no_grad():
         for p in m.parameters():
             p.mul_(1.5)
-    c = snnc_compile(m, residual=residual, target="loihi2", timesteps=T,
+    c = snnc_compile(m, residual=residual, target="loihi2", timesteps=T, bn=bn,
                      example_input=torch.zeros(1, *SHAPE))
-    assert c.options.bn == "fold" and not c.graph.by_op("bntt")  # loihi2 default: BN folded
+    assert not c.graph.by_op("bntt")
+    if bn == "auto":  # the loihi2 default: one BN per conv, shared over time, trained folded
+        assert c.options.bn == "shared" and len(c.graph.by_op("batchnorm")) == 21
+        mod = build_module(c.graph)
+        assert sum(getattr(la, "folded", False) for la in mod.layers.values()) == 21
+    else:
+        assert c.options.bn == "fold" and not c.graph.by_op("batchnorm")
     # as after training: float parameters off the Loihi grids (each backend rounds every op's
     # weights and bias itself; sums of biases must add rounded values)
     gen = torch.Generator().manual_seed(1)
@@ -90,9 +100,9 @@ def test_pre_activation_default_options(tmp_path, net):
     followed by a neuron, so S2S, S2M and V2V give the same network (checked) and one Lava run
     covers the three modes."""
     torch.manual_seed(0)
-    m = (cvnets.PreResNetCifar((4, 8, 8), units=3, in_channels=2) if net == "preresnet"
-         else cvnets.DenseNetCifar(init=8, growth=4, units=3, stages=2, in_channels=2))
-    m = cvnets.randomize_bn(m)
+    m = (cvnets.PreResNet((4, 8, 8), blocks=3, cin=2) if net == "preresnet"
+         else cvnets.DenseNet(init=8, growth=4, units=(3, 3), cin=2, bottleneck=False))
+    m = cvnets.init_bn(m)
     with torch.no_grad():
         for p in m.parameters():
             p.mul_(1.5)

@@ -1,9 +1,13 @@
-"""Small networks written like pytorchcv's definitions (pytorchcv itself is not installed):
+"""Small networks written like pytorchcv's definitions (pytorchcv itself is not installed),
+shared by the cost model's tests (tests/costmodel), the Lava deployment tests (tests/lava, run
+in the Python 3.10 / torch 2.3 environment: plain torch.nn only) and the NIR route's tests:
 a CIFAR ResNet (resnet20_cifar10's structure: init conv, three stages of basic blocks, 1x1
-projection shortcuts on stride 2), a pre-activation ResNet (preresnet: BN-ReLU-conv units, the
-sum passed on without activation, a post-activation at the end), and a DenseNet (densenet:
-BN-ReLU-conv bottleneck units concatenated, transitions BN-ReLU-conv1x1-avgpool2). Widths and
-depths are parameters so that the tests run on tiny inputs."""
+projection shortcuts + BN on stride 2), a pre-activation ResNet (preresnet20_cifar10: BN-ReLU-
+conv units, the projection reads the pre-activation, the sum passed on without activation, a
+post-activation at the end), and a DenseNet (densenet: BN-ReLU-conv units, bottleneck or not,
+concatenated, transitions BN-ReLU-conv1x1-avgpool2). Widths and depths are parameters so that
+the tests run on tiny inputs (and the Lava simulator in CI time); `init_bn` gives every BN
+non-trivial statistics, as a trained net has."""
 
 from __future__ import annotations
 
@@ -93,21 +97,29 @@ class PreResNet(nn.Module):
 
 
 class DenseUnit(nn.Module):
-    """pytorchcv DenseUnit (bottleneck): bn-relu-conv1x1 (4 g), bn-relu-conv3x3 (g), concat.
-    With `preact=False`: conv-bn-relu twice (the next unit's conv reads the concatenation of
-    spikes directly)."""
+    """pytorchcv DenseUnit: with `bottleneck` bn-relu-conv1x1 (4 g), bn-relu-conv3x3 (g),
+    else bn-relu-conv3x3 (g); concat with the input. With `preact=False` (bottleneck only):
+    conv-bn-relu twice (the next unit's conv reads the concatenation of spikes directly)."""
 
-    def __init__(self, cin, growth, preact=True):
+    def __init__(self, cin, growth, preact=True, bottleneck=True):
         super().__init__()
         mid = 4 * growth
-        self.preact = preact
+        self.preact, self.bottleneck = preact, bottleneck
+        if not bottleneck:
+            if not preact:
+                raise ValueError("DenseUnit(bottleneck=False) is pre-activation only")
+            self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, growth, 3, 1, 1,
+                                                                    bias=False)
+            return
         self.bn1 = nn.BatchNorm2d(cin if preact else mid)
         self.conv1 = nn.Conv2d(cin, mid, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(mid if preact else growth)
         self.conv2 = nn.Conv2d(mid, growth, 3, 1, 1, bias=False)
 
     def forward(self, x):
-        if self.preact:
+        if not self.bottleneck:
+            y = self.conv1(F.relu(self.bn1(x)))
+        elif self.preact:
             y = self.conv2(F.relu(self.bn2(self.conv1(F.relu(self.bn1(x))))))
         else:
             y = F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
@@ -129,7 +141,8 @@ class DenseNet(nn.Module):
     """densenet-style (pytorchcv `CIFARDenseNet`): init conv, dense stages with transitions,
     post bn-relu, global average pool, fc."""
 
-    def __init__(self, init=8, growth=4, units=(2, 2), classes=10, cin=3, preact=True):
+    def __init__(self, init=8, growth=4, units=(2, 2), classes=10, cin=3, preact=True,
+                 bottleneck=True):
         super().__init__()
         self.init = nn.Conv2d(cin, init, 3, 1, 1, bias=False)
         self.preact = preact
@@ -139,7 +152,7 @@ class DenseNet(nn.Module):
                 layers.append(Transition(c, c // 2))
                 c //= 2
             for _ in range(n):
-                layers.append(DenseUnit(c, growth, preact))
+                layers.append(DenseUnit(c, growth, preact, bottleneck))
                 c += growth
         self.features = nn.Sequential(*layers)
         self.post = nn.BatchNorm2d(c)
