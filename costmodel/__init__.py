@@ -60,6 +60,9 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
 
         viol, notes = place_orphans(g, rows, t, timesteps(g))
         violations += viol
+        from snnc.costmodel.relays import price_lava_relays
+
+        notes += price_lava_relays(g, rows, timesteps(g))
     cores, chips, viol = allocate(g, rows, t)
     violations += viol
     tot = totals(rows)

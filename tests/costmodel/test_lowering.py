@@ -104,3 +104,33 @@ def test_densenet_concat_currents_copied_per_later_unit():
     for r in convs:
         assert r.extra_synapses == (len(r.hosted_on) - 1) * r.synapses
 
+
+@pytest.mark.parametrize("residual", ["s2s", "v2v"])
+def test_lava_relays_priced_as_the_lowering_builds_them(residual):
+    """loihi2 (target-exact): the graded relays and bias units the Lava lowering adds for the
+    stride-2 projections are neurons of the report, exactly as many as in the Lava plan
+    (backends/lava/lowering.py; costmodel/relays.py); a V2V relay is fed by a copy of its
+    source's synapses."""
+    import math
+
+    import torch
+
+    from snnc.backends import lava
+
+    net = cvnets.init_bn(cvnets.CIFARResNet((4, 8, 8), blocks=3, cin=2))
+    c = snnc_compile(net, residual=residual, target="loihi2", timesteps=20,
+                     example_input=torch.zeros(1, 2, 8, 8))
+    plan = lava.lower(c.graph)
+    rep = cost_report(c.graph, "loihi2", rates=0.1)
+    added = sum(math.prod(la.shape) for la in plan.layers if la.op in ("relay", "bias"))
+    assert added > 0 and sum(r.relay_neurons for r in rep.rows) == added
+    inputs = sum(math.prod(la.shape) for la in plan.layers if la.op == "input")
+    assert rep.totals["neurons"] == sum(math.prod(la.shape) for la in plan.layers) - inputs
+    base = cost_report(c.graph.with_attrs(synaptic_delay=0), "loihi2", rates=0.1)  # no relays
+    for r in rep.rows:
+        b = next(x for x in base.rows if x.name == r.name)
+        if residual == "v2v" and r.relay_neurons:
+            src = next(x for x in rep.rows if x.neuron and any(
+                e.attrs.get("tap") == "current" and e.dst == r.name
+                for e in c.graph.users(x.neuron)))
+            assert r.extra_synapses - b.extra_synapses >= src.synapses - src.residual_synapses
