@@ -112,7 +112,8 @@ def calibrate_thresholds(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations:
     becomes theta_l r_l / t_l (the ratio clipped to [1/max_step, max_step]): a neuron that
     resets to zero loses the charge above the threshold at each spike (rate 1 / ceil(theta / x)
     instead of x / theta), a deficit that compounds over layers; a lower threshold restores
-    the layer's mean rate. `iterations` rounds (each layer's rate depends on the layers below).
+    the layer's mean rate; a lif that stays silent in that window is left. `iterations` rounds
+    (each layer's rate depends on the layers below).
     Thresholds of quantised lifs (attr vth_mant) stay integer mantissas. Returns the new graph
     (attr `rate_calibration`: the rounds run)."""
     from dataclasses import replace
@@ -145,7 +146,9 @@ def calibrate_thresholds(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations:
             if not t or r is None:
                 continue
             r = float(r[steps // 2:].mean()) if steps > 1 else float(r.mean())
-            ratio = min(max(r / t, 1.0 / max_step), max_step) if r > 0 else 1.0 / max_step
+            if r <= 0:  # silent (or not reached yet at this T): no ratio to correct by
+                continue
+            ratio = min(max(r / t, 1.0 / max_step), max_step)
             attrs = n.attrs
             if "vth_mant" in attrs:
                 mant = max(1, round(int(attrs["vth_mant"]) * ratio))
