@@ -91,7 +91,7 @@ def normalize(g: Graph, *, scales: Mapping[str, float] | None = None,
         if n.op in ("input", "encoder"):
             units[n.name] = 1.0
         elif n.op in ("conv2d", "linear"):
-            u_out = _demand(g, n.name, scales, base)
+            u_out = _demand(g, n.name, scales, base) * _readout_unit(g, n.name, scales)
             _scale_weighted(n, params, u_in, u_out)
             units[n.name] = u_out
         elif n.op in NORMS:
@@ -193,6 +193,21 @@ def _relay_norm_unit(n: Node, params: dict, u_in, u_out: float) -> float:
     if shift > 0:
         f = min(f, BIAS_GRID[2] / 2 * u_out / shift)
     return u_out / f
+
+
+def _readout_unit(g: Graph, name: str, scales) -> float:
+    """1, or for the classifier of a Loihi 2 readout (backends/relay.py: a membrane of k T
+    logits, k the pooled positions, that resets above READOUT_CEILING) the unit that keeps
+    k T lambda (lambda: the logits' statistic) within half of the ceiling."""
+    from snnc.backends.relay import READOUT_CEILING, exact_loihi2, readout_scale
+
+    users = data_users(g, name)
+    if not exact_loihi2(g) or len(users) != 1 or g.node(users[0].dst).op != "readout":
+        return 1.0
+    lam = float(scales.get(name, 0.0))
+    k = readout_scale(g, users[0].dst)
+    steps = int(g.attrs.get("timesteps", 1) or 1)
+    return max(1.0, 2.0 * k * steps * lam / READOUT_CEILING)
 
 
 def _current_unit(g: Graph, scales) -> float:

@@ -8,7 +8,8 @@
 generic: IF neurons (--leak 1), --normalize fashion-mnist (1000 training images, percentile
 99.9), --residual s2m, --no-bntt, T=64, accuracy on the test images. loihi2: the same with
 loihi2 target semantics (reset to zero, 8-bit weights with per-layer exponents, one step of
-synaptic delay per layer), accuracy against T from one run at the largest T. spikingjelly:
+synaptic delay per layer; the default 3 rounds of threshold calibration with that neuron,
+--calibrate-rates), accuracy against T from one run at the largest T. spikingjelly:
 SpikingJelly's ann2snn (FXConverter + RateCodingRecipe, mode "99.9%", the same 1000
 calibration images) on the same ANN (the ONNX file's weights, rebuilt as a torch module).
 finetune: LIF (leak 0.874), --residual s2s, T=8, the default --bn (bntt on generic: identity
