@@ -26,35 +26,6 @@ from __future__ import annotations
 # the rules (which values cross a relay, which BNs train folded) live in the IR core, shared with
 # the cost model (costmodel/relays.py) and the passes (quantize)
 from snnc.compiler.core.relays import (  # noqa: F401
-    carries_current, exact_loihi2, folded_bn, is_relay_edge,
+    BIAS_GRID, READOUT_CEILING, READOUT_FLOOR, RELAY_STATE_EXP, RELAY_STEP, WEIGHT_GRID,
+    carries_current, exact_loihi2, folded_bn, is_relay_edge, readout_scale,
 )
-
-RELAY_STEP = 0.5
-RELAY_STATE_EXP = 5  # payload = a_in >> 5 = floor(2 v) for a_in = 64 v
-
-
-# -- the readout's range (docs/lava.md "Readout range") -------------------------------------
-# The readout is a CUBA neuron with vDecay 0 and vThMant 2**17 - 1: its 24-bit membrane (units
-# of 1/4096) fires and resets to zero above (2**17 - 1) * 64 / 4096 and saturates at
-# -(2**23 - 1) / 4096 (symmetric 24-bit clip), in the units of the Lava membrane (the PyTorch
-# value times the readout's `scale`).
-READOUT_CEILING = ((1 << 17) - 1) * 64 / 4096
-READOUT_FLOOR = -((1 << 23) - 1) / 4096
-
-
-def readout_scale(g, name: str) -> int:
-    """How many times the Lava readout `name`'s membrane exceeds the PyTorch value: k·k when it
-    reads linear(flatten(avgpool k×k)), summed on Loihi ("Pooled readout"), else 1."""
-    def src(n):
-        ins = g.inputs_of(n)
-        return g.node(ins[0].value_src) if ins else None
-
-    lin = src(name)
-    flat = src(lin.name) if lin is not None and lin.op == "linear" else None
-    pool = src(flat.name) if flat is not None and flat.op in ("flatten", "reshape") else None
-    if pool is None or pool.op not in ("avgpool", "adaptive_avgpool"):
-        return 1
-    inner = src(pool.name)
-    h, w = inner.shape[2:]
-    oh, ow = pool.shape[2:]
-    return (h // oh) * (w // ow)

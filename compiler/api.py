@@ -150,7 +150,7 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
         snn = run_pipeline(ann, conversion_pipeline(o, scales=scales), progress=progress)
         rounds = _rate_rounds(snn, o) if x_calib is not None else 0
         if rounds:
-            from snnc.passes._calibrate import RATE_SAMPLES, calibrate_thresholds
+            from snnc.backends.pytorch.calibrate import RATE_SAMPLES, calibrate_thresholds
 
             if progress:
                 progress("calibrate-rates")

@@ -18,7 +18,6 @@ from snnc.compiler.core.interpret import INTERPRETERS, _role, edge_value
 from snnc.compiler.core.ir import Graph
 
 KEEP = 1 << 21  # at most this many positive values per node enter the percentile
-RATE_SAMPLES = 100  # calibration images `calibrate_thresholds` runs the SNN on
 
 
 def activation_scales(ann: Graph, x: torch.Tensor, *, percentile: float = 99.9,
@@ -77,87 +76,3 @@ def calibration_images(ann: Graph, data, samples: int) -> torch.Tensor:
                         f"graph '{ann.name}' takes {list(shape[1:])} (its input node); pick a "
                         f"matching dataset (or --layout).")
     return x
-
-
-def _ann_values(ann: Graph, x: torch.Tensor, names, batch_size: int = 100):
-    """{name: the ANN-form IR's output of node `name` on images `x`} (the interpreter's ops)."""
-    ins = ann.input_nodes()
-    out: dict[str, list[torch.Tensor]] = {k: [] for k in names}
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            env = {ins[0].name: x[i:i + batch_size].float()}
-            for node in ann.nodes:
-                if node.op == "input":
-                    continue
-                xs = [edge_value(ann, e, env) for e in ann.inputs_of(node.name)]
-                params = {_role(node, k): ann.params[k] for k in node.params}
-                env[node.name] = INTERPRETERS[node.op](node, xs, params)
-                if node.name in out:
-                    out[node.name].append(env[node.name])
-    return {k: torch.cat(v) for k, v in out.items() if v}
-
-
-def calibrate_thresholds(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations: int = 3,
-                         batch_size: int = 50, max_step: float = 2.0) -> Graph:
-    """Layer-wise rate calibration of a normalised SNN with its own neuron (docs/passes.md
-    "Conversion", `--calibrate-rates`).
-
-    After Li et al. 2021 (ICML, "A free lunch from ANN: towards efficient, accurate spiking
-    neural networks calibration"), which corrects each layer's expected output error on
-    calibration data with the SNN's own dynamics: here the quantity corrected is each lif's gain.
-    The SNN module (the graph's own neuron and arithmetic: on Loihi 2 reset to zero, fixed point,
-    synaptic delays) runs on images `x`; for every lif l with a statistic `lambda`, its mean
-    firing rate r_l over the second half of the T steps (after the delays' latency) is compared
-    with the ANN's mean clip(a_l / lambda_l, 0, 1) on the same images, t_l, and its threshold
-    becomes theta_l r_l / t_l (the ratio clipped to [1/max_step, max_step]): a neuron that
-    resets to zero loses the charge above the threshold at each spike (rate 1 / ceil(theta / x)
-    instead of x / theta), a deficit that compounds over layers; a lower threshold restores
-    the layer's mean rate; a lif that stays silent in that window is left. `iterations` rounds
-    (each layer's rate depends on the layers below).
-    Thresholds of quantised lifs (attr vth_mant) stay integer mantissas. Returns the new graph
-    (attr `rate_calibration`: the rounds run)."""
-    from dataclasses import replace
-
-    from snnc.backends.pytorch import build_module
-
-    lifs = [n for n in snn.by_op("lif") if n.attrs.get("lambda")]
-    if snn.params is None or not lifs or iterations <= 0:
-        return snn
-    names = {n.name: (n.name if ann.has_node(n.name) else n.name[:-4]) for n in lifs}
-    acts = _ann_values(ann, x, set(names.values()))
-    target = {}
-    for n in lifs:
-        a = acts.get(names[n.name])
-        if a is not None:
-            target[n.name] = float((a / float(n.attrs["lambda"])).clamp(0, 1).mean())
-    g = snn
-    steps = int(g.attrs.get("timesteps", 1))
-    for _ in range(iterations):
-        m = build_module(g).eval()
-        m.record_rates = True
-        with torch.no_grad():
-            for i in range(0, len(x), batch_size):
-                m(x[i:i + batch_size].float())
-        rates = m.rates()
-        b = g.edit()
-        for n in g.by_op("lif"):
-            t = target.get(n.name)
-            r = rates.get(n.name)
-            if not t or r is None:
-                continue
-            r = float(r[steps // 2:].mean()) if steps > 1 else float(r.mean())
-            if r <= 0:  # silent (or not reached yet at this T): no ratio to correct by
-                continue
-            ratio = min(max(r / t, 1.0 / max_step), max_step)
-            attrs = n.attrs
-            if "vth_mant" in attrs:
-                mant = max(1, round(int(attrs["vth_mant"]) * ratio))
-                attrs = attrs.set(vth=float(attrs["vth"]) * mant / int(attrs["vth_mant"]),
-                                  vth_mant=mant)
-            else:
-                attrs = attrs.set(vth=float(attrs["vth"]) * ratio)
-            b.replace_node(replace(n, attrs=attrs))
-        g = b.build()
-    b = g.edit()
-    b.attrs = b.attrs.set(rate_calibration=int(iterations))
-    return b.build()

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import torch
 
-from snnc.backends.relay import is_relay_edge
+from snnc.compiler.core.relays import is_relay_edge
 from snnc.compiler.core.errors import SnncError
 from snnc.compiler.core.conditions import form_is, has_attrs
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node
@@ -180,7 +180,7 @@ def _relay_norm_unit(n: Node, params: dict, u_in, u_out: float) -> float:
     largest per-channel scale gamma u_in / (sigma u_out) within half of the weight range and the
     largest shift within half of the bias range (at ANN units a few weight steps round to zero);
     the lif it feeds takes the matching threshold lambda / u_out (`_lif`)."""
-    from snnc.backends.pytorch.neuron import BIAS_GRID, WEIGHT_GRID
+    from snnc.compiler.core.relays import BIAS_GRID, WEIGHT_GRID
 
     c = n.shape[1]
     var = params[n.param("running_var")] + float(n.attrs.get("eps", 1e-5))
@@ -199,7 +199,7 @@ def _readout_unit(g: Graph, name: str, scales) -> float:
     """1, or for the classifier of a Loihi 2 readout (backends/relay.py: a membrane of k T
     logits, k the pooled positions, that resets above READOUT_CEILING) the unit that keeps
     k T lambda (lambda: the logits' statistic) within half of the ceiling."""
-    from snnc.backends.relay import READOUT_CEILING, exact_loihi2, readout_scale
+    from snnc.compiler.core.relays import READOUT_CEILING, exact_loihi2, readout_scale
 
     users = data_users(g, name)
     if not exact_loihi2(g) or len(users) != 1 or g.node(users[0].dst).op != "readout":
@@ -218,7 +218,7 @@ def _current_unit(g: Graph, scales) -> float:
     floors it to RELAY_STEP: there every current gets the unit lambda_max RELAY_STEP /
     RELAY_LEVELS, lambda_max the largest statistic of a relayed value, so that the relayed values
     span RELAY_LEVELS relay steps (8 bits, the weights' precision) instead of a few."""
-    from snnc.backends.relay import RELAY_STEP
+    from snnc.compiler.core.relays import RELAY_STEP
 
     relayed = {e.value_src for e in g.edges if is_relay_edge(g, e)}
     lams = [float(scales[v]) for v in relayed if float(scales.get(v, 0.0)) > 0]

@@ -191,8 +191,8 @@ def delay(seq: torch.Tensor, steps: int = 1) -> torch.Tensor:
     return torch.cat([seq.new_zeros((steps, *seq.shape[1:])), seq[:-steps]], 0)
 
 
-WEIGHT_GRID = (1 / 32, -256 / 64, 254 / 64)  # slayer quantize_8bit, w_scale 64
-BIAS_GRID = (1 / 64, -(2 ** 12) / 64, (2 ** 12 - 1) / 64)  # 13-bit mantissa, exponent 6
+# the 8-bit weight and 13-bit bias grids (slayer quantize_8bit, w_scale 64; exponent 6)
+from snnc.compiler.core.relays import BIAS_GRID, WEIGHT_GRID  # noqa: E402,F401
 
 
 def quantize_weight(w: torch.Tensor, step: float, lo: float, hi: float) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """Rate calibration with the SNN's own neuron (docs/passes.md "Conversion", `--calibrate-rates`;
-passes/_calibrate.py `calibrate_thresholds`, after Li et al. 2021's layer-wise calibration).
+backends/pytorch/calibrate.py `calibrate_thresholds`, after Li et al. 2021's layer-wise calibration).
 
 A neuron that resets to zero loses the charge above its threshold at every spike: for a
 constant input x its rate is 1 / (floor(vth / x) + 1), below x / vth, and the deficit compounds
@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnc.compiler import compile
-from snnc.passes._calibrate import _ann_values, calibrate_thresholds
 from snnc.backends.pytorch import build_module
+from snnc.backends.pytorch.calibrate import _ann_values, calibrate_thresholds
 
 
 class Chain(nn.Module):
