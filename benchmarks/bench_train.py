@@ -44,7 +44,7 @@ machine disturbs far less than the wall clock. The load average is printed per r
 
 Memory: "peak RSS" is the growth of the process's peak resident set over the training steps,
 what the operating system sees; it includes freed memory that glibc's heap keeps. "Live peak" is
-the same measured in a separate short run (one warm-up and one timed step) with
+the same measured in a separate run of one training step with
 `MALLOC_MMAP_THRESHOLD_=131072`: every block over 128 KiB is then mmapped and returned when
 freed, so the peak is that of memory actually in use (tensors, oneDNN buffers), for every
 framework alike. That run is slower, so it is not timed.
@@ -329,7 +329,7 @@ LIVE_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}  # every block > 128 KiB mmapped
 
 def _child(name: str, a, threads: int, live: bool = False) -> dict | None:
     """Row `name` in a fresh process; `live`: one short run with glibc's heap retention off."""
-    steps, warmup = (1, 1) if live else (a.steps, a.warmup)
+    steps, warmup = (1, 0) if live else (a.steps, a.warmup)
     cmd = [sys.executable, __file__, "--child", name, "--steps", str(steps), "--warmup",
            str(warmup), "--device", a.device, "--threads", str(threads)]
     env = dict(os.environ)

@@ -2,7 +2,9 @@
 
 A conv or linear layer fed by spikes (payload binary or count: values 0..255) saves its input as
 uint8 instead of float32 and expands it again in backward; the result is bit-identical because
-those values are small integers. `convolution_backward` then computes both gradients in one call.
+those values are small integers. A binary input (0/1 spikes) is saved packed, eight spikes to a
+byte (`pack_bits`): 1/32 of float32, and just as exact. `convolution_backward` then computes
+both gradients in one call.
 """
 
 from __future__ import annotations
@@ -10,44 +12,97 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+# pack_bits: eight bytes b_0..b_7 in {0, 1}, read as one little-endian int64 word w, times MAGIC
+# put b_i at bit 56 + i (every other product lands below bit 56 or above bit 63, without carries)
+_MAGIC = 0x0102040810204080
+_UNPACK: dict[torch.device, torch.Tensor] = {}  # byte v -> int64 whose byte i is bit i of v
+
+
+def pack_bits(x: torch.Tensor) -> tuple[torch.Tensor, tuple, tuple[int, ...]]:
+    """(packed uint8 [ceil(n / 8)], the shape in memory order, the permutation) for a tensor of
+    0/1 values, in its memory order (a channels-last tensor stays channels-last when unpacked)."""
+    perm = tuple(sorted(range(x.dim()), key=lambda d: -x.stride(d)))
+    xp = x.permute(perm)
+    if not xp.is_contiguous():
+        perm, xp = tuple(range(x.dim())), x.contiguous()
+    flat = xp.reshape(-1) != 0
+    pad = -flat.numel() % 8
+    if pad:
+        flat = torch.cat([flat, flat.new_zeros(pad)])
+    words = flat.view(torch.uint8).view(torch.int64)
+    return words.mul_(_MAGIC).bitwise_right_shift_(56).to(torch.uint8), tuple(xp.shape), perm
+
+
+def unpack_bits(packed: torch.Tensor, shape: tuple, perm: tuple[int, ...],
+                dtype: torch.dtype) -> torch.Tensor:
+    """The tensor `pack_bits` packed, as `dtype`, in its original shape and memory order."""
+    lut = _UNPACK.get(packed.device)
+    if lut is None:
+        v = torch.arange(256, dtype=torch.int64)
+        lut = sum(((v >> i) & 1) << (8 * i) for i in range(8)).to(packed.device)
+        _UNPACK[packed.device] = lut
+    n = 1
+    for d in shape:
+        n *= d
+    bits = torch.index_select(lut, 0, packed.int()).view(torch.uint8)[:n].view(shape)
+    inv = [perm.index(d) for d in range(len(perm))]
+    return bits.permute(inv).to(dtype)
+
+
+def _save(ctx, x: torch.Tensor, weight: torch.Tensor, binary: bool) -> None:
+    """Save a spike input compactly: bit-packed (binary) or as uint8 (count)."""
+    if binary:
+        packed, ctx.shape, ctx.perm = pack_bits(x)
+        ctx.save_for_backward(packed, weight)
+    else:
+        ctx.shape = None
+        ctx.save_for_backward(x.to(torch.uint8), weight)
+
+
+def _load(ctx, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    xq, weight = ctx.saved_tensors
+    if ctx.shape is not None:
+        return unpack_bits(xq, ctx.shape, ctx.perm, dtype), weight
+    return xq.to(dtype), weight
+
 
 class SpikeConv2d(torch.autograd.Function):
-    """conv2d whose input is small non-negative integers, saved as uint8."""
+    """conv2d whose input is small non-negative integers (`binary`: 0/1), saved compactly."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, binary=False):
         ctx.conf = (stride, padding, dilation, groups, bias is not None)
-        ctx.save_for_backward(x.to(torch.uint8), weight)
+        _save(ctx, x, weight, binary)
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
     def backward(ctx, grad):
-        xq, weight = ctx.saved_tensors
+        x, weight = _load(ctx, grad.dtype)
         stride, padding, dilation, groups, has_bias = ctx.conf
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], has_bias]
         gi, gw, gb = torch.ops.aten.convolution_backward(
-            grad, xq.to(weight.dtype), weight, [weight.shape[0]] if has_bias else None,
+            grad, x, weight, [weight.shape[0]] if has_bias else None,
             list(stride), list(padding), list(dilation), False, [0, 0], groups, mask)
-        return gi, gw, gb, None, None, None, None
+        return gi, gw, gb, None, None, None, None, None
 
 
 class SpikeLinear(torch.autograd.Function):
-    """linear whose input is small non-negative integers, saved as uint8."""
+    """linear whose input is small non-negative integers (`binary`: 0/1), saved compactly."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias):
+    def forward(ctx, x, weight, bias, binary=False):
         ctx.has_bias = bias is not None
-        ctx.save_for_backward(x.to(torch.uint8), weight)
+        _save(ctx, x, weight, binary)
         return F.linear(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad):
-        xq, weight = ctx.saved_tensors
+        x, weight = _load(ctx, grad.dtype)
         gi = grad @ weight if ctx.needs_input_grad[0] else None
         g2 = grad.reshape(-1, grad.shape[-1])
-        gw = g2.t() @ xq.reshape(-1, xq.shape[-1]).to(weight.dtype)
+        gw = g2.t() @ x.reshape(-1, x.shape[-1])
         gb = g2.sum(0) if ctx.has_bias else None
-        return gi, gw, gb
+        return gi, gw, gb, None
 
 
 def empty_steps(x: torch.Tensor, steps: int, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -63,6 +63,7 @@ class LIF(nn.Module):
             surrogate=a.get("surrogate", "triangle"), alpha=float(a.get("alpha", 0.3)),
             width=float(a.get("width", 1.0)), detach_reset=bool(a.get("detach_reset", False)),
             fixed=fixed, save_dtype=torch.float16 if compact else torch.float32,
+            surrogate_u8=compact,
             decay_k=a.get("decay_k"), vth_mantissa=a.get("vth_mant"),
             v_init=float(a.get("v_init", 0.0)))
         if fixed and (self.cfg.reset, self.cfg.fire) != ("zero", "gt"):

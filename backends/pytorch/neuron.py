@@ -23,7 +23,11 @@ arithmetic of Lava's bit-accurate LIF (PyLifModelBitAcc) with iDecay = 4096, in 
 Backward is BPTT through the same recursion (the quantisers pass gradients straight through),
 with d o / d u given by the registered surrogate. The forward saves only the membrane (in
 `save_dtype`: float32 for exact gradients, float16 to halve the memory) and, for reset to zero,
-the spikes as bool; the input and the float spikes are not kept.
+the spikes as bool; the input and the float spikes are not kept. With `surrogate_u8` (the
+module's compact mode), where backward needs the surrogate and not the membrane itself (reset
+to subtract, or a detached reset), the forward evaluates the surrogate and saves it in 8 bits,
+round(255 s / alpha) (every registered surrogate lies in [0, alpha]): one byte per neuron and
+step instead of two, within alpha / 510 of the float value (docs/pytorch-backend.md "Memory").
 
 Plain torch operations on whatever device the input lives on (CPU or CUDA), in one autograd
 node per layer; torch.compile traces it. A fused C kernel was measured against this path and
@@ -56,6 +60,7 @@ class LIFConfig:
     detach_reset: bool = False
     fixed: bool = False  # Loihi 2 fixed-point arithmetic (implies reset zero, fire gt)
     save_dtype: torch.dtype = torch.float32
+    surrogate_u8: bool = False  # save the surrogate as uint8 where the membrane is not needed
     decay_k: int | None = None  # set by the quantize pass (lif attr decay_k)
     vth_mantissa: int | None = None  # set by the quantize pass (lif attr vth_mant)
     v_init: float = 0.0  # initial membrane u_{-1} as a fraction of the threshold (lif v_init)
@@ -79,11 +84,25 @@ class LIFConfig:
             return 1.0 - self.v_decay / 4096.0, self.vth_mant / 64.0, True, True
         return self.leak, self.vth, self.reset == "zero", self.fire == "gt"
 
+    def saves_surrogate(self) -> bool:
+        """Whether backward reads only the surrogate (saved as uint8), not the membrane: the
+        reset-to-zero gradient (unless detached) multiplies by u itself."""
+        return self.surrogate_u8 and not self.fixed and (self.reset != "zero"
+                                                         or self.detach_reset)
+
+
+def _save_surrogate(u: torch.Tensor, cfg: LIFConfig, out: torch.Tensor) -> None:
+    """out (uint8) <- round(255 * surrogate(u) / alpha)."""
+    _, theta, _, _ = cfg.effective()
+    s = SURROGATES[cfg.surrogate](u, theta, cfg.alpha, cfg.width)
+    out.copy_(s.mul_(255.0 / cfg.alpha).add_(0.5).clamp_(0.0, 255.0))  # truncation = rounding
+
 
 def _forward_float(x, steps, cfg: LIFConfig, out, mem, spk):
     """The float recursion, in place on one state tensor: per step (u - theta o) * lam + x_t
     (subtract) or (u masked to 0 where o) * lam + x_t (zero), which equals x_t + lam (...) bit
-    for bit (one rounding per operation, addition commutes)."""
+    for bit (one rounding per operation, addition commutes). `mem` (uint8 when the config
+    saves the surrogate) receives what backward reads at each step."""
     lam, theta, zero, gt = cfg.effective()
     static = x.shape[0] == 1
     fire = torch.gt if gt else torch.ge
@@ -100,7 +119,10 @@ def _forward_float(x, steps, cfg: LIFConfig, out, mem, spk):
             u.mul_(lam).add_(x[0 if static else t])
         fire(u, theta, out=buf[t])
         out[t].copy_(buf[t])
-        mem[t].copy_(u)
+        if mem.dtype == torch.uint8:
+            _save_surrogate(u, cfg, mem[t])
+        else:
+            mem[t].copy_(u)
 
 
 def _forward_fixed(x, steps, cfg: LIFConfig, out, mem, spk):
@@ -125,14 +147,20 @@ def _backward(grad, mem, spk, cfg: LIFConfig, static: bool):
 
         g_t = s_t (grad_t - lam theta n) + lam n                 subtract
         g_t = s_t (grad_t - lam u_t n) + lam (1 - o_t) n        zero
-        (the reset term dropped with detach_reset: g_t = s_t grad_t + lam [1 - o_t] n)"""
+        (the reset term dropped with detach_reset: g_t = s_t grad_t + lam [1 - o_t] n)
+
+    `mem` holds u_t, or (uint8) the saved surrogate 255 s_t / alpha."""
     lam, theta, zero, _ = cfg.effective()
     sur = SURROGATES[cfg.surrogate]
     gx = torch.zeros_like(grad[0]) if static else torch.empty_like(grad)
     n = None
+    saved_s = mem.dtype == torch.uint8
     for t in range(mem.shape[0] - 1, -1, -1):
-        u = mem[t].to(grad.dtype)
-        s = sur(u, theta, cfg.alpha, cfg.width)
+        if saved_s:
+            u, s = None, mem[t].to(grad.dtype).mul_(cfg.alpha / 255.0)
+        else:
+            u = mem[t].to(grad.dtype)
+            s = sur(u, theta, cfg.alpha, cfg.width)
         if n is None:
             g = grad[t] * s
         else:
@@ -158,7 +186,8 @@ class LIFScan(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, steps: int, cfg: LIFConfig):
         zero = cfg.effective()[2]
         out = empty_steps(x, steps)
-        mem = empty_steps(x, steps, cfg.save_dtype)
+        saves_s = cfg.saves_surrogate()
+        mem = empty_steps(x, steps, torch.uint8 if saves_s else cfg.save_dtype)
         spk = empty_steps(x, steps, torch.bool) if zero else None
         with torch.no_grad():
             if cfg.fixed:

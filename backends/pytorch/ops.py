@@ -109,6 +109,7 @@ class Weighted(nn.Module):
         self.bias_grid = (bs, -(2 ** 12) * bs, (2 ** 12 - 1) * bs) if bs else BIAS_GRID
         self.spiking = ctx.compact and bool(ctx.in_payloads) and ctx.in_payloads[0] in (
             Payload.BINARY, Payload.COUNT)
+        self.binary = self.spiking and ctx.in_payloads[0] is Payload.BINARY  # saved bit-packed
         self._bn: tuple = ()  # the BatchNorm trained folded into this layer (fold_bn)
 
     def fold_bn(self, bn: "BatchNorm") -> None:
@@ -161,11 +162,12 @@ class Weighted(nn.Module):
     def _run(self, x: torch.Tensor, w, b) -> torch.Tensor:
         spiking = self.spiking and torch.is_grad_enabled()
         if not self.conv:
-            return SpikeLinear.apply(x, w, b) if spiking else F.linear(x, w, b)
+            return SpikeLinear.apply(x, w, b, self.binary) if spiking else F.linear(x, w, b)
         if not self.sym:
             x = F.pad(x, self.fpad)
         if spiking:
-            return SpikeConv2d.apply(x, w, b, self.stride, self.pad, self.dil, self.groups)
+            return SpikeConv2d.apply(x, w, b, self.stride, self.pad, self.dil, self.groups,
+                                     self.binary)
         return F.conv2d(x, w, b, self.stride, self.pad, self.dil, self.groups)
 
     def forward(self, ins):
