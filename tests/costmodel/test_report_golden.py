@@ -1,8 +1,9 @@
 """`snnc cost MODEL --format json` against reports written before the whole path was made
 faster (docs/costmodel.md "Speed"): the bundled example (models/examples/resnet20.onnx) on
 generic, loihi1, loihi2 and with v2v residuals, and a pytorchcv-style DenseNet
-(tests/costmodel/nets.py, seed 0, exported to ONNX) on generic and loihi2. Every count and
-figure must stay what it was (floats to 1e-9 relative: they come from float32 reductions);
+(tests/cvnets.py, seed 0, exported to ONNX) on generic and loihi2. Every count and
+figure must stay what it was (floats to 1e-5 relative: some come from float32 reductions, whose
+last bits depend on the machine's SIMD width);
 only the notes (prose) are left out. After an intended change of the cost model, rewrite the
 files with SNNC_UPDATE_GOLDEN=1 and review their diff."""
 
@@ -20,7 +21,7 @@ import pytest
 import torch
 
 from snnc.compiler.cli import main
-from tests.costmodel import nets
+from tests import cvnets as nets
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -55,7 +56,7 @@ def _same(got, want, where="report"):
         for i, (a, b) in enumerate(zip(got, want)):
             _same(a, b, f"{where}[{i}]")
     elif isinstance(want, float) and not isinstance(got, bool):
-        assert isinstance(got, (int, float)) and math.isclose(got, want, rel_tol=1e-9,
+        assert isinstance(got, (int, float)) and math.isclose(got, want, rel_tol=1e-5,
                                                                abs_tol=1e-300), (where, got, want)
     else:
         assert got == want and type(got) is type(want), (where, got, want)
