@@ -225,7 +225,7 @@ def compile_cmd(ctx, model, output, emit, cost, plot, force, options, input_shap
                      progress=lambda name: status.update(f"pass {name}"))
         status.update("writing " + str(out))
         c.save(out, emit=kinds, cost=cost, plot=plot, force=force, sources=sources)
-    if options.bn == "auto" and c.ann.by_op("batchnorm"):
+    if options.bn == "auto" and c.ann is not None and c.ann.by_op("batchnorm"):
         why = (f"the {c.options.target} default: a Loihi neuron holds no per-step statistics; "
                f"--bn bntt trains BNTT, which --emit lava refuses")
         if c.options.bn == "fold":
