@@ -75,7 +75,8 @@ def _warn_once(key: str, msg: str, *args) -> None:
 
 def resolve_bn(o: Options) -> str:
     """`bn = auto` -> the target file's `features.bn_default` under target semantics (loihi2:
-    `fold`: a Loihi neuron holds no per-step statistics, so a BNTT net cannot be deployed;
+    `shared`, trained folded: a Loihi neuron holds no per-step statistics, so a BNTT net
+    cannot be deployed;
     docs/lava.md "Deployable default"), `bntt` under paper semantics (paper 2). Other modes
     unchanged."""
     if o.bn != "auto":
@@ -111,7 +112,8 @@ def conversion_pipeline(options: Options | None = None, /, *,
     `neuron_options`; without graded spikes a lif after every add with no activation,
     unactivated_add=lif) -> bn-to-bntt{missing=identity} (bn = bntt: per-step BNTT, identity
     BNTT where the exporter folded BN; bn = shared: `mode=shared`, the BNs stay, one per layer
-    shared over time, with an identity BN where the exporter folded one) ->
+    shared over time, with an identity BN where the exporter folded one except under
+    fixed-point arithmetic) ->
     spike-linear-outputs (no graded spikes) -> lower-residual{mode=residual} ->
     encode{kind=encoder; auto = features.encoder_default} -> readout -> [boost] ->
     annotate-payloads -> legalize-graded (no graded spikes) -> quantize (arithmetic lava-fixed
@@ -165,7 +167,12 @@ def conversion_pipeline(options: Options | None = None, /, *,
     if bn == "bntt":
         specs.append(_spec("bn-to-bntt", missing="identity"))
     elif bn == "shared":
-        specs.append(_spec("bn-to-bntt", missing="identity", mode="shared"))
+        # fixed-point arithmetic (loihi2): the source's BNs are trained folded into their
+        # layers (docs/lava.md "Deployable default"); none is inserted where the exporter
+        # folded one, so those layers keep quantize's per-layer weight exponent (an inserted
+        # identity BN would put their weights on the standard grid: few levels)
+        specs.append(_spec("bn-to-bntt", missing="skip" if fixed else "identity",
+                           mode="shared"))
     if not graded:
         specs.append(_spec("spike-linear-outputs"))
     specs += [_spec("lower-residual", mode=residual), _spec("encode", kind=encoder),
