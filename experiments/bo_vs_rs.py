@@ -47,7 +47,10 @@ def execute(run: Run, scale: Scale, workdir: Path) -> dict:
     for method, key in (("bo", "bo"), ("random", "rs")):
         evals = searchrun.search_once(ev, scale, ss, run.seed, method, workdir / key)
         objs[key] = [e["objective"] if e["status"] == "ok" else float("inf") for e in evals]
-        rec[key] = {"journal": str(workdir / key / "journal.jsonl"), "objectives": objs[key],
+        # relative to the experiment's directory OUT (workdir is OUT/work/<run key>), so that
+        # results.json names no path of the machine that ran it
+        journal = Path("work") / workdir.name / key / "journal.jsonl"
+        rec[key] = {"journal": journal.as_posix(), "objectives": objs[key],
                     "best": min(objs[key]),
                     "best_describe": min((e for e in evals if e["status"] == "ok"),
                                          key=lambda e: e["objective"])["describe"]}
@@ -100,7 +103,7 @@ def plot(records, summary, out, scale: Scale):
     from snnc.search.plots import plot_best_so_far
 
     n = len(records)
-    return [plot_best_so_far({"BO": [r["bo"]["journal"] for r in records],
-                              "RS": [r["rs"]["journal"] for r in records]},
+    return [plot_best_so_far({"BO": [out / r["bo"]["journal"] for r in records],
+                              "RS": [out / r["rs"]["journal"] for r in records]},
                              out / "best_so_far.png",
                              title=f"{NAME} ({CITES}): best drop so far (pp), {n} seed(s)")]
