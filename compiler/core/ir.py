@@ -12,6 +12,8 @@ edits a graph someone else holds. See docs/ir.md for every op, its attributes an
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import enum
 import itertools
 import math
@@ -537,11 +539,26 @@ class GraphBuilder:
         g = _derived(Graph(self.name, tuple(self.nodes[n] for n in order), tuple(self.edges),
                            tuple(self.outputs), form or self.form, self.attrs, params),
                      self.base)
-        if check:
+        if check and not _DEFERRED.get():
             from snnc.compiler.core.verify import verify
 
             verify(g)
         return g
+
+
+_DEFERRED = contextvars.ContextVar("snnc_verify_deferred", default=False)
+
+
+@contextlib.contextmanager
+def deferred_verify():
+    """`build()` does not verify inside this block: whoever opened it verifies the graph that
+    comes out (compiler/core/passmanager.py `run_pipeline`). `verify(g)` called directly
+    still checks."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
 
 
 def _toposort(nodes: Mapping[str, Node], edges: Iterable[Edge], gname: str) -> list[str]:

@@ -7,7 +7,8 @@ kebab-case CLI name. Its docstring is its contract (Requires / Guarantees / Impl
     def lower_residual(g: Graph, *, mode: str = "s2s") -> Graph: ...
 
 `--pass NAME{k=v,...}` runs a registered pass; `--pass module:function{k=v,...}` a user's.
-`run_pipeline` verifies after every pass and names the failing pass and those before it.
+`run_pipeline` verifies after every pass (snnc's own passes: once, at the end, re-running
+verified after every pass if anything fails) and names the failing pass and those before it.
 
 The IR core (docs/architecture.md): it imports nothing above it. The built-in passes register
 when `snnc.passes.load_builtin_passes()` imports them.
@@ -189,9 +190,41 @@ def apply_pass_options(specs: Sequence[PassSpec], options: Sequence[str]) -> lis
 
 
 def run_pipeline(g: Graph, passes: Sequence[PassSpec | PassFn],
-                 progress: Callable[[str], None] | None = None) -> Graph:
+                 progress: Callable[[str], None] | None = None, *,
+                 verify_each: bool | None = None) -> Graph:
     """Run `passes` in order: each pass's `requires` before it, its `ensures` and the verifier
-    after it."""
+    after it.
+
+    When every pass is one of snnc's own (and debug logging is off), the graphs between passes
+    are verified once, at the end (`verify_each=False`): the passes run with their `build()`
+    checks deferred and the result gets the verifier's full check. Should anything fail on the
+    way (a refusal, a requires/ensures, the final check, any exception), the pipeline runs
+    again from `g` verifying after every pass, so the error raised is the one that names the
+    pass, exactly as `verify_each=True` (the passes are pure functions: the same graphs come
+    out). A user's pass (`--pass module:function`) always gets the check after every pass.
+    """
+    from snnc.compiler.core.ir import deferred_verify
+    from snnc.compiler.core.verify import verify
+
+    if verify_each is None:
+        verify_each = log.isEnabledFor(logging.DEBUG) or not all(_builtin(p) for p in passes)
+    if not verify_each:
+        try:
+            with deferred_verify():
+                out = _run(g, passes, progress, check=False)
+            return verify(out)
+        except Exception:  # noqa: BLE001 - re-run below: it raises the error naming the pass
+            progress = None  # the passes were announced once already
+    return _run(g, passes, progress, check=True)
+
+
+def _builtin(p: PassSpec | PassFn) -> bool:
+    fn = p.fn if isinstance(p, PassSpec) else p
+    return str(getattr(fn, "__module__", "")).startswith("snnc.")
+
+
+def _run(g: Graph, passes: Sequence[PassSpec | PassFn],
+         progress: Callable[[str], None] | None, check: bool) -> Graph:
     from snnc.compiler.core.text import print_ir
     from snnc.compiler.core.verify import verify
 
@@ -209,10 +242,11 @@ def run_pipeline(g: Graph, passes: Sequence[PassSpec | PassFn],
             raise type(err)(f"in pass '{name}'{before}: {err}") from None
         if not isinstance(out, Graph):
             raise PassFailed(f"pass '{name}' returned {type(out).__name__}, not a Graph")
-        try:
-            verify(out)
-        except VerifyError as err:
-            raise PassFailed(f"after pass '{name}'{before}: {err}") from None
+        if check:
+            try:
+                verify(out)
+            except VerifyError as err:
+                raise PassFailed(f"after pass '{name}'{before}: {err}") from None
         check_ensures(name, fn, out, options, before)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("after %s:\n%s", name, print_ir(out))

@@ -36,6 +36,7 @@ from snnc.compiler.frontends.onnx_attrs import check_nodes, static_shapes
 from snnc.compiler.frontends.onnx_check import (
     _first, check_external, check_file, check_onnx, split_weights, tensor_array,
 )
+from snnc.compiler.frontends.onnx_wire import read_split
 from snnc.compiler.frontends.onnx_ops import CONST_EVALS, ONNX_CONVERTERS, Reject
 from snnc.compiler.core.ir import Attrs, Graph, GraphBuilder, Node, sanitize
 from snnc.compiler.core.shapes import infer_shape
@@ -106,12 +107,8 @@ def load_model(path: str | os.PathLike, input_shape=None
     label = str(path)
     _sniff(path, label)
     check_file(path, label)
-    try:
-        model = onnx.load_model(str(path), load_external_data=False)
-    except Exception as err:  # protobuf's DecodeError and friends
-        raise ImportFailed(f"{label}: cannot be parsed as ONNX ({type(err).__name__}: "
-                           f"{str(err)[:200]}). The file is truncated or not an ONNX model: "
-                           f"export it again.") from None
+    fast = read_split(path) if _protobuf_file(path) else None
+    model, split = fast if fast is not None else (_parse(path, label), None)
     if not model.graph.node or model.ir_version <= 0:
         raise ImportFailed(f"{label}: parses but holds no ONNX graph (ir_version "
                            f"{model.ir_version}, {len(model.graph.node)} nodes): it is "
@@ -125,6 +122,8 @@ def load_model(path: str | os.PathLike, input_shape=None
                            f"version {onnx.IR_VERSION}): re-export with opset_version="
                            f"{min(newest, 20)}, or upgrade onnx.")
     if opset is not None and opset < MIN_OPSET:
+        if split is not None:  # the converter needs the weights inside the model
+            model, split = _parse(path, label), None
         try:
             onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
             onnx.checker.check_model(model)
@@ -135,7 +134,8 @@ def load_model(path: str | os.PathLike, input_shape=None
                                f"Re-export with opset_version={MIN_OPSET} or later.") from None
     if input_shape is not None:
         _set_input_shape(model, input_shape, label)
-    split = split_weights(model)
+    if split is None:
+        split = split_weights(model)
     model = check_onnx(model, path, label, split)
     sizes = {t.name: 4 * math.prod(t.dims) for t in model.graph.initializer}
     if sizes:
@@ -148,6 +148,22 @@ def load_model(path: str | os.PathLike, input_shape=None
         consts[t.name] = tensor_array(t, label, path.parent, split.pop(i, None))
         t.ClearField("raw_data")  # the array holds the data now: never two copies
     return model, consts
+
+
+def _protobuf_file(path: Path) -> bool:
+    """Whether onnx.load_model reads `path` as binary protobuf (not a text format, which it
+    picks by the file's extension)."""
+    fmt = onnx.serialization.registry.get_format_from_file_extension(path.suffix)
+    return fmt in (None, "protobuf")
+
+
+def _parse(path: Path, label: str) -> onnx.ModelProto:
+    try:
+        return onnx.load_model(str(path), load_external_data=False)
+    except Exception as err:  # protobuf's DecodeError and friends
+        raise ImportFailed(f"{label}: cannot be parsed as ONNX ({type(err).__name__}: "
+                           f"{str(err)[:200]}). The file is truncated or not an ONNX model: "
+                           f"export it again.") from None
 
 
 # -- names ------------------------------------------------------------------------------------
@@ -331,7 +347,7 @@ def _param(arr: np.ndarray, used: set[int]) -> torch.Tensor:
     already given to another parameter (a shared initializer) or read-only is copied."""
     a = np.ascontiguousarray(arr, dtype=np.float32)
     ptr = a.__array_interface__["data"][0]
-    if not a.flags.writeable or (a.size and ptr in used):
+    if not a.flags.writeable or not a.flags.aligned or (a.size and ptr in used):
         a = a.copy()
         ptr = a.__array_interface__["data"][0]
     used.add(ptr)

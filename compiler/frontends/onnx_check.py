@@ -134,11 +134,16 @@ def split_weights(model: onnx.ModelProto) -> dict[int, bytes]:
     structure, not its weights (a densenet121 file: 0.4 MB instead of 32 MB, twice)."""
     out = {}
     for i, t in enumerate(model.graph.initializer):
-        if t.data_type in _FLOAT_TYPES and t.HasField("raw_data") \
-                and math.prod(t.dims) > SHAPE_DATA_MAX:
+        if splits(t) and t.HasField("raw_data"):
             out[i] = t.raw_data
             t.ClearField("raw_data")
     return out
+
+
+def splits(t: onnx.TensorProto) -> bool:
+    """Whether `split_weights` takes initializer `t`'s inline data out: a float tensor above
+    SHAPE_DATA_MAX values (compiler/frontends/onnx_wire.py applies the same rule)."""
+    return t.data_type in _FLOAT_TYPES and math.prod(t.dims) > SHAPE_DATA_MAX
 
 
 def _structure(model: onnx.ModelProto, split: dict[int, bytes]) -> onnx.ModelProto:

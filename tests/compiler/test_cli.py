@@ -197,3 +197,30 @@ def test_reset_option(tmp_path, capsys):
     code, _, err = run(["compile", EXAMPLE, "--reset", "subtract", "--target", "loihi2",
                         "-o", tmp_path / "s.snnc"], capsys)
     assert code == 2 and "resets to zero" in err and not (tmp_path / "s.snnc").exists()
+
+
+def test_a_command_runs_with_fewer_collections_and_restores_the_callers(capsys, monkeypatch):
+    """`main` raises the collector's first threshold while a command runs (graphs are many
+    small objects freed by reference count, docs/costmodel.md "Speed") and gives the caller's
+    settings back, also when the command fails; a caller who turned collection off keeps it
+    off."""
+    import gc
+
+    from snnc.compiler import cli
+
+    seen = []
+    real = cli._main
+    monkeypatch.setattr(cli, "_main", lambda argv: (seen.append(gc.get_threshold()),
+                                                    real(argv))[1])
+    old = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        assert main(["targets"]) == 0
+        assert seen[-1] == (cli.GC_THRESHOLD, 10, 10) and gc.get_threshold() == (700, 10, 10)
+        assert main(["cost", "no-such-file.onnx"]) == 2
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(0, 10, 10)
+        assert main(["targets"]) == 0
+        assert seen[-1] == (0, 10, 10) and gc.get_threshold() == (0, 10, 10)
+    finally:
+        gc.set_threshold(*old)

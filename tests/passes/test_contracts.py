@@ -9,7 +9,7 @@ import pytest
 
 from snnc.compiler.core import passmanager as pm
 from snnc.compiler.core.conditions import Condition, failure, form_is, lacks_ops
-from snnc.compiler.core.errors import PassFailed
+from snnc.compiler.core.errors import PassFailed, SnncError
 from snnc.compiler.core.ir import Form, Graph
 from snnc.compiler.core.text import parse
 from snnc.passes import load_builtin_passes, parse_pass_spec
@@ -95,3 +95,52 @@ def test_every_ensure_holds_through_the_pipeline(target):
 
     out = pm.run_pipeline(parse(BASIC), conversion_pipeline(Options(target=target, timesteps=4)))
     assert out.form is Form.SNN
+
+
+def test_verified_once_per_pipeline_gives_what_verifying_each_pass_gives():
+    """snnc's own passes are verified once, at the end of the pipeline (docs/passes.md
+    "Contracts"): the same graph as with the verifier after every pass, itself verified."""
+    from snnc.compiler.core.options import Options
+    from snnc.compiler.core.text import print_ir
+
+    for target in ("generic", "loihi1"):
+        passes = conversion_pipeline(Options(target=target, timesteps=4))
+        fast = pm.run_pipeline(parse(BASIC), passes)
+        each = pm.run_pipeline(parse(BASIC), passes, verify_each=True)
+        assert fast == each and print_ir(fast) == print_ir(each)
+        assert fast._index.get("verified")
+
+
+def test_a_broken_builtin_graph_is_named_as_when_verifying_each_pass(monkeypatch):
+    """A built-in pass whose graph the verifier rejects, masked by the passes after it: the
+    pipeline runs again verifying each pass and names that pass, as it always did."""
+    from dataclasses import replace
+
+    from snnc.compiler.core.ir import Node
+
+    passes = load_builtin_passes()
+    real = passes["snn-attrs"]
+
+    def broken(g, **kw):  # a wrong shape on the last node, which no later pass repairs
+        out = real(g, **kw)
+        b = out.edit()
+        last = out.nodes[-1]
+        b.replace_node(replace(last, shape=(*last.shape[:-1], last.shape[-1] + 1)))
+        return b.build()
+
+    for attr in ("pass_name", "requires", "ensures", "__module__", "__wrapped__"):
+        if hasattr(real, attr):
+            setattr(broken, attr, getattr(real, attr))
+    broken.__signature__ = __import__("inspect").signature(real)
+    monkeypatch.setitem(pm.PASSES, "snn-attrs", broken)
+    specs = [parse_pass_spec("maxpool-to-avgpool"), parse_pass_spec("snn-attrs"),
+             parse_pass_spec("relu-to-lif")]
+    seen = []
+    with pytest.raises(SnncError) as fast:
+        pm.run_pipeline(parse(BASIC), specs, progress=seen.append)
+    with pytest.raises(SnncError) as each:
+        pm.run_pipeline(parse(BASIC), specs, verify_each=True)
+    assert str(fast.value) == str(each.value)
+    assert type(fast.value) is type(each.value)
+    assert str(fast.value).startswith("in pass 'snn-attrs' (ran after: maxpool-to-avgpool)")
+    assert seen == ["maxpool-to-avgpool", "snn-attrs", "relu-to-lif"]  # announced once

@@ -1,0 +1,112 @@
+"""compiler/frontends/onnx_wire.py: the file's weights read once, into aligned arrays the IR
+shares; the structure parsed alone. Its result must be what `onnx.load_model` then
+`onnx_check.split_weights` give, and anything but the plain form must go the ordinary way."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from snnc.compiler.core.errors import ImportFailed
+from snnc.compiler.frontends import onnx_check
+from snnc.compiler.frontends.onnx import from_onnx, load_model
+from snnc.compiler.frontends.onnx_wire import read_split
+
+
+def _ordinary(path):
+    model = onnx.load_model(str(path), load_external_data=False)
+    return model, onnx_check.split_weights(model)
+
+
+@pytest.mark.parametrize("zoo_id,exporter", [("densenet121", "torchscript"),
+                                             ("mobilenetv2", "dynamo"),
+                                             ("resnet20", "torchscript")])
+def test_same_as_onnx_load_then_split(zoo_id, exporter, exports):
+    path = exports(zoo_id, exporter)
+    want_model, want_split = _ordinary(path)
+    got = read_split(path)
+    assert got is not None
+    model, split = got
+    assert model.SerializeToString() == want_model.SerializeToString()
+    assert split.keys() == want_split.keys()
+    assert split or exporter == "dynamo"  # the dynamo exporter writes external data
+    for i, raw in want_split.items():
+        assert split[i].tobytes() == raw, model.graph.initializer[i].name
+        assert split[i].ctypes.data % 64 == 0 and split[i].flags.writeable
+    # shape data (<= SHAPE_DATA_MAX values) stays inline, as split_weights leaves it
+    kept = [t for t in model.graph.initializer if t.HasField("raw_data")]
+    assert all(not onnx_check.splits(t) for t in kept)
+
+
+def test_the_ir_shares_the_arrays(exports):
+    """The weights are held once: the IR's tensor is the array read from the file (aligned,
+    writable); an unaligned or read-only array is copied."""
+    import numpy as np
+
+    from snnc.compiler.frontends.onnx import _param
+
+    path = exports("resnet20", "torchscript")
+    model, split = read_split(path)
+    arr = onnx_check.tensor_array(model.graph.initializer[min(split)], "x", None,
+                                  split[min(split)])
+    t = _param(arr, set())
+    assert t.data_ptr() == arr.ctypes.data and t.data_ptr() % 64 == 0
+    odd = np.frombuffer(bytearray(4 * 33), np.float32, count=32, offset=1)
+    assert not odd.flags.aligned and _param(odd, set()).data_ptr() != odd.ctypes.data
+    g = from_onnx(path)
+    weights = [v for k, v in g.params.items() if k.endswith(".weight")]
+    assert weights and all(w.data_ptr() % 64 == 0 for w in weights)
+
+
+def _model(init_raw: list[bytes]) -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 100])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 100])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [1, 100], init_raw[0], raw=True)
+    node = helper.make_node("Add", ["x", "w"], ["y"])
+    g = helper.make_graph([node], "g", [x], [y], [w])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _field(key: int, body: bytes) -> bytes:
+    return bytes([key]) + _varint(len(body)) + body
+
+
+def test_unusual_wire_forms_go_the_ordinary_way(tmp_path):
+    m = _model([bytes(400)])
+    plain, graph = m.SerializeToString(), m.graph.SerializeToString()
+    m.ClearField("graph")
+    rest = m.SerializeToString()
+    path = tmp_path / "plain.onnx"
+    path.write_bytes(plain)
+    assert read_split(path) is not None
+    # the graph given twice: protobuf merges the two (two nodes), not handled here
+    twice = tmp_path / "graph_twice.onnx"
+    twice.write_bytes(plain + _field(0x3A, graph))
+    assert read_split(twice) is None
+    assert len(onnx.load_model(str(twice)).graph.node) == 2
+    # raw_data given twice in one initializer: protobuf keeps the last one
+    body = helper.make_tensor("w", TensorProto.FLOAT, [1, 100], bytes(400),
+                              raw=True).SerializeToString()
+    t, t2 = _field(0x2A, body), _field(0x2A, body + _field(0x4A, bytes([1]) * 400))
+    assert graph.count(t) == 1
+    double = tmp_path / "raw_twice.onnx"
+    double.write_bytes(rest + _field(0x3A, graph.replace(t, t2)))
+    assert read_split(double) is None
+    _, consts = load_model(double)
+    assert consts["w"].tobytes() == bytes([1]) * 400  # protobuf's reading: the last one
+    # a truncated file: refused by the ordinary read, with its message
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(plain[: len(plain) - 50])
+    assert read_split(cut) is None
+    with pytest.raises(ImportFailed, match="truncated"):
+        load_model(cut)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
