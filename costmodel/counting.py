@@ -116,11 +116,9 @@ def nonzero_synapses(g: Graph, node: Node) -> int | None:
     key = node.param("weight")
     if key is None or g.params is None:
         return None
-    import torch
-
-    w = torch.as_tensor(g.param(key))
+    nonzero = _array(g.param(key)) != 0  # counted on a bool array: numpy's fast path
     if node.op == "linear":
-        return int(torch.count_nonzero(w))
+        return int(np.count_nonzero(nonzero))
     c = connectivity(g, node)
     a = node.attrs
     (_, _, h, wd), (_, _, ho, wo) = c.in_shape, node.shape
@@ -131,8 +129,21 @@ def nonzero_synapses(g: Graph, node: Node) -> int | None:
     pad = tuple(a.get("pad", (0, 0, 0, 0)))
     rows = taps_inside(h, ho, kh, s[0], pad[0], d[0])
     cols = taps_inside(wd, wo, kw, s[1], pad[1], d[1])
-    nz = torch.count_nonzero(w, dim=(0, 1)).numpy().astype(np.int64)
+    taps = np.ascontiguousarray(nonzero.reshape(-1, kh * kw).T)  # one row per tap (i, j)
+    nz = np.array([np.count_nonzero(t) for t in taps], dtype=np.int64).reshape(kh, kw)
     return int(rows @ nz @ cols)
+
+
+def _array(w) -> np.ndarray:
+    """`w` (a tensor or array) as a numpy array, without a copy for a CPU tensor: counted by
+    numpy, on this thread (torch's count_nonzero runs on its intra-op threads, whose start-up
+    and spinning cost more than the count on a busy machine; docs/costmodel.md "Speed")."""
+    import torch
+
+    if isinstance(w, torch.Tensor):
+        w = w.detach().cpu()
+        return (w.float() if w.dtype is torch.bfloat16 else w).numpy()
+    return np.asarray(w)
 
 
 def count_layers(g: Graph, target: Target, act: Activity | None, *, stats: dict | None = None,

@@ -127,7 +127,11 @@ def annotate_skips(g: Graph) -> Graph:
     the skip path has nodes, hops = weighted layers on the main path between source and merge.
     Inputs with hops 0 stay DATA. Already annotated edges are kept, so the function is
     idempotent. Returns a new verified graph (the same graph when nothing changes).
+    A graph this function returned is remembered as annotated (graphs never change), so that
+    the pipeline's annotate-skips on the graph `import_ann` annotated costs nothing.
     """
+    if g._index.get("skips_annotated"):
+        return g
     mp = main_path(g)
     changes: list[tuple[Edge, Edge]] = []
     for name in mp.nodes:
@@ -148,11 +152,14 @@ def annotate_skips(g: Graph) -> Graph:
             kind = EdgeKind.ASC if node.op == "add" else EdgeKind.DSC
             changes.append((e, Edge(src, name, e.port, kind, hops, proj, e.payload, e.attrs)))
     if not changes:
+        g._index["skips_annotated"] = True
         return g
     b = g.edit()
     for old, new in changes:
         b.replace_edge(old, new)
-    return b.build()
+    out = b.build()
+    out._index["skips_annotated"] = True
+    return out
 
 
 @dataclass(frozen=True, eq=False)

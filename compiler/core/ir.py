@@ -356,10 +356,26 @@ class _EdgeList(list):
         super().append(e)
 
     def extend(self, items: Iterable[Edge]) -> None:
-        add, push = self._add, super().append
+        # `_add` inlined: every `Graph.edit()` indexes all the graph's edges here
+        pos, by_dst, by_src, push = self.pos, self.by_dst, self.by_src, super().append
+        i = len(self)
         for e in items:
-            add(e, len(self))
+            if pos.setdefault(e, i) != i:
+                raise VerifyError(f"edge %{e.src} -> %{e.dst} port {e.port} is added twice")
+            lst = by_dst.get(e.dst)
+            if lst is None:
+                by_dst[e.dst] = [e]
+            else:
+                lst.append(e)
+            lst = by_src.get(e.src)
+            if lst is None:
+                by_src[e.src] = [e]
+            else:
+                lst.append(e)
+            if e.projection is not None and e.projection != e.src:
+                by_src.setdefault(e.projection, []).append(e)
             push(e)
+            i += 1
 
     def __iadd__(self, items):
         self.extend(items)
