@@ -80,7 +80,7 @@ def _max_memory(ctx, param, value):
     from snnc.compiler.core import limits
 
     try:
-        limits.set_memory_limit(value)  # None: half of the memory available now
+        limits.set_memory_limit(value)  # None: half of the machine's memory
     except SnncError as err:
         raise click.BadParameter(str(err)) from None
     return value
@@ -91,8 +91,8 @@ def _max_memory(ctx, param, value):
 @click.option("--max-memory", metavar="SIZE", default=None, callback=_max_memory,
               is_eager=True, expose_value=False,
               help="Refuse work estimated to need more memory than SIZE (4G, 512M, none); "
-                   "default: half of the memory available when the command starts, or "
-                   "$SNNC_MAX_MEMORY. May also follow the subcommand.")
+                   "default: half of the machine's memory (or of a cgroup/ulimit allowance), "
+                   "or $SNNC_MAX_MEMORY. May also follow the subcommand.")
 def cli() -> None:
     """snnc: compile ANNs to spiking neural networks and estimate their cost on hardware."""
 

@@ -2,8 +2,9 @@
 (docs/frontends.md, "Validation and limits").
 
 The limit is a process-wide setting, separate from the compile options (it decides whether
-snnc runs, never what it produces): by default half of the memory available when the command
-starts (MemAvailable, or less under an address-space rlimit or a cgroup allowance);
+snnc runs, never what it produces): by default half of the machine's memory (MemTotal, or less
+under a cgroup allowance or an address-space rlimit), not of what happens to be free when the
+command starts, so that a busy machine does not refuse a model an idle one accepts;
 `snnc --max-memory 4G`, the environment variable ``SNNC_MAX_MEMORY`` or
 `set_memory_limit("4G")` change it (``none`` turns the check off). Estimates come from
 shapes, parameter counts and T before anything is allocated; `require` raises ResourceLimit
@@ -48,23 +49,24 @@ def parse_size(text: str | int) -> int:
     return int(value)
 
 
-def available_memory() -> int:
-    """Bytes available now: MemAvailable, capped by the process's address-space limit
-    (RLIMIT_AS, less what is mapped) and by a cgroup v2 memory.max allowance."""
-    avail = None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-                    break
-    except OSError:
-        pass
-    if avail is None:
+def total_memory() -> int:
+    """Bytes this process could use on an idle machine: the machine's memory (MemTotal),
+    capped by a cgroup v2 memory.max allowance and by the process's address-space limit
+    (RLIMIT_AS, less what is mapped). Not what is free now: the default limit must not depend
+    on what other jobs happen to hold when the command starts (docs/frontends.md)."""
+    total = _meminfo("MemTotal")
+    if total is None:
         try:
-            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
-            avail = 8 << 30
+            total = 16 << 30
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            cap = f.read().strip()
+        if cap != "max":
+            total = min(total, int(cap))
+    except (OSError, ValueError):
+        pass
     try:  # an address-space cap (ulimit -v, resource.setrlimit) bounds what we can allocate
         import resource
 
@@ -72,28 +74,31 @@ def available_memory() -> int:
         if cap != resource.RLIM_INFINITY:
             with open("/proc/self/statm") as f:
                 used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-            avail = min(avail, max(0, cap - used))
+            total = min(total, max(0, cap - used))
     except (ImportError, OSError, ValueError):
         pass
+    return total
+
+
+def _meminfo(key: str) -> int | None:
+    """A /proc/meminfo field in bytes, or None."""
     try:
-        with open("/sys/fs/cgroup/memory.max") as f:
-            cap = f.read().strip()
-        with open("/sys/fs/cgroup/memory.current") as f:
-            used = int(f.read().strip())
-        if cap != "max":
-            avail = min(avail, max(0, int(cap) - used))
-    except (OSError, ValueError):
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
         pass
-    return avail
+    return None
 
 
 def set_memory_limit(value: str | int | None) -> None:
-    """Set the limit (bytes, a size string, 'none'); None goes back to the default, measured
-    now (the CLI calls this when a command starts)."""
+    """Set the limit (bytes, a size string, 'none'); None goes back to the default, half of
+    `total_memory()` (the CLI calls this when a command starts)."""
     global _limit
     if value is None:
         env = os.environ.get("SNNC_MAX_MEMORY")
-        _limit = parse_size(env) if env else available_memory() // 2
+        _limit = parse_size(env) if env else total_memory() // 2
     else:
         _limit = parse_size(value)
 

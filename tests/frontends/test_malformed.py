@@ -248,3 +248,31 @@ def test_interpreter_refused_above_the_limit(base):
         check_equivalence(g, path, torch.zeros(2, 3, 8, 8))
     limits.set_memory_limit("64M")
     assert check_equivalence(g, path, torch.randn(2, 3, 8, 8)).ok
+
+
+def test_default_limit_does_not_depend_on_what_is_free(monkeypatch, capfd):
+    """The default --max-memory is half of the machine's memory, not of MemAvailable: on a
+    busy machine (little free) `snnc cost` still prices a model an idle machine accepts
+    (docs/frontends.md "Validation and limits"); an address-space rlimit still caps it."""
+    import resource
+
+    info = {"MemTotal": 16 << 30, "MemAvailable": 64 << 20}  # a loaded 16 GiB machine
+    monkeypatch.setattr(limits, "_meminfo", info.get)
+    monkeypatch.delenv("SNNC_MAX_MEMORY", raising=False)
+    monkeypatch.setattr(limits, "_limit", None)
+    cap = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if cap == resource.RLIM_INFINITY:
+        assert limits.memory_limit() <= 8 << 30
+        assert limits.memory_limit() >= min(8 << 30, _cgroup_max() // 2)
+    example = Path(__file__).resolve().parents[2] / "models" / "examples" / "resnet20.onnx"
+    assert main(["cost", str(example), "--format", "json"]) == 0
+    assert limits.memory_limit() > 64 << 20  # more than everything MemAvailable says
+    capfd.readouterr()
+
+
+def _cgroup_max() -> int:
+    try:
+        text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        return 1 << 62 if text == "max" else int(text)
+    except (OSError, ValueError):
+        return 1 << 62
