@@ -6,16 +6,19 @@
    only: the legalize-graded pass runs on a copy, and core allocation runs).
 2. The whole path a user runs, in process: `snnc cost densenet121.onnx --format json` (ONNX
    import and checks, conversion passes, estimate, JSON report) against the same session
-   creation (issue 11: target at most 1x).
+   creation (issue 11: target at most 1x), twice: as a user runs both (torch's default
+   threads, onnxruntime's default SessionOptions) and one thread each.
 3. `estimate` on synthetic SNN chains (encoder, then conv-lif layers, then a readout) of 100,
    1000 and 5000 layers, and the exponent of a power-law fit of time against layers (target:
    close to 1, i.e. linear).
 
-    .venv/bin/python benchmarks/bench_cost.py [--size 224] [--repeat 5] [--breakdown] [--profile]
+    .venv/bin/python benchmarks/bench_cost.py [--size 224] [--repeat 5] [--breakdown]
+                                              [--profile] [--whole-only]
 
-Medians of interleaved runs, wall and CPU time (this process's; the machine may be shared); the
-baseline is onnxruntime's InferenceSession with 1 intra/inter-op thread (snnc's path runs on one
-thread, torch.set_num_threads(1)), and with default options (threads = cores).
+Interleaved runs in one process, wall and CPU time (this process's, all its threads; the
+machine may be shared): medians, and for the whole path the median and range of the per-round
+ratios. Sections 1 and 3 run snnc on one thread (torch.set_num_threads(1)) against
+onnxruntime with 1 intra/inter-op thread.
 """
 
 from __future__ import annotations
@@ -97,6 +100,33 @@ def breakdown(whole, repeat: int) -> None:
         print(f"  {label:72s} {statistics.median(r[label] for r in runs) * 1e3:6.1f} ms CPU")
 
 
+def whole_vs(whole, session, repeat: int, label: str) -> None:
+    """Interleaved rounds of `whole` and `session`: medians, and the median and range of the
+    per-round ratios (wall and this process's CPU time)."""
+    import statistics
+    import time
+
+    wall: dict = {"snnc": [], "ort": []}
+    cpu: dict = {"snnc": [], "ort": []}
+    for _ in range(repeat):
+        for k, fn in (("snnc", whole), ("ort", session)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.process_time() - c0)
+    med = statistics.median
+
+    def ratios(d):
+        r = [a / b for a, b in zip(d["snnc"], d["ort"])]
+        return f"{med(r):.2f}x ({min(r):.2f}-{max(r):.2f})"
+    print(f"snnc cost densenet121.onnx --format json (whole path in process) vs onnxruntime "
+          f"InferenceSession creation on the same file, {label}, {repeat} interleaved rounds: "
+          f"snnc {med(wall['snnc']) * 1e3:.0f} ms wall / {med(cpu['snnc']) * 1e3:.0f} ms CPU, "
+          f"onnxruntime {med(wall['ort']) * 1e3:.0f} / {med(cpu['ort']) * 1e3:.0f} ms (medians);"
+          f" per-round ratio median (range): wall {ratios(wall)}, CPU {ratios(cpu)} "
+          f"(target <= 1x)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=224)
@@ -104,6 +134,8 @@ def main() -> None:
     ap.add_argument("--breakdown", action="store_true",
                     help="CPU-time medians of the whole path's stages")
     ap.add_argument("--profile", action="store_true", help="cProfile one densenet estimate")
+    ap.add_argument("--whole-only", action="store_true",
+                    help="only the whole path (2.) and its breakdown")
     args = ap.parse_args()
 
     import onnxruntime as ort
@@ -112,6 +144,7 @@ def main() -> None:
     from snnc.compiler.api import compile as snnc_compile
     from snnc.costmodel import estimate
 
+    default_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "densenet121.onnx"
@@ -123,7 +156,7 @@ def main() -> None:
             ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
 
         compiled = {}
-        for target in ("generic", "loihi1"):  # compiled for the target, as `snnc compile` does
+        for target in () if args.whole_only else ("generic", "loihi1"):  # compiled for the target, as `snnc compile` does
             c = compiled[target] = snnc_compile(onnx_path, residual="s2s", target=target,
                                                 encoder="poisson")
             m = medians({"ort": session, "est": lambda: estimate(
@@ -135,12 +168,13 @@ def main() -> None:
                   f"{t_ort * 1e3:.1f} ms (wall medians), ratio {t / t_ort:.2f}x (target <= 1x); "
                   f"{len(rep.rows)} layer rows, MACs {rep.totals['macs']:,}, "
                   f"cores {rep.totals['cores']}")
-        c = compiled["generic"]
-        m = medians({"ort": session, "est": lambda: estimate(c.graph, target="loihi1",
-                                                             rates=0.1, ann=c.ann)}, args.repeat)
-        t, t_ort = m["est"][0], m["ort"][0]
-        print(f"  the generic-compiled graph costed on loihi1 (legalize-graded re-run on a "
-              f"copy): {t * 1e3:.1f} ms, ratio {t / t_ort:.2f}x")
+        if not args.whole_only:
+            c = compiled["generic"]
+            m = medians({"ort": session, "est": lambda: estimate(
+                c.graph, target="loihi1", rates=0.1, ann=c.ann)}, args.repeat)
+            t, t_ort = m["est"][0], m["ort"][0]
+            print(f"  the generic-compiled graph costed on loihi1 (legalize-graded re-run on a "
+                  f"copy): {t * 1e3:.1f} ms, ratio {t / t_ort:.2f}x")
         import contextlib
         import io
 
@@ -154,18 +188,17 @@ def main() -> None:
             ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
 
         whole()  # imports warm, as in a long-lived process
-        m = medians({"snnc": whole, "ort": session, "ort_default": session_default},
-                    args.repeat)
-        (w, c), (ow, oc), (dw, dc) = m["snnc"], m["ort"], m["ort_default"]
-        print(f"snnc cost densenet121.onnx --format json (whole path in process), medians of "
-              f"{args.repeat} interleaved runs: {w * 1e3:.0f} ms wall / {c * 1e3:.0f} ms CPU; "
-              f"onnxruntime InferenceSession (1 thread, as snnc) {ow * 1e3:.0f} / "
-              f"{oc * 1e3:.0f} ms: ratio {w / ow:.2f}x wall, {c / oc:.2f}x CPU (target <= 1x); "
-              f"default options ({dw * 1e3:.0f} / {dc * 1e3:.0f} ms): {w / dw:.2f}x / "
-              f"{c / dc:.2f}x")
+        for label, threads, base in (
+                ("as a user runs both (torch's and onnxruntime's default threads)",
+                 default_threads, session_default),
+                ("one thread each (torch.set_num_threads(1); onnxruntime 1 intra/inter-op)",
+                 1, session)):
+            torch.set_num_threads(threads)
+            whole_vs(whole, base, args.repeat, label)
+        torch.set_num_threads(1)
         if args.breakdown:
             breakdown(whole, args.repeat)
-        if args.profile:
+        if args.profile and not args.whole_only:
             import cProfile
             import pstats
 
@@ -175,6 +208,8 @@ def main() -> None:
             pr.disable()
             pstats.Stats(pr).sort_stats("cumulative").print_stats(25)
 
+    if args.whole_only:
+        return
     sizes, times = (100, 1000, 5000), []
     for n in sizes:
         g = chain_graph(n)

@@ -317,7 +317,7 @@ def render(graph: Graph, ann: Graph | None, d: Path, *, emit: Sequence[str], cos
     stage("fill:artifacts")
     if cost:
         report = cost_report(graph, target=target, ann=ann, rates=rates)
-        (d / "cost.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
+        (d / "cost.json").write_text(report.dumps() + "\n")
         (d / "cost.md").write_text(report.to_markdown())
         if plot:
             report.plot(d / "cost.png", sweep=cost_sweep(graph, target))

@@ -159,7 +159,7 @@ def _netx(model, options, rates, data, skip_layers, fmt, allow_unconfirmed) -> N
 
 def _print(rep, fmt: str) -> None:
     if fmt == "json":
-        click.echo(json.dumps(rep.to_json(), indent=1))
+        click.echo(rep.dumps())
     elif fmt == "md":
         click.echo(rep.to_markdown())
     else:

@@ -70,7 +70,7 @@ def check_external(model: onnx.ModelProto, folder: Path, label: str) -> int:
     """Check every external tensor's location and extent; returns the bytes they hold."""
     root = folder.resolve()
     total, largest = 0, ("", 0)
-    for t in onnx.external_data_helper._get_all_tensors(model):
+    for t in _all_tensors(model):
         if t.data_location != TensorProto.EXTERNAL:
             continue
         info = {e.key: e.value for e in t.external_data}
@@ -120,6 +120,41 @@ def check_external(model: onnx.ModelProto, folder: Path, label: str) -> int:
     limits.require(total, f"reading the external data of {label} (tensor '{largest[0]}' "
                    f"alone holds {limits.fmt(largest[1])})", label)
     return total
+
+
+def _all_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
+    """onnx.external_data_helper._get_all_tensors(model) (the same tensors, in its order:
+    initializers of the graph and its subgraphs, then attribute tensors of the graph, its
+    subgraphs and functions), as one list instead of a generator chain per attribute."""
+    graph_types = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    out: list[onnx.TensorProto] = []
+
+    def subgraphs(a):
+        return (a.g,) if a.type == onnx.AttributeProto.GRAPH else a.graphs
+
+    def initializers(g):
+        out.extend(g.initializer)
+        for node in g.node:
+            for a in node.attribute:
+                if a.type in graph_types:
+                    for sub in subgraphs(a):
+                        initializers(sub)
+
+    def attributes(g):
+        for node in g.node:
+            for a in node.attribute:
+                if a.HasField("t"):
+                    out.append(a.t)
+                out.extend(a.tensors)
+                if a.type in graph_types:
+                    for sub in subgraphs(a):
+                        attributes(sub)
+
+    initializers(model.graph)
+    attributes(model.graph)
+    for f in model.functions:
+        attributes(f)
+    return out
 
 
 # Initializers up to this many values keep their data in the model ONNX checks and infers:

@@ -110,3 +110,35 @@ def _varint(n: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+def test_external_data_check_walks_every_tensor_as_onnx_does():
+    """onnx_check._all_tensors: onnx's _get_all_tensors (initializers of the graph and its
+    subgraphs, then attribute tensors of the graph, subgraphs and functions), same order."""
+    from onnx import external_data_helper, numpy_helper
+
+    import numpy as np
+
+    def const(name, v):
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(
+            np.full(3, v, np.float32), name=f"{name}_t"))
+
+    branch = helper.make_graph([const("b_out", 1.0)], "then", [], [
+        helper.make_tensor_value_info("b_out", TensorProto.FLOAT, [3])],
+        [numpy_helper.from_array(np.zeros(3, np.float32), "sub_init")])
+    other = helper.make_graph([const("e_out", 2.0)], "else", [], [
+        helper.make_tensor_value_info("e_out", TensorProto.FLOAT, [3])])
+    cond = helper.make_tensor_value_info("c", TensorProto.BOOL, [])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])
+    g = helper.make_graph([const("k", 3.0), helper.make_node("If", ["c"], ["y"],
+                                                             then_branch=branch,
+                                                             else_branch=other)],
+                          "g", [cond], [out], [numpy_helper.from_array(np.ones(3, np.float32),
+                                                                       "top_init")])
+    fn = helper.make_function("local", "f", [], ["z"], [const("z", 4.0)],
+                              [helper.make_opsetid("", 17)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                            helper.make_opsetid("local", 1)], functions=[fn])
+    want = [t.name for t in external_data_helper._get_all_tensors(m)]
+    assert [t.name for t in onnx_check._all_tensors(m)] == want
+    assert set(want) == {"top_init", "sub_init", "k_t", "b_out_t", "e_out_t", "z_t"}
