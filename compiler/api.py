@@ -370,7 +370,22 @@ def cost_report(graph: Graph, target="generic", **kwargs):
     from snnc.costmodel import estimate
 
     t = load_target(target)
+    if "weights" not in kwargs:
+        kwargs["weights"] = _deployed_weights(graph)
     return estimate(graph, t, lowered=_lowered(graph, t), **kwargs)
+
+
+def _deployed_weights(graph: Graph) -> dict | None:
+    """The weights the Lava lowering deploys for the layers trained with their BN folded
+    (target-exact loihi2, `--bn shared`): the cost model counts their non-zeros, not the
+    float weights' (backends/lava/lowering.py `folded_weights`)."""
+    from snnc.compiler.core.relays import exact_loihi2
+
+    if graph.params is None or not exact_loihi2(graph) or not graph.by_op("batchnorm"):
+        return None
+    from snnc.backends.lava.lowering import folded_weights
+
+    return folded_weights(graph) or None
 
 
 def cost_sweep(graph: Graph, target="generic", **kwargs) -> list:
@@ -380,6 +395,8 @@ def cost_sweep(graph: Graph, target="generic", **kwargs) -> list:
     from snnc.costmodel import sweep
 
     t = load_target(target)
+    if "weights" not in kwargs:
+        kwargs["weights"] = _deployed_weights(graph)
     return sweep(graph, target=t, lowered=_lowered(graph, t), **kwargs)
 
 

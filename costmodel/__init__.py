@@ -25,7 +25,8 @@ __all__ = ["estimate", "sweep", "Activity", "CostReport", "load_target",
 def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=None,
              ann: Graph | None = None, baseline: str = "cmos45", sram: bool = False,
              allow_unconfirmed: bool = False, input_bits: int = 8,
-             lowered: Graph | str | None = None, strict: bool = True) -> CostReport:
+             lowered: Graph | str | None = None, strict: bool = True,
+             weights: dict | None = None) -> CostReport:
     """The cost report of `g` on `target` under the activity `rates`.
 
     `rates`: None (prior 0.1), a float (one prior rate), a dict {lif name: rate, "*": default},
@@ -36,7 +37,10 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
     in the notes; for relative ranking, e.g. the search), which are otherwise withheld.
     `ann`: the ANN-form graph (its MACs are the baseline's; default: `g`'s own MACs, equal by
     construction since the conversion keeps every weighted layer). `baseline`: the CMOS target
-    of the ANN comparison ("cmos45", "cmos45:int8"); `sram` adds weight reads.
+    of the ANN comparison ("cmos45", "cmos45:int8"); `sram` adds weight reads. `weights`:
+    {layer: weight array as deployed} where it differs from the graph's (a layer trained with
+    its BN folded into quantised weights: the Lava lowering's `folded_weights`, which
+    ``snnc.compiler.api.cost_report`` passes): its non-zero synapses are counted on it.
     """
     from snnc.costmodel.energy import ann_baseline, snn_energy, snn_latency, snn_on_cmos
     from snnc.compiler.core.payload import infer_payloads
@@ -52,7 +56,7 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
     pay = infer_payloads(g) if g.form is Form.SNN else None
     edges, violations, emitted = graded_edges(g, t, input_bits=input_bits, payloads=pay,
                                               lowered=lowered)
-    rows = count_layers(g, t, act, stats=stats, payloads=pay)
+    rows = count_layers(g, t, act, stats=stats, payloads=pay, weights=weights)
     apply_lowering(emitted, rows, edges, stats, timesteps(g))
     notes = []
     if g.form is Form.SNN:

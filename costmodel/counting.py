@@ -106,17 +106,18 @@ def neuron_of(g: Graph, name: str) -> Node | None:
     return None
 
 
-def nonzero_synapses(g: Graph, node: Node) -> int | None:
-    """Connections whose weight is non-zero (NeuroBench binarises weights), or None.
+def nonzero_synapses(g: Graph, node: Node, weight=None) -> int | None:
+    """Connections whose weight is non-zero (NeuroBench binarises weights), or None; `weight`
+    (the layer's weight as deployed, e.g. folded and quantised) replaces the graph's.
 
     For a conv2d: sum over taps (i, j) of nz[i, j] x rows[i] x cols[j], where nz counts the
     non-zero weights of tap (i, j) over (out, in/groups) and rows/cols count the output
     positions at which that tap reads inside the input (padding excluded).
     """
     key = node.param("weight")
-    if key is None or g.params is None:
+    if weight is None and (key is None or g.params is None):
         return None
-    nonzero = _array(g.param(key)) != 0  # counted on a bool array: numpy's fast path
+    nonzero = _array(g.param(key) if weight is None else weight) != 0  # counted on a bool array: numpy's fast path
     if node.op == "linear":
         return int(np.count_nonzero(nonzero))
     c = connectivity(g, node)
@@ -147,12 +148,14 @@ def _array(w) -> np.ndarray:
 
 
 def count_layers(g: Graph, target: Target, act: Activity | None, *, stats: dict | None = None,
-                 exact_weights: bool = True, payloads: dict | None = None) -> list[LayerCost]:
+                 exact_weights: bool = True, payloads: dict | None = None,
+                 weights: dict | None = None) -> list[LayerCost]:
     """One LayerCost per layer of `g` (see module doc); SOP columns need SNN form + `act`.
 
     `stats`: :func:`propagate`'s result when the caller has it; `exact_weights=False` skips the
     non-zero-weight count (the ANN baseline needs MACs and bytes only); `payloads`:
-    compiler.payload.infer_payloads(g) when the caller has it.
+    compiler.payload.infer_payloads(g) when the caller has it; `weights`: {layer: weight as
+    deployed} counted for `nonzero_synapses` instead of the graph's (see `estimate`).
     """
     T = timesteps(g)
     snn = g.form is Form.SNN and act is not None
@@ -169,7 +172,8 @@ def count_layers(g: Graph, target: Target, act: Activity | None, *, stats: dict 
             row = LayerCost(n.name, n.op, macs=c.macs, synapses=c.synapses,
                             weights=c.weights + c.bias)
             row.weight_bytes = _bytes(row.weights, wbits)
-            row.nonzero_synapses = nonzero_synapses(g, n) if exact_weights else None
+            row.nonzero_synapses = nonzero_synapses(g, n, (weights or {}).get(n.name)) \
+                if exact_weights else None
             neu = neuron_of(g, n.name)
             if neu is not None:
                 owned.add(neu.name)

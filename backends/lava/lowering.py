@@ -534,6 +534,29 @@ def _pool_weights(lw: _Lowering, n: Node):
     return w, np.zeros(w.shape[0]), conv
 
 
+def folded_weights(g: Graph) -> dict[str, np.ndarray]:
+    """{conv2d/linear name: its weight as deployed, int file units 64·w} for every layer of
+    target-exact loihi2 graph `g` trained with its batch norm folded (`folded_bn`, the
+    `--bn shared` default, docs/lava.md "Deployable default"): q(clip(W s)) exactly as
+    `lower` emits it (`weighted`, then `synapses`' `fx.conv_weight` on the layer's grid).
+    What the cost model counts as the layer's non-zero synapses (docs/costmodel.md); a layer
+    the lowering would refuse is left out (the float weights are counted; `lower` names it)."""
+    out: dict[str, np.ndarray] = {}
+    if g.params is None:
+        return out
+    lw = _Lowering(g, f"graph '{g.name}'")
+    for bn in g.by_op("batchnorm"):
+        if folded_bn(g, bn.name) is None:
+            continue
+        try:
+            op, w, _, _ = lw.weighted(bn.name)
+        except UnsupportedOp:
+            continue
+        step = float(op.attrs.get("weight_step", fx.W_STEP / fx.W_SCALE))
+        out[op.name] = fx.conv_weight(w, op.name, op.op, fx.Checker(lw.source), step)
+    return out
+
+
 def lower(g: Graph, *, source: str | None = None) -> Plan:
     """The Lava plan of SNN-form graph `g`; raises UnsupportedOp / ConstraintViolation."""
     return _Lowering(g, source or f"graph '{g.name}'").run()

@@ -127,3 +127,46 @@ def test_loihi2_energy_never_printed():
     assert rep.energy["value"] is None and rep.energy["band"] is None
     assert rep.totals["cores"] >= 4
 
+
+
+def test_qat_folded_conv_counts_the_deployed_weights():
+    """On loihi2's `--bn shared` default a conv trained with its BN folded runs the folded,
+    quantised weights q(clip(W s)) (docs/lava.md "Deployable default"): its non-zero synapses
+    are those of the weights the Lava plan holds (BN scales of 0.05 and 0.02 round two of its
+    output channels to zero), not of the float W in the graph; off loihi2 the float W."""
+    import numpy as np
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from snnc.backends.lava.lowering import lower
+    from snnc.compiler.api import compile as snnc_compile
+    from snnc.compiler.api import cost_report
+
+    class BNNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(2, 4, 3, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(4)
+            self.fc = nn.Linear(4 * 8 * 8, 10)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.bn(self.c(x))).flatten(1))
+
+    torch.manual_seed(0)
+    net = BNNet().eval()
+    with torch.no_grad():
+        net.c.weight.uniform_(0.05, 0.5)
+        net.bn.weight.copy_(torch.tensor([1.0, 0.05, 1.0, 0.02]))
+    x = torch.ones(1, 2, 8, 8)
+
+    def connections(w) -> int:  # padding excluded: an all-ones input, binarised weights
+        return int(F.conv2d(x, (torch.as_tensor(w) != 0).float(), padding=1).sum())
+
+    c = snnc_compile(net, target="loihi2", example_input=torch.zeros(1, 2, 8, 8))
+    (syn,) = [s for layer in lower(c.graph).layers for s in layer.synapses if s.origin == "c"]
+    row = next(r for r in cost_report(c.graph, "loihi2").rows if r.name == "c")
+    assert row.nonzero_synapses == connections(np.asarray(syn.weight)) == 2483
+    assert connections(c.graph.params["c.weight"]) == row.synapses == 3872  # float W: none 0
+    g = snnc_compile(net, target="generic", example_input=torch.zeros(1, 2, 8, 8)).graph
+    row = next(r for r in cost_report(g, "generic").rows if r.name == "c")
+    assert row.nonzero_synapses == connections(g.params["c.weight"]) == 3872
