@@ -51,6 +51,13 @@ def delay_depth(g: Graph, delay: int | None = None) -> DelayDepth:
     of lif nodes on the path times the graph's `synaptic_delay`, or `delay`). Skip edges count
     as paths (an S2M edge skips the lifs it jumps over); a projection is on its edge's path."""
     d = int(g.attrs.get("synaptic_delay", 0) or 0) if delay is None else int(delay)
+    key = ("delay_depth", d)  # a graph never changes: compile and the cost report both ask
+    if key not in g._index:
+        g._index[key] = _depth(g, d)
+    return g._index[key]
+
+
+def _depth(g: Graph, d: int) -> DelayDepth:
     lo: dict[str, int] = {}
     hi: dict[str, int] = {}
     for n in g.nodes:
