@@ -212,6 +212,9 @@ def run_pipeline(g: Graph, passes: Sequence[PassSpec | PassFn],
         try:
             with deferred_verify():
                 out = _run(g, passes, progress, check=False)
+            if out is not g and g._index.get("verified") and "prior" not in out._index:
+                idx = g._idx()  # shape rules re-run only where a node differs from `g`'s
+                out._index["prior"] = (idx["by_name"], idx["ins"])
             return verify(out)
         except Exception:  # noqa: BLE001 - re-run below: it raises the error naming the pass
             progress = None  # the passes were announced once already

@@ -53,10 +53,25 @@ def const_eval(*ops: str):
     return deco
 
 
+_INT, _INTS = onnx.AttributeProto.INT, onnx.AttributeProto.INTS
+_FLOAT, _STRING = onnx.AttributeProto.FLOAT, onnx.AttributeProto.STRING
+
+
 def attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
-    """The value of attribute `name` of `node` (strings decoded), or `default`."""
+    """The value of attribute `name` of `node` (strings decoded), or `default`: what
+    onnx.helper.get_attribute_value gives, the common types read directly."""
     for a in node.attribute:
         if a.name == name:
+            t = a.type
+            if not a.ref_attr_name:
+                if t == _INTS:
+                    return list(a.ints)
+                if t == _INT:
+                    return a.i
+                if t == _FLOAT:
+                    return a.f
+                if t == _STRING:
+                    return a.s.decode()
             v = helper.get_attribute_value(a)
             return v.decode() if isinstance(v, bytes) else v
     return default
