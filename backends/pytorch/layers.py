@@ -126,6 +126,23 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return flat.view(x.shape)
 
 
+def _is_cl(x: torch.Tensor) -> bool:
+    return x.dim() == 5 and x.shape[0] > 0 and not x[0].is_contiguous() and \
+        x[0].is_contiguous(memory_format=torch.channels_last)
+
+
+def like_steps(grad: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """`grad` with each step channels-last where `ref`'s steps are (one copy), else as it is.
+
+    A gradient that reaches a layer contiguous while its saved input is channels-last (the
+    global pool's backward returns a contiguous gradient, and the S2S adds pass it up the
+    residual chain) sends native batch norm backward and every elementwise op after it to
+    their slow mixed-layout paths (docs/pytorch-backend.md "Execution")."""
+    if _is_cl(ref) and not _is_cl(grad) and grad.dim() == 5:
+        return channels_last(grad)
+    return grad
+
+
 class BNTTFn(torch.autograd.Function):
     """BNTT (paper 2 sec. 3.2.2) over time-major x [T' or T, B, C, ...]: step t normalised with
     its own statistics and affine (row t of weight, bias, running_mean, running_var [T, C]).
@@ -158,8 +175,12 @@ class BNTTFn(torch.autograd.Function):
     def backward(ctx, grad):
         x, weight, rm, rv, mean, invstd = ctx.saved_tensors
         training, eps = ctx.conf
+        grad = like_steps(grad, x)
         steps = grad.shape[0]
         static = x.shape[0] == 1 and steps > 1
+        if steps == 1 and training and grad.dim() > 2 and _rows(grad[0]) < grad.shape[1]:
+            return _shared_backward(grad, x, weight, mean, invstd, eps,
+                                    ctx.needs_input_grad[0]) + (None,) * 7
         gx = torch.empty_like(grad) if ctx.needs_input_grad[0] else None
         gw, gb = torch.zeros_like(weight), torch.zeros_like(weight)
         mask = [gx is not None, True, True]
@@ -175,3 +196,51 @@ class BNTTFn(torch.autograd.Function):
         if gx is not None and static:
             gx = gx.sum(0, keepdim=True)
         return gx, gw, gb, None, None, None, None, None, None, None
+
+
+CHUNK_BYTES = 2 << 20  # float32 bytes per slice of the shared BN's backward (fits in L3 cache)
+
+
+def _rows(x: torch.Tensor) -> int:
+    """Samples per slice of [N, C, ...] `x` in `_shared_backward`: CHUNK_BYTES of float32."""
+    return max(1, CHUNK_BYTES // max(1, 4 * x[0].numel()))
+
+
+def _shared_backward(grad, x, weight, mean, invstd, eps, need_gx):
+    """Training-mode backward of one BN over all N = T' * B samples ([1, N, C, ...]), in slices
+    of `_rows` samples so that each slice's input, gradient and output stay in cache (one
+    native kernel over all N reads 16 MiB tensors twice from memory: measured 2x slower per
+    element than T kernels over B samples, which is what BNTT runs).
+
+    Pass 1 sums per channel, slice by slice: gb = sum(dy), gw = invstd sum(dy (x - mean))
+    (native_batch_norm_backward's own reduction, with the statistics of the whole batch).
+    Pass 2: dx = k dy + a x + c with k = w invstd, a = -k invstd gw / M and
+    c = -k gb / M - a mean, M = N * H * W: the training-mode formula of the native kernel,
+    dx = k (dy - gb / M - (x - mean) invstd gw / M). Equal to one native call up to float
+    summation order (tests/backends/test_pytorch_bn.py)."""
+    g, xs = grad[0], x[0]
+    rows = _rows(g)
+    n = weight.shape[1]
+    w, mu, inv = weight[0], mean[0], invstd[0]
+    gw = torch.zeros_like(w)
+    gb = torch.zeros_like(w)
+    for s in range(0, g.shape[0], rows):
+        _, gw_s, gb_s = torch.ops.aten.native_batch_norm_backward(
+            g[s:s + rows], xs[s:s + rows].to(g.dtype), w, None, None, mu, inv, True, eps,
+            [False, True, True])
+        gw += gw_s
+        gb += gb_s
+    gx = None
+    if need_gx:
+        count = g.numel() // n
+        k = w * inv
+        a = -k * inv * gw / count
+        c = -k * gb / count - a * mu
+        shape = (1, n) + (1,) * (g.dim() - 2)
+        k, a, c = k.view(shape), a.view(shape), c.view(shape)
+        gx = torch.empty_like(grad)
+        for s in range(0, g.shape[0], rows):
+            out = gx[0, s:s + rows]
+            torch.addcmul(c, xs[s:s + rows].to(g.dtype), a, out=out)
+            out.addcmul_(g[s:s + rows], k)
+    return gx, gw.view(1, n), gb.view(1, n)

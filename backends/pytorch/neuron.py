@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import torch
 
-from snnc.backends.pytorch.layers import empty_steps
+from snnc.backends.pytorch.layers import empty_steps, like_steps
 from snnc.backends.pytorch.surrogate import SURROGATES
 
 V_LIMIT = (1 << 23) - 1  # Loihi's 24-bit membrane saturates at +-(2^23 - 1)
@@ -201,7 +201,7 @@ class LIFScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         mem, *rest = ctx.saved_tensors
-        gx = _backward(grad, mem, rest[0] if rest else None, ctx.cfg, ctx.static)
+        gx = _backward(like_steps(grad, mem), mem, rest[0] if rest else None, ctx.cfg, ctx.static)
         return gx, None, None
 
 
