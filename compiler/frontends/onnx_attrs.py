@@ -6,6 +6,7 @@ end refuses the model listing them (grouped by op type).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -195,10 +196,14 @@ def _concat(node, consts, shapes):
 def _finite_attrs(node) -> None:
     """Float attributes (Gemm alpha/beta, Clip min/max, ...) must be finite numbers."""
     for a in node.attribute:
-        if a.type == onnx.AttributeProto.FLOAT and not np.isfinite(a.f):
+        t = a.type
+        if t == _FLOAT and not math.isfinite(a.f):
             raise Bad(f"attribute {a.name}={a.f} is not a finite number")
-        if a.type == onnx.AttributeProto.FLOATS and not np.isfinite(list(a.floats)).all():
+        if t == _FLOATS and not np.isfinite(list(a.floats)).all():
             raise Bad(f"attribute {a.name}={list(a.floats)} holds non-finite values")
+
+
+_FLOAT, _FLOATS = onnx.AttributeProto.FLOAT, onnx.AttributeProto.FLOATS
 
 
 def check_nodes(model: onnx.ModelProto, consts: dict[str, np.ndarray],
