@@ -252,6 +252,7 @@ def _key(k) -> str:
 
 
 _CONST = {None: "null", True: "true", False: "false"}
+_KEYS: dict[str, str] = {}  # '"name": ' of the keys seen (bounded)
 
 
 def _leaf(o) -> str | None:
@@ -290,12 +291,17 @@ def _emit(o, nl: str, out: list) -> None:
             return
         sep = "{" + inner
         for k, v in o.items():
+            key = _KEYS.get(k) if type(k) is str else None
+            if key is None:
+                key = _key(k) + ": "
+                if type(k) is str and len(_KEYS) < 4096:
+                    _KEYS[k] = key  # report field names repeat on every row
             text = _leaf(v)
             if text is None:
-                out.append(sep + _key(k) + ": ")
+                out.append(sep + key)
                 _emit(v, inner, out)
             else:
-                out.append(sep + _key(k) + ": " + text)
+                out.append(sep + key + text)
             sep = "," + inner
         out.append(nl + "}")
         return
