@@ -153,7 +153,10 @@ def load_model(path: str | os.PathLike, input_shape=None
 def _protobuf_file(path: Path) -> bool:
     """Whether onnx.load_model reads `path` as binary protobuf (not a text format, which it
     picks by the file's extension)."""
-    fmt = onnx.serialization.registry.get_format_from_file_extension(path.suffix)
+    try:
+        fmt = onnx.serialization.registry.get_format_from_file_extension(path.suffix)
+    except AttributeError:  # an onnx without the format registry reads every file as protobuf
+        return True
     return fmt in (None, "protobuf")
 
 
