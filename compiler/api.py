@@ -155,6 +155,13 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
             if progress:
                 progress("calibrate-rates")
             snn = calibrate_thresholds(snn, ann, x_calib[:RATE_SAMPLES], iterations=rounds)
+        rounds = _bias_rounds(snn, o) if x_calib is not None else 0
+        if rounds:
+            from snnc.backends.pytorch.calibrate import RATE_SAMPLES, calibrate_biases
+
+            if progress:
+                progress("calibrate-bias")
+            snn = calibrate_biases(snn, ann, x_calib[:RATE_SAMPLES], iterations=rounds)
         check_forward(snn, o.timesteps, 1, source)  # an accepted model's module runs
     except SnncError as err:  # every refusal names the model it is about
         if not str(err).startswith(source):
@@ -194,6 +201,16 @@ def _rate_rounds(snn: Graph, o: Options) -> int:
         return int(o.calibrate_rates)
     zero = any(n.attrs.get("reset") == "zero" for n in snn.by_op("lif"))
     return 3 if zero else 0
+
+
+def _bias_rounds(snn: Graph, o: Options) -> int:
+    """Rounds of `calibrate_biases`: `calibrate_bias`, else 4 when the SNN's neurons reset to
+    zero (the charge lost at each spike grows with the rate, unevenly across channels) and 0
+    when they reset by subtraction."""
+    if o.calibrate_bias is not None:
+        return int(o.calibrate_bias)
+    zero = any(n.attrs.get("reset") == "zero" for n in snn.by_op("lif"))
+    return 4 if zero else 0
 
 
 def _is_nir(model: Any) -> bool:

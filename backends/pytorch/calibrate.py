@@ -96,3 +96,110 @@ def calibrate_thresholds(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations:
     b = g.edit()
     b.attrs = b.attrs.set(rate_calibration=int(iterations))
     return b.build()
+
+
+_PASS_THROUGH = ("avgpool", "adaptive_avgpool", "identity", "dropout")
+
+
+def bias_carrier(g: Graph, lif: str) -> str | None:
+    """The node whose per-channel bias is lif `lif`'s input bias: the conv2d/linear (with a
+    bias) or non-identity batchnorm on its port-0 input, through average pools and identity
+    norms (a bias before an average pool reaches every pooled position unchanged). None when
+    there is none."""
+    ins = [e for e in g.inputs_of(lif) if e.port == 0]
+    name = ins[0].src if ins else None
+    while name is not None:
+        n = g.node(name)
+        if n.op in ("conv2d", "linear"):
+            return name if n.param("bias") is not None else None
+        if n.op in ("batchnorm", "bntt"):
+            if n.attrs.get("init") != "identity":
+                return name if n.op == "batchnorm" and n.param("bias") is not None else None
+        elif n.op not in _PASS_THROUGH:
+            return None
+        ins = g.inputs_of(name)
+        name = ins[0].src if len(ins) == 1 else None
+    return None
+
+
+def _channel_rates(m, x: torch.Tensor, names, start: int, batch_size: int):
+    """{lif: mean spike rate per channel over steps >= start} of module `m` on images `x`."""
+    sums: dict[str, torch.Tensor] = {}
+
+    def observe(node, ins, out):
+        if node.name in names:
+            s = out[start:].float()
+            dims = [0, 1] + list(range(3, s.dim()))
+            r = s.mean(dims) * out.shape[1]
+            sums[node.name] = sums.get(node.name, 0) + r
+
+    m.observer = observe
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                m(x[i:i + batch_size].float())
+    finally:
+        m.observer = None
+    return {k: v / len(x) for k, v in sums.items()}
+
+
+def calibrate_biases(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations: int = 4,
+                     batch_size: int = 50) -> Graph:
+    """Per-channel bias correction of a normalised SNN with its own neuron (docs/passes.md
+    "Conversion", `--calibrate-bias`).
+
+    Li et al. 2021 (ICML, "A free lunch from ANN", sec. 4.1 bias correction), the SNN form of
+    Nagel et al. 2019's (ICCV, "Data-free quantization through weight equalization and bias
+    correction", sec. 4.2) correction of a layer's expected output error per channel: the SNN
+    module (its own neuron and arithmetic: on Loihi 2 reset to zero, 8-bit weights, relays,
+    synaptic delays) runs on images `x`; for every lif l with a statistic lambda, channel c's
+    mean rate r_lc over the second half of the T steps is compared with the ANN's mean
+    clip(a_lc / lambda_l, 0, 1) on the same images, t_lc, and the bias of the layer feeding the
+    lif (`bias_carrier`) moves by (t_lc - r_lc) theta_l per step: an IF neuron's rate rises by
+    delta / theta for an input delta per step. The error this removes is what a per-layer
+    threshold cannot: a neuron that resets to zero loses the charge above the threshold at each
+    spike, a loss that grows with the rate, so channels that fire more fall further below the
+    ANN than the layer's mean; weight rounding shifts channel means too. `iterations` rounds
+    (each layer's rates depend on the layers below; reset to zero rises by less than delta /
+    theta). Biases stay on the layer's bias grid (attr bias_step) within its 13-bit range;
+    nothing is added that the target cannot hold (a per-channel bias is a per-neuron bias
+    mantissa in Lava). Returns the new graph (attr `bias_calibration`: the rounds run)."""
+    lifs = [n for n in snn.by_op("lif") if n.attrs.get("lambda")]
+    if snn.params is None or not lifs or iterations <= 0:
+        return snn
+    carriers = {n.name: bias_carrier(snn, n.name) for n in lifs}
+    lifs = [n for n in lifs if carriers[n.name] is not None]
+    names = {n.name: (n.name if ann.has_node(n.name) else n.name[:-4]) for n in lifs}
+    acts = _ann_values(ann, x, set(names.values()))
+    target = {}
+    for n in lifs:
+        a = acts.get(names[n.name])
+        if a is None:
+            continue
+        t = (a / float(n.attrs["lambda"])).clamp(0, 1)
+        target[n.name] = t.mean([0] + list(range(2, t.dim())))
+    g = snn
+    steps = int(g.attrs.get("timesteps", 1))
+    start = steps // 2 if steps > 1 else 0
+    for _ in range(iterations):
+        m = build_module(g).eval()
+        rates = _channel_rates(m, x, set(target), start, batch_size)
+        params = dict(g.params)
+        for n in lifs:
+            t, r = target.get(n.name), rates.get(n.name)
+            if t is None or r is None or r.shape != t.shape:
+                continue
+            theta = float(g.node(n.name).attrs.get("vth", 1.0))
+            carrier = g.node(carriers[n.name])
+            key = carrier.param("bias")
+            new = params[key] + (t - r) * theta
+            step = carrier.attrs.get("bias_step")
+            if step:  # keep the quantised bias on its grid (quantize's 13-bit mantissa)
+                step = float(step)
+                new = (torch.round(new / step) * step).clamp(-(2 ** 12) * step,
+                                                             (2 ** 12 - 1) * step)
+            params[key] = new.to(params[key].dtype)
+        g = g.with_params(params)
+    b = g.edit()
+    b.attrs = b.attrs.set(bias_calibration=int(iterations))
+    return b.build()

@@ -128,6 +128,13 @@ class Options:
                                            "calibration with the SNN's own neuron (after Li et "
                                            "al. 2021; default 3 for a neuron that resets to "
                                            "zero, 0 for one that resets by subtraction).")
+    calibrate_bias: int | None = opt(None, "--calibrate-bias", type=int, range=(0, None),
+                                     metavar="N",
+                                     help="With --normalize: N rounds of per-channel bias "
+                                          "correction with the SNN's own neuron, after the "
+                                          "threshold rounds (Li et al. 2021; default 4 for a "
+                                          "neuron that resets to zero, 0 for one that resets by "
+                                          "subtraction).")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
