@@ -1,6 +1,8 @@
 """Rate calibration of a normalised SNN with its own neuron (docs/passes.md "Conversion",
-`--calibrate-rates`): the PyTorch module runs the SNN graph on calibration images and each
-lif's threshold is set so that its mean rate matches the ANN's. Called by `compile` after the
+`--calibrate-rates`, `--calibrate-bias`): the PyTorch module runs the SNN graph on calibration
+images and each lif's threshold is set so that its mean rate matches the ANN's
+(`calibrate_thresholds`), then each channel's bias so that the channel's mean rate does
+(`calibrate_biases`). Called by `compile` after the
 conversion pipeline (the ANN statistics and weights come from passes/_calibrate.py and the
 pass `normalize`)."""
 

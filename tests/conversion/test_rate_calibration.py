@@ -55,7 +55,8 @@ def test_calibration_brings_every_layer_of_a_reset_to_zero_net_closer_to_the_ann
     model = Chain().eval()
     x = torch.rand(64, 1, 16, 16)
     c = compile(model, example_input=x[:1], leak=1.0, reset="zero", normalize=x,
-                percentile=99.0, timesteps=32, calibrate_rates=0)
+                percentile=99.0, timesteps=32, calibrate_rates=0,
+                calibrate_bias=0)
     assert "rate_calibration" not in c.graph.attrs
     before = layer_errors(c.graph, c.ann, x)
     g = calibrate_thresholds(c.graph, c.ann, x, iterations=3)

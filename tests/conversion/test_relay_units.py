@@ -39,7 +39,7 @@ def test_relayed_currents_span_many_relay_steps_and_the_output_follows_the_input
         bn.running_var.uniform_(0.5, 2.0)
     x = torch.rand(64, 1, 8, 8)
     c = compile(model, example_input=x[:1], leak=1.0, normalize=x, target="loihi2",
-                residual="s2m", timesteps=16, calibrate_rates=0)
+                residual="s2m", timesteps=16, calibrate_rates=0, calibrate_bias=0)
     g = c.graph
     relayed = {e.value_src for e in g.edges if is_relay_edge(g, e)}
     assert relayed  # the BNs read the residual stream through relays
@@ -74,7 +74,7 @@ def test_the_classifier_keeps_loihi2s_readout_in_range():
         model.fc.weight.mul_(4.0)  # logits of several units
     x = torch.rand(32, 1, 8, 8)
     c = compile(model, example_input=x[:1], leak=1.0, normalize=x, target="loihi2",
-                residual="s2m", timesteps=128, calibrate_rates=0)
+                residual="s2m", timesteps=128, calibrate_rates=0, calibrate_bias=0)
     m = c.to_torch().eval()
     with torch.no_grad():
         m(x)

@@ -9,7 +9,8 @@ generic: IF neurons (--leak 1), --normalize fashion-mnist (1000 training images,
 99.9), --residual s2m, --no-bntt, T=64, accuracy on the test images. loihi2: the same with
 loihi2 target semantics (reset to zero, 8-bit weights with per-layer exponents, one step of
 synaptic delay per layer; the default 3 rounds of threshold calibration with that neuron,
---calibrate-rates), accuracy against T from one run at the largest T. spikingjelly:
+--calibrate-rates, then 4 rounds of per-channel bias correction, --calibrate-bias, or
+`--calibrate-bias N`), accuracy against T from one run at the largest T. spikingjelly:
 SpikingJelly's ann2snn (FXConverter + RateCodingRecipe, mode "99.9%", the same 1000
 calibration images) on the same ANN (the ONNX file's weights, rebuilt as a torch module).
 finetune: LIF (leak 0.874), --residual s2s, T=8, the default --bn (bntt on generic: identity
@@ -51,7 +52,8 @@ def generic(name: str, args) -> dict:
 
 def loihi2(name: str, args) -> dict:
     ts = [int(t) for t in args.timesteps.split(",")]
-    c = _compile(name, timesteps=max(ts), target="loihi2")
+    kw = {} if args.calibrate_bias is None else {"calibrate_bias": args.calibrate_bias}
+    c = _compile(name, timesteps=max(ts), target="loihi2", **kw)
     res = c.evaluate("fashion-mnist", limit=args.limit, timesteps=ts, batch_size=250)
     d = c.delay_depth()
     return {"net": name, "target": "loihi2", "delay_depth": d.as_dict(), **res}
@@ -215,6 +217,8 @@ def main() -> None:
     ap.add_argument("--train-limit", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None, help="finetune: --lr of snnc train "
                     "(default: its own)")
+    ap.add_argument("--calibrate-bias", type=int, default=None, help="loihi2: rounds of "
+                    "per-channel bias correction (default: the compiler's)")
     ap.add_argument("--bn", default="auto", help="finetune: --bn of the compile")
     args = ap.parse_args()
     torch.set_num_threads(1)
