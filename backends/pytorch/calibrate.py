@@ -106,11 +106,13 @@ _PASS_THROUGH = ("avgpool", "adaptive_avgpool", "identity", "dropout")
 def bias_carrier(g: Graph, lif: str) -> str | None:
     """The node whose per-channel bias is lif `lif`'s input bias: the conv2d/linear (with a
     bias) or non-identity batchnorm on its port-0 input, through average pools and identity
-    norms (a bias before an average pool reaches every pooled position unchanged). None when
-    there is none."""
+    norms (a bias before an average pool reaches every pooled position unchanged), each read
+    by nothing else. None when there is none."""
     ins = [e for e in g.inputs_of(lif) if e.port == 0]
     name = ins[0].src if ins else None
     while name is not None:
+        if len(g.users(name)) != 1:  # its bias would reach other readers too
+            return None
         n = g.node(name)
         if n.op in ("conv2d", "linear"):
             return name if n.param("bias") is not None else None
@@ -146,7 +148,7 @@ def _channel_rates(m, x: torch.Tensor, names, start: int, batch_size: int):
 
 
 def calibrate_biases(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations: int = 4,
-                     batch_size: int = 50) -> Graph:
+                     batch_size: int = 50, start: int | None = None) -> Graph:
     """Per-channel bias correction of a normalised SNN with its own neuron (docs/passes.md
     "Conversion", `--calibrate-bias`).
 
@@ -155,7 +157,8 @@ def calibrate_biases(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations: int
     correction", sec. 4.2) correction of a layer's expected output error per channel: the SNN
     module (its own neuron and arithmetic: on Loihi 2 reset to zero, 8-bit weights, relays,
     synaptic delays) runs on images `x`; for every lif l with a statistic lambda, channel c's
-    mean rate r_lc over the second half of the T steps is compared with the ANN's mean
+    mean rate r_lc over the second half of the T steps (from step `start` if given) is
+    compared with the ANN's mean
     clip(a_lc / lambda_l, 0, 1) on the same images, t_lc, and the bias of the layer feeding the
     lif (`bias_carrier`) moves by (t_lc - r_lc) theta_l per step: an IF neuron's rate rises by
     delta / theta for an input delta per step. The error this removes is what a per-layer
@@ -182,7 +185,8 @@ def calibrate_biases(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations: int
         target[n.name] = t.mean([0] + list(range(2, t.dim())))
     g = snn
     steps = int(g.attrs.get("timesteps", 1))
-    start = steps // 2 if steps > 1 else 0
+    if start is None:
+        start = steps // 2 if steps > 1 else 0
     for _ in range(iterations):
         m = build_module(g).eval()
         rates = _channel_rates(m, x, set(target), start, batch_size)

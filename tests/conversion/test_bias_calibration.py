@@ -93,6 +93,17 @@ class PoolFirst(nn.Module):
         return self.fc(torch.flatten(F.relu(F.avg_pool2d(self.c1(x), 2)), 1))
 
 
+class SharedConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(2 * 4 * 8 * 8, 3)
+
+    def forward(self, x):  # c1's current is read by the lif and by the concat
+        y = self.c1(x)
+        return self.fc(torch.flatten(torch.cat([F.relu(y), y], 1), 1))
+
+
 def test_bias_carrier_is_the_layer_feeding_each_lif_through_pools():
     c, _ = _chain(reset="zero", calibrate_rates=0)
     g = c.graph
@@ -104,6 +115,10 @@ def test_bias_carrier_is_the_layer_feeding_each_lif_through_pools():
     (lif,) = p.graph.by_op("lif")
     assert p.graph.node(p.graph.inputs_of(lif.name)[0].src).op == "avgpool"
     assert bias_carrier(p.graph, lif.name) == "c1"
+    x = torch.rand(8, 1, 8, 8)
+    s = compile(SharedConv().eval(), example_input=x[:1], leak=1.0, normalize=x, timesteps=4)
+    (lif,) = s.graph.by_op("lif")
+    assert bias_carrier(s.graph, lif.name) is None  # its bias would move the concat's too
 
 
 def test_quantised_biases_stay_on_their_grid_and_thresholds_untouched():
