@@ -162,6 +162,9 @@ def compile(model: Any, options: Options | None = None, *, example_input=None,
             if progress:
                 progress("calibrate-bias")
             snn = calibrate_biases(snn, ann, x_calib[:RATE_SAMPLES], iterations=rounds)
+            from snnc.backends.pytorch.calibrate import CLASSIFIER_SAMPLES, calibrate_classifier
+
+            snn = calibrate_classifier(snn, ann, x_calib[:CLASSIFIER_SAMPLES])
         check_forward(snn, o.timesteps, 1, source)  # an accepted model's module runs
     except SnncError as err:  # every refusal names the model it is about
         if not str(err).startswith(source):
@@ -204,9 +207,10 @@ def _rate_rounds(snn: Graph, o: Options) -> int:
 
 
 def _bias_rounds(snn: Graph, o: Options) -> int:
-    """Rounds of `calibrate_biases`: `calibrate_bias`, else 4 when the SNN's neurons reset to
-    zero (the charge lost at each spike grows with the rate, unevenly across channels) and 0
-    when they reset by subtraction."""
+    """Rounds of `calibrate_biases` (followed, when > 0, by `calibrate_classifier`):
+    `calibrate_bias`, else 4 when the SNN's neurons reset to zero (the charge lost at each
+    spike grows with the rate, unevenly across channels) and 0 when they reset by
+    subtraction."""
     if o.calibrate_bias is not None:
         return int(o.calibrate_bias)
     zero = any(n.attrs.get("reset") == "zero" for n in snn.by_op("lif"))

@@ -209,3 +209,51 @@ def calibrate_biases(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations: int
     b = g.edit()
     b.attrs = b.attrs.set(bias_calibration=int(iterations))
     return b.build()
+
+
+CLASSIFIER_SAMPLES = 300  # calibration images `calibrate_classifier` runs the SNN on
+
+
+def calibrate_classifier(snn: Graph, ann: Graph, x: torch.Tensor, *,
+                         batch_size: int = 100) -> Graph:
+    """Per-class bias correction of the classifier (the layer the readout reads) of a
+    normalised SNN (docs/passes.md "Conversion", part of `--calibrate-bias`).
+
+    Nagel et al. 2019 (ICCV, sec. 4.2, empirical bias correction) and Li et al. 2021 (ICML,
+    sec. 4.1) applied to the logits: no lif follows the classifier, so `calibrate_biases`
+    cannot see its error, yet its coarse weights (the readout unit leaves a Loihi 2
+    classifier few weight levels) and the rate errors below shift each class's mean logit.
+    The SNN module runs on images `x`; with S the readout's output (mean logit per step) and A
+    the ANN's logits on the same images, a = the least-squares scale of A on S (class means
+    removed; the SNN's logits are the ANN's in the classifier's unit, less the delays'
+    latency), and class c's bias moves by mean(A_c) / a - mean(S_c), rounded to the layer's
+    bias grid. Returns the new graph (attr `classifier_calibration`: the images used), or `snn`
+    when there is no readout fed by a layer with a bias."""
+    reads = [e for r in snn.by_op("readout") for e in snn.inputs_of(r.name) if e.port == 0]
+    if snn.params is None or len(reads) != 1 or len(x) < 2:
+        return snn
+    fc = snn.node(reads[0].src)
+    key = fc.param("bias") if fc.op in ("conv2d", "linear") else None
+    if key is None or len(snn.users(fc.name)) != 1 or not ann.has_node(fc.name):
+        return snn
+    m = build_module(snn).eval()
+    with torch.no_grad():
+        s = torch.cat([m(x[i:i + batch_size].float()) for i in range(0, len(x), batch_size)])
+    a_ = _ann_values(ann, x, {fc.name}).get(fc.name)
+    bias = snn.params[key]
+    if a_ is None or s.shape != a_.shape or s.dim() != 2 or s.shape[1] != bias.numel():
+        return snn
+    sc, ac = s - s.mean(0), a_ - a_.mean(0)
+    scale = float((ac * sc).sum() / (sc * sc).sum().clamp_min(1e-12))
+    if scale <= 0:
+        return snn
+    new = bias + (a_.mean(0) / scale - s.mean(0)).to(bias.dtype)
+    step = fc.attrs.get("bias_step")
+    if step:
+        step = float(step)
+        new = (torch.round(new / step) * step).clamp(-(2 ** 12) * step, (2 ** 12 - 1) * step)
+    params = dict(snn.params)
+    params[key] = new
+    b = snn.with_params(params).edit()
+    b.attrs = b.attrs.set(classifier_calibration=len(x))
+    return b.build()

@@ -132,7 +132,8 @@ class Options:
                                      metavar="N",
                                      help="With --normalize: N rounds of per-channel bias "
                                           "correction with the SNN's own neuron, after the "
-                                          "threshold rounds (Li et al. 2021; default 4 for a "
+                                          "threshold rounds, then the classifier's bias per "
+                                          "class (Li et al. 2021; default 4 for a "
                                           "neuron that resets to zero, 0 for one that resets by "
                                           "subtraction).")
 

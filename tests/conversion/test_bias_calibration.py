@@ -17,7 +17,7 @@ from torch import nn
 
 from snnc.backends.pytorch import build_module
 from snnc.backends.pytorch.calibrate import (_ann_values, bias_carrier, calibrate_biases,
-                                             calibrate_thresholds)
+                                             calibrate_classifier)
 from snnc.compiler import compile
 
 
@@ -134,6 +134,31 @@ def test_quantised_biases_stay_on_their_grid_and_thresholds_untouched():
         [n.attrs["vth_mant"] for n in c.graph.by_op("lif")]
 
 
+def class_offsets(g, ann, x):
+    """|mean ANN logit / a - mean SNN readout| per class, a the least-squares scale."""
+    m = build_module(g).eval()
+    with torch.no_grad():
+        s = m(x)
+    a = _ann_values(ann, x, {"fc"})["fc"]
+    sc, ac = s - s.mean(0), a - a.mean(0)
+    scale = float((ac * sc).sum() / (sc * sc).sum())
+    return (a.mean(0) / scale - s.mean(0)).abs()
+
+
+def test_classifier_correction_moves_each_class_mean_to_the_anns():
+    c, x = _chain(reset="zero", calibrate_rates=3)
+    assert "classifier_calibration" not in c.graph.attrs
+    before = class_offsets(c.graph, c.ann, x)
+    g = calibrate_classifier(c.graph, c.ann, x)
+    after = class_offsets(g, c.ann, x)
+    assert g.attrs["classifier_calibration"] == len(x)
+    assert float(after.max()) < 0.2 * float(before.max()), (before, after)
+    for n in g.nodes:  # the classifier's bias alone moves
+        for key in n.params:
+            same = torch.equal(g.params[key], c.graph.params[key])
+            assert same == (key != g.node("fc").param("bias")), key
+
+
 def test_compile_corrects_biases_for_reset_to_zero_by_default_and_not_subtraction():
     torch.manual_seed(0)
     model = Chain().eval()
@@ -142,7 +167,10 @@ def test_compile_corrects_biases_for_reset_to_zero_by_default_and_not_subtractio
                    timesteps=8)
     sub = compile(model, example_input=x[:1], leak=1.0, normalize=x, timesteps=8)
     assert zero.graph.attrs["bias_calibration"] == 4
+    assert zero.graph.attrs["classifier_calibration"] == 32
     assert "bias_calibration" not in sub.graph.attrs
+    assert "classifier_calibration" not in sub.graph.attrs
     off = compile(model, example_input=x[:1], leak=1.0, reset="zero", normalize=x,
                   timesteps=8, calibrate_bias=0)
     assert "bias_calibration" not in off.graph.attrs
+    assert "classifier_calibration" not in off.graph.attrs
