@@ -157,8 +157,10 @@ def calibrate_biases(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations: int
     correction", sec. 4.2) correction of a layer's expected output error per channel: the SNN
     module (its own neuron and arithmetic: on Loihi 2 reset to zero, 8-bit weights, relays,
     synaptic delays) runs on images `x`; for every lif l with a statistic lambda, channel c's
-    mean rate r_lc over the second half of the T steps (from step `start` if given) is
-    compared with the ANN's mean
+    mean rate r_lc over the steps from the graph's longest delay depth on (`start` if given;
+    compiler/core/delays.py: before it some lifs cannot have been reached, after it the
+    readout averages every step, transient included, so the rates are matched where the
+    readout reads them) is compared with the ANN's mean
     clip(a_lc / lambda_l, 0, 1) on the same images, t_lc, and the bias of the layer feeding the
     lif (`bias_carrier`) moves by (t_lc - r_lc) theta_l per step: an IF neuron's rate rises by
     delta / theta for an input delta per step. The error this removes is what a per-layer
@@ -185,8 +187,10 @@ def calibrate_biases(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations: int
         target[n.name] = t.mean([0] + list(range(2, t.dim())))
     g = snn
     steps = int(g.attrs.get("timesteps", 1))
-    if start is None:
-        start = steps // 2 if steps > 1 else 0
+    if start is None:  # every step the readout averages once the input can reach the lifs
+        from snnc.compiler.core.delays import delay_depth
+
+        start = min(delay_depth(g).longest, steps - 1)
     for _ in range(iterations):
         m = build_module(g).eval()
         rates = _channel_rates(m, x, set(target), start, batch_size)
