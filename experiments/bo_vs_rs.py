@@ -47,8 +47,8 @@ def execute(run: Run, scale: Scale, workdir: Path) -> dict:
     for method, key in (("bo", "bo"), ("random", "rs")):
         evals = searchrun.search_once(ev, scale, ss, run.seed, method, workdir / key)
         objs[key] = [e["objective"] if e["status"] == "ok" else float("inf") for e in evals]
-        # relative to the experiment's directory OUT (workdir is OUT/work/<run key>), so that
-        # results.json names no path of the machine that ran it
+        # relative to the experiment's directory OUT (workdir is the run key's folder in OUT's
+        # "work" folder), so that results.json names no path of the machine that ran it
         journal = Path("work") / workdir.name / key / "journal.jsonl"
         rec[key] = {"journal": journal.as_posix(), "objectives": objs[key],
                     "best": min(objs[key]),

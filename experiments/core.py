@@ -12,8 +12,8 @@ An experiment module (one per claim, docs/results.md) defines
 
 :func:`run_experiment` writes ``OUT/results.json`` after every finished run (atomically), so an
 interrupted experiment resumes where it stopped: a run whose key is in results.json is never
-redone. Working files (checkpoints, trained directories) go to ``OUT/work/``, which ignores
-itself in git.
+redone. Working files (checkpoints, trained directories) go to the ``work`` folder inside OUT,
+which ignores itself in git.
 """
 
 from __future__ import annotations
