@@ -19,21 +19,7 @@ from snnc.backends.pytorch import build_module
 from snnc.backends.pytorch.calibrate import (_ann_values, bias_carrier, calibrate_biases,
                                              calibrate_classifier)
 from snnc.compiler import compile
-
-
-class Chain(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.c1 = nn.Conv2d(1, 6, 3, padding=1)
-        self.c2 = nn.Conv2d(6, 8, 3, padding=1)
-        self.c3 = nn.Conv2d(8, 8, 3, padding=1)
-        self.fc = nn.Linear(8 * 4 * 4, 5)
-
-    def forward(self, x):
-        x = F.relu(self.c1(x))
-        x = F.relu(self.c2(F.avg_pool2d(x, 2)))
-        x = F.relu(self.c3(x))
-        return self.fc(torch.flatten(F.avg_pool2d(x, 2), 1))
+from tests.conversion.nets import Chain
 
 
 def channel_errors(g, ann, x):

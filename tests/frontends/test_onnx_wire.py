@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 from snnc.compiler.core.errors import ImportFailed
 from snnc.compiler.frontends import onnx_check
 from snnc.compiler.frontends.onnx import from_onnx, load_model
-from snnc.compiler.frontends.onnx_wire import read_split
+from snnc.compiler.frontends.onnx_wire import _encode_varint as _varint, read_split
 
 
 def _ordinary(path):
@@ -101,15 +101,6 @@ def test_unusual_wire_forms_go_the_ordinary_way(tmp_path):
     assert read_split(cut) is None
     with pytest.raises(ImportFailed, match="truncated"):
         load_model(cut)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def test_external_data_check_walks_every_tensor_as_onnx_does():
