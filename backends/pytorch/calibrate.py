@@ -37,6 +37,24 @@ def _ann_values(ann: Graph, x: torch.Tensor, names, batch_size: int = 100):
     return {k: torch.cat(v) for k, v in out.items() if v}
 
 
+def _ann_rates(ann: Graph, lifs, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """{lif: the ANN's clip(a / lambda, 0, 1) on images `x`}, a the output of the ANN node the
+    lif stands for (its own name, or the name without the inserted lif's 4-character suffix)."""
+    names = {n.name: (n.name if ann.has_node(n.name) else n.name[:-4]) for n in lifs}
+    acts = _ann_values(ann, x, set(names.values()))
+    return {n.name: (acts[names[n.name]] / float(n.attrs["lambda"])).clamp(0, 1)
+            for n in lifs if names[n.name] in acts}
+
+
+BIAS_BITS = 13  # passes/quantize.py's bias mantissa (its default bias_bits)
+
+
+def _on_bias_grid(b: torch.Tensor, step: float) -> torch.Tensor:
+    """`b` rounded to the quantised bias grid `step` within BIAS_BITS signed bits."""
+    top = 2 ** (BIAS_BITS - 1)
+    return (torch.round(b / step) * step).clamp(-top * step, (top - 1) * step)
+
+
 def calibrate_thresholds(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations: int = 3,
                          batch_size: int = 50, max_step: float = 2.0) -> Graph:
     """Layer-wise rate calibration of a normalised SNN with its own neuron (docs/passes.md
@@ -60,13 +78,7 @@ def calibrate_thresholds(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations:
     lifs = [n for n in snn.by_op("lif") if n.attrs.get("lambda")]
     if snn.params is None or not lifs or iterations <= 0:
         return snn
-    names = {n.name: (n.name if ann.has_node(n.name) else n.name[:-4]) for n in lifs}
-    acts = _ann_values(ann, x, set(names.values()))
-    target = {}
-    for n in lifs:
-        a = acts.get(names[n.name])
-        if a is not None:
-            target[n.name] = float((a / float(n.attrs["lambda"])).clamp(0, 1).mean())
+    target = {k: float(t.mean()) for k, t in _ann_rates(ann, lifs, x).items()}
     g = snn
     steps = int(g.attrs.get("timesteps", 1))
     for _ in range(iterations):
@@ -176,15 +188,8 @@ def calibrate_biases(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations: int
         return snn
     carriers = {n.name: bias_carrier(snn, n.name) for n in lifs}
     lifs = [n for n in lifs if carriers[n.name] is not None]
-    names = {n.name: (n.name if ann.has_node(n.name) else n.name[:-4]) for n in lifs}
-    acts = _ann_values(ann, x, set(names.values()))
-    target = {}
-    for n in lifs:
-        a = acts.get(names[n.name])
-        if a is None:
-            continue
-        t = (a / float(n.attrs["lambda"])).clamp(0, 1)
-        target[n.name] = t.mean([0] + list(range(2, t.dim())))
+    target = {k: t.mean([0] + list(range(2, t.dim())))
+              for k, t in _ann_rates(ann, lifs, x).items()}
     g = snn
     steps = int(g.attrs.get("timesteps", 1))
     if start is None:  # every step the readout averages once the input can reach the lifs
@@ -205,9 +210,7 @@ def calibrate_biases(snn: Graph, ann: Graph, x: torch.Tensor, *, iterations: int
             new = params[key] + (t - r) * theta
             step = carrier.attrs.get("bias_step")
             if step:  # keep the quantised bias on its grid (quantize's 13-bit mantissa)
-                step = float(step)
-                new = (torch.round(new / step) * step).clamp(-(2 ** 12) * step,
-                                                             (2 ** 12 - 1) * step)
+                new = _on_bias_grid(new, float(step))
             params[key] = new.to(params[key].dtype)
         g = g.with_params(params)
     b = g.edit()
@@ -254,8 +257,7 @@ def calibrate_classifier(snn: Graph, ann: Graph, x: torch.Tensor, *,
     new = bias + (a_.mean(0) / scale - s.mean(0)).to(bias.dtype)
     step = fc.attrs.get("bias_step")
     if step:
-        step = float(step)
-        new = (torch.round(new / step) * step).clamp(-(2 ** 12) * step, (2 ** 12 - 1) * step)
+        new = _on_bias_grid(new, float(step))
     params = dict(snn.params)
     params[key] = new
     b = snn.with_params(params).edit()
