@@ -147,6 +147,7 @@ class Attrs(Mapping[str, Any]):
 
 
 EMPTY = Attrs()
+_KEEP = object()  # Edge.moved: the field keeps its value
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +181,14 @@ class Edge:
     def __reduce__(self):  # the cached hash is not pickled: str hashes differ per process
         return (Edge, (self.src, self.dst, self.port, self.kind, self.hops, self.projection,
                        self.payload, self.attrs))
+
+    def moved(self, *, src: str | None = None, projection=_KEEP, payload=_KEEP) -> "Edge":
+        """This edge with a new `src`, `projection` and/or `payload` (None clears the latter
+        two): what ``dataclasses.replace`` gives, at a third of its cost (passes rewire every
+        reader of a node this way)."""
+        return Edge(self.src if src is None else src, self.dst, self.port, self.kind, self.hops,
+                    self.projection if projection is _KEEP else projection,
+                    self.payload if payload is _KEEP else payload, self.attrs)
 
     @property
     def is_skip(self) -> bool:
