@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from snnc.experiments import paper2
 from snnc.experiments.core import Scale
-from snnc.experiments.snnrun import execute  # noqa: F401  (the runner calls it)
+from snnc.experiments.snnrun import execute, train_key  # noqa: F401  (the runner calls them)
 
 NAME = "encoding"
 CITES = "paper 2 Table 4"

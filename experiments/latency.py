@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from snnc.experiments import paper2, plots
 from snnc.experiments.core import Scale, compare, mean_std
-from snnc.experiments.snnrun import execute  # noqa: F401  (the runner calls it)
+from snnc.experiments.snnrun import execute, train_key  # noqa: F401  (the runner calls them)
 
 NAME = "latency"
 CITES = "paper 2 Table 16, sec. 5.2"

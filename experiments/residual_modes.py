@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from snnc.experiments import paper2
 from snnc.experiments.core import Scale
-from snnc.experiments.snnrun import execute  # noqa: F401  (the runner calls it)
+from snnc.experiments.snnrun import execute, train_key  # noqa: F401  (the runner calls them)
 
 NAME = "residual-modes"
 CITES = "paper 2 Table 2, Fig. 3"

@@ -82,11 +82,10 @@ def prepare_seed(scale: Scale, ss: SearchScale, seed: int):
     for ``scale.epochs`` on the fine-tuning images, converted, the parent SNN trained."""
     import torch
 
-    from snnc.models.sresnet import sresnet
     from snnc.search.prepare import prepare
 
     torch.manual_seed(seed)
-    net = sresnet(scale.blocks, scale.base, num_classes=10, in_channels=1, input_size=32)
+    net = scale.sresnet()
     ev = prepare(net, settings_of(scale, ss), ann_epochs=scale.epochs, seed=seed,
                  log=lambda m: None)
     return ev, net  # prepare trained `net` in place

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from snnc.experiments import paper2, plots
 from snnc.experiments.core import Run, Scale, by_variant, compare
-from snnc.experiments.snnrun import execute  # noqa: F401  (the runner calls it)
+from snnc.experiments.snnrun import execute, train_key  # noqa: F401  (the runner calls them)
 
 NAME = "skip-density"
 CITES = "paper 1 Fig. 1"

@@ -13,6 +13,7 @@ steps: the last steps dropped at inference, paper 2 Table 16).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from snnc.experiments.core import Run, Scale
@@ -33,16 +34,14 @@ def options_of(run: Run, scale: Scale):
 
 
 def build_net(run: Run, scale: Scale):
-    """The ANN of `run` (seeded by the caller): the scale's S-ResNet on 32x32 inputs, or, with
+    """The ANN of `run` (seeded by the caller): the scale's S-ResNet (Scale.sresnet), or, with
     settings ``net="single-block"``, paper 1's single-block network (4 conv layers in one block,
     snnc.search.nets) on 28x28 inputs with ``scale.base`` channels."""
     if run.settings.get("net") == "single-block":
         from snnc.search.nets import SingleBlockNet
 
         return SingleBlockNet(scale.base, depth=4, in_channels=1, input_size=28)
-    from snnc.models.sresnet import sresnet
-
-    return sresnet(scale.blocks, scale.base, num_classes=10, in_channels=1, input_size=32)
+    return scale.sresnet()
 
 
 def density_matrix(depth: int, n_skip: int, edge: int):
@@ -74,6 +73,21 @@ def _with_skips(c, skips: dict, opts):
     return Compiled(ann=c.ann, graph=g, source=c.source, options=opts)
 
 
+def train_key(run: Run, scale: Scale) -> str:
+    """A digest of everything that determines `run`'s training (compile options, network,
+    skips, seed, the scale's data and training settings; not what is only measured afterwards,
+    such as ``eval_timesteps``): two runs with one key train the same net, so the runner
+    (snnc.experiments.core) trains it once and both measure it."""
+    import hashlib
+    from dataclasses import asdict
+
+    sc = {k: v for k, v in asdict(scale).items() if k not in ("name", "seeds")}
+    what = {"options": options_of(run, scale).as_dict(), "scale": sc, "seed": run.seed,
+            "net": run.settings.get("net", "sresnet"), "skips": run.settings.get("skips")}
+    blob = json.dumps(what, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
 def execute(run: Run, scale: Scale, workdir: Path) -> dict:
     """Train `run` in `workdir` (resumable: snnc's checkpoints) and return its record."""
     import torch
@@ -90,10 +104,14 @@ def execute(run: Run, scale: Scale, workdir: Path) -> dict:
             c = _with_skips(c, run.settings["skips"], opts)
         c.save(compiled, force=True)
     report = trained / "train_report.json"
-    if not report.is_file():  # else a finished training whose record was not yet written
+    timing = workdir / "train_time.json"
+    if not report.is_file():  # else trained before (a resumed run, or another experiment's)
+        t0, c0 = time.perf_counter(), time.process_time()
         train(compiled, data=scale.data, epochs=scale.epochs, out=trained,
               limit=scale.train + scale.val, val=scale.val, test_limit=scale.test,
               seed=run.seed, batch_size=scale.batch_size, lr=scale.lr, progress=False)
+        timing.write_text(json.dumps({"wall_s": time.perf_counter() - t0,
+                                      "cpu_s": time.process_time() - c0}))
     rep = json.loads(report.read_text())
     per_step = {k: [float(x) for x in v] for k, v in rep["rates"].items()}
     mean_rates = {k: sum(v) / len(v) for k, v in per_step.items()}
@@ -103,7 +121,11 @@ def execute(run: Run, scale: Scale, workdir: Path) -> dict:
     cost = c.cost(data=scale.data, samples=min(COST_SAMPLES, scale.test),
                   target=scale.cost_target, strict=False)
     energy = cost.energy.get("value")
-    rec = {"options": opts.as_dict(), "test_accuracy": rep["accuracy"],
+    # the training's own time (wall_s / cpu_s of the record are this call's: small when the
+    # net was trained by an earlier call or another experiment)
+    train_time = json.loads(timing.read_text()) if timing.is_file() else None
+    rec = {"options": opts.as_dict(), "train_key": workdir.name, "train_time": train_time,
+           "test_accuracy": rep["accuracy"],
            "val_accuracy": rep["val_accuracy"], "weights": rep["weights"],
            "history": rep["history"], "rates_per_step": per_step, "rates": mean_rates,
            "mean_rate": sum(mean_rates.values()) / max(1, len(mean_rates)),

@@ -48,11 +48,14 @@ class SResNet(nn.Module):
         if stem == "cifar":
             self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
             self.maxpool: nn.Module | None = None
+        elif stem == "cifar-s2":  # the CIFAR stem with stride 2: a quarter of the compute
+            self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 2, 1, bias=False)
+            self.maxpool = None
         elif stem == "imagenet":
             self.conv1 = nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False)
             self.maxpool = nn.MaxPool2d(3, 2, 1)
         else:
-            raise ValueError(f"stem must be 'cifar' or 'imagenet', not {stem!r}")
+            raise ValueError(f"stem must be 'cifar', 'cifar-s2' or 'imagenet', not {stem!r}")
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         cin = widths[0]
@@ -78,9 +81,11 @@ class SResNet(nn.Module):
 
 
 def sresnet(n: int = 3, base: int = 16, num_classes: int = 10, in_channels: int = 3,
-            input_size: int = 32) -> SResNet:
-    """S-ResNet with `n` blocks per stage (6n + 2 layers) and `base` filters in stage 1."""
-    return SResNet([n] * 3, [base, 2 * base, 4 * base], num_classes, in_channels, input_size)
+            input_size: int = 32, stem: str = "cifar") -> SResNet:
+    """S-ResNet with `n` blocks per stage (6n + 2 layers) and `base` filters in stage 1;
+    `stem` "cifar" (3x3, stride 1: paper 2), "cifar-s2" (3x3, stride 2) or "imagenet"."""
+    return SResNet([n] * 3, [base, 2 * base, 4 * base], num_classes, in_channels, input_size,
+                   stem)
 
 
 @register_model("resnet20")
