@@ -40,7 +40,9 @@ def experiment_cmd(name, seeds, scale, out, resume, jobs, threads):
             click.echo(f"  {v:>16}: {metric} {row['mean']:.2f} ± {row['std']:.2f} "
                        f"({row['n']} seed(s))")
             continue
+        rate = (f", mean firing rate {row['mean_rate']['mean']:.4f}" if "mean_rate" in row
+                else "")  # an ANN has none
         click.echo(f"  {v:>16}: test accuracy {100 * row['mean']:.2f} ± {100 * row['std']:.2f} % "
-                   f"({row['n']} seed(s)), mean firing rate {row['mean_rate']['mean']:.4f}")
+                   f"({row['n']} seed(s)){rate}")
     for v in res["summary"]["verdicts"]:
         click.echo(f"  {v['claim']}: {v['verdict']}")

@@ -33,6 +33,7 @@ SCHEMA = 1
 
 # name -> module under snnc.experiments (one module per claim of docs/results.md)
 EXPERIMENTS = {
+    "ann-scale": "ann_scale",
     "residual-modes": "residual_modes",
     "bn-modes": "bn_modes",
     "encoding": "encoding",
