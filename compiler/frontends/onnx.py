@@ -122,8 +122,10 @@ def load_model(path: str | os.PathLike, input_shape=None
                            f"version {onnx.IR_VERSION}): re-export with opset_version="
                            f"{min(newest, 20)}, or upgrade onnx.")
     if opset is not None and opset < MIN_OPSET:
-        if split is not None:  # the converter needs the weights inside the model
-            model, split = _parse(path, label), None
+        if split is not None:  # the converter needs the weights inside the model: put back
+            for i, raw in split.items():  # the split ones (read once, never re-parsed)
+                model.graph.initializer[i].raw_data = bytes(raw)
+            split = None
         try:
             onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
             onnx.checker.check_model(model)
