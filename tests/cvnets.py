@@ -21,6 +21,17 @@ def conv3x3_block(cin, cout, stride=1, act=True):
     return nn.Sequential(*layers, *([nn.ReLU()] if act else []))
 
 
+def _stages(block, channels, blocks):
+    """(pytorchcv's stage layout: `blocks` units of `block` per width, stride 2 in the first
+    unit of every stage but the first, output channels)."""
+    layers, c = [], channels[0]
+    for i, w in enumerate(channels):
+        for j in range(blocks):
+            layers.append(block(c, w, 2 if (j == 0 and i > 0) else 1))
+            c = w
+    return nn.Sequential(*layers), c
+
+
 class ResBlock(nn.Module):
     """pytorchcv ResUnit (bottleneck=False): body conv-bn-relu-conv-bn, identity or 1x1
     projection, relu after the sum."""
@@ -45,12 +56,7 @@ class CIFARResNet(nn.Module):
     def __init__(self, channels=(4, 8, 8), blocks=1, classes=10, cin=3):
         super().__init__()
         self.init = conv3x3_block(cin, channels[0])
-        layers, c = [], channels[0]
-        for i, w in enumerate(channels):
-            for j in range(blocks):
-                layers.append(ResBlock(c, w, 2 if (j == 0 and i > 0) else 1))
-                c = w
-        self.stages = nn.Sequential(*layers)
+        self.stages, c = _stages(ResBlock, channels, blocks)
         self.fc = nn.Linear(c, classes)
 
     def forward(self, x):
@@ -82,12 +88,7 @@ class PreResNet(nn.Module):
     def __init__(self, channels=(4, 8), blocks=1, classes=10, cin=3):
         super().__init__()
         self.init = nn.Conv2d(cin, channels[0], 3, 1, 1, bias=False)
-        layers, c = [], channels[0]
-        for i, w in enumerate(channels):
-            for j in range(blocks):
-                layers.append(PreResBlock(c, w, 2 if (j == 0 and i > 0) else 1))
-                c = w
-        self.stages = nn.Sequential(*layers)
+        self.stages, c = _stages(PreResBlock, channels, blocks)
         self.post = nn.BatchNorm2d(c)
         self.fc = nn.Linear(c, classes)
 
