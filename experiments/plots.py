@@ -21,7 +21,7 @@ def _plt():
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     _plt().close(fig)
     return path
 
@@ -57,7 +57,9 @@ def bars(rows: dict[str, dict], path: Path, *, ylabel: str, title: str,
         ax2.tick_params(axis="y", colors="#c44e52")
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower right")
+        # below the axes: inside, it hid the paper's marker of the last bar
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper center", ncol=2,
+                  bbox_to_anchor=(0.5, -0.1), frameon=False)
     return _save(fig, path)
 
 
