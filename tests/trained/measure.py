@@ -1,6 +1,6 @@
 """Measure conversion accuracy of the trained nets (docs/passes.md "Conversion").
 
-    OMP_NUM_THREADS=1 python tests/trained/measure.py generic  [--nets vgg,resnet] [--limit N]
+    OMP_NUM_THREADS=1 python tests/trained/measure.py generic  [--nets vgg,resnet] [--limit N] [--timesteps 4,8,...]
     OMP_NUM_THREADS=1 python tests/trained/measure.py loihi2   [--limit N] [--timesteps 4,8,...]
     OMP_NUM_THREADS=1 python tests/trained/measure.py spikingjelly [--limit N]
     OMP_NUM_THREADS=1 python tests/trained/measure.py finetune [--train-limit N] [--limit N]
@@ -34,6 +34,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 NETS = ("vgg", "resnet", "preact", "densenet")
 CALIB = 1000
+ALL_T = "4,8,16,32,64,128,256"
 
 
 def _compile(name: str, **kw):
@@ -44,14 +45,14 @@ def _compile(name: str, **kw):
 
 
 def generic(name: str, args) -> dict:
-    c = _compile(name, timesteps=64)
-    res = c.evaluate("fashion-mnist", limit=args.limit, timesteps=[8, 16, 32, 64],
-                     batch_size=250)
+    ts = [int(t) for t in (args.timesteps or "8,16,32,64").split(",")]
+    c = _compile(name, timesteps=max(ts))
+    res = c.evaluate("fashion-mnist", limit=args.limit, timesteps=ts, batch_size=250)
     return {"net": name, "target": "generic", **res}
 
 
 def loihi2(name: str, args) -> dict:
-    ts = [int(t) for t in args.timesteps.split(",")]
+    ts = [int(t) for t in (args.timesteps or ALL_T).split(",")]
     kw = {} if args.calibrate_bias is None else {"calibrate_bias": args.calibrate_bias}
     c = _compile(name, timesteps=max(ts), target="loihi2", **kw)
     res = c.evaluate("fashion-mnist", limit=args.limit, timesteps=ts, batch_size=250)
@@ -154,7 +155,7 @@ def spikingjelly(name: str, args) -> dict:
                           device="cpu").convert(model)
     except Exception as err:  # report what the converter does with this net
         return {**out, "converted": False, "error": f"{type(err).__name__}: {err}"[:400]}
-    ts = [int(t) for t in args.timesteps.split(",")]
+    ts = [int(t) for t in (args.timesteps or ALL_T).split(",")]
     hits = torch.zeros(max(ts))
     snn.eval()
     with torch.no_grad():
@@ -213,7 +214,9 @@ def main() -> None:
     ap.add_argument("stage", choices=["generic", "loihi2", "spikingjelly", "finetune"])
     ap.add_argument("--nets", default=",".join(NETS))
     ap.add_argument("--limit", type=int, default=None, help="first N test images")
-    ap.add_argument("--timesteps", default="4,8,16,32,64,128,256")
+    ap.add_argument("--timesteps", default=None, help="T at which accuracy is read (one run "
+                    "at the largest); default: generic 8,16,32,64, loihi2 and spikingjelly "
+                    "4,8,16,32,64,128,256")
     ap.add_argument("--train-limit", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None, help="finetune: --lr of snnc train "
                     "(default: its own)")
