@@ -4,9 +4,9 @@ Not a claim of the papers: the condition that makes the scale mean something
 (docs/results.md "Scales"): the scale's S-ResNet, trained as a plain ANN on the same training
 images (the same seeded validation split is held out and keeps the best epoch, as `snnc train`
 does), must reach >= 90 % on the Fashion-MNIST test images; it also gives each SNN's gap to
-its ANN. Trained with `snnc.search.evaluate.fit` (Adam, the scale's lr with the cosine schedule of
-`snnc train`, the scale's batch and epochs, in this module: an epoch at a time, to keep the
-best validation epoch).
+its ANN. Trained here like `snnc train` trains the SNN: Adam, the scale's lr with its cosine
+schedule set at every step (snnc.backends.pytorch.training.cosine_step), the scale's batch and
+epochs, validation after every epoch.
 """
 
 from __future__ import annotations
@@ -48,8 +48,6 @@ def execute(run: Run, scale: Scale, workdir: Path) -> dict:
     history, best, best_state = [], -1.0, None
     opt_state = None
     for epoch in range(scale.epochs):
-        # one epoch at a time, with the schedule of the whole run: fit's cosine is per epoch,
-        # so epoch e of a scale.epochs-long run is reproduced by stepping the schedule e times
         loss = _epoch(net, tr, scale, run.seed, epoch, opt_state)
         opt_state = loss["state"]
         val_acc = accuracy(net, va.x, va.y)
@@ -63,24 +61,24 @@ def execute(run: Run, scale: Scale, workdir: Path) -> dict:
 
 
 def _epoch(net, tr, scale: Scale, seed: int, epoch: int, state):
-    """One epoch of Adam with snnc train's per-epoch cosine learning rate (continuing `state`:
-    the optimiser and the batch-order generator)."""
-    import math
-
+    """One epoch of Adam with snnc train's cosine learning rate (continuing `state`: the
+    optimiser and the batch-order generator)."""
     import torch
     import torch.nn.functional as F
+
+    from snnc.backends.pytorch.training import cosine_step
 
     if state is None:
         opt = torch.optim.Adam(net.parameters(), lr=scale.lr)
         gen = torch.Generator().manual_seed(seed)
     else:
         opt, gen = state
-    for g in opt.param_groups:  # CosineAnnealingLR(T_max=epochs) at step `epoch`
-        g["lr"] = scale.lr * (1 + math.cos(math.pi * epoch / scale.epochs)) / 2
     net.train()
     order = torch.randperm(len(tr.y), generator=gen)
     total = 0.0
-    for i in range(0, len(tr.y), scale.batch_size):
+    n = len(tr.y)
+    for i in range(0, n, scale.batch_size):
+        cosine_step(opt, epoch + i / n, scale.epochs)  # snnc train's cosine, set every step
         idx = order[i:i + scale.batch_size]
         loss = F.cross_entropy(net(tr.x[idx]), tr.y[idx])
         opt.zero_grad(set_to_none=True)

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from snnc.backends.pytorch import checkpoints
 from snnc.data.torchdata import describe, is_torch_data
 from snnc.backends.pytorch.training import (
-    TrainResult, _batches, _dataset_for, _optimizer, _scheduler, _score, recalibrate_bn,
-    split_val,
+    TrainResult, _batches, _dataset_for, _optimizer, _scheduler, _score, cosine_step,
+    recalibrate_bn, split_val,
 )
 
 JUDGE_SAMPLES = 1024  # training samples that judge BN recalibration when there is no --val
@@ -93,9 +93,12 @@ def fit(module, run, config: dict, sources, progress: bool, max_steps: int | Non
         bar = tqdm(_batches(module, train_ds, batch_size, seed + epoch, dev),
                    disable=not progress, total=-(-len(train_ds) // batch_size),
                    desc=f"epoch {epoch + 1}/{epochs}")
+        n_steps = -(-len(train_ds) // batch_size)
         for step, (x, y) in enumerate(bar):
             if max_steps is not None and step >= max_steps:
                 break
+            if config["schedule"] == "cosine":  # annealed within each epoch, not only between
+                cosine_step(opt, epoch + step / n_steps, epochs)
             logits = module(x)
             loss = F.cross_entropy(logits, y)  # paper 2 eq. 19
             opt.zero_grad(set_to_none=True)

@@ -10,6 +10,7 @@ read and write, and what they may overwrite: snnc.backends.pytorch.checkpoints.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -164,6 +165,17 @@ def _optimizer(module, name, lr, momentum, weight_decay):
     if name == "adam":
         return torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
     raise SnncError(f"unknown optimiser '{name}': use sgd or adam")
+
+
+def cosine_step(opt, progress: float, epochs: int) -> None:
+    """Set every group's learning rate to the cosine schedule at `progress` epochs of
+    `epochs`: ``lr0 (1 + cos(pi progress / epochs)) / 2`` (lr0: the group's initial lr, kept
+    as ``initial_lr`` as torch's schedulers keep it). Called
+    before every optimiser step, so a one-epoch fine-tuning anneals to 0 as well; at epoch
+    boundaries it equals CosineAnnealingLR(T_max=epochs), which resumes a checkpoint."""
+    f = (1 + math.cos(math.pi * min(progress, epochs) / max(epochs, 1))) / 2
+    for g in opt.param_groups:
+        g["lr"] = g.setdefault("initial_lr", g["lr"]) * f
 
 
 def _scheduler(opt, name, epochs):
