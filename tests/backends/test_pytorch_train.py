@@ -101,3 +101,28 @@ def test_recalibrate_bn_is_the_plain_average(tmp_path):
     want = torch.stack(means).mean(0)
     for t in range(4):  # the static stem: every step sees the same batch statistics
         torch.testing.assert_close(m.layers["b0"].running_mean[t], want, rtol=1e-5, atol=1e-6)
+
+
+def test_cosine_schedule_is_set_at_every_step():
+    """`--schedule cosine` anneals within an epoch (a one-epoch fine-tuning ends near lr 0, not
+    at its start lr) and equals torch's CosineAnnealingLR(T_max=epochs) at epoch boundaries,
+    where a resumed run restarts."""
+    import math
+
+    from snnc.backends.pytorch.training import _scheduler, cosine_step
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=1e-3)
+    cosine_step(opt, 0.0, 1)
+    assert opt.param_groups[0]["lr"] == 1e-3
+    cosine_step(opt, 0.5, 1)
+    assert math.isclose(opt.param_groups[0]["lr"], 0.5e-3)
+    cosine_step(opt, 936 / 937, 1)  # the last batch of a 937-batch epoch
+    assert opt.param_groups[0]["lr"] < 1e-8
+    ref_opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    ref = _scheduler(ref_opt, "cosine", 3)
+    for epoch in range(3):
+        cosine_step(opt, float(epoch), 3)
+        assert math.isclose(opt.param_groups[0]["lr"], ref_opt.param_groups[0]["lr"])
+        ref_opt.step()
+        ref.step()
