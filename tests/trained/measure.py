@@ -188,6 +188,8 @@ def finetune(name: str, args) -> dict:
                "--epochs", "1", "--threads", "1"]
         if args.lr is not None:
             cmd += ["--lr", str(args.lr)]
+        if args.batch_size is not None:
+            cmd += ["--batch-size", str(args.batch_size)]
         if args.train_limit:
             cmd += ["--limit", str(args.train_limit)]
         if args.limit:
@@ -220,6 +222,8 @@ def main() -> None:
     ap.add_argument("--train-limit", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None, help="finetune: --lr of snnc train "
                     "(default: its own)")
+    ap.add_argument("--batch-size", type=int, default=None, help="finetune: --batch-size of "
+                    "snnc train (default: its own)")
     ap.add_argument("--calibrate-bias", type=int, default=None, help="loihi2: rounds of "
                     "per-channel bias correction (default: the compiler's)")
     ap.add_argument("--bn", default="auto", help="finetune: --bn of the compile")
