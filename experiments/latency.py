@@ -84,11 +84,15 @@ def summarize(records, scale: Scale) -> dict:
             a, b = cands[LEAKS[0]], cands[LEAKS[1]]
             best[f"{t}_verdict_leak{LEAKS[0]}>leak{LEAKS[1]}"] = compare(a, b)
     if tl in best and ts in best:
-        distinct = (best[f"{tl}_verdict_leak{LEAKS[0]}>leak{LEAKS[1]}"]
-                    != best[f"{ts}_verdict_leak{LEAKS[0]}>leak{LEAKS[1]}"])
+        # reproduced only when the two leaks are ordered beyond the seed noise at both T, and
+        # oppositely: one T "reproduced" (leak A better), the other "reversed" (leak B better);
+        # a difference within the noise at either T does not show that the best leak moved
+        va = best[f"{tl}_verdict_leak{LEAKS[0]}>leak{LEAKS[1]}"]
+        vb = best[f"{ts}_verdict_leak{LEAKS[0]}>leak{LEAKS[1]}"]
+        moved = {va, vb} == {"reproduced", "reversed"}
         verdicts.append({"claim": "the best fixed leak differs between the two T (sec. 5.2)",
-                         "verdict": "reproduced" if best[tl] != best[ts] and distinct
-                         else "not reproduced", "best_leak": {str(k): v for k, v in best.items()}})
+                         "verdict": "reproduced" if moved else "not reproduced",
+                         "best_leak": {str(k): v for k, v in best.items()}})
     return {"variants": rows, "by_timesteps": {v: {str(t): {"mean": m, "std": s}
                                                    for t, (m, s) in c.items()}
                                                for v, c in curves.items()},
