@@ -103,7 +103,8 @@ def plot(records, summary, out, scale: Scale):
     from snnc.search.plots import plot_best_so_far
 
     n = len(records)
-    return [plot_best_so_far({"BO": [out / r["bo"]["journal"] for r in records],
-                              "RS": [out / r["rs"]["journal"] for r in records]},
+    # from the objectives in results.json: the journals are working files (git ignores them)
+    return [plot_best_so_far({"BO": [r["bo"]["objectives"] for r in records],
+                              "RS": [r["rs"]["objectives"] for r in records]},
                              out / "best_so_far.png",
                              title=f"{NAME} ({CITES}): best drop so far (pp), {n} seed(s)")]

@@ -6,6 +6,7 @@ running. matplotlib uses the Agg backend (no display needed).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -47,13 +48,17 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def plot_best_so_far(runs: Mapping[str, Sequence[str | Path]], path: str | Path,
-                     title: str = "best objective so far") -> Path:
-    """Mean best-so-far over seeds with a +-1 std band per method (paper 1 Fig. 3)."""
+def plot_best_so_far(runs: Mapping[str, Sequence[str | Path | Sequence[float]]],
+                     path: str | Path, title: str = "best objective so far") -> Path:
+    """Mean best-so-far over seeds with a +-1 std band per method (paper 1 Fig. 3). Each run is
+    a journal, or its objectives in evaluation order (a failure as NaN or inf), as a
+    results.json holds them."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, journals in runs.items():
-        curves = [curve(j) for j in journals]
+        curves = [curve(j) if isinstance(j, (str, Path))
+                  else best_so_far([v if math.isfinite(v) else math.nan for v in j])
+                  for j in journals]
         n = min(len(c) for c in curves)
         arr = np.array([c[:n] for c in curves])
         x = np.arange(1, n + 1)
