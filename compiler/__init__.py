@@ -28,6 +28,9 @@ _API = {
     "run_ann": ("snnc.compiler.core.interpret", "interpret"),
     "load_target": ("snnc.compiler.targets", "load_target"),
     "to_torch": ("snnc.backends.pytorch", "build_module"),
+    # what `train` does to the data and the lr, for code that trains an ANN beside it
+    "split_val": ("snnc.backends.pytorch.training", "split_val"),
+    "cosine_step": ("snnc.backends.pytorch.training", "cosine_step"),
 }
 # Modules that moved into snnc.compiler.core; their old paths import the same module object.
 MOVED = ("ir", "shapes", "payload", "verify", "text", "serialize", "errors", "blocks",
@@ -35,7 +38,8 @@ MOVED = ("ir", "shapes", "payload", "verify", "text", "serialize", "errors", "bl
          "options")
 
 __all__ = ["compile", "load", "train", "Compiled", "Options", "import_ann", "cost_report",
-           "cli_options", "find_blocks", "set_block", "run_ann", "to_torch", "load_target", "SnncError", "Graph",
+           "cli_options", "find_blocks", "set_block", "run_ann", "to_torch", "load_target",
+           "split_val", "cosine_step", "SnncError", "Graph",
            "Node", "Edge", "EdgeKind", "Form", "Payload", "parse", "print_ir", "verify"]
 
 

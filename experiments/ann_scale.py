@@ -5,7 +5,7 @@ Not a claim of the papers: the condition that makes the scale mean something
 images (the same seeded validation split is held out and keeps the best epoch, as `snnc train`
 does), must reach >= 90 % on the Fashion-MNIST test images; it also gives each SNN's gap to
 its ANN. Trained here like `snnc train` trains the SNN: Adam, the scale's lr with its cosine
-schedule set at every step (snnc.backends.pytorch.training.cosine_step), the scale's batch and
+schedule set at every step (snnc.compiler.cosine_step), the scale's batch and
 epochs, validation after every epoch.
 """
 
@@ -36,7 +36,7 @@ def execute(run: Run, scale: Scale, workdir: Path) -> dict:
 
     import torch
 
-    from snnc.backends.pytorch.training import split_val
+    from snnc.compiler import split_val
     from snnc.data import load_dataset
     from snnc.search.evaluate import accuracy, fit
 
@@ -66,7 +66,7 @@ def _epoch(net, tr, scale: Scale, seed: int, epoch: int, state):
     import torch
     import torch.nn.functional as F
 
-    from snnc.backends.pytorch.training import cosine_step
+    from snnc.compiler import cosine_step
 
     if state is None:
         opt = torch.optim.Adam(net.parameters(), lr=scale.lr)
