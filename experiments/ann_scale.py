@@ -4,9 +4,9 @@ Not a claim of the papers: the condition that makes the scale mean something
 (docs/results.md "Scales"): the scale's S-ResNet, trained as a plain ANN on the same training
 images (the same seeded validation split is held out and keeps the best epoch, as `snnc train`
 does), must reach >= 90 % on the Fashion-MNIST test images; it also gives each SNN's gap to
-its ANN. Trained here like `snnc train` trains the SNN: Adam, the scale's lr with its cosine
-schedule set at every step (snnc.compiler.cosine_step), the scale's batch and
-epochs, validation after every epoch.
+its ANN. Trained like `snnc train` trains the SNN (`snnc.search.evaluate.fit` with
+``cosine=True``): Adam, the scale's lr with its cosine schedule set at every step, the
+scale's batch and epochs, validation after every epoch.
 """
 
 from __future__ import annotations
@@ -45,48 +45,20 @@ def execute(run: Run, scale: Scale, workdir: Path) -> dict:
     size = scale.input_size
     ds = load_dataset(scale.data, "train", limit=scale.train + scale.val, size=size, channels=1)
     tr, va = split_val(ds, scale.val, run.seed)
-    history, best, best_state = [], -1.0, None
-    opt_state = None
-    for epoch in range(scale.epochs):
-        loss = _epoch(net, tr, scale, run.seed, epoch, opt_state)
-        opt_state = loss["state"]
+    history, best = [], {"val": -1.0, "state": None}
+
+    def keep_best(epoch: int, loss: float) -> None:
         val_acc = accuracy(net, va.x, va.y)
-        history.append({"epoch": epoch + 1, "loss": loss["loss"], "val_accuracy": val_acc})
-        if val_acc > best:
-            best, best_state = val_acc, copy.deepcopy(net.state_dict())
-    net.load_state_dict(best_state)
+        history.append({"epoch": epoch + 1, "loss": loss, "val_accuracy": val_acc})
+        if val_acc > best["val"]:
+            best.update(val=val_acc, state=copy.deepcopy(net.state_dict()))
+
+    fit(net, tr.x, tr.y, scale.epochs, scale.batch_size, scale.lr, run.seed, cosine=True,
+        on_epoch=keep_best)
+    net.load_state_dict(best["state"])
     te = load_dataset(scale.data, "test", limit=scale.test, size=size, channels=1)
-    return {"test_accuracy": accuracy(net, te.x, te.y), "val_accuracy": best,
+    return {"test_accuracy": accuracy(net, te.x, te.y), "val_accuracy": best["val"],
             "history": history, "params": sum(p.numel() for p in net.parameters())}
-
-
-def _epoch(net, tr, scale: Scale, seed: int, epoch: int, state):
-    """One epoch of Adam with snnc train's cosine learning rate (continuing `state`: the
-    optimiser and the batch-order generator)."""
-    import torch
-    import torch.nn.functional as F
-
-    from snnc.compiler import cosine_step
-
-    if state is None:
-        opt = torch.optim.Adam(net.parameters(), lr=scale.lr)
-        gen = torch.Generator().manual_seed(seed)
-    else:
-        opt, gen = state
-    net.train()
-    order = torch.randperm(len(tr.y), generator=gen)
-    total = 0.0
-    n = len(tr.y)
-    for i in range(0, n, scale.batch_size):
-        cosine_step(opt, epoch + i / n, scale.epochs)  # snnc train's cosine, set every step
-        idx = order[i:i + scale.batch_size]
-        loss = F.cross_entropy(net(tr.x[idx]), tr.y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total += float(loss.detach()) * len(idx)
-    net.eval()
-    return {"loss": total / max(1, len(tr.y)), "state": (opt, gen)}
 
 
 def summarize(records, scale: Scale) -> dict:

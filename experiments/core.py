@@ -100,7 +100,7 @@ SCALES = {
     # CI: seconds, one seed; checks the plumbing (schema, plots), never the accuracy.
     "smoke": Scale("smoke", blocks=1, base=4, timesteps=2, train=96, val=32, test=64, epochs=1,
                    batch_size=32, seeds=1),
-    # docs/results.md "Scales": the ANN of this net reaches 90.6 % on the test images, and an
+    # docs/results.md "Scales": the ANN of this net reaches 90.27 % (ann-scale), and an
     # experiment fits its budget on an idle 2-core machine (measured throughput).
     "full": FULL,
     # full's network, T and batch on 1,000 + 500 images, 1 epoch, 1,000 test images, 1 seed:
@@ -231,17 +231,19 @@ def run_experiment(name: str, *, scale: str | Scale = "smoke", seeds: int | None
                disable=not progress)
     modname = mod.__name__
     train_key = getattr(mod, "train_key", None)
-
-    def workdir(r: Run) -> str:
-        """Where run `r` trains: ``OUT/work/KEY``, or, for a module that names what determines
-        its training (``train_key``), ``OUT/../_trained/DIGEST``: an S2S / BNTT / direct run
-        is the same training in residual-modes, bn-modes, encoding and latency, and a second
-        experiment measures the first one's trained net instead of retraining it (run the
-        experiments one after another, not at once, for this to hold)."""
-        if train_key is None:
-            return str(work / r.key)
+    if train_key is not None:
         shared.mkdir(exist_ok=True)
         (shared / ".gitignore").write_text("*\n")
+
+    def workdir(r: Run) -> str:
+        """Where run `r` trains: its key's folder in OUT's work folder, or, for a module that
+        names what determines its training (``train_key``), a folder named by that digest in
+        the ``_trained`` folder beside OUT: an S2S / BNTT / direct run is the same training in
+        residual-modes, bn-modes, encoding and latency, and a second experiment measures the
+        first one's trained net instead of retraining it (run the experiments one after
+        another, not at once, for this to hold)."""
+        if train_key is None:
+            return str(work / r.key)
         return str(shared / train_key(r, sc))
     if jobs <= 1 or len(todo) <= 1:
         import torch

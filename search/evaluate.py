@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -125,23 +125,35 @@ def accuracy(fn, x: torch.Tensor, y: torch.Tensor, batch: int = 250,
 
 
 def fit(module: torch.nn.Module, x, y, epochs: int, batch: int, lr: float, seed: int,
-        device: torch.device | str = "cpu") -> float:
+        device: torch.device | str = "cpu", *, cosine: bool = False,
+        on_epoch: Callable[[int, float], None] | None = None) -> float:
     """Adam on cross-entropy for `epochs` epochs, batches shuffled by `seed` (on the CPU, so the
-    order is the same on every device) and moved to `device`; returns the last epoch's loss."""
+    order is the same on every device) and moved to `device`; returns the last epoch's loss.
+    `cosine`: the lr follows `snnc train`'s cosine, set before every step
+    (snnc.compiler.cosine_step); `on_epoch(epoch, loss)` is called after each epoch with the
+    module in eval mode (e.g. to score a validation split)."""
+    from snnc.compiler import cosine_step
+
     opt = torch.optim.Adam(module.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     loss_sum = 0.0
     module.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         order = torch.randperm(len(y), generator=gen)
         loss_sum = 0.0
         for i in range(0, len(y), batch):
+            if cosine:
+                cosine_step(opt, epoch + i / len(y), epochs)
             idx = order[i:i + batch]
             loss = F.cross_entropy(module(x[idx].to(device)), y[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             loss_sum += float(loss.detach()) * len(idx)
+        if on_epoch is not None:
+            module.eval()
+            on_epoch(epoch, loss_sum / max(1, len(y)))
+            module.train()
     module.eval()
     return loss_sum / max(1, len(y))
 

@@ -6,7 +6,6 @@ running. matplotlib uses the Agg backend (no display needed).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -56,8 +55,7 @@ def plot_best_so_far(runs: Mapping[str, Sequence[str | Path | Sequence[float]]],
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, journals in runs.items():
-        curves = [curve(j) if isinstance(j, (str, Path))
-                  else best_so_far([v if math.isfinite(v) else math.nan for v in j])
+        curves = [curve(j) if isinstance(j, (str, Path)) else best_so_far(list(j))
                   for j in journals]
         n = min(len(c) for c in curves)
         arr = np.array([c[:n] for c in curves])

@@ -90,10 +90,9 @@ def fit(module, run, config: dict, sources, progress: bool, max_steps: int | Non
     for epoch in range(start, epochs):
         module.train()
         t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-        bar = tqdm(_batches(module, train_ds, batch_size, seed + epoch, dev),
-                   disable=not progress, total=-(-len(train_ds) // batch_size),
-                   desc=f"epoch {epoch + 1}/{epochs}")
         n_steps = -(-len(train_ds) // batch_size)
+        bar = tqdm(_batches(module, train_ds, batch_size, seed + epoch, dev),
+                   disable=not progress, total=n_steps, desc=f"epoch {epoch + 1}/{epochs}")
         for step, (x, y) in enumerate(bar):
             if max_steps is not None and step >= max_steps:
                 break

@@ -10,7 +10,6 @@ read and write, and what they may overwrite: snnc.backends.pytorch.checkpoints.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -169,13 +168,13 @@ def _optimizer(module, name, lr, momentum, weight_decay):
 
 def cosine_step(opt, progress: float, epochs: int) -> None:
     """Set every group's learning rate to the cosine schedule at `progress` epochs of
-    `epochs`: ``lr0 (1 + cos(pi progress / epochs)) / 2`` (lr0: the group's initial lr, kept
-    as ``initial_lr`` as torch's schedulers keep it). Called
-    before every optimiser step, so a one-epoch fine-tuning anneals to 0 as well; at epoch
-    boundaries it equals CosineAnnealingLR(T_max=epochs), which resumes a checkpoint."""
-    f = (1 + math.cos(math.pi * min(progress, epochs) / max(epochs, 1))) / 2
+    `epochs` (checkpoints' ``_schedule_lr``, the one formula; lr0: the group's initial lr,
+    kept as ``initial_lr`` as torch's schedulers keep it). Called before every optimiser step,
+    so a one-epoch fine-tuning anneals to 0 as well; at epoch boundaries it equals
+    CosineAnnealingLR(T_max=epochs), which resumes a checkpoint."""
     for g in opt.param_groups:
-        g["lr"] = g.setdefault("initial_lr", g["lr"]) * f
+        g["lr"] = checkpoints._schedule_lr("cosine", g.setdefault("initial_lr", g["lr"]),
+                                           epochs, min(progress, epochs))
 
 
 def _scheduler(opt, name, epochs):
