@@ -33,19 +33,22 @@ class SearchScale:
     finetune_epochs: int = 1
     noise_candidates: int = 3
     noise_seeds: int = 3
+    parent_train: int | None = None  # ANN and parent samples (None: the fine-tuning ones)
 
 
-# (experiment, scale) -> settings. Full: 5,000 fine-tuning and 5,000 validation images (the
-# issue's floor for telling candidates apart); bo-vs-rs 40 evaluations per search (<= 4 h for 3
-# seeds x 2 methods on an idle 2-core machine), search-vs-base 12 (<= 1 h for 3 seeds).
+# (experiment, scale) -> settings. Full: the ANN and the parent trained on the scale's 55,000
+# training images (the ANN reaches the scale's >= 90 %), each candidate fine-tuned on the first
+# 5,000 of them and scored on the 5,000 after them (images 55,000-59,999: seen by no training);
+# bo-vs-rs 40 evaluations per search, search-vs-base 12.
 SMOKE = SearchScale(train=96, val=48, budget=4, batch=2, n_init=2, noise_candidates=1,
                     noise_seeds=2)
 SEARCH_SCALES = {
     ("bo-vs-rs", "smoke"): SMOKE,
     ("search-vs-base", "smoke"): SMOKE,
-    ("bo-vs-rs", "full"): SearchScale(train=5000, val=5000, budget=40, batch=4, n_init=8),
+    ("bo-vs-rs", "full"): SearchScale(train=5000, val=5000, budget=40, batch=4, n_init=8,
+                                      parent_train=55000),
     ("search-vs-base", "full"): SearchScale(train=5000, val=5000, budget=12, batch=4,
-                                            n_init=4),
+                                            n_init=4, parent_train=55000),
     # timing: 1,000 fine-tuning + 500 validation images, 2 evaluations per search
     ("bo-vs-rs", "probe"): SearchScale(train=1000, val=500, budget=2, batch=2, n_init=2,
                                        noise_candidates=1, noise_seeds=2),
@@ -70,6 +73,7 @@ def settings_of(scale: Scale, ss: SearchScale):
     from snnc.search.evaluate import EvalSettings
 
     return EvalSettings(data=scale.data, train=ss.train, val=ss.val,
+                        parent_train=ss.parent_train,
                         options=Options(timesteps=scale.timesteps, encoder="direct",
                                         residual="s2s", semantics="paper"),
                         parent_epochs=scale.epochs, finetune_epochs=ss.finetune_epochs,
@@ -79,16 +83,23 @@ def settings_of(scale: Scale, ss: SearchScale):
 
 def prepare_seed(scale: Scale, ss: SearchScale, seed: int):
     """(evaluator, trained ANN module) of search seed `seed`: the scale's S-ResNet ANN trained
-    for ``scale.epochs`` on the fine-tuning images, converted, the parent SNN trained."""
+    for ``scale.epochs`` on the parent's images (``ss.parent_train``, else the fine-tuning
+    ones) with Adam at 3x the scale's lr (as ``snnc search --ann-epochs`` trains) and the
+    cosine schedule set at every step (at the full scale this reaches the scale's >= 90 %,
+    docs/results.md), then converted and the parent SNN trained on the same images."""
     import torch
 
+    from snnc.data import load_dataset
+    from snnc.search.evaluate import fit
     from snnc.search.prepare import prepare
 
     torch.manual_seed(seed)
     net = scale.sresnet()
-    ev = prepare(net, settings_of(scale, ss), ann_epochs=scale.epochs, seed=seed,
-                 log=lambda m: None)
-    return ev, net  # prepare trained `net` in place
+    ds = load_dataset(scale.data, "train", limit=ss.parent_train or ss.train,
+                      size=scale.input_size, channels=1)
+    fit(net, ds.x, ds.y, scale.epochs, scale.batch_size, 3 * scale.lr, seed, cosine=True)
+    ev = prepare(net.eval(), settings_of(scale, ss), seed=seed, log=lambda m: None)
+    return ev, net
 
 
 def base_levels(ev):

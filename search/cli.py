@@ -52,6 +52,9 @@ def _floats(text: str) -> tuple[float, ...]:
 @click.option("--val", "n_val", type=int, default=None,
               help="validation samples, after the training ones [default: 1000, or 1/3 of a "
                    "training split under 3000]")
+@click.option("--parent-train", "n_parent", type=int, default=None,
+              help="samples the ANN (--ann-epochs) and the parent are trained on: the first "
+                   "N of the training split; validation then follows them [default: --train]")
 @device_option()
 @click.option("--ann-epochs", default=0, show_default=True,
               help="train an nn.Module / zoo model first (ONNX keeps its weights)")
@@ -62,8 +65,8 @@ def _floats(text: str) -> tuple[float, ...]:
 def search_cmd(model, data, budget, batch, method, objective, energy_weight,
                cost_target, max_energy, max_cores, kinds, fractions, blocks, executor, address,
                workers, threads, cpus_per_task, gpus_per_task, retries, seed, n_init,
-               options, n_train, n_val, device, ann_epochs, parent_epochs, finetune_epochs,
-               out, resume):
+               options, n_train, n_val, n_parent, device, ann_epochs, parent_epochs,
+               finetune_epochs, out, resume):
     """Search the skip connections of MODEL's blocks (paper 1): BO or random search.
 
     The compile options (--target, -T, --encoder, ...) say how the parent SNN is compiled;
@@ -82,7 +85,8 @@ def search_cmd(model, data, budget, batch, method, objective, energy_weight,
     from snnc.compiler import load_target
 
     target = options.target
-    s = EvalSettings(data=data, train=n_train, val=n_val, options=options, device=device,
+    s = EvalSettings(data=data, train=n_train, val=n_val, parent_train=n_parent,
+                     options=options, device=device,
                      parent_epochs=parent_epochs, finetune_epochs=finetune_epochs,
                      cost_target=cost_target,
                      limits_target=target if load_target(target).limits else None)

@@ -15,7 +15,10 @@ fine-tuned for ``finetune_epochs`` epochs and scored on the validation split:
     drop = 100 * (ANN accuracy - SNN accuracy)      (percentage points, validation split)
 
 The validation split is the ``val`` samples after the first ``train`` samples of the dataset's
-*train* split; the test split is never read. Left as None, ``train``/``val`` fit the dataset
+*train* split (after the first ``parent_train`` when that is larger); the test split is never
+read. ``parent_train`` (default: ``train``) is how many of the first samples the ANN (when
+:func:`prepare` trains it) and the parent are trained on, so a parent can learn from the whole
+split while each candidate is fine-tuned on a subset. Left as None, ``train``/``val`` fit the dataset
 (:func:`split_sizes`: 2,000 + 1,000, or 2/3 + 1/3 of a smaller training split). Modules and
 batches go to ``device`` (docs/pytorch-backend.md "Devices"), resolved where the evaluation runs:
 a Ray task that reserved a GPU sees it through ``auto``. Every evaluation also returns per-layer
@@ -46,6 +49,9 @@ class EvalSettings:
     data: Any = "fashion-mnist"  # a name, a DataSpec, a snnc.data Dataset (see prepare)
     train: int | None = None  # None: fit the dataset (split_sizes)
     val: int | None = None
+    # samples the ANN (ann_epochs) and the parent are trained on: the first parent_train;
+    # None: the fine-tuning ones. Validation comes after max(train, parent_train).
+    parent_train: int | None = None
     # How the parent is compiled (residual, target, T, encoder, ...): the compile options.
     options: Options = field(default_factory=lambda: Options(timesteps=4, encoder="direct"))
     parent_epochs: int = 2
@@ -94,22 +100,41 @@ def _source_name(data) -> str:
     return f"dataset '{src}'"
 
 
+def check_parent_train(available: int, train: int, val: int, parent_train: int | None,
+                       source: str = "the dataset") -> None:
+    """SnncError unless the parent's samples plus the validation ones fit `available`."""
+    if parent_train is None:
+        return
+    if parent_train < 1 or max(train, parent_train) + val > available:
+        raise SnncError(f"{source} has {available} training samples; --parent-train "
+                        f"{parent_train} plus --val {val} need {max(train, parent_train) + val} "
+                        f"(validation comes after the parent's samples). Lower them.")
+
+
 @functools.lru_cache(maxsize=4)
-def _split(data, n_train: int, n_val: int, size: int | None, channels: int):
-    """(x_train, y_train, x_val, y_val) from the first n_train + n_val train-split samples."""
+def _split(data, n_train: int, n_val: int, size: int | None, channels: int,
+           val_start: int | None = None):
+    """(x_train, y_train, x_val, y_val): the first n_train train-split samples and the n_val
+    from `val_start` on (default: right after them)."""
     from snnc.data import load_dataset
 
-    ds = load_dataset(data, "train", limit=n_train + n_val, size=size, channels=channels)
+    start = n_train if val_start is None else val_start
+    ds = load_dataset(data, "train", limit=start + n_val, size=size, channels=channels)
     split_sizes(len(ds), n_train, n_val, _source_name(data))
-    return ds.x[:n_train], ds.y[:n_train], ds.x[n_train:], ds.y[n_train:]
+    check_parent_train(len(ds), n_train, n_val, None if val_start is None else start,
+                       _source_name(data))
+    return ds.x[:n_train], ds.y[:n_train], ds.x[start:start + n_val], ds.y[start:start + n_val]
 
 
-def data_for(g: Graph, s: EvalSettings):
-    """The train / validation tensors shaped for graph `g`'s input node."""
+def data_for(g: Graph, s: EvalSettings, parent: bool = False):
+    """The train / validation tensors shaped for graph `g`'s input node: the fine-tuning
+    samples, or with `parent` the parent's (``parent_train``)."""
+    n = s.parent_train if parent and s.parent_train is not None else s.train
+    start = None if s.parent_train is None else max(s.train, s.parent_train)
     shape = g.input_nodes()[0].shape
     if len(shape) == 4:
-        return _split(s.data, s.train, s.val, shape[-1], shape[1])
-    xt, yt, xv, yv = _split(s.data, s.train, s.val, None, 1)
+        return _split(s.data, n, s.val, shape[-1], shape[1], start)
+    xt, yt, xv, yv = _split(s.data, n, s.val, None, 1, start)
     return xt.flatten(1), yt, xv.flatten(1), yv
 
 

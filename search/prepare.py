@@ -15,7 +15,7 @@ import torch
 
 from snnc.compiler import SnncError
 from snnc.search.evaluate import (EvalSettings, SkipEvaluator, _source_name, _split, accuracy,
-                                  data_for, fit, space_for, split_sizes)
+                                  check_parent_train, data_for, fit, space_for, split_sizes)
 
 
 def _module_and_graph(model: Any, s: EvalSettings):
@@ -60,10 +60,11 @@ def resolve_data(s: EvalSettings) -> EvalSettings:
     data = s.data
     if is_torch_data(data):
         data = load_dataset(data, "train")
-    if s.train is not None and s.val is not None:
+    if s.train is not None and s.val is not None and s.parent_train is None:
         return replace(s, data=data)
     full = data if isinstance(data, Dataset) else load_dataset(data, "train")
     train, val = split_sizes(len(full), s.train, s.val, _source_name(data))
+    check_parent_train(len(full), train, val, s.parent_train, _source_name(data))
     return replace(s, data=data, train=train, val=val)
 
 
@@ -72,8 +73,8 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
             fractions=(0.25, 0.5, 1.0), log=print) -> SkipEvaluator:
     """Train (optionally) and import the ANN, convert it, train the parent SNN once.
 
-    `ann_epochs` > 0 first trains an nn.Module / zoo model on the training samples (a model
-    given as ONNX is used with its own weights). Returns the evaluator; its ``info`` holds the
+    `ann_epochs` > 0 first trains an nn.Module / zoo model on the parent's samples (Adam at
+    3x the settings' lr; a model given as ONNX is used with its own weights). Returns the evaluator; its ``info`` holds the
     ANN and parent accuracies and the times each step took.
     """
     from snnc.compiler import compile as snnc_compile
@@ -83,15 +84,18 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
 
     dev = resolve_device(settings.device)  # a bad --device fails before the data is read
     s = resolve_data(settings)
-    info: dict[str, Any] = {"train": s.train, "val": s.val, "device": str(dev)}
+    info: dict[str, Any] = {"train": s.train, "val": s.val, "device": str(dev),
+                            "parent_train": s.parent_train or s.train}
+    start = None if s.parent_train is None else max(s.train, s.parent_train)
     torch.manual_seed(seed)
     net, ann = _module_and_graph(model, s)
     t0 = time.perf_counter()
     if net is not None:
         shape = _input_shape(net, s)
         s = replace(s, input_shape=shape)
-        xt, yt, xv, yv = _split(s.data, s.train, s.val, shape[-1] if len(shape) == 3 else None,
-                                shape[0] if len(shape) == 3 else 1)
+        xt, yt, xv, yv = _split(s.data, s.parent_train or s.train, s.val,
+                                shape[-1] if len(shape) == 3 else None,
+                                shape[0] if len(shape) == 3 else 1, start)
         if len(shape) == 1:
             xt, xv = xt.flatten(1), xv.flatten(1)
         if ann_epochs:
@@ -100,15 +104,15 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
         ann_acc = accuracy(net, xv, yv, device=dev)
         ann = import_ann(net.cpu(), input_shape=shape)
     else:
-        xt, yt, xv, yv = data_for(ann, s)
+        xt, yt, xv, yv = data_for(ann, s, parent=True)
         ann_acc = accuracy(lambda x: run_ann(ann, x), xv, yv)
     info["ann_s"] = time.perf_counter() - t0
     log(f"ANN '{ann.name}': validation accuracy {100 * ann_acc:.2f}% ({s.val} samples; "
-        f"fine-tuning on {s.train}; {dev})")
+        f"parent on {info['parent_train']}, fine-tuning on {s.train}; {dev})")
     t0 = time.perf_counter()
     snn = snnc_compile(ann, s.options).graph
     module = to_torch(snn).to(dev)
-    xt, yt, xv, yv = data_for(snn, s)
+    xt, yt, xv, yv = data_for(snn, s, parent=True)
     conv_acc = accuracy(module.eval(), xv, yv, device=dev)
     fit(module, xt, yt, s.parent_epochs, s.batch_size, s.lr, seed, dev)
     parent = module.to_graph()

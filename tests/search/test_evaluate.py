@@ -126,3 +126,24 @@ def test_validation_split_is_carved_from_train(ev):
     xt, yt, xv, yv = data_for(ev.parent, SETTINGS)
     full = load_dataset("digits", "train", limit=SETTINGS.train + SETTINGS.val, size=8)
     assert torch.equal(xv, full.x[SETTINGS.train:]) and torch.equal(yt, full.y[:SETTINGS.train])
+
+
+def test_parent_samples_and_validation_after_them(ev):
+    """parent_train: the parent's samples are the first parent_train, the fine-tuning ones the
+    first train, validation the val after max(train, parent_train) (no overlap with either)."""
+    from dataclasses import replace
+
+    from snnc.data import load_dataset
+    from snnc.search.prepare import resolve_data
+
+    s = replace(SETTINGS, parent_train=400)
+    xp, yp, xv, yv = data_for(ev.parent, s, parent=True)
+    xt, yt, xv2, yv2 = data_for(ev.parent, s)
+    full = load_dataset("digits", "train", limit=400 + SETTINGS.val, size=8)
+    assert torch.equal(xp, full.x[:400]) and torch.equal(yp, full.y[:400])
+    assert torch.equal(xt, full.x[:SETTINGS.train]) and torch.equal(yt, full.y[:SETTINGS.train])
+    assert torch.equal(xv, full.x[400:]) and torch.equal(xv2, xv) and torch.equal(yv2, yv)
+    from snnc.compiler import SnncError
+
+    with pytest.raises(SnncError, match="--parent-train 5000"):
+        resolve_data(replace(SETTINGS, parent_train=5000))
