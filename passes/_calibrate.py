@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from snnc.compiler.core.errors import SnncError
-from snnc.compiler.core.interpret import INTERPRETERS, _role, edge_value
+from snnc.compiler.core.interpret import node_outputs
 from snnc.compiler.core.ir import Graph
 
 KEEP = 1 << 21  # at most this many positive values per node enter the percentile
@@ -40,15 +40,8 @@ def activation_scales(ann: Graph, x: torch.Tensor, *, percentile: float = 99.9,
     per_batch = max(1, KEEP // max(1, (len(x) + batch_size - 1) // batch_size))
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            env = {ins[0].name: x[i:i + batch_size].float()}
-            for node in ann.nodes:
-                if node.op == "input":
-                    continue
-                fn = INTERPRETERS[node.op]
-                xs = [edge_value(ann, e, env) for e in ann.inputs_of(node.name)]
-                params = {_role(node, k): ann.params[k] for k in node.params}
-                env[node.name] = fn(node, xs, params)
-                pos = env[node.name][env[node.name] > 0]
+            for node, y in node_outputs(ann, {ins[0].name: x[i:i + batch_size].float()}):
+                pos = y[y > 0]
                 if pos.numel() > per_batch:
                     pos = pos[:: (pos.numel() + per_batch - 1) // per_batch]
                 chunks.setdefault(node.name, []).append(pos.numpy())

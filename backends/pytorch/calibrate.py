@@ -13,7 +13,7 @@ from dataclasses import replace
 import torch
 
 from snnc.backends.pytorch.module import build_module
-from snnc.compiler.core.interpret import INTERPRETERS, _role, edge_value
+from snnc.compiler.core.interpret import node_outputs
 from snnc.compiler.core.ir import Graph
 
 RATE_SAMPLES = 100  # calibration images `calibrate_thresholds` runs the SNN on
@@ -25,15 +25,9 @@ def _ann_values(ann: Graph, x: torch.Tensor, names, batch_size: int = 100):
     out: dict[str, list[torch.Tensor]] = {k: [] for k in names}
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            env = {ins[0].name: x[i:i + batch_size].float()}
-            for node in ann.nodes:
-                if node.op == "input":
-                    continue
-                xs = [edge_value(ann, e, env) for e in ann.inputs_of(node.name)]
-                params = {_role(node, k): ann.params[k] for k in node.params}
-                env[node.name] = INTERPRETERS[node.op](node, xs, params)
+            for node, y in node_outputs(ann, {ins[0].name: x[i:i + batch_size].float()}):
                 if node.name in out:
-                    out[node.name].append(env[node.name])
+                    out[node.name].append(y)
     return {k: torch.cat(v) for k, v in out.items() if v}
 
 

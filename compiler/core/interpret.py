@@ -1,6 +1,7 @@
 """The ANN-form interpreter: run a graph with torch functional ops, node by node.
 
     y = interpret(g, x)                          # one output -> a tensor, several -> a tuple
+    for node, y in node_outputs(g, {"x": x}):    # every node's output in turn (calibration)
 
 Each op's semantics (docs/ir.md) is one small function registered with ``@interpreter("op")``:
 ``fn(node, inputs, params) -> tensor`` where `inputs` are the values on the node's ports in
@@ -13,7 +14,7 @@ generalised DSC). The comparison with the source model (torch or onnxruntime) is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -141,6 +142,27 @@ def _role(node: Node, key: str) -> str:
     return key[len(prefix):] if key.startswith(prefix) else key.rsplit(".", 1)[-1]
 
 
+def node_outputs(g: Graph,
+                 env: dict[str, torch.Tensor]) -> Iterator[tuple[Node, torch.Tensor]]:
+    """Run the ANN-form graph `g` with its inputs bound in `env` (input name -> tensor): every
+    other node in topological order, its output stored in `env` and yielded as (node, output).
+    Call under ``torch.no_grad()`` unless gradients are wanted."""
+    for node in g.nodes:
+        if node.op in BOUND_OPS:
+            continue
+        fn = INTERPRETERS.get(node.op)
+        if fn is None:
+            raise VerifyError(
+                f"graph '{g.name}': node '{node.name}' has op '{node.op}', which the "
+                f"ANN interpreter does not know. Register its semantics with "
+                f"@interpreter('{node.op}') in snnc.compiler.core.interpret (spiking ops "
+                f"are run by the PyTorch backend, not by this interpreter).")
+        xs = [edge_value(g, e, env) for e in g.inputs_of(node.name)]
+        params = {_role(node, k): g.params[k] for k in node.params}
+        env[node.name] = out = fn(node, xs, params)
+        yield node, out
+
+
 def interpret(g: Graph, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """Run the ANN-form graph `g` on `inputs` (one per input node, in order), in float32."""
     if g.params is None:
@@ -158,18 +180,7 @@ def interpret(g: Graph, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Ten
                             f"{', '.join(map(str, want))}], got {list(x.shape)}.")
         env[node.name] = x.to(torch.float32)
     with torch.no_grad():
-        for node in g.nodes:
-            if node.op in BOUND_OPS:
-                continue
-            fn = INTERPRETERS.get(node.op)
-            if fn is None:
-                raise VerifyError(
-                    f"graph '{g.name}': node '{node.name}' has op '{node.op}', which the "
-                    f"ANN interpreter does not know. Register its semantics with "
-                    f"@interpreter('{node.op}') in snnc.compiler.core.interpret (spiking ops "
-                    f"are run by the PyTorch backend, not by this interpreter).")
-            xs = [edge_value(g, e, env) for e in g.inputs_of(node.name)]
-            params = {_role(node, k): g.params[k] for k in node.params}
-            env[node.name] = fn(node, xs, params)
+        for _ in node_outputs(g, env):
+            pass
     outs = tuple(env[o] for o in g.outputs)
     return outs[0] if len(outs) == 1 else outs

@@ -138,3 +138,19 @@ def test_check_command(capsys, tmp_path):
     bad.write_text("hello")
     assert _check_main([str(bad)]) == 2
     assert "text file" in capsys.readouterr().out
+
+
+def test_node_outputs_yields_every_node_in_order():
+    """node_outputs (what calibration reads) runs each non-input node once, in topological
+    order, and its last value is interpret's output."""
+    from snnc.compiler.core.interpret import node_outputs
+
+    g = parse(ASC)
+    g = g.with_params({"conv.weight": torch.randn(3, 2, 1, 1), "p.weight": torch.randn(3, 2, 1, 1),
+                       "p.bias": torch.randn(3)})
+    x = torch.randn(2, 2, 4, 4)
+    env = {"x": x}
+    seen = [(n.name, y) for n, y in node_outputs(g, env)]
+    assert [n for n, _ in seen] == [n.name for n in g.nodes if n.op != "input"]
+    assert all(env[n] is y for n, y in seen)
+    assert torch.equal(seen[-1][1], interpret(g, x))
