@@ -60,13 +60,17 @@ def _floats(text: str) -> tuple[float, ...]:
               help="train an nn.Module / zoo model first (ONNX keeps its weights)")
 @click.option("--parent-epochs", default=2, show_default=True)
 @click.option("--finetune-epochs", default=1, show_default=True, help="n of paper 1")
+@click.option("--schedule", type=click.Choice(["cosine", "none"]), default="cosine",
+              show_default=True,
+              help="lr schedule of the parent's training and of each fine-tuning (cosine: as "
+                   "snnc train's, annealed to 0 over the run; none: constant)")
 @click.option("-o", "--out", default=None, help="output directory (default ./<model>.search)")
 @click.option("--resume", is_flag=True, help="continue the search journalled in -o")
 def search_cmd(model, data, budget, batch, method, objective, energy_weight,
                cost_target, max_energy, max_cores, kinds, fractions, blocks, executor, address,
                workers, threads, cpus_per_task, gpus_per_task, retries, seed, n_init,
                options, n_train, n_val, n_parent, device, ann_epochs, parent_epochs,
-               finetune_epochs, out, resume):
+               finetune_epochs, schedule, out, resume):
     """Search the skip connections of MODEL's blocks (paper 1): BO or random search.
 
     The compile options (--target, -T, --encoder, ...) say how the parent SNN is compiled;
@@ -88,6 +92,7 @@ def search_cmd(model, data, budget, batch, method, objective, energy_weight,
     s = EvalSettings(data=data, train=n_train, val=n_val, parent_train=n_parent,
                      options=options, device=device,
                      parent_epochs=parent_epochs, finetune_epochs=finetune_epochs,
+                     schedule=schedule,
                      cost_target=cost_target,
                      limits_target=target if load_target(target).limits else None)
     with LiveProgress(budget) as live:

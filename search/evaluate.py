@@ -58,6 +58,10 @@ class EvalSettings:
     finetune_epochs: int = 1
     batch_size: int = 64
     lr: float = 1e-3
+    # lr schedule of the parent's training and each candidate's fine-tuning: "cosine" (as
+    # `snnc train`'s default, set before every step, annealed to 0 over the run's epochs) or
+    # "none" (constant lr)
+    schedule: str = "cosine"
     cost_target: str = "loihi1"
     limits_target: str | None = None
     input_shape: tuple[int, ...] | None = None
@@ -65,6 +69,9 @@ class EvalSettings:
 
 
 DEFAULT_TRAIN, DEFAULT_VAL = 2000, 1000
+
+
+SCHEDULES = ("cosine", "none")
 
 
 def split_sizes(available: int, train: int | None, val: int | None,
@@ -257,7 +264,8 @@ class SkipEvaluator:
         module = to_torch(g).to(dev)
         xt, yt, xv, yv = data_for(g, s)
         before = accuracy(module.eval(), xv, yv, device=dev)
-        loss = fit(module, xt, yt, s.finetune_epochs, s.batch_size, s.lr, seed, dev)
+        loss = fit(module, xt, yt, s.finetune_epochs, s.batch_size, s.lr, seed, dev,
+                   cosine=s.schedule == "cosine")
         module.reset_rates()
         module.record_rates = True
         acc = accuracy(module, xv, yv, device=dev)

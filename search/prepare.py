@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from snnc.compiler import SnncError
-from snnc.search.evaluate import (EvalSettings, SkipEvaluator, _source_name, _split, accuracy,
-                                  check_parent_train, data_for, fit, space_for, split_sizes)
+from snnc.search.evaluate import (SCHEDULES, EvalSettings, SkipEvaluator, _source_name, _split,
+                                  accuracy, check_parent_train, data_for, fit, space_for, split_sizes)
 
 
 def _module_and_graph(model: Any, s: EvalSettings):
@@ -74,14 +74,18 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
     """Train (optionally) and import the ANN, convert it, train the parent SNN once.
 
     `ann_epochs` > 0 first trains an nn.Module / zoo model on the parent's samples (Adam at
-    3x the settings' lr; a model given as ONNX is used with its own weights). Returns the evaluator; its ``info`` holds the
-    ANN and parent accuracies and the times each step took.
+    3x the settings' lr, constant; a model given as ONNX is used with its own weights). The
+    parent is trained with the settings' lr and ``schedule``. Returns the evaluator; its
+    ``info`` holds the ANN and parent accuracies and the times each step took.
     """
     from snnc.compiler import compile as snnc_compile
     from snnc.compiler import import_ann, run_ann, to_torch
 
     from snnc.data.device import resolve_device
 
+    if settings.schedule not in SCHEDULES:
+        raise SnncError(f"snnc search: unknown lr schedule '{settings.schedule}'; use one of "
+                        f"{', '.join(SCHEDULES)}")
     dev = resolve_device(settings.device)  # a bad --device fails before the data is read
     s = resolve_data(settings)
     info: dict[str, Any] = {"train": s.train, "val": s.val, "device": str(dev),
@@ -114,7 +118,8 @@ def prepare(model: Any, settings: EvalSettings, *, ann_epochs: int = 0, seed: in
     module = to_torch(snn).to(dev)
     xt, yt, xv, yv = data_for(snn, s, parent=True)
     conv_acc = accuracy(module.eval(), xv, yv, device=dev)
-    fit(module, xt, yt, s.parent_epochs, s.batch_size, s.lr, seed, dev)
+    fit(module, xt, yt, s.parent_epochs, s.batch_size, s.lr, seed, dev,
+        cosine=s.schedule == "cosine")
     parent = module.to_graph()
     parent_acc = accuracy(module, xv, yv, device=dev)
     space, ids = space_for(parent, blocks=blocks, kinds=tuple(kinds),
