@@ -25,6 +25,10 @@ PAPER = {"claim": "BO below RS at every budget (Fig. 3, a plot: no table of numb
 RECORD_KEYS = {"bo", "rs", "noise", "evals_to_rs_best"}
 
 
+def protocol(scale: Scale) -> dict:
+    return searchrun.protocol(NAME, scale)
+
+
 def runs(scale: Scale) -> list[Run]:
     return [Run("search", seed) for seed in range(scale.seeds)]
 

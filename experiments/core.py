@@ -154,7 +154,16 @@ def _jsonable(v):
     return str(v)
 
 
-def _load_results(path: Path, name: str, scale: Scale, resume: bool) -> dict:
+def protocol_of(mod, scale: Scale) -> dict:
+    """What, beyond the scale, decides an experiment's runs (its module's ``protocol(scale)``,
+    e.g. a search's settings), as JSON data; {} for a module without one."""
+    fn = getattr(mod, "protocol", None)
+    return {} if fn is None else json.loads(json.dumps(fn(scale), default=_jsonable,
+                                                       sort_keys=True))
+
+
+def _load_results(path: Path, name: str, scale: Scale, resume: bool,
+                  protocol: dict | None = None) -> dict:
     if not path.is_file():
         return {}
     if not resume:
@@ -171,6 +180,9 @@ def _load_results(path: Path, name: str, scale: Scale, resume: bool) -> dict:
     if old.get("scale") != asdict(scale):
         raise SnncError(f"{path} was run with other scale settings ({old.get('scale')}); "
                         f"resuming would mix them. Use another -o directory.")
+    if old.get("protocol", {}) != (protocol or {}):
+        raise SnncError(f"{path} was run with another protocol ({old.get('protocol', {})}, now "
+                        f"{protocol}); resuming would mix them. Use another -o directory.")
     return {r["key"]: r for r in old.get("runs", [])}
 
 
@@ -210,7 +222,8 @@ def run_experiment(name: str, *, scale: str | Scale = "smoke", seeds: int | None
     (work / ".gitignore").write_text("*\n")
     path = out / "results.json"
     shared = out.parent / "_trained"  # trainings identical across experiments, done once
-    done = _load_results(path, name, sc, resume)
+    protocol = protocol_of(mod, sc)
+    done = _load_results(path, name, sc, resume, protocol)
     runs = mod.runs(sc)
     todo = [r for r in runs if r.key not in done]
     if done:
@@ -218,6 +231,8 @@ def run_experiment(name: str, *, scale: str | Scale = "smoke", seeds: int | None
     results = {"schema": SCHEMA, "experiment": name, "cites": mod.CITES, "claim": mod.CLAIM,
                "paper": mod.PAPER, "scale": asdict(sc), "scale_text": sc.describe(),
                "command": command_line(name, sc, out), "runs": []}
+    if protocol:
+        results["protocol"] = protocol
 
     def save() -> None:
         results["runs"] = [done[r.key] for r in runs if r.key in done]

@@ -25,6 +25,10 @@ PAPER = {"ANN": 93.02, "SNN": 81.3, "searched SNN": 90.34}  # CIFAR-10 resnet18,
 RECORD_KEYS = {"ann_test_accuracy", "base", "searched", "search"}
 
 
+def protocol(scale: Scale) -> dict:
+    return searchrun.protocol(NAME, scale)
+
+
 def runs(scale: Scale) -> list[Run]:
     return [Run("search", seed) for seed in range(scale.seeds)]
 

@@ -67,6 +67,13 @@ def search_scale(experiment: str, scale: Scale) -> SearchScale:
     return SEARCH_SCALES[key]
 
 
+def protocol(experiment: str, scale: Scale) -> dict:
+    """The search settings and evaluation settings of `experiment` at `scale` (results.json's
+    ``protocol``: a resumed experiment must have the same)."""
+    ss = search_scale(experiment, scale)
+    return {"search_scale": asdict(ss), "settings": asdict(settings_of(scale, ss))}
+
+
 def settings_of(scale: Scale, ss: SearchScale):
     """The search's EvalSettings at `scale`: S2S parent, direct encoding, the scale's T."""
     from snnc.compiler import Options

@@ -114,6 +114,29 @@ def test_existing_results_need_resume(tmp_path, capsys):
     assert "holds experiment 'bn-modes'" in capsys.readouterr().err
 
 
+def test_resume_refuses_another_search_protocol(tmp_path, capsys):
+    """A search experiment's results.json records its protocol (search and evaluation
+    settings); resuming it under other settings (here a constant-lr fine-tuning) is exit 2,
+    not a mix of records."""
+    from dataclasses import asdict
+
+    from snnc.experiments.core import get_scale
+    from snnc.experiments.searchrun import protocol
+
+    sc = get_scale("smoke", None)
+    proto = json.loads(json.dumps(protocol("search-vs-base", sc), default=str))
+    assert proto["settings"]["schedule"] == "cosine" and proto["search_scale"]["budget"] == 4
+    proto["settings"]["schedule"] = "none"
+    out = tmp_path / "svb"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps({
+        "experiment": "search-vs-base", "scale": asdict(sc), "protocol": proto, "runs": []}))
+    code = main(["experiment", "search-vs-base", "--scale", "smoke", "-o", str(out),
+                 "--resume"])
+    assert code == 2
+    assert "another protocol" in capsys.readouterr().err
+
+
 def test_unknown_experiment_is_a_user_error(capsys):
     assert main(["experiment", "no-such-claim"]) == 2
     assert "residual-modes" in capsys.readouterr().err
