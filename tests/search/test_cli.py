@@ -79,18 +79,19 @@ def test_search_cli_user_errors(tmp_path):
     assert r.exit_code == 2
 
 
-def test_search_cli_parent_train(onnx_model, tmp_path):
+def test_search_cli_parent_train_and_schedule(onnx_model, tmp_path):
     """--parent-train N: the parent learns from the first N samples, each candidate is
     fine-tuned on the first --train and scored on the --val after the parent's (docs/search.md
-    "Evaluation with weight sharing"); too many for the dataset is exit 2 naming the option."""
+    "Evaluation with weight sharing"); too many for the dataset is exit 2 naming the option.
+    --schedule reaches the evaluation settings the journal records."""
     out = tmp_path / "run"
     r = CliRunner().invoke(cli, ["search", str(onnx_model), *ARGS, "--budget", "2",
-                                 "--parent-train", "512", "-o", str(out)],
+                                 "--parent-train", "512", "--schedule", "none", "-o", str(out)],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
     head = next(r for r in read_journal(out / "journal.jsonl") if r["type"] == "header")
     assert head["prepare"]["parent_train"] == 512 and head["prepare"]["train"] == 128
-    assert head["settings"]["parent_train"] == 512
+    assert head["settings"]["parent_train"] == 512 and head["settings"]["schedule"] == "none"
     r = CliRunner().invoke(cli, ["search", str(onnx_model), *ARGS, "--budget", "2",
                                  "--parent-train", "100000", "-o", str(tmp_path / "big")])
     assert r.exit_code == 2 and "--parent-train 100000" in r.output
