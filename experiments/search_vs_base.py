@@ -63,8 +63,12 @@ def summarize(records, scale: Scale) -> dict:
         rows[k]["mean_rate"] = v
     rows["ANN"]["mean_rate"] = {"mean": float("nan"), "std": float("nan")}
     a, b = rows["searched SNN"], rows["SNN"]
+    ra, rb = rates["searched SNN"], rates["SNN"]
     verdicts = [{"claim": "searched SNN > base SNN (test accuracy)", "verdict": compare(a, b),
-                 "difference_pp": 100 * (a["mean"] - b["mean"])}]
+                 "difference_pp": 100 * (a["mean"] - b["mean"])},
+                # Table 1's firing rates: resnet18 15.6 % -> 22.3 % after the search
+                {"claim": "searched SNN fires more than base SNN (mean firing rate)",
+                 "verdict": compare(ra, rb), "difference_pp": 100 * (ra["mean"] - rb["mean"])}]
     return {"variants": rows, "verdicts": verdicts}
 
 
