@@ -37,7 +37,8 @@ of `--bn shared`, peak memory <= 0.5x the best peer's (stretch 0.4x).
 
 Measuring on a shared machine: every row runs `--rounds` times, interleaved (A B C ..., then
 ... C B A, each row at every thread count in turn), so load from other processes falls on all
-rows alike; each figure is the median over the rounds, and each ratio is the ratio of medians
+rows alike; within a run, throughput is the batch over the median step time (one step slowed
+by a burst of load moves it by nothing); each figure is the median over the rounds, and each ratio is the ratio of medians
 with the spread of the per-round ratios. Samples per CPU-second (the process's CPU time, all its
 threads) is printed beside wall samples/s: it counts the work a row does, which a loaded
 machine disturbs far less than the wall clock. The load average is printed per run.
@@ -303,25 +304,29 @@ def run_one(name: str, steps: int, warmup: int, threads: int, device: str) -> di
         base = torch.cuda.memory_allocated() / 2 ** 20
     else:
         base = _rss_mb()
-    t0 = c0 = None
+    walls, cpus = [], []
     for i in range(warmup + steps):
-        if i == warmup:
-            if cuda:
-                torch.cuda.synchronize()
-            t0, c0 = time.perf_counter(), time.process_time()
+        if cuda:
+            torch.cuda.synchronize()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss = F.cross_entropy(fwd(model, x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if cuda:
+            torch.cuda.synchronize()
+        if i >= warmup:
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
     if cuda:
-        torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() / 2 ** 20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"row": name, "threads": threads, "samples_per_s": steps * BATCH / dt,
-            "samples_per_cpu_s": steps * BATCH / cpu, "peak_growth_mb": peak - base,
-            "loss": loss.item()}
+    # the median step, not the mean: one step slowed by another process's burst (a shared
+    # 2-core machine) then moves the figure by nothing instead of by 1/steps of the burst
+    return {"row": name, "threads": threads, "samples_per_s": BATCH / _median(walls),
+            "samples_per_cpu_s": BATCH / _median(cpus), "peak_growth_mb": peak - base,
+            "step_s": walls, "loss": loss.item()}
 
 
 LIVE_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}  # every block > 128 KiB mmapped, freed at once

@@ -95,30 +95,36 @@ def _save_surrogate(u: torch.Tensor, cfg: LIFConfig, out: torch.Tensor) -> None:
     """out (uint8) <- round(255 * surrogate(u) / alpha)."""
     _, theta, _, _ = cfg.effective()
     s = SURROGATES[cfg.surrogate](u, theta, cfg.alpha, cfg.width)
-    out.copy_(s.mul_(255.0 / cfg.alpha).add_(0.5).clamp_(0.0, 255.0))  # truncation = rounding
+    # truncation = rounding; through int32, as float -> uint8 runs torch's slow path (2x)
+    out.copy_(s.mul_(255.0 / cfg.alpha).add_(0.5).clamp_(0.0, 255.0).to(torch.int32))
 
 
 def _forward_float(x, steps, cfg: LIFConfig, out, mem, spk):
     """The float recursion, in place on one state tensor: per step (u - theta o) * lam + x_t
-    (subtract) or (u masked to 0 where o) * lam + x_t (zero), which equals x_t + lam (...) bit
-    for bit (one rounding per operation, addition commutes). `mem` (uint8 when the config
-    saves the surrogate) receives what backward reads at each step."""
+    (subtract) or (u - u o) * lam + x_t (zero: u o is u where o = 1, so u - u o is +0 there and
+    u elsewhere, as masking u to 0 where o gives, up to the sign of a zero, for finite u),
+    which equals x_t + lam (...) bit for bit (one rounding per operation, addition commutes).
+    Spikes are compared straight into the float output and kept as bool only where backward
+    needs them (`spk`, reset to zero): torch's CPU kernels that write or read bool (a comparison
+    into bool, bool -> float, masked_fill) run 4-20x slower than their float forms (measured,
+    docs/pytorch-backend.md "Execution"). `mem` (uint8 when the config saves the surrogate)
+    receives what backward reads at each step."""
     lam, theta, zero, gt = cfg.effective()
     static = x.shape[0] == 1
     fire = torch.gt if gt else torch.ge
     u = x[0].clone()
     if cfg.v_init:
         u.add_(lam * cfg.v_init * theta)
-    buf = spk if spk is not None else empty_steps(out, steps, torch.bool)
     for t in range(steps):
         if t:
             if zero:
-                u.masked_fill_(buf[t - 1], 0.0)
+                u.addcmul_(u, out[t - 1], value=-1.0)
             else:
                 u.sub_(out[t - 1], alpha=theta)  # theta * o is exact (o in {0, 1})
             u.mul_(lam).add_(x[0 if static else t])
-        fire(u, theta, out=buf[t])
-        out[t].copy_(buf[t])
+        fire(u, theta, out=out[t])
+        if spk is not None:
+            spk[t].copy_(out[t])
         if mem.dtype == torch.uint8:
             _save_surrogate(u, cfg, mem[t])
         else:
@@ -161,20 +167,21 @@ def _backward(grad, mem, spk, cfg: LIFConfig, static: bool):
         else:
             u = mem[t].to(grad.dtype)
             s = sur(u, theta, cfg.alpha, cfg.width)
-        if n is None:
-            g = grad[t] * s
+        dst = None if static else gx[t]  # the step's gradient computed in place, no copy
+        if n is None or cfg.detach_reset:
+            g = torch.mul(grad[t], s, out=dst)
+        elif zero:
+            g = torch.addcmul(grad[t], u, n, value=-lam, out=dst).mul_(s)
         else:
-            if cfg.detach_reset:
-                g = grad[t] * s
-            elif zero:
-                g = torch.addcmul(grad[t], u, n, value=-lam).mul_(s)
+            g = torch.add(grad[t], n, alpha=-lam * theta, out=dst).mul_(s)
+        if n is not None:
+            if zero:  # n (1 - o_t): bool read as uint8 (bool -> float and masked_fill are slow)
+                o = spk[t].view(torch.uint8).to(grad.dtype)
+                g.add_(torch.addcmul(n, n, o, value=-1.0), alpha=lam)
             else:
-                g = torch.add(grad[t], n, alpha=-lam * theta).mul_(s)
-            g.add_(n.masked_fill(spk[t], 0.0) if zero else n, alpha=lam)
+                g.add_(n, alpha=lam)
         if static:
             gx.add_(g)
-        else:
-            gx[t] = g
         n = g
     return gx.unsqueeze(0) if static else gx
 
