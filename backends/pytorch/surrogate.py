@@ -48,19 +48,22 @@ def get_surrogate(name: str, node: str = "?") -> SurrogateFn:
 @register_surrogate("triangle")
 def triangle(u: torch.Tensor, theta: float, alpha: float, width: float) -> torch.Tensor:
     """Paper 2 eq. 24, centred at the threshold: alpha * max(0, 1 - |u - theta| / width)."""
-    return (1.0 - (u - theta).abs() / width).clamp_(min=0.0).mul_(alpha)
+    # one new tensor, the rest in place (-a + 1 rounds as 1 - a: the same float)
+    return (u - theta).abs_().div_(width).neg_().add_(1.0).clamp_(min=0.0).mul_(alpha)
 
 
 @register_surrogate("fast_sigmoid")
 def fast_sigmoid(u: torch.Tensor, theta: float, alpha: float, width: float) -> torch.Tensor:
     """alpha / (1 + |u - theta| / width)^2 (Zenke & Ganguli's SuperSpike shape)."""
-    return alpha / (1.0 + (u - theta).abs() / width).square_()
+    # one new tensor, the rest in place; alpha / d is torch's reciprocal(d) * alpha
+    return (u - theta).abs_().div_(width).add_(1.0).square_().reciprocal_().mul_(alpha)
 
 
 @register_surrogate("arctan")
 def arctan(u: torch.Tensor, theta: float, alpha: float, width: float) -> torch.Tensor:
     """alpha / (1 + (pi (u - theta) / width)^2), the derivative shape of an arctan step."""
-    return alpha / (1.0 + ((u - theta) * (math.pi / width)).square_())
+    # one new tensor, the rest in place; alpha / d is torch's reciprocal(d) * alpha
+    return (u - theta).mul_(math.pi / width).square_().add_(1.0).reciprocal_().mul_(alpha)
 
 
 class SpikeFn(torch.autograd.Function):

@@ -36,6 +36,27 @@ def test_surrogate_formulas(name, u, expect):
     assert x.grad.item() == pytest.approx(expect, rel=1e-6)
 
 
+FORMULAS = {  # the docstrings' formulas, as plain out-of-place torch expressions
+    "triangle": lambda u, th, a, w: (1.0 - (u - th).abs() / w).clamp(min=0.0) * a,
+    "fast_sigmoid": lambda u, th, a, w: a / (1.0 + (u - th).abs() / w) ** 2,
+    "arctan": lambda u, th, a, w: a / (1.0 + ((u - th) * (math.pi / w)) ** 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORMULAS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+def test_surrogates_equal_their_formula_bit_for_bit_and_leave_u_alone(name, dtype):
+    """The registered surrogates compute in place on one new tensor (surrogate.py) for speed;
+    they must give the formula's floats exactly and never write to the membrane they read."""
+    g = torch.Generator().manual_seed(3)
+    u = (torch.randn(20_000, generator=g) * 3).to(dtype)
+    for th, a, w in ((1.0, 0.3, 1.0), (0.7, 1.0, 0.37), (2.5, 0.5, 3.0)):
+        before = u.clone()
+        got = SURROGATES[name](u, th, a, w)
+        assert torch.equal(u, before)
+        assert torch.equal(got, FORMULAS[name](u, th, a, w)), (name, dtype, th, a, w)
+
+
 def test_surrogate_width_scales_support():
     x = torch.tensor([1.75], requires_grad=True)
     spike(x, 1.0, surrogate="triangle", alpha=0.5, width=2.0).backward()
