@@ -178,6 +178,22 @@ class Edge:
             object.__setattr__(self, "_hash", h)
         return h
 
+    def __eq__(self, other: object) -> bool:
+        """The dataclass's field-by-field comparison, after two cheap tests: the same object,
+        then the cached hashes (unequal hashes: unequal edges). The builder removes an edge
+        from its node's edge list with `list.remove`, which compares it with those before it:
+        a concat of 30 inputs, rewired, made this comparison a third of a pass's time."""
+        if self is other:
+            return True
+        if other.__class__ is not Edge:
+            return NotImplemented
+        if self.__hash__() != other.__hash__():
+            return False
+        return (self.src, self.dst, self.port, self.kind, self.hops, self.projection,
+                self.payload, self.attrs) == (other.src, other.dst, other.port, other.kind,
+                                              other.hops, other.projection, other.payload,
+                                              other.attrs)
+
     def __reduce__(self):  # the cached hash is not pickled: str hashes differ per process
         return (Edge, (self.src, self.dst, self.port, self.kind, self.hops, self.projection,
                        self.payload, self.attrs))
