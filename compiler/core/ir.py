@@ -78,7 +78,16 @@ WEIGHTED_OPS = _ops.WEIGHTED_OPS
 _PLAIN = (bool, int, float, str, type(None), enum.Enum)
 
 
+_SAFE = frozenset({int, str, bool, type(None)})  # exact types kept as they are, unchecked
+
+
 def _freeze(value: Any) -> Any:
+    """`value` as an attribute value: a plain scalar (floats finite), lists made tuples.
+    Every node's attributes pass here, so the common cases (an int or str, a tuple of ints)
+    are answered by exact type before the general checks."""
+    t = type(value)
+    if t in _SAFE or (t is tuple and all(type(v) is int for v in value)):
+        return value
     if isinstance(value, _PLAIN):
         if isinstance(value, float) and not math.isfinite(value):
             raise VerifyError(f"attribute value {value!r} is not finite")

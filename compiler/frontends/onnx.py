@@ -435,15 +435,16 @@ def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,
 
     bad: list[tuple[str, str, str]] = []
     for index, node in enumerate(model.graph.node):
-        who = _who(node, index)
         if node.domain not in ("", "ai.onnx"):
-            bad.append((who, f"(op {node.domain}::{node.op_type})", "custom domain"))
+            bad.append((_who(node, index), f"(op {node.domain}::{node.op_type})",
+                        "custom domain"))
             ctx.poisoned.update(node.output)
             continue
         if _fold_constant(ctx, node):
             continue
         conv = ONNX_CONVERTERS.get(node.op_type)
-        if any(i in ctx.poisoned for i in node.input) and node.op_type in _PLUMBING:
+        if ctx.poisoned and node.op_type in _PLUMBING and any(
+                i in ctx.poisoned for i in node.input):
             ctx.poisoned.update(node.output)  # shape plumbing of a reported node: no news
             continue
         try:
@@ -453,12 +454,12 @@ def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,
         except _Poisoned:
             ctx.poisoned.update(node.output)
         except Reject as why:
-            bad.append((who, f"(op {node.op_type})", str(why)))
+            bad.append((_who(node, index), f"(op {node.op_type})", str(why)))
             ctx.poisoned.update(node.output)
         except (SnncError, MemoryError, RecursionError):
             raise
         except Exception as err:  # a malformed node the checks missed: name it
-            bad.append((who, f"(op {node.op_type})",
+            bad.append((_who(node, index), f"(op {node.op_type})",
                         f"malformed ({type(err).__name__}: {str(err)[:160]})"))
             ctx.poisoned.update(node.output)
     if bad:
