@@ -19,7 +19,7 @@ import itertools
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from snnc.compiler.core import ops as _ops
@@ -179,6 +179,22 @@ class Edge:
     attrs: Attrs = EMPTY
     _hash: int | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
+    def __init__(self, src: str, dst: str, port: int, kind: EdgeKind = EdgeKind.DATA,
+                 hops: int = 1, projection: str | None = None, payload: Payload | None = None,
+                 attrs: Attrs = EMPTY):
+        """The dataclass's __init__, storing through the slots' own descriptors instead of
+        `object.__setattr__` (the frozen dataclass's way): half the time, and an import and
+        every pass make an edge per input they touch."""
+        _set_src(self, src)
+        _set_dst(self, dst)
+        _set_port(self, port)
+        _set_kind(self, kind)
+        _set_hops(self, hops)
+        _set_projection(self, projection)
+        _set_payload(self, payload)
+        _set_attrs(self, attrs)
+        _set_hash(self, None)
+
     def __hash__(self) -> int:  # cached: passes re-index every edge of the graph they edit
         h = self._hash
         if h is None:
@@ -223,6 +239,10 @@ class Edge:
     def value_src(self) -> str:
         """The node whose output reaches the port: the projection if any, else the source."""
         return self.projection if self.projection is not None else self.src
+
+
+_set_src, _set_dst, _set_port, _set_kind, _set_hops, _set_projection, _set_payload, \
+    _set_attrs, _set_hash = (getattr(Edge, f.name).__set__ for f in fields(Edge))
 
 
 @dataclass(frozen=True, slots=True)
