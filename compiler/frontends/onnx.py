@@ -146,8 +146,9 @@ def load_model(path: str | os.PathLike, input_shape=None
                        f"{label} (tensor '{largest}' alone holds "
                        f"{limits.fmt(sizes[largest])})", label)
     consts = {}
+    folder = path.parent
     for i, t in enumerate(model.graph.initializer):
-        consts[t.name] = tensor_array(t, label, path.parent, split.pop(i, None))
+        consts[t.name] = tensor_array(t, label, folder, split.pop(i, None))
         t.ClearField("raw_data")  # the array holds the data now: never two copies
     return model, consts
 

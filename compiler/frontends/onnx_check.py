@@ -245,18 +245,19 @@ def tensor_array(t: onnx.TensorProto, label: str, folder: Path | None = None,
     data is read with one copy (np.fromfile), never twice; `raw`: its inline data when
     `split_weights` took it out of `t` (the array is a view of it)."""
     where = f"{label}: tensor '{t.name}'"
-    if t.data_type not in _NUMERIC:
-        raise ImportFailed(f"{where} has type {_type_name(t.data_type)}; snnc reads numeric "
+    data_type = t.data_type
+    if data_type not in _NUMERIC:
+        raise ImportFailed(f"{where} has type {_type_name(data_type)}; snnc reads numeric "
                            f"tensors only (weights are float). Export the model again.")
-    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
-    if any(d < 0 for d in t.dims):
-        raise ImportFailed(f"{where} has negative dims {list(t.dims)}.")
-    n = math.prod(t.dims)
+    dtype, little = _dtypes(data_type)
+    dims = tuple(t.dims)
+    if dims and min(dims) < 0:
+        raise ImportFailed(f"{where} has negative dims {list(dims)}.")
+    n = math.prod(dims)
     if t.data_location == TensorProto.EXTERNAL:
         info = {e.key: e.value for e in t.external_data}
         path = (folder or Path(".")) / info["location"]
-        arr = np.fromfile(path, dtype=dtype.newbyteorder("<"), count=n,
-                          offset=int(info.get("offset", 0)))
+        arr = np.fromfile(path, dtype=little, count=n, offset=int(info.get("offset", 0)))
     else:
         from onnx import numpy_helper
 
@@ -267,28 +268,42 @@ def tensor_array(t: onnx.TensorProto, label: str, folder: Path | None = None,
                                f"{_type_name(t.data_type)}) disagree with its data "
                                f"({size} bytes). The file is damaged: export it again.")
         try:
-            arr = np.frombuffer(raw, dtype.newbyteorder("<")) if raw is not None else \
-                numpy_helper.to_array(t)
+            arr = np.frombuffer(raw, little) if raw is not None else numpy_helper.to_array(t)
         except (ValueError, TypeError) as err:
             raise ImportFailed(f"{where}: its data does not match its dims {list(t.dims)} "
                                f"({err}). The file is damaged: export it again.") from None
     if arr.size != n:
         raise ImportFailed(f"{where}: dims {list(t.dims)} need {n} values, the data holds "
                            f"{arr.size}.")
-    arr = arr.reshape(tuple(t.dims))
+    arr = arr.reshape(dims)
     if arr.dtype.kind == "f":
         _check_finite(arr.reshape(-1), where)
     return arr
 
 
+_DTYPES: dict[int, tuple[np.dtype, np.dtype]] = {}
+
+
+def _dtypes(data_type: int) -> tuple[np.dtype, np.dtype]:
+    """(numpy dtype, its little-endian form) of ONNX `data_type` (a numeric one), looked up
+    once per type instead of once per tensor."""
+    got = _DTYPES.get(data_type)
+    if got is None:
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(data_type))
+        got = _DTYPES[data_type] = (dtype, dtype.newbyteorder("<"))
+    return got
+
+
 def _check_finite(flat: np.ndarray, where: str, chunk: int = 1 << 22) -> None:
-    """Refuse NaN/Inf, in chunks (no mask as large as the tensor)."""
+    """Refuse NaN/Inf, in chunks (no mask as large as the tensor). A chunk is one isfinite
+    pass and one `all`; only a chunk that fails is counted (NaN, Inf, first index)."""
     nan = inf = 0
     first = None
     for i in range(0, flat.size, chunk):
         part = flat[i:i + chunk]
-        bad = ~np.isfinite(part)
-        if bad.any():
+        ok = np.isfinite(part)
+        if not ok.all():
+            bad = ~ok
             n = int(np.isnan(part).sum())
             nan, inf = nan + n, inf + int(bad.sum()) - n
             first = first if first is not None else i + int(np.flatnonzero(bad)[0])
