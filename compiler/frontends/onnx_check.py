@@ -125,36 +125,33 @@ def check_external(model: onnx.ModelProto, folder: Path, label: str) -> int:
 def _all_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
     """onnx.external_data_helper._get_all_tensors(model) (the same tensors, in its order:
     initializers of the graph and its subgraphs, then attribute tensors of the graph, its
-    subgraphs and functions), as one list instead of a generator chain per attribute."""
-    graph_types = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-    out: list[onnx.TensorProto] = []
-
-    def subgraphs(a):
-        return (a.g,) if a.type == onnx.AttributeProto.GRAPH else a.graphs
-
-    def initializers(g):
-        out.extend(g.initializer)
-        for node in g.node:
-            for a in node.attribute:
-                if a.type in graph_types:
-                    for sub in subgraphs(a):
-                        initializers(sub)
-
-    def attributes(g):
-        for node in g.node:
-            for a in node.attribute:
-                if a.HasField("t"):
-                    out.append(a.t)
-                out.extend(a.tensors)
-                if a.type in graph_types:
-                    for sub in subgraphs(a):
-                        attributes(sub)
-
-    initializers(model.graph)
-    attributes(model.graph)
+    subgraphs and functions), as one list from one walk over the nodes' attributes instead of
+    a generator chain per attribute."""
+    inits: list[onnx.TensorProto] = []
+    attrs: list[onnx.TensorProto] = []
+    _walk(model.graph, inits, attrs)
     for f in model.functions:
-        attributes(f)
-    return out
+        _walk(f, None, attrs)  # a function's subgraphs: their attribute tensors only
+    return inits + attrs
+
+
+_GRAPH, _GRAPHS = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
+
+
+def _walk(g, inits: list | None, attrs: list) -> None:
+    """Append the initializers of graph `g` and its subgraphs to `inits` (unless None) and the
+    attribute tensors of its nodes and their subgraphs to `attrs`, each in onnx's order."""
+    if inits is not None:
+        inits.extend(g.initializer)
+    for node in g.node:
+        for a in node.attribute:
+            if a.HasField("t"):
+                attrs.append(a.t)
+            attrs.extend(a.tensors)
+            kind = a.type
+            if kind == _GRAPH or kind == _GRAPHS:
+                for sub in ((a.g,) if kind == _GRAPH else a.graphs):
+                    _walk(sub, inits, attrs)
 
 
 # Initializers up to this many values keep their data in the model ONNX checks and infers:
