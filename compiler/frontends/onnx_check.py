@@ -187,12 +187,12 @@ def _structure(model: onnx.ModelProto, split: dict[int, bytes]) -> onnx.ModelPro
     g = probe.graph
     names = {vi.name for vi in g.input}
     keep = []
+    inputs = g.input
     for i, t in enumerate(g.initializer):
         if i in split or t.data_location == TensorProto.EXTERNAL:
             if t.name not in names:
                 names.add(t.name)
-                g.input.append(helper.make_tensor_value_info(t.name, t.data_type,
-                                                             list(t.dims)))
+                _typed_input(inputs, t)
         else:
             keep.append(t)
     del g.initializer[:]
@@ -200,12 +200,26 @@ def _structure(model: onnx.ModelProto, split: dict[int, bytes]) -> onnx.ModelPro
     return probe
 
 
+def _typed_input(inputs, t: onnx.TensorProto) -> None:
+    """Append to `inputs` what `helper.make_tensor_value_info(t.name, t.data_type,
+    list(t.dims))` makes (the same bytes), built in place: not a TypeProto built and copied
+    for each of a model's weights."""
+    vi = inputs.add()
+    vi.name = t.name
+    tt = vi.type.tensor_type
+    tt.elem_type = t.data_type
+    shape = tt.shape
+    shape.dim.extend([])  # an empty shape is present, not absent (a scalar)
+    for d in t.dims:
+        shape.dim.add().dim_value = d
+
+
 def check_onnx(model: onnx.ModelProto, path: Path, label: str,
                split: dict[int, bytes] | None = None) -> onnx.ModelProto:
     """onnx's checker, then its strict shape inference (once each), on the structure of
     `model` (`_structure`: weights as typed inputs, `split` the data `split_weights` took
     out); returns `model` with the inferred shapes (graph.value_info and outputs)."""
-    probe = _structure(model, split or {})
+    probe = _structure(model, split or {}).SerializeToString()  # once, for both
     try:
         onnx.checker.check_model(probe)
     except Exception as err:  # ValidationError, and on odd files others
