@@ -144,6 +144,7 @@ def verify(g: Graph) -> Graph:
                 if not (n.op == "lif" and e.port > 0):
                     pl.append(want)
             out[n.name] = node_payload(n, pl)
+        g._index["payloads"] = out  # infer_payloads(g), for the cost model (payload.py)
     g._index["verified"] = True
     return g
 
