@@ -56,10 +56,11 @@ def _make(b: GraphBuilder, fills: list) -> None:
     float `value`, or every row the [C] tensor `value` (`value.repeat(T, 1)`).
 
     The float32 ones (torch's default dtype, and rows of float32 CPU tensors) are carved from
-    one numpy buffer: one allocation and a numpy assignment each instead of a torch
-    allocation each (bn-to-bntt makes four per layer: 960 tensors on densenet121). Each is
-    `torch.from_numpy` of its own slice, so its storage is that slice alone (torch.save and
-    safetensors see separate tensors), as the ONNX front end's weights (onnx_wire.py)."""
+    one zeroed numpy buffer: one allocation, and a numpy assignment for each that is not all
+    zeros, instead of a torch allocation each (bn-to-bntt makes four per layer: 960 tensors
+    on densenet121). Each is `torch.from_numpy` of its own slice, so its storage is that
+    slice alone (torch.save and safetensors see separate tensors), as the ONNX front end's
+    weights (onnx_wire.py)."""
     import math
 
     import numpy as np
@@ -67,23 +68,23 @@ def _make(b: GraphBuilder, fills: list) -> None:
 
     if b.params is None:
         return
-
-    def fast(value) -> bool:
-        if isinstance(value, float):
-            return torch.get_default_dtype() is torch.float32
-        return value.device.type == "cpu" and value.dtype is torch.float32
-
-    buf = np.empty(sum(math.prod(shape) for _, shape, v in fills if fast(v)), np.float32)
+    floats = torch.get_default_dtype() is torch.float32
+    fast = [floats if isinstance(v, float) else v.device.type == "cpu" and
+            v.dtype is torch.float32 for _, _, v in fills]
+    sizes = [math.prod(shape) for _, shape, _ in fills]
+    buf = np.zeros(sum(n for n, f in zip(sizes, fast) if f), np.float32)
     at = 0
-    for key, shape, value in fills:
-        if not fast(value):
+    for (key, shape, value), size, ok in zip(fills, sizes, fast):
+        if not ok:
             b.set_param(key, torch.full(shape, value) if isinstance(value, float)
                         else value.repeat(shape[0], 1))
             continue
-        size = math.prod(shape)
         view = buf[at:at + size].reshape(shape)
-        view[...] = value if isinstance(value, float) else value.numpy()
         at += size
+        if not isinstance(value, float):
+            view[...] = value.numpy()
+        elif value != 0.0 or math.copysign(1.0, value) < 0:  # +0.0: the buffer's own
+            view.fill(value)
         b.set_param(key, torch.from_numpy(view))
 
 
