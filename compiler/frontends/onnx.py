@@ -37,7 +37,9 @@ from snnc.compiler.frontends.onnx_check import (
     _first, check_external, check_file, check_onnx, split_weights, tensor_array,
 )
 from snnc.compiler.frontends.onnx_wire import read_split
-from snnc.compiler.frontends.onnx_ops import CONST_EVALS, ONNX_CONVERTERS, Reject
+from snnc.compiler.frontends.onnx_ops import (
+    CONST_EVALS, ONNX_CONVERTERS, Reject, forget_attributes,
+)
 from snnc.compiler.core.ir import Attrs, Graph, GraphBuilder, Node, sanitize
 from snnc.compiler.core.shapes import infer_shape
 from snnc.compiler.frontends.report import problem_list
@@ -420,6 +422,8 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
                            f"{str(err)[:200]}. The file is probably malformed: check it with "
                            f"onnxruntime, and if onnxruntime runs it, report this as a bug in "
                            f"snnc.") from err
+    finally:
+        forget_attributes()
 
 
 def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,
