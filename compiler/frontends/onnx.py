@@ -175,6 +175,9 @@ def _parse(path: Path, label: str) -> onnx.ModelProto:
 
 
 # -- names ------------------------------------------------------------------------------------
+_COUNTER = re.compile(r"_\d+$")  # the exporter's counter suffix: Relu_3 -> Relu
+
+
 def _scope_name(node: onnx.NodeProto) -> str | None:
     meta = {p.key: p.value for p in node.metadata_props}
     if "pkg.torch.onnx.name_scopes" in meta:  # dynamo exporter
@@ -184,7 +187,7 @@ def _scope_name(node: onnx.NodeProto) -> str | None:
         classes = classes or []
         if not scopes:
             return None
-        op = re.sub(r"_\d+$", "", scopes[-1])
+        op = _COUNTER.sub("", scopes[-1])
         if len(scopes) == 1:
             return op
         leaf = len(classes) >= 2 and str(classes[-2]).startswith("torch.nn.modules.")
@@ -197,7 +200,7 @@ def _scope_name(node: onnx.NodeProto) -> str | None:
                 path[-1] = m
             else:
                 path.append(m)
-        op = re.sub(r"_\d+$", "", parts[-1]).lower()
+        op = _COUNTER.sub("", parts[-1]).lower()
         if path and node.op_type in _MODULE_OPS:
             return ".".join(path)
         return ".".join(path + [op])
@@ -354,12 +357,16 @@ def _param(arr: np.ndarray, used: set[int]) -> torch.Tensor:
     read from the file are held once (docs/frontends.md "Validation and limits"); a buffer
     already given to another parameter (a shared initializer) or read-only is copied."""
     a = np.ascontiguousarray(arr, dtype=np.float32)
-    ptr = a.__array_interface__["data"][0]
-    if not a.flags.writeable or not a.flags.aligned or (a.size and ptr in used):
+    flags = a.flags
+    if not flags.writeable or not flags.aligned:
         a = a.copy()
-        ptr = a.__array_interface__["data"][0]
+    t = torch.from_numpy(a)
+    ptr = t.data_ptr()  # the array's own pointer (numpy's __array_interface__: 5x the time)
+    if a.size and ptr in used:
+        t = torch.from_numpy(a.copy())
+        ptr = t.data_ptr()
     used.add(ptr)
-    return torch.from_numpy(a)
+    return t
 
 
 def _input_shape(vi: onnx.ValueInfoProto, given, label: str) -> tuple[int, ...]:
