@@ -52,8 +52,10 @@ def zoo_module(name: str):
 
 
 def import_ann(model: Any, *, example_input=None, input_shape=None) -> Graph:
-    """The ANN-form IR of `model` (path, nn.Module or ``zoo:NAME``), skip edges annotated."""
-    from snnc.compiler.core.blocks import annotate_skips
+    """The ANN-form IR of `model` (path, nn.Module or ``zoo:NAME``), skip edges annotated.
+
+    The front end's graph and the annotated one are verified once, together, at the end
+    (`_annotated`): the verifier's full check of the graph that comes out."""
     from snnc.compiler.frontends import import_model
 
     if isinstance(model, str) and model.startswith("zoo:"):
@@ -67,8 +69,27 @@ def import_ann(model: Any, *, example_input=None, input_shape=None) -> Graph:
         if example_input is None and input_shape is None:
             input_shape = tuple(module.input_shape)
         model = module
-    g = import_model(model, example_input=example_input, input_shape=input_shape)
-    return annotate_skips(g)
+    from snnc.compiler.core.ir import deferred_verify
+
+    with deferred_verify():
+        g = import_model(model, example_input=example_input, input_shape=input_shape)
+    return _annotated(g)
+
+
+def _annotated(g: Graph) -> Graph:
+    """`annotate_skips(g)`, verified, for a front end's graph `g` built unverified: one full
+    check of the result instead of one of `g` and another (of the changed nodes) of the
+    result. Should annotating fail, `g` is verified first, so a broken import is reported by
+    the verifier, as when the front end's `build()` checked it."""
+    from snnc.compiler.core.blocks import annotate_skips
+    from snnc.compiler.core.verify import verify
+
+    try:
+        out = annotate_skips(g)
+    except Exception:
+        verify(g)
+        raise
+    return verify(out)
 
 
 def compile(model: Any, options: Options | None = None, *, example_input=None,

@@ -39,26 +39,57 @@ def projection_ends(g: Graph) -> dict[str, list]:
     return ends
 
 
-def consumers(g: Graph, name: str, ends: dict[str, list] | None = None
-              ) -> tuple[list[str], list[str]]:
+_NEURON, _READER, _THROUGH = 0, 1, 2
+
+
+class _Reach:
+    """What `consumers` walks, per node of one graph, read once: the nodes its output goes
+    to (readers of it as source, then the skip edges whose projection it is) and what each
+    node is (a neuron, a weighted reader, or passed through). `place_orphans` walks from
+    every weighted row of the graph, and densenet's walks cross the same concatenations
+    dozens of times."""
+
+    def __init__(self, g: Graph, ends: dict[str, list]):
+        self.g, self.ends = g, ends
+        self.succ: dict[str, list[str]] = {}
+        self.kind: dict[str, int] = {}
+
+    def next_of(self, cur: str) -> list[str]:
+        out = self.succ.get(cur)
+        if out is None:
+            out = self.succ[cur] = [u.dst for u in self.g.users(cur) if u.src == cur] + [
+                e.dst for e in self.ends.get(cur, ())]
+        return out
+
+    def kind_of(self, name: str) -> int:
+        k = self.kind.get(name)
+        if k is None:
+            op = self.g.node(name).op
+            k = self.kind[name] = _NEURON if op in NEURON_OPS else \
+                _READER if has_conn(op) else _THROUGH
+        return k
+
+
+def consumers(g: Graph, name: str, ends: dict[str, list] | None = None,
+              reach: _Reach | None = None) -> tuple[list[str], list[str]]:
     """(neurons, weighted readers) reached from `name`'s output through non-weighted,
-    non-neuron nodes; `ends`: `projection_ends(g)` when the caller has it."""
-    if ends is None:
-        ends = projection_ends(g)
+    non-neuron nodes; `ends`: `projection_ends(g)` when the caller has it; `reach`: the
+    graph's `_Reach` when the caller walks from several nodes."""
+    if reach is None:
+        reach = _Reach(g, projection_ends(g) if ends is None else ends)
     neurons, readers, seen, stack = [], [], {name}, [name]
     while stack:
-        cur = stack.pop()
-        for e in [u for u in g.users(cur) if u.src == cur] + ends.get(cur, []):
-            if e.dst in seen:
+        for d in reach.next_of(stack.pop()):
+            if d in seen:
                 continue
-            seen.add(e.dst)
-            op = g.node(e.dst).op
-            if op in NEURON_OPS:
-                neurons.append(e.dst)
-            elif has_conn(op):
-                readers.append(e.dst)
+            seen.add(d)
+            k = reach.kind_of(d)
+            if k == _NEURON:
+                neurons.append(d)
+            elif k == _READER:
+                readers.append(d)
             else:
-                stack.append(e.dst)
+                stack.append(d)
     return neurons, readers
 
 
@@ -68,11 +99,11 @@ def place_orphans(g: Graph, rows: list[LayerCost], target: Target, T: int) -> tu
     by_neuron = {r.neuron: r for r in rows if r.neuron}
     viol: list[str] = []
     hosted = relayed = 0
-    ends = projection_ends(g)
+    reach = _Reach(g, projection_ends(g))
     for r in rows:
         if not has_conn(r.op) or not r.synapses or r.extra_synapses == -r.synapses:
             continue
-        neurons, readers = consumers(g, r.name, ends)
+        neurons, readers = consumers(g, r.name, reach=reach)
         hosts = [by_neuron[n] for n in neurons if n in by_neuron and n != r.neuron]
         if hosts:
             k = len(hosts) - (0 if r.neuron else 1)  # copies beyond the row's own

@@ -35,7 +35,5 @@ def annotate_payloads(g: Graph) -> Graph:
         out[n.name] = node_payload(n, main)
     if all(e.payload is p for e, p in new_edges.items()):
         return g
-    b = g.edit()
-    b.edges = [e if e.payload is new_edges[e] else e.moved(payload=new_edges[e])
-               for e in g.edges]
-    return b.build()
+    return g.with_edges([e if e.payload is new_edges[e] else e.moved(payload=new_edges[e])
+                         for e in g.edges])

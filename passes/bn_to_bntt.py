@@ -29,10 +29,9 @@ def _timesteps(g: Graph, timesteps: int | None) -> int:
     return t
 
 
-def _repeat(b: GraphBuilder, g: Graph, n: Node, t: int) -> None:
-    """Params of bntt `n.name` = the BN's [C] tensors repeated to [T, C] (missing affine: 1, 0)."""
-    import torch
-
+def _repeat(fills: list, g: Graph, n: Node, t: int) -> None:
+    """Params of bntt `n.name` = the BN's [C] tensors repeated to [T, C] (missing affine: 1, 0),
+    appended to `fills` for `_make` as (key, shape, value)."""
     if g.params is None:
         return  # structure only: no tensors to make
     c = n.shape[1]
@@ -40,32 +39,53 @@ def _repeat(b: GraphBuilder, g: Graph, n: Node, t: int) -> None:
         key = f"{n.name}.{role}"
         src = g.params.get(key)
         if src is None:
-            fill = 1.0 if role in ("weight", "running_var") else 0.0
-            b.set_param(key, torch.full((t, c), fill))
+            fills.append((key, (t, c), 1.0 if role in ("weight", "running_var") else 0.0))
         else:
-            b.set_param(key, _rows(src.detach().reshape(c), t))  # a new [T, C] tensor
+            fills.append((key, (t, c), src.detach().reshape(c)))  # a new [T, C] tensor
 
 
-def _rows(v, t: int):
-    """A new contiguous [t, C] tensor whose rows are `v` ([C]): `v.repeat(t, 1)`, by numpy on
-    the CPU (the same values, a quarter of the time of torch's repeat on small tensors)."""
+def _identity(fills: list, name: str, shape: tuple[int, ...], eps: float) -> None:
+    """Identity BN(TT) params of `shape` ([T, C] or [C]): mean 0, var 1 - eps (so sqrt(var +
+    eps) = 1 exactly), weight 1, bias 0; appended to `fills` for `_make`."""
+    fills += [(f"{name}.weight", shape, 1.0), (f"{name}.bias", shape, 0.0),
+              (f"{name}.running_mean", shape, 0.0), (f"{name}.running_var", shape, 1.0 - eps)]
+
+
+def _make(b: GraphBuilder, fills: list) -> None:
+    """Set each (key, shape, value) of `fills` as a new tensor of `shape`: every entry the
+    float `value`, or every row the [C] tensor `value` (`value.repeat(T, 1)`).
+
+    The float32 ones (torch's default dtype, and rows of float32 CPU tensors) are carved from
+    one zeroed numpy buffer: one allocation, and a numpy assignment for each that is not all
+    zeros, instead of a torch allocation each (bn-to-bntt makes four per layer: 960 tensors
+    on densenet121). Each is `torch.from_numpy` of its own slice, so its storage is that
+    slice alone (torch.save and safetensors see separate tensors), as the ONNX front end's
+    weights (onnx_wire.py)."""
+    import math
+
     import numpy as np
     import torch
 
-    if v.device.type != "cpu" or v.dtype not in (torch.float32, torch.float64):
-        return v.repeat(t, 1)
-    return torch.from_numpy(np.repeat(v.numpy().reshape(1, -1), t, axis=0))
-
-
-def _identity(b: GraphBuilder, name: str, shape: tuple[int, ...], eps: float) -> None:
-    """Identity BN(TT) params of `shape` ([T, C] or [C]): mean 0, var 1 - eps (so sqrt(var +
-    eps) = 1 exactly), weight 1, bias 0."""
-    import torch
-
-    b.set_param(f"{name}.weight", torch.full(shape, 1.0))  # torch.ones, in a quarter the time
-    b.set_param(f"{name}.bias", torch.zeros(shape))
-    b.set_param(f"{name}.running_mean", torch.zeros(shape))
-    b.set_param(f"{name}.running_var", torch.full(shape, 1.0 - eps))
+    if b.params is None:
+        return
+    floats = torch.get_default_dtype() is torch.float32
+    fast = [floats if isinstance(v, float) else v.device.type == "cpu" and
+            v.dtype is torch.float32 for _, _, v in fills]
+    sizes = [math.prod(shape) for _, shape, _ in fills]
+    buf = np.zeros(sum(n for n, f in zip(sizes, fast) if f), np.float32)
+    at = 0
+    for (key, shape, value), size, ok in zip(fills, sizes, fast):
+        if not ok:
+            b.set_param(key, torch.full(shape, value) if isinstance(value, float)
+                        else value.repeat(shape[0], 1))
+            continue
+        view = buf[at:at + size].reshape(shape)
+        at += size
+        if not isinstance(value, float):
+            view[...] = value.numpy()
+        elif value != 0.0 or math.copysign(1.0, value) < 0:  # +0.0: the buffer's own
+            view.fill(value)
+        b.set_param(key, torch.from_numpy(view))
 
 
 def _folded_layers(g: Graph) -> list[Node]:
@@ -120,10 +140,11 @@ def bn_to_bntt(g: Graph, *, timesteps: int | None = None, missing: str = "skip",
         return g
     t = _timesteps(g, timesteps) if mode == "bntt" else None
     b = g.edit()
+    fills: list = []
     for n in bns:
         params = tuple(f"{n.name}.{r}" for r in ROLES)
         attrs = Attrs({"eps": float(n.attrs.get("eps", 1e-5)), "timesteps": t})
-        _repeat(b, g, n, t)
+        _repeat(fills, g, n, t)
         b.replace_node(Node(n.name, "bntt", attrs, n.shape, params))
     for n in folded:
         name = b.fresh(f"{n.name}_bntt" if mode == "bntt" else f"{n.name}_bn")
@@ -133,9 +154,10 @@ def bn_to_bntt(g: Graph, *, timesteps: int | None = None, missing: str = "skip",
         if mode == "bntt":
             attrs = Attrs({"eps": float(eps), "timesteps": t, "init": "identity"})
             b.add(Node(name, "bntt", attrs, n.shape, params), [n.name])
-            _identity(b, name, (t, c), eps)
+            _identity(fills, name, (t, c), eps)
         else:
             attrs = Attrs({"eps": float(eps), "init": "identity"})
             b.add(Node(name, "batchnorm", attrs, n.shape, params), [n.name])
-            _identity(b, name, (c,), eps)
+            _identity(fills, name, (c,), eps)
+    _make(b, fills)
     return b.build()

@@ -39,12 +39,13 @@ def main_path(g: Graph) -> MainPath:
     """The longest input->output path over non-skip edges (see the module docstring)."""
     best: dict[str, tuple[int, int, int]] = {}
     entry: dict[str, Edge | None] = {}
+    position = {n.name: i for i, n in enumerate(g.nodes)}  # g.position, one dict lookup
     for n in g.nodes:
         w = 1 if n.op in WEIGHTED_OPS else 0
         if n.op == "input":
             best[n.name], entry[n.name] = (w, 1, -1), None
             continue
-        cands = [(best[e.src], g.position(e.src), e) for e in g.inputs_of(n.name)
+        cands = [(best[e.src], position[e.src], e) for e in g.inputs_of(n.name)
                  if e.kind not in SKIP_KINDS and e.src in best]
         if not cands:
             continue  # reached only through skip edges: a projection, not on the main path
@@ -53,7 +54,7 @@ def main_path(g: Graph) -> MainPath:
     ends = [o for o in g.outputs if o in best]
     if not ends:
         return MainPath((), {}, {}, {})
-    node = max(ends, key=lambda o: (best[o][0], best[o][1], g.position(o)))
+    node = max(ends, key=lambda o: (best[o][0], best[o][1], position[o]))
     path = [node]
     while entry[path[-1]] is not None:
         path.append(entry[path[-1]].src)

@@ -124,7 +124,7 @@ def require(nbytes: int, what: str, label: str, node: str | None = None) -> None
 
 # -- estimates (bytes) from a graph's shapes, parameters and T --------------------------------
 def _numel(shape) -> int:
-    return math.prod(int(d) for d in shape)
+    return math.prod(map(int, shape))
 
 
 def _param_bytes(g) -> int:

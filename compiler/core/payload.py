@@ -91,7 +91,12 @@ def edge_payload(g: Graph, e: Edge, out: dict[str, Payload]) -> Payload:
 
 
 def infer_payloads(g: Graph) -> dict[str, Payload]:
-    """The payload of every node's output, in topological order."""
+    """The payload of every node's output, in topological order. The verifier computes the
+    same map for an SNN-form graph (compiler/core/verify.py) and leaves it on the graph
+    (graphs never change): a verified graph's map is copied, not recomputed."""
+    known = g._index.get("payloads")
+    if known is not None:
+        return dict(known)
     out: dict[str, Payload] = {}
     for n in g.nodes:
         ins = [edge_payload(g, e, out) for e in g.inputs_of(n.name)

@@ -32,16 +32,17 @@ def infer_shape(node: Node, inputs: Sequence[Shape]) -> Shape:
     if rule is None:
         raise VerifyError(f"node '{node.name}': op '{node.op}' has no shape rule. Register one "
                           f"with @shape_rule('{node.op}') in snnc.compiler.core.shapes.")
-    return tuple(int(d) for d in rule(node, inputs))
+    return tuple(map(int, rule(node, inputs)))
 
 
 def edge_shape(shape: Sequence[int], edge: Edge) -> Shape:
     """The shape `edge` delivers from a value of `shape`: a DSC edge with `fraction` < 1 keeps
     the first round(fraction * C) channels (paper 1's generalised DSC, docs/ir.md "Edges")."""
-    frac = edge.attrs.get("fraction", 1.0)
-    if edge.kind is EdgeKind.DSC and frac < 1.0 and len(shape) >= 2:
-        return (int(shape[0]), round(frac * shape[1]), *(int(d) for d in shape[2:]))
-    return tuple(int(d) for d in shape)
+    if edge.kind is EdgeKind.DSC:
+        frac = edge.attrs.get("fraction", 1.0)
+        if frac < 1.0 and len(shape) >= 2:
+            return (int(shape[0]), round(frac * shape[1]), *(int(d) for d in shape[2:]))
+    return tuple(map(int, shape))
 
 
 def pair(v) -> tuple[int, int]:
@@ -170,11 +171,16 @@ def _add(node, inputs):
 def _concat(node, inputs):
     axis = node.attrs.get("axis", 1)
     base = list(inputs[0])
-    for s in inputs[1:]:
-        if len(s) != len(base) or any(a != b for i, (a, b) in enumerate(zip(s, base))
-                                      if i != axis):
-            raise ShapeMismatch(f"node '{node.name}' (op concat): shapes {[list(x) for x in inputs]}"
-                                f" differ outside axis {axis}")
+    if type(axis) is int and 0 <= axis < len(base):  # by slices: densenet's concats have
+        head, tail = tuple(base[:axis]), tuple(base[axis + 1:])
+        bad = [s for s in inputs[1:] if len(s) != len(base) or tuple(s[:axis]) != head
+               or tuple(s[axis + 1:]) != tail]  # dozens of inputs each
+    else:
+        bad = [s for s in inputs[1:] if len(s) != len(base) or any(
+            a != b for i, (a, b) in enumerate(zip(s, base)) if i != axis)]
+    if bad:
+        raise ShapeMismatch(f"node '{node.name}' (op concat): shapes {[list(x) for x in inputs]}"
+                            f" differ outside axis {axis}")
     base[axis] = sum(s[axis] for s in inputs)
     return tuple(base)
 

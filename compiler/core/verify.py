@@ -54,20 +54,19 @@ def verify(g: Graph) -> Graph:
     pos = idx["pos"]
 
     # edges reference nodes and respect topological order
-    ports: dict[str, list[int]] = {}
+    get = pos.get
     for e in g.edges:
-        for ref in (e.src, e.dst, e.projection):
-            if ref is not None and ref not in pos:
-                _fail(g, e.dst if e.dst in pos else None,
-                      f"edge %{e.src} -> %{e.dst} names missing node '{ref}'")
-        for s in (e.src, e.projection):
-            if s is not None and pos[s] >= pos[e.dst]:
-                _fail(g, e.dst, f"edge %{s} -> %{e.dst} goes backwards: the graph has a cycle or "
-                                f"its nodes are not in topological order")
-        ports.setdefault(e.dst, []).append(e.port)
-    for dst, ps in ports.items():
-        if sorted(ps) != list(range(len(ps))):
-            _fail(g, dst, f"node '{dst}' has input ports {sorted(ps)}; expected 0..{len(ps) - 1}")
+        d, s, p = get(e.dst, -1), get(e.src, -1), e.projection
+        if s < 0 or d < 0 or s >= d or p is not None and get(p, -1) not in range(d):
+            _edge_fails(g, e, pos)
+    if not _ports_ok(idx["ins"]):
+        ports: dict[str, list[int]] = {}
+        for e in g.edges:
+            ports.setdefault(e.dst, []).append(e.port)
+        for dst, ps in ports.items():
+            if sorted(ps) != list(range(len(ps))):
+                _fail(g, dst, f"node '{dst}' has input ports {sorted(ps)}; expected "
+                              f"0..{len(ps) - 1}")
     for o in g.outputs:
         if o not in pos:
             _fail(g, None, f"output '{o}' is not a node")
@@ -86,7 +85,7 @@ def verify(g: Graph) -> Graph:
             _fail(g, n.name, f"spiking op '{n.op}' at node '{n.name}' in an ANN-form graph")
         if prior_nodes.get(n.name) is not n or not _same_inputs(
                 ins, prior_ins.get(n.name), by_name, prior_nodes):  # else checked before
-            main = [e for e in ins if not (n.op == "lif" and e.port > 0)]
+            main = ins if n.op != "lif" else [e for e in ins if e.port == 0]
             try:
                 want = infer_shape(n, [edge_shape(by_name[e.value_src].shape, e) for e in main])
                 if n.op == "lif":
@@ -145,8 +144,35 @@ def verify(g: Graph) -> Graph:
                 if not (n.op == "lif" and e.port > 0):
                     pl.append(want)
             out[n.name] = node_payload(n, pl)
+        g._index["payloads"] = out  # infer_payloads(g), for the cost model (payload.py)
     g._index["verified"] = True
     return g
+
+
+def _edge_fails(g: Graph, e, pos: dict) -> None:
+    """Raise for edge `e`, which names a missing node or goes backwards (the checks in this
+    order: its source, destination and projection exist; source and projection come before
+    the destination)."""
+    for ref in (e.src, e.dst, e.projection):
+        if ref is not None and ref not in pos:
+            _fail(g, e.dst if e.dst in pos else None,
+                  f"edge %{e.src} -> %{e.dst} names missing node '{ref}'")
+    for s in (e.src, e.projection):
+        if s is not None and pos[s] >= pos[e.dst]:
+            _fail(g, e.dst, f"edge %{s} -> %{e.dst} goes backwards: the graph has a cycle or "
+                            f"its nodes are not in topological order")
+
+
+def _ports_ok(ins_of: dict) -> bool:
+    """Whether every node's input ports are 0..k-1 (`ins_of`: the graph's index, each node's
+    edges sorted by port); the caller finds the node to name when not."""
+    for ins in ins_of.values():
+        i = 0
+        for e in ins:
+            if e.port != i:
+                return False
+            i += 1
+    return True
 
 
 def _same_inputs(ins, before, by_name, prior_nodes) -> bool:

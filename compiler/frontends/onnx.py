@@ -37,7 +37,9 @@ from snnc.compiler.frontends.onnx_check import (
     _first, check_external, check_file, check_onnx, split_weights, tensor_array,
 )
 from snnc.compiler.frontends.onnx_wire import read_split
-from snnc.compiler.frontends.onnx_ops import CONST_EVALS, ONNX_CONVERTERS, Reject
+from snnc.compiler.frontends.onnx_ops import (
+    CONST_EVALS, ONNX_CONVERTERS, Reject, forget_attributes,
+)
 from snnc.compiler.core.ir import Attrs, Graph, GraphBuilder, Node, sanitize
 from snnc.compiler.core.shapes import infer_shape
 from snnc.compiler.frontends.report import problem_list
@@ -146,8 +148,9 @@ def load_model(path: str | os.PathLike, input_shape=None
                        f"{label} (tensor '{largest}' alone holds "
                        f"{limits.fmt(sizes[largest])})", label)
     consts = {}
+    folder = path.parent
     for i, t in enumerate(model.graph.initializer):
-        consts[t.name] = tensor_array(t, label, path.parent, split.pop(i, None))
+        consts[t.name] = tensor_array(t, label, folder, split.pop(i, None))
         t.ClearField("raw_data")  # the array holds the data now: never two copies
     return model, consts
 
@@ -172,6 +175,9 @@ def _parse(path: Path, label: str) -> onnx.ModelProto:
 
 
 # -- names ------------------------------------------------------------------------------------
+_COUNTER = re.compile(r"_\d+$")  # the exporter's counter suffix: Relu_3 -> Relu
+
+
 def _scope_name(node: onnx.NodeProto) -> str | None:
     meta = {p.key: p.value for p in node.metadata_props}
     if "pkg.torch.onnx.name_scopes" in meta:  # dynamo exporter
@@ -181,7 +187,7 @@ def _scope_name(node: onnx.NodeProto) -> str | None:
         classes = classes or []
         if not scopes:
             return None
-        op = re.sub(r"_\d+$", "", scopes[-1])
+        op = _COUNTER.sub("", scopes[-1])
         if len(scopes) == 1:
             return op
         leaf = len(classes) >= 2 and str(classes[-2]).startswith("torch.nn.modules.")
@@ -194,7 +200,7 @@ def _scope_name(node: onnx.NodeProto) -> str | None:
                 path[-1] = m
             else:
                 path.append(m)
-        op = re.sub(r"_\d+$", "", parts[-1]).lower()
+        op = _COUNTER.sub("", parts[-1]).lower()
         if path and node.op_type in _MODULE_OPS:
             return ".".join(path)
         return ".".join(path + [op])
@@ -351,12 +357,16 @@ def _param(arr: np.ndarray, used: set[int]) -> torch.Tensor:
     read from the file are held once (docs/frontends.md "Validation and limits"); a buffer
     already given to another parameter (a shared initializer) or read-only is copied."""
     a = np.ascontiguousarray(arr, dtype=np.float32)
-    ptr = a.__array_interface__["data"][0]
-    if not a.flags.writeable or not a.flags.aligned or (a.size and ptr in used):
+    flags = a.flags
+    if not flags.writeable or not flags.aligned:
         a = a.copy()
-        ptr = a.__array_interface__["data"][0]
+    t = torch.from_numpy(a)
+    ptr = t.data_ptr()  # the array's own pointer (numpy's __array_interface__: 5x the time)
+    if a.size and ptr in used:
+        t = torch.from_numpy(a.copy())
+        ptr = t.data_ptr()
     used.add(ptr)
-    return torch.from_numpy(a)
+    return t
 
 
 def _input_shape(vi: onnx.ValueInfoProto, given, label: str) -> tuple[int, ...]:
@@ -419,6 +429,8 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
                            f"{str(err)[:200]}. The file is probably malformed: check it with "
                            f"onnxruntime, and if onnxruntime runs it, report this as a bug in "
                            f"snnc.") from err
+    finally:
+        forget_attributes()
 
 
 def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,
@@ -435,15 +447,16 @@ def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,
 
     bad: list[tuple[str, str, str]] = []
     for index, node in enumerate(model.graph.node):
-        who = _who(node, index)
         if node.domain not in ("", "ai.onnx"):
-            bad.append((who, f"(op {node.domain}::{node.op_type})", "custom domain"))
+            bad.append((_who(node, index), f"(op {node.domain}::{node.op_type})",
+                        "custom domain"))
             ctx.poisoned.update(node.output)
             continue
         if _fold_constant(ctx, node):
             continue
         conv = ONNX_CONVERTERS.get(node.op_type)
-        if any(i in ctx.poisoned for i in node.input) and node.op_type in _PLUMBING:
+        if ctx.poisoned and node.op_type in _PLUMBING and any(
+                i in ctx.poisoned for i in node.input):
             ctx.poisoned.update(node.output)  # shape plumbing of a reported node: no news
             continue
         try:
@@ -453,12 +466,12 @@ def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,
         except _Poisoned:
             ctx.poisoned.update(node.output)
         except Reject as why:
-            bad.append((who, f"(op {node.op_type})", str(why)))
+            bad.append((_who(node, index), f"(op {node.op_type})", str(why)))
             ctx.poisoned.update(node.output)
         except (SnncError, MemoryError, RecursionError):
             raise
         except Exception as err:  # a malformed node the checks missed: name it
-            bad.append((who, f"(op {node.op_type})",
+            bad.append((_who(node, index), f"(op {node.op_type})",
                         f"malformed ({type(err).__name__}: {str(err)[:160]})"))
             ctx.poisoned.update(node.output)
     if bad:

@@ -35,8 +35,10 @@ def static_shapes(model: onnx.ModelProto) -> Shapes:
     out = {}
     for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
         t = vi.type.tensor_type
-        if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
-            out[vi.name] = tuple(d.dim_value for d in t.shape.dim)
+        if t.HasField("shape"):
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+            if None not in dims:  # one pass over the dims (a protobuf access each)
+                out[vi.name] = tuple(dims)
     return out
 
 

@@ -125,36 +125,33 @@ def check_external(model: onnx.ModelProto, folder: Path, label: str) -> int:
 def _all_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
     """onnx.external_data_helper._get_all_tensors(model) (the same tensors, in its order:
     initializers of the graph and its subgraphs, then attribute tensors of the graph, its
-    subgraphs and functions), as one list instead of a generator chain per attribute."""
-    graph_types = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-    out: list[onnx.TensorProto] = []
-
-    def subgraphs(a):
-        return (a.g,) if a.type == onnx.AttributeProto.GRAPH else a.graphs
-
-    def initializers(g):
-        out.extend(g.initializer)
-        for node in g.node:
-            for a in node.attribute:
-                if a.type in graph_types:
-                    for sub in subgraphs(a):
-                        initializers(sub)
-
-    def attributes(g):
-        for node in g.node:
-            for a in node.attribute:
-                if a.HasField("t"):
-                    out.append(a.t)
-                out.extend(a.tensors)
-                if a.type in graph_types:
-                    for sub in subgraphs(a):
-                        attributes(sub)
-
-    initializers(model.graph)
-    attributes(model.graph)
+    subgraphs and functions), as one list from one walk over the nodes' attributes instead of
+    a generator chain per attribute."""
+    inits: list[onnx.TensorProto] = []
+    attrs: list[onnx.TensorProto] = []
+    _walk(model.graph, inits, attrs)
     for f in model.functions:
-        attributes(f)
-    return out
+        _walk(f, None, attrs)  # a function's subgraphs: their attribute tensors only
+    return inits + attrs
+
+
+_GRAPH, _GRAPHS = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
+
+
+def _walk(g, inits: list | None, attrs: list) -> None:
+    """Append the initializers of graph `g` and its subgraphs to `inits` (unless None) and the
+    attribute tensors of its nodes and their subgraphs to `attrs`, each in onnx's order."""
+    if inits is not None:
+        inits.extend(g.initializer)
+    for node in g.node:
+        for a in node.attribute:
+            if a.HasField("t"):
+                attrs.append(a.t)
+            attrs.extend(a.tensors)
+            kind = a.type
+            if kind == _GRAPH or kind == _GRAPHS:
+                for sub in ((a.g,) if kind == _GRAPH else a.graphs):
+                    _walk(sub, inits, attrs)
 
 
 # Initializers up to this many values keep their data in the model ONNX checks and infers:
@@ -190,12 +187,12 @@ def _structure(model: onnx.ModelProto, split: dict[int, bytes]) -> onnx.ModelPro
     g = probe.graph
     names = {vi.name for vi in g.input}
     keep = []
+    inputs = g.input
     for i, t in enumerate(g.initializer):
         if i in split or t.data_location == TensorProto.EXTERNAL:
             if t.name not in names:
                 names.add(t.name)
-                g.input.append(helper.make_tensor_value_info(t.name, t.data_type,
-                                                             list(t.dims)))
+                _typed_input(inputs, t)
         else:
             keep.append(t)
     del g.initializer[:]
@@ -203,12 +200,26 @@ def _structure(model: onnx.ModelProto, split: dict[int, bytes]) -> onnx.ModelPro
     return probe
 
 
+def _typed_input(inputs, t: onnx.TensorProto) -> None:
+    """Append to `inputs` what `helper.make_tensor_value_info(t.name, t.data_type,
+    list(t.dims))` makes (the same bytes), built in place: not a TypeProto built and copied
+    for each of a model's weights."""
+    vi = inputs.add()
+    vi.name = t.name
+    tt = vi.type.tensor_type
+    tt.elem_type = t.data_type
+    shape = tt.shape
+    shape.dim.extend([])  # an empty shape is present, not absent (a scalar)
+    for d in t.dims:
+        shape.dim.add().dim_value = d
+
+
 def check_onnx(model: onnx.ModelProto, path: Path, label: str,
                split: dict[int, bytes] | None = None) -> onnx.ModelProto:
     """onnx's checker, then its strict shape inference (once each), on the structure of
     `model` (`_structure`: weights as typed inputs, `split` the data `split_weights` took
     out); returns `model` with the inferred shapes (graph.value_info and outputs)."""
-    probe = _structure(model, split or {})
+    probe = _structure(model, split or {}).SerializeToString()  # once, for both
     try:
         onnx.checker.check_model(probe)
     except Exception as err:  # ValidationError, and on odd files others
@@ -245,18 +256,19 @@ def tensor_array(t: onnx.TensorProto, label: str, folder: Path | None = None,
     data is read with one copy (np.fromfile), never twice; `raw`: its inline data when
     `split_weights` took it out of `t` (the array is a view of it)."""
     where = f"{label}: tensor '{t.name}'"
-    if t.data_type not in _NUMERIC:
-        raise ImportFailed(f"{where} has type {_type_name(t.data_type)}; snnc reads numeric "
+    data_type = t.data_type
+    if data_type not in _NUMERIC:
+        raise ImportFailed(f"{where} has type {_type_name(data_type)}; snnc reads numeric "
                            f"tensors only (weights are float). Export the model again.")
-    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
-    if any(d < 0 for d in t.dims):
-        raise ImportFailed(f"{where} has negative dims {list(t.dims)}.")
-    n = math.prod(t.dims)
+    dtype, little = _dtypes(data_type)
+    dims = tuple(t.dims)
+    if dims and min(dims) < 0:
+        raise ImportFailed(f"{where} has negative dims {list(dims)}.")
+    n = math.prod(dims)
     if t.data_location == TensorProto.EXTERNAL:
         info = {e.key: e.value for e in t.external_data}
         path = (folder or Path(".")) / info["location"]
-        arr = np.fromfile(path, dtype=dtype.newbyteorder("<"), count=n,
-                          offset=int(info.get("offset", 0)))
+        arr = np.fromfile(path, dtype=little, count=n, offset=int(info.get("offset", 0)))
     else:
         from onnx import numpy_helper
 
@@ -267,28 +279,42 @@ def tensor_array(t: onnx.TensorProto, label: str, folder: Path | None = None,
                                f"{_type_name(t.data_type)}) disagree with its data "
                                f"({size} bytes). The file is damaged: export it again.")
         try:
-            arr = np.frombuffer(raw, dtype.newbyteorder("<")) if raw is not None else \
-                numpy_helper.to_array(t)
+            arr = np.frombuffer(raw, little) if raw is not None else numpy_helper.to_array(t)
         except (ValueError, TypeError) as err:
             raise ImportFailed(f"{where}: its data does not match its dims {list(t.dims)} "
                                f"({err}). The file is damaged: export it again.") from None
     if arr.size != n:
         raise ImportFailed(f"{where}: dims {list(t.dims)} need {n} values, the data holds "
                            f"{arr.size}.")
-    arr = arr.reshape(tuple(t.dims))
+    arr = arr.reshape(dims)
     if arr.dtype.kind == "f":
         _check_finite(arr.reshape(-1), where)
     return arr
 
 
+_DTYPES: dict[int, tuple[np.dtype, np.dtype]] = {}
+
+
+def _dtypes(data_type: int) -> tuple[np.dtype, np.dtype]:
+    """(numpy dtype, its little-endian form) of ONNX `data_type` (a numeric one), looked up
+    once per type instead of once per tensor."""
+    got = _DTYPES.get(data_type)
+    if got is None:
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(data_type))
+        got = _DTYPES[data_type] = (dtype, dtype.newbyteorder("<"))
+    return got
+
+
 def _check_finite(flat: np.ndarray, where: str, chunk: int = 1 << 22) -> None:
-    """Refuse NaN/Inf, in chunks (no mask as large as the tensor)."""
+    """Refuse NaN/Inf, in chunks (no mask as large as the tensor). A chunk is one isfinite
+    pass and one `all`; only a chunk that fails is counted (NaN, Inf, first index)."""
     nan = inf = 0
     first = None
     for i in range(0, flat.size, chunk):
         part = flat[i:i + chunk]
-        bad = ~np.isfinite(part)
-        if bad.any():
+        ok = np.isfinite(part)
+        if not ok.all():
+            bad = ~ok
             n = int(np.isnan(part).sum())
             nan, inf = nan + n, inf + int(bad.sum()) - n
             first = first if first is not None else i + int(np.flatnonzero(bad)[0])

@@ -60,21 +60,48 @@ _FLOAT, _STRING = onnx.AttributeProto.FLOAT, onnx.AttributeProto.STRING
 def attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
     """The value of attribute `name` of `node` (strings decoded), or `default`: what
     onnx.helper.get_attribute_value gives, the common types read directly."""
+    a = attributes(node).get(name)
+    if a is None:
+        return default
+    t = a.type
+    if not a.ref_attr_name:
+        if t == _INTS:
+            return list(a.ints)
+        if t == _INT:
+            return a.i
+        if t == _FLOAT:
+            return a.f
+        if t == _STRING:
+            return a.s.decode()
+    v = helper.get_attribute_value(a)
+    return v.decode() if isinstance(v, bytes) else v
+
+
+_LAST: tuple = (None, {})  # (node, its table) of the node `attributes` read last
+
+
+def attributes(node: onnx.NodeProto) -> dict[str, onnx.AttributeProto]:
+    """{name: attribute} of `node` (the first of a repeated name, as a scan finds it).
+
+    A converter and snnc's checks read a node's attributes one `attr` call each (a Conv:
+    six), and each call scanned the node's attribute list: the table of the node read last
+    is kept (one tuple, replaced whole, so concurrent imports never mix two nodes' tables;
+    `forget_attributes` drops it after an import, so no model is kept alive)."""
+    global _LAST
+    last = _LAST
+    if last[0] is node:
+        return last[1]
+    table: dict[str, onnx.AttributeProto] = {}
     for a in node.attribute:
-        if a.name == name:
-            t = a.type
-            if not a.ref_attr_name:
-                if t == _INTS:
-                    return list(a.ints)
-                if t == _INT:
-                    return a.i
-                if t == _FLOAT:
-                    return a.f
-                if t == _STRING:
-                    return a.s.decode()
-            v = helper.get_attribute_value(a)
-            return v.decode() if isinstance(v, bytes) else v
-    return default
+        table.setdefault(a.name, a)
+    _LAST = (node, table)
+    return table
+
+
+def forget_attributes() -> None:
+    """Drop the table `attributes` keeps (and with it the node and its model)."""
+    global _LAST
+    _LAST = (None, {})
 
 
 def f32(v: float) -> float:
