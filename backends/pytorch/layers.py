@@ -156,8 +156,14 @@ class BNTTFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps,
-                steps, compact=False):
-        y = empty_steps(x, steps)
+                steps, compact=False, inplace=False):
+        folded = x
+        if inplace:  # x is [T * B, ...], written in place (marked dirty: autograd knows)
+            x = x.view(steps, -1, *x.shape[1:])
+        keep = x.to(torch.float16) if compact and x.dtype == torch.float32 else x
+        if inplace and keep is x:
+            keep = x.clone()
+        y = x if inplace else empty_steps(x, steps)
         n = weight.shape[1]
         mean = x.new_empty((steps, n))
         invstd = x.new_empty((steps, n))
@@ -166,15 +172,28 @@ class BNTTFn(torch.autograd.Function):
                 x[t if x.shape[0] > 1 else 0], weight[t], bias[t], running_mean[t],
                 running_var[t], training, momentum, eps, out=y[t], save_mean=mean[t],
                 save_invstd=invstd[t])
-        keep = x.to(torch.float16) if compact and x.dtype == torch.float32 else x
         ctx.save_for_backward(keep, weight, running_mean, running_var, mean, invstd)
         ctx.conf = (training, eps)
+        ctx.folded = inplace
+        if inplace:
+            ctx.mark_dirty(folded)
+            return folded
         return y
 
     @staticmethod
     def backward(ctx, grad):
         x, weight, rm, rv, mean, invstd = ctx.saved_tensors
         training, eps = ctx.conf
+        if ctx.folded:  # the gradient of the folded [T * B, ...] tensor
+            out = BNTTFn._backward(ctx, grad.reshape(x.shape), x, weight, rm, rv, mean, invstd,
+                                   training, eps)
+            gx = out[0].reshape(grad.shape) if out[0] is not None else None
+            return (gx,) + out[1:] + (None,)
+        return BNTTFn._backward(ctx, grad, x, weight, rm, rv, mean, invstd, training, eps) + (
+            None,)
+
+    @staticmethod
+    def _backward(ctx, grad, x, weight, rm, rv, mean, invstd, training, eps):
         grad = like_steps(grad, x)
         steps = grad.shape[0]
         static = x.shape[0] == 1 and steps > 1

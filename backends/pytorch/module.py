@@ -38,6 +38,14 @@ from snnc.compiler.core.payload import edge_payload, infer_payloads
 RUN_BY_MODULE = frozenset({"input", "encoder", "readout", "lif"})
 
 
+def _hooked(*mods: nn.Module) -> bool:
+    """Whether a forward hook (the modules' own or global ones) could see these layers'
+    tensors: then no input is overwritten in place."""
+    from torch.nn.modules import module as tm
+    return bool(tm._global_forward_hooks or tm._global_forward_pre_hooks or any(
+        m._forward_hooks or m._forward_pre_hooks for m in mods))
+
+
 class ReadoutSaturation(UserWarning):
     """A target-exact loihi2 readout left Lava's range on some samples (the model follows
     Lava's reset/saturation there)."""
@@ -149,6 +157,7 @@ class SNNModule(nn.Module):
                 last[vs] = i
         self._last = last
         self._current_users = {src for _, srcs in self._plan for src, _, cur, _ in srcs if cur}
+        self._donors = self._bntt_donors(g)
         self._has_encoder = any(n.op == "encoder" for n in g.nodes)
         from snnc.compiler.core.limits import forward_estimate
 
@@ -233,7 +242,9 @@ class SNNModule(nn.Module):
                 if self.record_rates:
                     self._record(n.name, out)
             elif n.op == "bntt":
-                out = self.layers[n.name](ins, steps)
+                donate = (i in self._donors and self.observer is None
+                          and not _hooked(self.layers[n.name], self.layers[srcs[0][1]]))
+                out = self.layers[n.name](ins, steps, donate=donate)
             else:
                 out = self.layers[n.name](ins)
             if n.op == "input" and not self._has_encoder:
@@ -248,6 +259,23 @@ class SNNModule(nn.Module):
         if not self.per_step_readout:
             outs = [o[0] if o.shape[0] == 1 else o for o in outs]
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _bntt_donors(self, g: Graph) -> set[int]:
+        """Plan positions of the bntt nodes that may normalise their input in place: the input
+        is a conv's or linear's fresh output (no autograd node saves it), read whole by this
+        node only (its last reader; not a graph output, a current, a DSC fraction or a relay).
+        The memory: one activation fewer per layer in flight (docs/pytorch-backend.md
+        "Memory"). At run time the module's observer or a forward hook on either layer (who
+        would see the input after it was overwritten) turns it off."""
+        donors = set()
+        for i, (n, srcs) in enumerate(self._plan):
+            if n.op != "bntt" or len(srcs) != 1 or self._relay[i][0]:
+                continue
+            src, vs, cur, frac = srcs[0]
+            if (not cur and (frac is None or frac >= 1.0) and self._last.get(vs) == i
+                    and vs not in g.outputs and g.node(vs).op in ("conv2d", "linear")):
+                donors.add(i)
+        return donors
 
     def _encode(self, n: Node | None, x: torch.Tensor, steps: int) -> torch.Tensor:
         kind = "direct" if n is None else n.attrs.get("kind", "direct")

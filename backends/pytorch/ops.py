@@ -246,13 +246,31 @@ class BNTT(nn.Module):
         self.register_buffer("running_var", _param(ctx, node, "running_var", (t, c)))
         self.compact = ctx.compact  # save the input as float16 for backward
 
-    def forward(self, ins, steps: int):
+    def forward(self, ins, steps: int, donate: bool = False):
+        """`donate`: the input is a fresh conv/linear output nothing else reads (the module's
+        plan says so): it is normalised in place, on the folded tensor it is a view of."""
         x = ins[0]
         if steps > self.weight.shape[0]:
             raise UnsupportedOp(f"bntt has statistics for {self.weight.shape[0]} steps; the "
                                 f"module runs {steps}. Recompile with --timesteps {steps}.")
+        base = _folded_base(x, steps) if donate else None
+        if base is not None:
+            y = BNTTFn.apply(base, self.weight, self.bias, self.running_mean, self.running_var,
+                             self.training, self.momentum, self.eps, steps, self.compact, True)
+            return y.view(x.shape)
         return BNTTFn.apply(x, self.weight, self.bias, self.running_mean, self.running_var,
                             self.training, self.momentum, self.eps, steps, self.compact)
+
+
+def _folded_base(x: torch.Tensor, steps: int) -> torch.Tensor | None:
+    """The [T * B, ...] tensor that time-major `x` [T, B, ...] views (what `_fold` returns), if
+    it may be written in place: exactly x's memory, T = steps, and not a leaf autograd needs."""
+    base = x._base
+    if (base is None or x.shape[0] != steps or base.dim() != x.dim() - 1
+            or base.shape[0] != x.shape[0] * x.shape[1] or base.shape[1:] != x.shape[2:]
+            or base.data_ptr() != x.data_ptr() or (base.is_leaf and base.requires_grad)):
+        return None
+    return base
 
 
 @emitter("batchnorm")

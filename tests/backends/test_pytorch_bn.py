@@ -217,3 +217,72 @@ def test_module_gradients_with_sliced_shared_bn_equal_one_kernel(monkeypatch):
         float_error = float((one.double() - exact).abs().max())
         assert float_error > 0
         assert float((sliced - one).abs().max()) <= 0.25 * float_error  # measured: at most 0.11
+
+
+def _donation_net():
+    from snnc.backends.pytorch import build_module
+    from snnc.compiler import compile
+    from snnc.models.sresnet import resnet20
+
+    torch.manual_seed(0)
+    g = compile(resnet20(base=4, in_channels=3, num_classes=10).eval(), timesteps=3,
+                bn="bntt", encoder="direct").graph
+    return g, build_module, torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+
+
+def test_bntt_normalising_its_conv_output_in_place_changes_no_bit(monkeypatch):
+    """A bntt that is the only reader of a conv's output normalises it in place (module
+    `_donors`, docs/pytorch-backend.md "Memory"): outputs, every parameter gradient and the
+    running statistics equal the out-of-place run bit for bit, in training and in eval."""
+    from snnc.backends.pytorch import ops
+
+    g, build_module, x = _donation_net()
+    donated = []
+    real = ops._folded_base
+    monkeypatch.setattr(ops, "_folded_base",
+                        lambda *a: (lambda r: donated.append(r is not None) or r)(real(*a)))
+    runs = []
+    for donate in (True, False):
+        torch.manual_seed(0)
+        m = build_module(g).train()
+        if not donate:
+            m._donors = set()
+        y = m(x)
+        grads = torch.autograd.grad(y.square().sum(), list(m.parameters()))
+        state = {k: v.clone() for k, v in m.state_dict().items()}
+        runs.append((y.detach(), grads, state, m.eval()(x)))
+    # every bntt of this net reads a conv's fresh output; the stem's conv ran once for all
+    # steps (T' = 1): its bntt writes T steps, so it cannot reuse that memory
+    # (two forward passes with donation: training and eval)
+    assert donated.count(False) == 2 and donated.count(True) == len(donated) - 2 > 4
+    (y1, g1, s1, e1), (y2, g2, s2, e2) = runs
+    assert torch.equal(y1, y2) and torch.equal(e1, e2)
+    assert all(torch.equal(a, b) for a, b in zip(g1, g2))
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)
+
+
+def test_hooks_and_observers_keep_the_conv_output_intact():
+    """Whoever may look at the conv's output (a forward hook on either layer, the module's
+    observer) sees it as the conv computed it: nothing is overwritten then."""
+    g, build_module, x = _donation_net()
+    m = build_module(g).train()
+    bntt = [n for n in g.nodes if n.op == "bntt"][2]
+    conv = g.inputs_of(bntt.name)[0].src
+    layer, flags = m.layers[bntt.name], []
+    real = layer.forward
+    layer.forward = lambda ins, steps, donate=False: flags.append(donate) or real(
+        ins, steps, donate=donate)
+    m(x)
+    assert flags == [True]
+    seen = {}
+    handle = m.layers[conv].register_forward_hook(lambda mod, i, o: seen.setdefault("c", o))
+    m(x)
+    handle.remove()
+    m.observer = lambda node, ins, out: None
+    m(x)
+    m.observer = None
+    assert flags == [True, False, False]
+    # what the hook saw is the conv's output, not its normalisation (which has mean 0 per
+    # step and channel over batch and space)
+    c = seen["c"].detach()
+    assert c.mean(dim=(1, 3, 4)).abs().max() > 1e-3
