@@ -143,6 +143,26 @@ def like_steps(grad: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return grad
 
 
+def donatable(x: torch.Tensor, steps: int) -> torch.Tensor | None:
+    """The tensor to write in place of time-major `x` [T, B, ...] when x's last reader may
+    reuse its memory (the caller knows it is; docs/pytorch-backend.md "Memory"): x itself when
+    it is not a view, else the folded [T * B, ...] tensor x views (what `_fold` returns), so
+    that autograd sees a plain in-place write and adds no view bookkeeping. None when x has
+    other steps than `steps`, views anything else (or a tensor autograd does not connect to
+    x), or is a leaf that autograd needs."""
+    if x.shape[0] != steps or x.dim() < 3:
+        return None
+    base = x._base
+    if base is None:
+        return None if x.is_leaf and x.requires_grad else x
+    if (base.dim() != x.dim() - 1 or base.shape[0] != x.shape[0] * x.shape[1]
+            or base.shape[1:] != x.shape[2:] or base.data_ptr() != x.data_ptr()
+            or base.stride()[1:] != x.stride()[2:] or (base.is_leaf and base.requires_grad)
+            or base.requires_grad != x.requires_grad):  # an autograd Function's output that
+        return None                                     # views a buffer made inside it
+    return base
+
+
 class BNTTFn(torch.autograd.Function):
     """BNTT (paper 2 sec. 3.2.2) over time-major x [T' or T, B, C, ...]: step t normalised with
     its own statistics and affine (row t of weight, bias, running_mean, running_var [T, C]).
@@ -156,14 +176,14 @@ class BNTTFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps,
-                steps, compact=False, inplace=False):
+                steps, compact=False, inplace=None):
         folded = x
-        if inplace:  # x is [T * B, ...], written in place (marked dirty: autograd knows)
-            x = x.view(steps, -1, *x.shape[1:])
+        if inplace is not None:  # x (`donatable`'s tensor) is written in place; autograd is
+            x = x.view(inplace)  # told (mark_dirty); `inplace` is its time-major shape
         keep = x.to(torch.float16) if compact and x.dtype == torch.float32 else x
-        if inplace and keep is x:
+        if inplace is not None and keep is x:
             keep = x.clone()
-        y = x if inplace else empty_steps(x, steps)
+        y = x if inplace is not None else empty_steps(x, steps)
         n = weight.shape[1]
         mean = x.new_empty((steps, n))
         invstd = x.new_empty((steps, n))
@@ -174,8 +194,8 @@ class BNTTFn(torch.autograd.Function):
                 save_invstd=invstd[t])
         ctx.save_for_backward(keep, weight, running_mean, running_var, mean, invstd)
         ctx.conf = (training, eps)
-        ctx.folded = inplace
-        if inplace:
+        ctx.folded = inplace is not None
+        if inplace is not None:
             ctx.mark_dirty(folded)
             return folded
         return y

@@ -3,7 +3,9 @@
 The module keeps the graph and runs it node by node, *multi-step*: each node's value is a
 time-major tensor [T, B, ...] holding all T steps (or [1, B, ...] when it is the same at every
 step), so a conv runs once over T*B samples and a lif scans over T in one autograd node
-(`neuron.lif_scan`). Values are dropped as soon as their last reader ran.
+(`neuron.lif_scan`). Values are dropped as soon as their last reader ran; a BN or lif that is
+its input's last reader writes its output over it (`_donors_of`, docs/pytorch-backend.md
+"Memory").
 
 Semantics per docs/ir.md: encoder (direct / poisson / events), lif with S2M (`scale * value`)
 and V2V (the source lif's current) inputs summed into its membrane in port order, S2S as an add
@@ -36,6 +38,21 @@ from snnc.compiler.core.payload import edge_payload, infer_payloads
 
 # Ops the module runs itself (the others: an nn.Module from ops.EMITTERS each).
 RUN_BY_MODULE = frozenset({"input", "encoder", "readout", "lif"})
+
+
+# A node that may write its output over its first input, and the producers whose outputs no
+# autograd node saves (so overwriting them changes no gradient): SNNModule._bntt_donors.
+_TAKERS = {"bntt": ("conv2d", "linear"), "batchnorm": ("conv2d", "linear"),
+           "lif": ("conv2d", "linear", "bntt", "batchnorm", "add")}
+
+
+def _aliases_input(g: Graph, name: str, layers: nn.ModuleDict) -> bool:
+    """Whether node `name`'s output can be its input tensor itself (then that input's other
+    readers would see a write over it): a one-input add, a batch norm trained folded into its
+    conv (it passes the conv's output through)."""
+    op = g.node(name).op
+    return ((op == "add" and len(g.inputs_of(name)) < 2)
+            or (op == "batchnorm" and getattr(layers[name], "folded", False)))
 
 
 def _hooked(*mods: nn.Module) -> bool:
@@ -94,14 +111,17 @@ class LIF(nn.Module):
                 cur = cur + x
         return cur
 
-    def forward(self, ins: list[torch.Tensor], steps: int):
+    def forward(self, ins: list[torch.Tensor], steps: int, donate: bool = False):
+        """`donate`: the module's plan says nothing reads ins[0] after this node; a sum of
+        several ports is this layer's own tensor either way."""
         x = ins[0]
         for (kind, scale), r in zip(self.ports[1:], ins[1:]):
             x = x + (scale * r if kind == "S2M" else r)
+            donate = True
         if x.shape[0] not in (1, steps):
             raise SnncError(f"lif node '{self.name}': its input has {x.shape[0]} time steps but "
                             f"the module runs {steps}; give event input with T = {steps}.")
-        return delay(lif_scan(x, self.cfg, steps), self.delay)
+        return delay(lif_scan(x, self.cfg, steps, donate=donate), self.delay)
 
 
 class SNNModule(nn.Module):
@@ -157,7 +177,7 @@ class SNNModule(nn.Module):
                 last[vs] = i
         self._last = last
         self._current_users = {src for _, srcs in self._plan for src, _, cur, _ in srcs if cur}
-        self._donors = self._bntt_donors(g)
+        self._donors = self._donors_of(g)
         self._has_encoder = any(n.op == "encoder" for n in g.nodes)
         from snnc.compiler.core.limits import forward_estimate
 
@@ -238,13 +258,18 @@ class SNNModule(nn.Module):
                 layer = self.layers[n.name]
                 if n.name in self._current_users:
                     currents[n.name] = layer.current(ins)
-                out = layer(ins, steps)
+                donate = (i in self._donors and self.observer is None
+                          and n.name not in self._current_users
+                          and not _hooked(layer, *(self.layers[s[1]] for s in srcs[:1]
+                                                   if s[1] in self.layers)))
+                out = layer(ins, steps, donate=donate)
                 if self.record_rates:
                     self._record(n.name, out)
-            elif n.op == "bntt":
+            elif n.op in ("bntt", "batchnorm"):
                 donate = (i in self._donors and self.observer is None
                           and not _hooked(self.layers[n.name], self.layers[srcs[0][1]]))
-                out = self.layers[n.name](ins, steps, donate=donate)
+                out = (self.layers[n.name](ins, steps, donate=donate) if n.op == "bntt"
+                       else self.layers[n.name](ins, donate=donate))
             else:
                 out = self.layers[n.name](ins)
             if n.op == "input" and not self._has_encoder:
@@ -260,20 +285,22 @@ class SNNModule(nn.Module):
             outs = [o[0] if o.shape[0] == 1 else o for o in outs]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
-    def _bntt_donors(self, g: Graph) -> set[int]:
-        """Plan positions of the bntt nodes that may normalise their input in place: the input
-        is a conv's or linear's fresh output (no autograd node saves it), read whole by this
-        node only (its last reader; not a graph output, a current, a DSC fraction or a relay).
+    def _donors_of(self, g: Graph) -> set[int]:
+        """Plan positions of the nodes that may write their output over their first input (a
+        bntt normalising in place, a lif writing its spikes): the input is a fresh output of a
+        producer in `_TAKERS` (no autograd node saves it), read whole by this node only (its
+        last reader; not a graph output, a current, a DSC fraction or a relay).
         The memory: one activation fewer per layer in flight (docs/pytorch-backend.md
         "Memory"). At run time the module's observer or a forward hook on either layer (who
         would see the input after it was overwritten) turns it off."""
         donors = set()
         for i, (n, srcs) in enumerate(self._plan):
-            if n.op != "bntt" or len(srcs) != 1 or self._relay[i][0]:
+            if n.op not in _TAKERS or not srcs or self._relay[i][0]:
                 continue
             src, vs, cur, frac = srcs[0]
             if (not cur and (frac is None or frac >= 1.0) and self._last.get(vs) == i
-                    and vs not in g.outputs and g.node(vs).op in ("conv2d", "linear")):
+                    and vs not in g.outputs and g.node(vs).op in _TAKERS[n.op]
+                    and not _aliases_input(g, vs, self.layers)):
                 donors.add(i)
         return donors
 

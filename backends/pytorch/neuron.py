@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import torch
 
-from snnc.backends.pytorch.layers import empty_steps, like_steps
+from snnc.backends.pytorch.layers import donatable, empty_steps, like_steps
 from snnc.backends.pytorch.surrogate import SURROGATES
 
 V_LIMIT = (1 << 23) - 1  # Loihi's 24-bit membrane saturates at +-(2^23 - 1)
@@ -190,9 +190,13 @@ class LIFScan(torch.autograd.Function):
     """Multi-step LIF: input [T or 1, ...] (1 = the same input every step), output [steps, ...]."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, steps: int, cfg: LIFConfig):
+    def forward(ctx, x: torch.Tensor, steps: int, cfg: LIFConfig, inplace=None):
         zero = cfg.effective()[2]
-        out = empty_steps(x, steps)
+        folded = x
+        if inplace is not None:  # spikes written over the input (`layers.donatable`): step t's
+            x = out = x.view(inplace)  # input is read before its spikes are written
+        else:
+            out = empty_steps(x, steps)
         saves_s = cfg.saves_surrogate()
         mem = empty_steps(x, steps, torch.uint8 if saves_s else cfg.save_dtype)
         spk = empty_steps(x, steps, torch.bool) if zero else None
@@ -203,19 +207,31 @@ class LIFScan(torch.autograd.Function):
                 _forward_float(x, steps, cfg, out, mem, spk)
         ctx.cfg, ctx.static = cfg, x.shape[0] == 1 and steps > 1
         ctx.save_for_backward(mem, *(() if spk is None else (spk,)))
+        ctx.folded = inplace is not None
+        if inplace is not None:
+            ctx.mark_dirty(folded)
+            return folded
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         mem, *rest = ctx.saved_tensors
-        gx = _backward(like_steps(grad, mem), mem, rest[0] if rest else None, ctx.cfg, ctx.static)
-        return gx, None, None
+        g = grad.reshape(mem.shape) if ctx.folded else grad
+        gx = _backward(like_steps(g, mem), mem, rest[0] if rest else None, ctx.cfg, ctx.static)
+        return (gx.reshape(grad.shape) if ctx.folded else gx), None, None, None
 
 
-def lif_scan(x: torch.Tensor, cfg: LIFConfig, steps: int | None = None) -> torch.Tensor:
+def lif_scan(x: torch.Tensor, cfg: LIFConfig, steps: int | None = None,
+             donate: bool = False) -> torch.Tensor:
     """Run a LIF layer over time. `x` is [T, ...] or [1, ...] (the same input at every step,
-    then `steps` gives T); returns float spikes [T, ...]."""
-    return LIFScan.apply(x, steps or x.shape[0], cfg)
+    then `steps` gives T); returns float spikes [T, ...]. `donate`: nothing reads x after
+    this (the caller knows): the spikes are written over it where `layers.donatable` allows
+    (float arithmetic only)."""
+    steps = steps or x.shape[0]
+    base = donatable(x, steps) if donate and not cfg.fixed else None
+    if base is not None:
+        return LIFScan.apply(base, steps, cfg, tuple(x.shape)).view(x.shape)
+    return LIFScan.apply(x, steps, cfg)
 
 
 def delay(seq: torch.Tensor, steps: int = 1) -> torch.Tensor:

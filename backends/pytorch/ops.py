@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from snnc.backends.pytorch.layers import BNTTFn, SpikeConv2d, SpikeLinear
+from snnc.backends.pytorch.layers import BNTTFn, SpikeConv2d, SpikeLinear, donatable
 from snnc.backends.pytorch.neuron import BIAS_GRID, WEIGHT_GRID, quantize_weight
 from snnc.backends.relay import exact_loihi2
 from snnc.compiler.core.errors import UnsupportedOp
@@ -212,7 +212,8 @@ class BatchNorm(nn.Module):
             scale, shift = quantize_weight(scale, *WEIGHT_GRID), quantize_weight(shift, *BIAS_GRID)
         return scale.float(), shift.float()
 
-    def forward(self, ins):
+    def forward(self, ins, donate: bool = False):
+        """`donate`: as BNTT's (the module's plan says nothing else reads the conv output)."""
         if self.folded:
             return ins[0]
         if self.exact and not self.training:
@@ -222,10 +223,13 @@ class BatchNorm(nn.Module):
         x = ins[0]
         if self.compact and torch.is_grad_enabled():  # one BN over the T' * B fold, x saved
             c = self.weight.shape[0]                   # as float16 for backward (BNTTFn)
-            y = BNTTFn.apply(x.reshape(1, -1, *x.shape[2:]), self.weight.view(1, c),
-                             self.bias.view(1, c), self.running_mean.view(1, c),
-                             self.running_var.view(1, c), self.training, self.momentum,
-                             self.eps, 1, True)
+            base = donatable(x, x.shape[0]) if donate else None
+            fold = (1, x.shape[0] * x.shape[1], *x.shape[2:])
+            y = BNTTFn.apply(x.reshape(fold) if base is None else base,
+                             self.weight.view(1, c), self.bias.view(1, c),
+                             self.running_mean.view(1, c), self.running_var.view(1, c),
+                             self.training, self.momentum, self.eps, 1, True,
+                             None if base is None else fold)
             return y.view(x.shape)
         return _fold(lambda v: F.batch_norm(v, self.running_mean, self.running_var, self.weight,
                                             self.bias, self.training, self.momentum, self.eps),
@@ -253,24 +257,14 @@ class BNTT(nn.Module):
         if steps > self.weight.shape[0]:
             raise UnsupportedOp(f"bntt has statistics for {self.weight.shape[0]} steps; the "
                                 f"module runs {steps}. Recompile with --timesteps {steps}.")
-        base = _folded_base(x, steps) if donate else None
+        base = donatable(x, steps) if donate else None
         if base is not None:
             y = BNTTFn.apply(base, self.weight, self.bias, self.running_mean, self.running_var,
-                             self.training, self.momentum, self.eps, steps, self.compact, True)
+                             self.training, self.momentum, self.eps, steps, self.compact,
+                             tuple(x.shape))
             return y.view(x.shape)
         return BNTTFn.apply(x, self.weight, self.bias, self.running_mean, self.running_var,
                             self.training, self.momentum, self.eps, steps, self.compact)
-
-
-def _folded_base(x: torch.Tensor, steps: int) -> torch.Tensor | None:
-    """The [T * B, ...] tensor that time-major `x` [T, B, ...] views (what `_fold` returns), if
-    it may be written in place: exactly x's memory, T = steps, and not a leaf autograd needs."""
-    base = x._base
-    if (base is None or x.shape[0] != steps or base.dim() != x.dim() - 1
-            or base.shape[0] != x.shape[0] * x.shape[1] or base.shape[1:] != x.shape[2:]
-            or base.data_ptr() != x.data_ptr() or (base.is_leaf and base.requires_grad)):
-        return None
-    return base
 
 
 @emitter("batchnorm")
