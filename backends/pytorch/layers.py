@@ -204,22 +204,22 @@ class BNTTFn(torch.autograd.Function):
     def backward(ctx, grad):
         x, weight, rm, rv, mean, invstd = ctx.saved_tensors
         training, eps = ctx.conf
-        if ctx.folded:  # the gradient of the folded [T * B, ...] tensor
-            out = BNTTFn._backward(ctx, grad.reshape(x.shape), x, weight, rm, rv, mean, invstd,
-                                   training, eps)
-            gx = out[0].reshape(grad.shape) if out[0] is not None else None
-            return (gx,) + out[1:] + (None,)
-        return BNTTFn._backward(ctx, grad, x, weight, rm, rv, mean, invstd, training, eps) + (
-            None,)
+        if ctx.folded:  # the gradient of the folded [T * B, ...] tensor, as time-major
+            grad = grad.reshape(x.shape)
+        gx, gw, gb = BNTTFn._backward(ctx, grad, x, weight, rm, rv, mean, invstd, training, eps)
+        if ctx.folded and gx is not None:
+            gx = gx.reshape(-1, *gx.shape[2:])
+        return gx, gw, gb, None, None, None, None, None, None, None, None
 
     @staticmethod
     def _backward(ctx, grad, x, weight, rm, rv, mean, invstd, training, eps):
+        """(input, weight, bias) gradients for time-major `grad`."""
         grad = like_steps(grad, x)
         steps = grad.shape[0]
         static = x.shape[0] == 1 and steps > 1
         if steps == 1 and training and grad.dim() > 2 and _rows(grad[0]) < grad.shape[1]:
             return _shared_backward(grad, x, weight, mean, invstd, eps,
-                                    ctx.needs_input_grad[0]) + (None,) * 7
+                                    ctx.needs_input_grad[0])
         gx = torch.empty_like(grad) if ctx.needs_input_grad[0] else None
         gw, gb = torch.zeros_like(weight), torch.zeros_like(weight)
         mask = [gx is not None, True, True]
@@ -234,7 +234,7 @@ class BNTTFn(torch.autograd.Function):
                                                               out2=gb[t])
         if gx is not None and static:
             gx = gx.sum(0, keepdim=True)
-        return gx, gw, gb, None, None, None, None, None, None, None
+        return gx, gw, gb
 
 
 CHUNK_BYTES = 2 << 20  # float32 bytes per slice of the shared BN's backward (fits in L3 cache)

@@ -41,7 +41,7 @@ RUN_BY_MODULE = frozenset({"input", "encoder", "readout", "lif"})
 
 
 # A node that may write its output over its first input, and the producers whose outputs no
-# autograd node saves (so overwriting them changes no gradient): SNNModule._bntt_donors.
+# autograd node saves (so overwriting them changes no gradient): SNNModule._donors_of.
 _TAKERS = {"bntt": ("conv2d", "linear"), "batchnorm": ("conv2d", "linear"),
            "lif": ("conv2d", "linear", "bntt", "batchnorm", "add")}
 
@@ -258,18 +258,13 @@ class SNNModule(nn.Module):
                 layer = self.layers[n.name]
                 if n.name in self._current_users:
                     currents[n.name] = layer.current(ins)
-                donate = (i in self._donors and self.observer is None
-                          and n.name not in self._current_users
-                          and not _hooked(layer, *(self.layers[s[1]] for s in srcs[:1]
-                                                   if s[1] in self.layers)))
-                out = layer(ins, steps, donate=donate)
+                out = layer(ins, steps, donate=self._donating(i, n, srcs))
                 if self.record_rates:
                     self._record(n.name, out)
-            elif n.op in ("bntt", "batchnorm"):
-                donate = (i in self._donors and self.observer is None
-                          and not _hooked(self.layers[n.name], self.layers[srcs[0][1]]))
-                out = (self.layers[n.name](ins, steps, donate=donate) if n.op == "bntt"
-                       else self.layers[n.name](ins, donate=donate))
+            elif n.op == "bntt":
+                out = self.layers[n.name](ins, steps, donate=self._donating(i, n, srcs))
+            elif n.op == "batchnorm":
+                out = self.layers[n.name](ins, donate=self._donating(i, n, srcs))
             else:
                 out = self.layers[n.name](ins)
             if n.op == "input" and not self._has_encoder:
@@ -289,7 +284,8 @@ class SNNModule(nn.Module):
         """Plan positions of the nodes that may write their output over their first input (a
         bntt normalising in place, a lif writing its spikes): the input is a fresh output of a
         producer in `_TAKERS` (no autograd node saves it), read whole by this node only (its
-        last reader; not a graph output, a current, a DSC fraction or a relay).
+        last reader; not a graph output, a current, a DSC fraction or a relay; not a lif whose
+        input current a V2V edge reads).
         The memory: one activation fewer per layer in flight (docs/pytorch-backend.md
         "Memory"). At run time the module's observer or a forward hook on either layer (who
         would see the input after it was overwritten) turns it off."""
@@ -300,9 +296,16 @@ class SNNModule(nn.Module):
             src, vs, cur, frac = srcs[0]
             if (not cur and (frac is None or frac >= 1.0) and self._last.get(vs) == i
                     and vs not in g.outputs and g.node(vs).op in _TAKERS[n.op]
+                    and n.name not in self._current_users  # a V2V edge reads a lif's input
                     and not _aliases_input(g, vs, self.layers)):
                 donors.add(i)
         return donors
+
+    def _donating(self, i: int, n: Node, srcs) -> bool:
+        """Whether plan position `i` writes over its input in this call: a donor (above) with
+        no observer and no forward hook on it or its input's producer to see the write."""
+        return (i in self._donors and self.observer is None
+                and not _hooked(self.layers[n.name], self.layers[srcs[0][1]]))
 
     def _encode(self, n: Node | None, x: torch.Tensor, steps: int) -> torch.Tensor:
         kind = "direct" if n is None else n.attrs.get("kind", "direct")
