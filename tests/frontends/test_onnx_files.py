@@ -203,3 +203,61 @@ def test_checks_run_on_the_structure_alone(zoo_id, exporter, exports, tmp_path):
         assert consts.keys() == want.keys()
         for name, arr in want.items():
             assert consts[name].dtype == arr.dtype and (consts[name] == arr).all(), name
+
+
+@pytest.mark.parametrize("zoo_id,exporter", [("densenet121", "torchscript"),
+                                             ("mobilenetv2", "dynamo"),
+                                             ("mobilenetv2", "torchscript"),
+                                             ("resnet20", "torchscript"),
+                                             ("resnet20", "dynamo")])
+def test_data_propagation_skipped_only_where_it_infers_nothing(zoo_id, exporter, exports):
+    """check_onnx asks onnx's shape inference for data propagation only where some value
+    could be propagated (onnx_check.needs_data_prop): these exports have no shape arithmetic,
+    and inference with propagation gives the same model, byte for byte."""
+    from snnc.compiler.frontends import onnx_check
+    from snnc.compiler.frontends.onnx_wire import read_split
+
+    model, split = read_split(exports(zoo_id, exporter))
+    probe = onnx_check._structure(model, split).SerializeToString()
+    kw = dict(check_type=True, strict_mode=True)
+    assert not onnx_check.needs_data_prop(model.graph, split)  # no shape arithmetic in these
+    with_prop = onnx.shape_inference.infer_shapes(probe, data_prop=True, **kw)
+    without = onnx.shape_inference.infer_shapes(probe, data_prop=False, **kw)
+    assert with_prop.SerializeToString() == without.SerializeToString()
+
+
+def _graph(nodes, inits=()):
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 2, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    return helper.make_graph(nodes, "g", [x], [y], list(inits))
+
+
+def test_needs_data_prop_rule():
+    """Values start at constants (kept initializers, Constant nodes) and at Shape/Size; an op
+    with a propagation function makes one only from valued inputs. Split weights (typed
+    inputs in the checked structure) hold no value."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    from snnc.compiler.frontends.onnx_check import needs_data_prop
+
+    c1 = numpy_helper.from_array(np.array([1, 8], np.int64), "c1")
+    w = numpy_helper.from_array(np.ones(8, np.float32), "w")
+    shape_chain = _graph([helper.make_node("Shape", ["x"], ["s"]),
+                          helper.make_node("Reshape", ["x", "s"], ["y"])])
+    const_concat = _graph([helper.make_node("Constant", [], ["k"], value=c1),
+                           helper.make_node("Concat", ["k", "c1"], ["s"], axis=0),
+                           helper.make_node("Reshape", ["x", "s"], ["y"])], [c1])
+    bias_add = _graph([helper.make_node("Flatten", ["x"], ["f"]),
+                       helper.make_node("Add", ["f", "w"], ["y"])], [w])
+    plain_reshape = _graph([helper.make_node("Reshape", ["x", "c1"], ["y"])], [c1])
+    assert needs_data_prop(shape_chain, {})
+    assert needs_data_prop(const_concat, {})
+    assert not needs_data_prop(bias_add, {})  # an activation has no value
+    assert not needs_data_prop(plain_reshape, {})  # Reshape reads its constant without it
+    # the weight split off (index 0): Add of it and a Constant would be valued only if kept
+    both = _graph([helper.make_node("Constant", [], ["k"], value=w),
+                   helper.make_node("Add", ["k", "w"], ["y"])], [w])
+    assert needs_data_prop(both, {}) and not needs_data_prop(both, {0: b""})
