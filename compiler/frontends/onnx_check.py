@@ -227,8 +227,7 @@ def check_onnx(model: onnx.ModelProto, path: Path, label: str,
                            f"it again.") from None
     try:
         inferred = onnx.shape_inference.infer_shapes(probe, check_type=True, strict_mode=True,
-                                                     data_prop=needs_data_prop(model.graph,
-                                                                               split or {}))
+                                                     data_prop=needs_data_prop(model, split or {}))
     except Exception as err:  # InferenceError, and on odd files others
         raise ImportFailed(f"{label}: ONNX shape inference rejects the model: {_first(err)}. "
                            f"The file is inconsistent: export it again.") from None
@@ -245,21 +244,25 @@ def check_onnx(model: onnx.ModelProto, path: Path, label: str,
 _FROM_SHAPE = frozenset({"Shape", "Size"})
 _KNOWN_PROPAGATORS = frozenset({"Add", "Cast", "Concat", "Gather", "Mul", "Shape", "Size",
                                 "Slice", "Squeeze", "Sub", "Unsqueeze"})
-_PROPAGATORS: frozenset | None = None
+_SCHEMA_SETS: tuple[frozenset, frozenset] | None = None
 
 
-def _propagators() -> frozenset:
-    """The default-domain ops that have a data propagation function in the installed onnx."""
-    global _PROPAGATORS
-    if _PROPAGATORS is None:
-        _PROPAGATORS = frozenset(s.name for s in onnx.defs.get_all_schemas_with_history()
-                                 if s.domain in ("", "ai.onnx") and
-                                 s.has_data_propagation_function)
-    return _PROPAGATORS
+def _schema_sets() -> tuple[frozenset, frozenset]:
+    """(ops with a data propagation function, ops with a graph attribute) of the default
+    domain in the installed onnx, read once from its schemas."""
+    global _SCHEMA_SETS
+    if _SCHEMA_SETS is None:
+        graphs = (onnx.defs.OpSchema.AttrType.GRAPH, onnx.defs.OpSchema.AttrType.GRAPHS)
+        schemas = [s for s in onnx.defs.get_all_schemas_with_history()
+                   if s.domain in ("", "ai.onnx")]
+        _SCHEMA_SETS = (frozenset(s.name for s in schemas if s.has_data_propagation_function),
+                        frozenset(s.name for s in schemas
+                                  if any(a.type in graphs for a in s.attributes.values())))
+    return _SCHEMA_SETS
 
 
-def needs_data_prop(graph: onnx.GraphProto, split: dict) -> bool:
-    """Whether onnx's shape inference with `data_prop=True` can infer more for `graph` than
+def needs_data_prop(model: onnx.ModelProto, split: dict) -> bool:
+    """Whether onnx's shape inference with `data_prop=True` can infer more for `model` than
     without it (`check_onnx` asks for it only then: on densenet121 it doubles the inference's
     time, ~3 ms, and changes nothing).
 
@@ -269,18 +272,16 @@ def needs_data_prop(graph: onnx.GraphProto, split: dict) -> bool:
     output of Shape or Size (made from the input's shape), or for the output of another op
     with a propagation function when every one of its inputs has a value. So unless some node
     is Shape/Size or such an op with all its inputs valued, no value is ever made and both
-    settings give the same model (tests/frontends/test_onnx_import.py compares them). Anything
-    else is answered True: an op with a propagation function this rule does not know, a
-    subgraph, a node of another domain."""
-    props = _propagators()
-    inits = graph.initializer
+    settings give the same model (tests/frontends/test_onnx_files.py compares them). Anything
+    else is answered True: an op with a propagation function this rule does not know, an op
+    with a subgraph, a domain other than ONNX's (declared in opset_import, which the checker
+    has enforced by now)."""
+    if any(o.domain not in ("", "ai.onnx") for o in model.opset_import):
+        return True
+    props, nested = _schema_sets()
+    inits = model.graph.initializer
     valued = {inits[i].name for i in range(len(inits)) if i not in split}
-    for node in graph.node:
-        if node.domain not in ("", "ai.onnx"):
-            return True
-        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-               for a in node.attribute):
-            return True
+    for node in model.graph.node:
         op = node.op_type
         if op == "Constant":
             valued.update(node.output)
@@ -288,6 +289,8 @@ def needs_data_prop(graph: onnx.GraphProto, split: dict) -> bool:
             if op in _FROM_SHAPE or op not in _KNOWN_PROPAGATORS or all(
                     i in valued for i in node.input if i):
                 return True
+        elif op in nested:
+            return True
     return False
 
 

@@ -220,18 +220,20 @@ def test_data_propagation_skipped_only_where_it_infers_nothing(zoo_id, exporter,
     model, split = read_split(exports(zoo_id, exporter))
     probe = onnx_check._structure(model, split).SerializeToString()
     kw = dict(check_type=True, strict_mode=True)
-    assert not onnx_check.needs_data_prop(model.graph, split)  # no shape arithmetic in these
+    assert not onnx_check.needs_data_prop(model, split)  # no shape arithmetic in these
     with_prop = onnx.shape_inference.infer_shapes(probe, data_prop=True, **kw)
     without = onnx.shape_inference.infer_shapes(probe, data_prop=False, **kw)
     assert with_prop.SerializeToString() == without.SerializeToString()
 
 
-def _graph(nodes, inits=()):
+def _graph(nodes, inits=(), domain=""):
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 2, 2])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    return helper.make_graph(nodes, "g", [x], [y], list(inits))
+    g = helper.make_graph(nodes, "g", [x], [y], list(inits))
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    return helper.make_model(g, opset_imports=opsets)
 
 
 def test_needs_data_prop_rule():
@@ -261,3 +263,11 @@ def test_needs_data_prop_rule():
     both = _graph([helper.make_node("Constant", [], ["k"], value=w),
                    helper.make_node("Add", ["k", "w"], ["y"])], [w])
     assert needs_data_prop(both, {}) and not needs_data_prop(both, {0: b""})
+    # a subgraph, or a domain other than ONNX's: not looked into, propagation kept
+    branch = helper.make_graph([helper.make_node("Identity", ["x"], ["z"])], "b", [],
+                               [helper.make_tensor_value_info("z", 1, None)])
+    cond = _graph([helper.make_node("If", ["c"], ["y"], then_branch=branch,
+                                    else_branch=branch)])
+    assert needs_data_prop(cond, {})
+    assert needs_data_prop(_graph([helper.make_node("Relu", ["x"], ["y"])], domain="my"), {})
+    assert not needs_data_prop(_graph([helper.make_node("Relu", ["x"], ["y"])]), {})
