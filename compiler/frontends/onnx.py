@@ -36,7 +36,7 @@ from snnc.compiler.frontends.onnx_attrs import check_nodes, static_shapes
 from snnc.compiler.frontends.onnx_check import (
     _first, check_external, check_file, check_onnx, split_weights, tensor_array,
 )
-from snnc.compiler.frontends.onnx_wire import read_split
+from snnc.compiler.frontends.onnx_wire import PendingSplit, begin_split
 from snnc.compiler.frontends.onnx_ops import (
     CONST_EVALS, ONNX_CONVERTERS, Reject, forget_attributes,
 )
@@ -109,8 +109,30 @@ def load_model(path: str | os.PathLike, input_shape=None
     label = str(path)
     _sniff(path, label)
     check_file(path, label)
-    fast = read_split(path) if _protobuf_file(path) else None
-    model, split = fast if fast is not None else (_parse(path, label), None)
+    pending = begin_split(path) if _protobuf_file(path) else None
+    try:
+        got = _load_checked(path, label, input_shape, pending)
+    finally:  # on an error too: no thread left reading into the arrays
+        read_all = pending is None or pending.wait()
+    if not read_all:  # the file changed while its weights were read: the ordinary way
+        got = _load_checked(path, label, input_shape, None)
+    model, split = got
+    consts = {}
+    folder = path.parent
+    for i, t in enumerate(model.graph.initializer):
+        consts[t.name] = tensor_array(t, label, folder, split.pop(i, None))
+        t.ClearField("raw_data")  # the array holds the data now: never two copies
+    return model, consts
+
+
+def _load_checked(path: Path, label: str, input_shape, pending: PendingSplit | None
+                  ) -> tuple[onnx.ModelProto, dict] | None:
+    """Steps 1-3 of `load_model` on `pending`'s model (its weights' bytes still being read by
+    `onnx_wire.begin_split`'s thread: nothing here reads them), or on the file parsed the
+    ordinary way when `pending` is None: (model with inferred shapes, {initializer index:
+    data split off}); None when `pending`'s read failed where the weights were needed."""
+    model, split = (pending.model, pending.split) if pending is not None else \
+        (_parse(path, label), None)
     if not model.graph.node or model.ir_version <= 0:
         raise ImportFailed(f"{label}: parses but holds no ONNX graph (ir_version "
                            f"{model.ir_version}, {len(model.graph.node)} nodes): it is "
@@ -125,6 +147,8 @@ def load_model(path: str | os.PathLike, input_shape=None
                            f"{min(newest, 20)}, or upgrade onnx.")
     if opset is not None and opset < MIN_OPSET:
         if split is not None:  # the converter needs the weights inside the model: put back
+            if pending is not None and not pending.wait():
+                return None  # the file changed under the read: load_model reads it again
             for i, raw in split.items():  # the split ones (read once, never re-parsed)
                 model.graph.initializer[i].raw_data = bytes(raw)
             split = None
@@ -147,12 +171,7 @@ def load_model(path: str | os.PathLike, input_shape=None
         limits.require(sum(sizes.values()) + sizes[largest], f"importing the weights of "
                        f"{label} (tensor '{largest}' alone holds "
                        f"{limits.fmt(sizes[largest])})", label)
-    consts = {}
-    folder = path.parent
-    for i, t in enumerate(model.graph.initializer):
-        consts[t.name] = tensor_array(t, label, folder, split.pop(i, None))
-        t.ClearField("raw_data")  # the array holds the data now: never two copies
-    return model, consts
+    return model, split
 
 
 def _protobuf_file(path: Path) -> bool:

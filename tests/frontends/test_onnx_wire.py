@@ -133,3 +133,64 @@ def test_external_data_check_walks_every_tensor_as_onnx_does():
     want = [t.name for t in external_data_helper._get_all_tensors(m)]
     assert [t.name for t in onnx_check._all_tensors(m)] == want
     assert set(want) == {"top_init", "sub_init", "k_t", "b_out_t", "e_out_t", "z_t"}
+
+
+def _many_tensors(path, n: int = 600):
+    """A file of `n` float weights of 100 values (more than one preadv's buffers), with an
+    int64 initializer of 20,000 values (kept in the model, 160 kB: a gap the weights' read
+    skips) in the middle."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(0)
+    ws = [numpy_helper.from_array(rng.standard_normal(100).astype(np.float32), f"w{i}")
+          for i in range(n)]
+    big = numpy_helper.from_array(np.arange(20_000, dtype=np.int64), "table")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [100])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [100])
+    g = helper.make_graph([helper.make_node("Sum", ["x", *(w.name for w in ws)], ["y"])],
+                          "g", [x], [y], ws[:n // 2] + [big] + ws[n // 2:])
+    onnx.save_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]),
+                    str(path))
+    return path
+
+
+def test_weights_read_in_runs_equal_onnx_reading(tmp_path):
+    """begin_split's thread reads the weights in runs (one os.preadv per up to _IOV_MAX
+    buffers; a gap above _GAP_MAX starts a new run): every byte lands where onnx's own
+    reading puts it."""
+    from snnc.compiler.frontends import onnx_wire
+
+    path = _many_tensors(tmp_path / "many.onnx")
+    want_model, want_split = _ordinary(path)
+    assert len(want_split) > onnx_wire._IOV_MAX
+    pending = onnx_wire.begin_split(path)
+    assert pending is not None and pending.wait() and pending.wait()  # waiting twice is fine
+    assert pending.model.SerializeToString() == want_model.SerializeToString()
+    assert pending.split.keys() == want_split.keys()
+    for i, raw in want_split.items():
+        assert pending.split[i].tobytes() == raw
+
+
+def test_a_failed_weight_read_is_read_again_the_ordinary_way(tmp_path, monkeypatch):
+    """Should the weights' read come up short (the file changed while it was read),
+    load_model reads the file the ordinary way: same result, no error."""
+    import os
+
+    from snnc.compiler.frontends import onnx_wire
+
+    path = _many_tensors(tmp_path / "many.onnx", n=8)
+    _, want = load_model(path)
+    calls = []
+    real = onnx_wire._read_runs
+
+    def short(fd, reads, done):  # one read past the end of the file: a short read
+        calls.append(len(reads))
+        view = memoryview(bytearray(4))
+        real(fd, [*reads, (os.fstat(fd).st_size, view)], done)
+
+    monkeypatch.setattr(onnx_wire, "_read_runs", short)
+    assert read_split(path) is None
+    _, got = load_model(path)
+    assert len(calls) == 2 and got.keys() == want.keys()
+    assert all((got[k] == want[k]).all() for k in want)
