@@ -101,13 +101,46 @@ def rewire_readers(b: GraphBuilder, old: str, new: str, *, skip: set[str]) -> No
     for e in b.users(old):
         if e.dst in skip:
             continue
-        if e.src == old and e.projection is None:
-            b.replace_edge(e, e.moved(src=new, payload=None))
-        elif e.projection == old:
-            b.replace_edge(e, e.moved(projection=new, payload=None))
-        elif e.src == old:  # its projection path is rewired on its own
-            b.replace_edge(e, e.moved(src=new))
+        b.replace_edge(e, _rewired(e, old, new))
     b.outputs = [new if o == old else o for o in b.outputs]
+
+
+def _rewired(e: Edge, old: str, new: str) -> Edge:
+    """Edge `e`, which reads `old` (its source or its projection), reading `new` instead: what
+    `rewire_readers` puts in its place."""
+    if e.src == old and e.projection is None:
+        return e.moved(src=new, payload=None)
+    if e.projection == old:
+        return e.moved(projection=new, payload=None)
+    return e.moved(src=new)  # e.src == old: its projection path is rewired on its own
+
+
+def rewire_all(b: GraphBuilder, renames: dict[str, str], *, skip: set[str]) -> None:
+    """`rewire_readers(b, old, new, skip=skip)` for every `old -> new` of `renames`, in its
+    order, done in one pass over the builder's edges: the same edges at the same positions and
+    the same outputs come out.
+
+    Why: a pass that puts a new node after each of many layers (bn-to-bntt: 120 identity norms
+    on densenet121, whose dense blocks give each conv several readers) would otherwise replace
+    every reader edge in the builder's index one at a time; here the edges are rewritten in a
+    list and the builder re-indexes it once. An edge that reads two renamed nodes (its source
+    and its projection) is rewritten for each, in `renames` order, as the calls would. The new
+    names must not be nodes of `b` yet, nor keys of `renames` (`GraphBuilder.fresh` names)."""
+    if not renames:
+        return
+    rank = {old: i for i, old in enumerate(renames)}
+    edges = list(b.edges)
+    for i, e in enumerate(edges):
+        hits = [o for o in (e.src, e.projection) if o is not None and o in rank]
+        if not hits or e.dst in skip:
+            continue
+        if len(hits) == 2:
+            hits = sorted(set(hits), key=rank.__getitem__)
+        for old in hits:
+            e = _rewired(e, old, renames[old])
+        edges[i] = e
+    b.edges = edges
+    b.outputs = [renames.get(o, o) for o in b.outputs]
 
 
 def strip_payload(e: Edge) -> Edge:

@@ -12,7 +12,7 @@ from snnc.compiler.core.errors import SnncError
 from snnc.compiler.core.ir import Attrs, Form, Graph, GraphBuilder, Node
 from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import (
-    check_choice, classifier_of, data_users, require_snn, rewire_readers,
+    check_choice, classifier_of, data_users, require_snn, rewire_all,
 )
 
 ROLES = ("weight", "bias", "running_mean", "running_var")
@@ -56,11 +56,14 @@ def _make(b: GraphBuilder, fills: list) -> None:
     float `value`, or every row the [C] tensor `value` (`value.repeat(T, 1)`).
 
     The float32 ones (torch's default dtype, and rows of float32 CPU tensors) are carved from
-    one zeroed numpy buffer: one allocation, and a numpy assignment for each that is not all
-    zeros, instead of a torch allocation each (bn-to-bntt makes four per layer: 960 tensors
-    on densenet121). Each is `torch.from_numpy` of its own slice, so its storage is that
-    slice alone (torch.save and safetensors see separate tensors), as the ONNX front end's
-    weights (onnx_wire.py)."""
+    one numpy buffer: one allocation instead of a torch allocation each (bn-to-bntt makes four
+    per layer: 728 tensors on densenet121). The buffer is written in one `np.repeat` of the
+    fill values (rows are copied in afterwards), and a run of tensors of one shape is cut
+    from it as one array's rows (`list(array)`), so what is left per tensor is
+    `torch.from_numpy` of its own slice: its storage is that slice alone (torch.save and
+    safetensors see separate tensors), as the ONNX front end's weights (onnx_wire.py). The
+    keys are set in the order of `fills`."""
+    import itertools
     import math
 
     import numpy as np
@@ -71,21 +74,29 @@ def _make(b: GraphBuilder, fills: list) -> None:
     floats = torch.get_default_dtype() is torch.float32
     fast = [floats if isinstance(v, float) else v.device.type == "cpu" and
             v.dtype is torch.float32 for _, _, v in fills]
-    sizes = [math.prod(shape) for _, shape, _ in fills]
-    buf = np.zeros(sum(n for n, f in zip(sizes, fast) if f), np.float32)
+    runs = [(key, shape, value) for (key, shape, value), ok in zip(fills, fast) if ok]
+    sizes = [math.prod(shape) for _, shape, _ in runs]
+    fill = np.array([v if isinstance(v, float) else 0.0 for _, _, v in runs], np.float32)
+    buf = np.repeat(fill, sizes)  # every element its tensor's fill value (rows: 0 for now)
+    made: list = []
     at = 0
-    for (key, shape, value), size, ok in zip(fills, sizes, fast):
-        if not ok:
+    for shape, group in itertools.groupby(runs, key=lambda f: f[1]):
+        group = list(group)
+        size = math.prod(shape)
+        rows = buf[at:at + size * len(group)].reshape(len(group), *shape)
+        at += size * len(group)
+        views = list(rows)
+        for (_, _, value), view in zip(group, views):
+            if not isinstance(value, float):
+                view[...] = value.numpy()
+        made += map(torch.from_numpy, views)
+    made.reverse()
+    for (key, shape, value), ok in zip(fills, fast):
+        if ok:
+            b.set_param(key, made.pop())
+        else:
             b.set_param(key, torch.full(shape, value) if isinstance(value, float)
                         else value.repeat(shape[0], 1))
-            continue
-        view = buf[at:at + size].reshape(shape)
-        at += size
-        if not isinstance(value, float):
-            view[...] = value.numpy()
-        elif value != 0.0 or math.copysign(1.0, value) < 0:  # +0.0: the buffer's own
-            view.fill(value)
-        b.set_param(key, torch.from_numpy(view))
 
 
 def _folded_layers(g: Graph) -> list[Node]:
@@ -141,23 +152,29 @@ def bn_to_bntt(g: Graph, *, timesteps: int | None = None, missing: str = "skip",
     t = _timesteps(g, timesteps) if mode == "bntt" else None
     b = g.edit()
     fills: list = []
+    by_eps: dict[float, Attrs] = {}  # one (immutable) Attrs per distinct eps of this graph
     for n in bns:
         params = tuple(f"{n.name}.{r}" for r in ROLES)
-        attrs = Attrs({"eps": float(n.attrs.get("eps", 1e-5)), "timesteps": t})
+        e = float(n.attrs.get("eps", 1e-5))
+        attrs = by_eps.get(e)
+        if attrs is None:
+            attrs = by_eps[e] = Attrs({"eps": e, "timesteps": t})
         _repeat(fills, g, n, t)
         b.replace_node(Node(n.name, "bntt", attrs, n.shape, params))
+    # every inserted norm has the same attrs; its readers move to it in one rewiring below
+    # (`rewire_all`: as `rewire_readers` before each insertion, whose edge it skips)
+    if mode == "bntt":
+        op, suffix = "bntt", "_bntt"
+        attrs = Attrs({"eps": float(eps), "timesteps": t, "init": "identity"})
+    else:
+        op, suffix = "batchnorm", "_bn"
+        attrs = Attrs({"eps": float(eps), "init": "identity"})
+    renames: dict[str, str] = {}
     for n in folded:
-        name = b.fresh(f"{n.name}_bntt" if mode == "bntt" else f"{n.name}_bn")
-        rewire_readers(b, n.name, name, skip=set())
-        params = tuple(f"{name}.{r}" for r in ROLES)
+        name = renames[n.name] = b.fresh(n.name + suffix)
+        b.add(Node(name, op, attrs, n.shape, tuple(f"{name}.{r}" for r in ROLES)), [n.name])
         c = n.shape[1]
-        if mode == "bntt":
-            attrs = Attrs({"eps": float(eps), "timesteps": t, "init": "identity"})
-            b.add(Node(name, "bntt", attrs, n.shape, params), [n.name])
-            _identity(fills, name, (t, c), eps)
-        else:
-            attrs = Attrs({"eps": float(eps), "init": "identity"})
-            b.add(Node(name, "batchnorm", attrs, n.shape, params), [n.name])
-            _identity(fills, name, (c,), eps)
+        _identity(fills, name, (t, c) if mode == "bntt" else (c,), eps)
+    rewire_all(b, renames, skip=set(renames.values()))
     _make(b, fills)
     return b.build()
