@@ -12,7 +12,7 @@ from snnc.compiler.core.errors import SnncError
 from snnc.compiler.core.ir import Attrs, Form, Graph, GraphBuilder, Node
 from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import (
-    check_choice, classifier_of, data_users, require_snn, rewire_all,
+    check_choice, classifier_of, data_users, node_of, require_snn, rewire_all,
 )
 
 ROLES = ("weight", "bias", "running_mean", "running_var")
@@ -99,24 +99,25 @@ def _make(b: GraphBuilder, fills: list) -> None:
                         else value.repeat(shape[0], 1))
 
 
-def _folded_layers(g: Graph) -> list[Node]:
+def _folded_layers(g: Graph, b: GraphBuilder) -> list[Node]:
     """Weighted layers with no norm after them: the exporter folded their BN away.
 
     The classifiers (the last weighted layer before each output) are excluded; a projection
-    conv counts like any other layer.
+    conv counts like any other layer. Readers and nodes are looked up in `b`, the builder
+    fresh from `g.edit()` (the same graph, already indexed).
     """
     heads = set()
     for out in g.outputs:
         try:
-            heads.add(classifier_of(g, out)[0].name)
+            heads.add(classifier_of(b, out)[0].name)
         except SnncError:
             pass
     found = []
     for n in g.by_op("conv2d", "linear"):
         if n.name in heads:
             continue
-        readers = data_users(g, n.name)
-        if readers and all(g.node(e.dst).op not in ("batchnorm", "bntt") for e in readers):
+        readers = data_users(b, n.name)
+        if readers and all(node_of(b, e.dst).op not in ("batchnorm", "bntt") for e in readers):
             found.append(n)
     return found
 
@@ -146,11 +147,13 @@ def bn_to_bntt(g: Graph, *, timesteps: int | None = None, missing: str = "skip",
     check_choice("bn-to-bntt", "missing", missing, MISSING)
     check_choice("bn-to-bntt", "mode", mode, MODES)
     bns = g.by_op("batchnorm") if mode == "bntt" else []
-    folded = _folded_layers(g) if missing == "identity" else []
+    if not bns and missing != "identity":
+        return g
+    b = g.edit()
+    folded = _folded_layers(g, b) if missing == "identity" else []
     if not bns and not folded:
         return g
     t = _timesteps(g, timesteps) if mode == "bntt" else None
-    b = g.edit()
     fills: list = []
     by_eps: dict[float, Attrs] = {}  # one (immutable) Attrs per distinct eps of this graph
     for n in bns:
