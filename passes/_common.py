@@ -145,12 +145,15 @@ def rewire_all(b: GraphBuilder, renames: dict[str, str], *, skip: set[str]) -> N
     rank = {old: i for i, old in enumerate(renames)}
     edges = list(b.edges)
     for i, e in enumerate(edges):
-        hits = [o for o in (e.src, e.projection) if o is not None and o in rank]
-        if not hits or e.dst in skip:
+        src, proj = e.src, e.projection
+        by_src, by_proj = src in rank, proj is not None and proj in rank
+        if not (by_src or by_proj) or e.dst in skip:
             continue
-        if len(hits) == 2:
-            hits = sorted(set(hits), key=rank.__getitem__)
-        for old in hits:
+        if by_src and by_proj and src != proj:  # both renamed: one after the other
+            first, then = (src, proj) if rank[src] < rank[proj] else (proj, src)
+            e = _rewired(_rewired(e, first, renames[first]), then, renames[then])
+        else:
+            old = src if by_src else proj
             e = _rewired(e, old, renames[old])
         edges[i] = e
     b.edges = edges

@@ -57,13 +57,12 @@ def _make(b: GraphBuilder, fills: list) -> None:
 
     The float32 ones (torch's default dtype, and rows of float32 CPU tensors) are carved from
     one numpy buffer: one allocation instead of a torch allocation each (bn-to-bntt makes four
-    per layer: 728 tensors on densenet121). The buffer is written in one `np.repeat` of the
-    fill values (rows are copied in afterwards), and a run of tensors of one shape is cut
-    from it as one array's rows (`list(array)`), so what is left per tensor is
-    `torch.from_numpy` of its own slice: its storage is that slice alone (torch.save and
-    safetensors see separate tensors), as the ONNX front end's weights (onnx_wire.py). The
-    keys are set in the order of `fills`."""
-    import itertools
+    per layer: 728 tensors on densenet121). The buffer holds the tensors of one shape side by
+    side as the rows of one block: it is written by one `np.repeat` of the fill values, each
+    block's tensor rows are copied in with one assignment, and `list(block)` cuts it, so what
+    is left per tensor is `torch.from_numpy` of its own slice: its storage is that slice alone
+    (torch.save and safetensors see separate tensors), as the ONNX front end's weights
+    (onnx_wire.py). The keys are set in the order of `fills`."""
     import math
 
     import numpy as np
@@ -72,31 +71,30 @@ def _make(b: GraphBuilder, fills: list) -> None:
     if b.params is None:
         return
     floats = torch.get_default_dtype() is torch.float32
-    fast = [floats if isinstance(v, float) else v.device.type == "cpu" and
-            v.dtype is torch.float32 for _, _, v in fills]
-    runs = [(key, shape, value) for (key, shape, value), ok in zip(fills, fast) if ok]
-    sizes = [math.prod(shape) for _, shape, _ in runs]
-    fill = np.array([v if isinstance(v, float) else 0.0 for _, _, v in runs], np.float32)
-    buf = np.repeat(fill, sizes)  # every element its tensor's fill value (rows: 0 for now)
-    made: list = []
-    at = 0
-    for shape, group in itertools.groupby(runs, key=lambda f: f[1]):
-        group = list(group)
-        size = math.prod(shape)
-        rows = buf[at:at + size * len(group)].reshape(len(group), *shape)
-        at += size * len(group)
-        views = list(rows)
-        for (_, _, value), view in zip(group, views):
-            if not isinstance(value, float):
-                view[...] = value.numpy()
-        made += map(torch.from_numpy, views)
-    made.reverse()
-    for (key, shape, value), ok in zip(fills, fast):
-        if ok:
-            b.set_param(key, made.pop())
+    made: list = [None] * len(fills)
+    blocks: dict[tuple, list[int]] = {}  # shape -> indices into `fills` (the fast ones)
+    for i, (_, shape, v) in enumerate(fills):
+        if (floats if isinstance(v, float) else v.device.type == "cpu" and
+                v.dtype is torch.float32):
+            blocks.setdefault(shape, []).append(i)
         else:
-            b.set_param(key, torch.full(shape, value) if isinstance(value, float)
-                        else value.repeat(shape[0], 1))
+            made[i] = torch.full(shape, v) if isinstance(v, float) else v.repeat(shape[0], 1)
+    order = [i for at in blocks.values() for i in at]
+    fill = np.array([v if isinstance(v, float) else 0.0 for v in (fills[i][2] for i in order)],
+                    np.float32)  # tensor rows: copied in below
+    buf = np.repeat(fill, [math.prod(fills[i][1]) for i in order])
+    at = 0
+    for shape, idx in blocks.items():
+        size = len(idx) * math.prod(shape)
+        block = buf[at:at + size].reshape(len(idx), *shape)
+        at += size
+        rows = [k for k, i in enumerate(idx) if not isinstance(fills[i][2], float)]
+        if rows:  # shape (T, C): every row of tensor k is the [C] tensor fills[idx[k]]
+            block[rows] = np.stack([fills[idx[k]][2].numpy() for k in rows])[:, None, :]
+        for i, view in zip(idx, list(block)):
+            made[i] = torch.from_numpy(view)
+    for (key, _, _), tensor in zip(fills, made):
+        b.set_param(key, tensor)
 
 
 def _folded_layers(g: Graph, b: GraphBuilder) -> list[Node]:
