@@ -164,10 +164,10 @@ def bn_to_bntt(g: Graph, *, timesteps: int | None = None, missing: str = "skip",
         b.replace_node(Node(n.name, "bntt", attrs, n.shape, params))
     # every inserted norm has the same attrs; its readers move to it in one rewiring below
     # (`rewire_all`: as `rewire_readers` before each insertion, whose edge it skips)
-    if mode == "bntt":
+    if folded and mode == "bntt":
         op, suffix = "bntt", "_bntt"
         attrs = Attrs({"eps": float(eps), "timesteps": t, "init": "identity"})
-    else:
+    elif folded:
         op, suffix = "batchnorm", "_bn"
         attrs = Attrs({"eps": float(eps), "init": "identity"})
     renames: dict[str, str] = {}
