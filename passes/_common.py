@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snnc.compiler.core.errors import PassFailed, SnncError, UnsupportedOp
+from snnc.compiler.core.errors import PassFailed, SnncError, UnsupportedOp, VerifyError
 from snnc.compiler.core.ir import EMPTY, Edge, EdgeKind, Form, Graph, GraphBuilder, Node
 
 # Ops whose output is a per-element (or reshaping) function of one input: walks go through them.
@@ -38,12 +38,26 @@ def main_input(g: Graph | GraphBuilder, name: str) -> Edge | None:
     return ins[0] if ins and ins[0].port == 0 else None
 
 
-def data_users(g: Graph, name: str) -> list[Edge]:
+def node_of(g: Graph | GraphBuilder, name: str) -> Node:
+    """Node `name` of a graph or of a builder, VerifyError when there is none (as `Graph.node`).
+
+    A pass that edits a graph can ask its builder, fresh from `g.edit()` and already indexed
+    by node and edge, instead of `g`, whose own index (every node's inputs and readers) would
+    be built for a handful of look-ups (bn-to-bntt and encode on densenet121)."""
+    if isinstance(g, Graph):
+        return g.node(name)
+    try:
+        return g.nodes[name]
+    except KeyError:
+        raise VerifyError(f"graph '{g.name}' has no node '{name}'") from None
+
+
+def data_users(g: Graph | GraphBuilder, name: str) -> list[Edge]:
     """Edges that read `name`'s output as their value (not as the source of a projection)."""
     return [e for e in g.users(name) if e.value_src == name]
 
 
-def classifier_of(g: Graph, out: str) -> tuple[Node, list[Node]]:
+def classifier_of(g: Graph | GraphBuilder, out: str) -> tuple[Node, list[Node]]:
     """The last weighted node (conv2d / linear) feeding output `out`, and the nodes after it.
 
     Walks back along port 0 through single-input nodes; raises when no weighted node is found.
@@ -51,7 +65,7 @@ def classifier_of(g: Graph, out: str) -> tuple[Node, list[Node]]:
     chain: list[Node] = []
     name = out
     while True:
-        node = g.node(name)
+        node = node_of(g, name)
         if node.op in ("conv2d", "linear"):
             return node, list(reversed(chain))
         e = main_input(g, name)
@@ -101,13 +115,49 @@ def rewire_readers(b: GraphBuilder, old: str, new: str, *, skip: set[str]) -> No
     for e in b.users(old):
         if e.dst in skip:
             continue
-        if e.src == old and e.projection is None:
-            b.replace_edge(e, e.moved(src=new, payload=None))
-        elif e.projection == old:
-            b.replace_edge(e, e.moved(projection=new, payload=None))
-        elif e.src == old:  # its projection path is rewired on its own
-            b.replace_edge(e, e.moved(src=new))
+        b.replace_edge(e, _rewired(e, old, new))
     b.outputs = [new if o == old else o for o in b.outputs]
+
+
+def _rewired(e: Edge, old: str, new: str) -> Edge:
+    """Edge `e`, which reads `old` (its source or its projection), reading `new` instead: what
+    `rewire_readers` puts in its place."""
+    if e.src == old and e.projection is None:
+        return e.moved(src=new, payload=None)
+    if e.projection == old:
+        return e.moved(projection=new, payload=None)
+    return e.moved(src=new)  # e.src == old: its projection path is rewired on its own
+
+
+def rewire_all(b: GraphBuilder, renames: dict[str, str], *, skip: set[str]) -> None:
+    """`rewire_readers(b, old, new, skip=skip)` for every `old -> new` of `renames`, in its
+    order, done in one pass over the builder's edges: the same edges at the same positions and
+    the same outputs come out.
+
+    Why: a pass that puts a new node after each of many layers (bn-to-bntt: 120 identity norms
+    on densenet121, whose dense blocks give each conv several readers) would otherwise replace
+    every reader edge in the builder's index one at a time; here the edges are rewritten in a
+    list and the builder re-indexes it once. An edge that reads two renamed nodes (its source
+    and its projection) is rewritten for each, in `renames` order, as the calls would. The new
+    names must not be nodes of `b` yet, nor keys of `renames` (`GraphBuilder.fresh` names)."""
+    if not renames:
+        return
+    rank = {old: i for i, old in enumerate(renames)}
+    edges = list(b.edges)
+    for i, e in enumerate(edges):
+        src, proj = e.src, e.projection
+        by_src, by_proj = src in rank, proj is not None and proj in rank
+        if not (by_src or by_proj) or e.dst in skip:
+            continue
+        if by_src and by_proj and src != proj:  # both renamed: one after the other
+            first, then = (src, proj) if rank[src] < rank[proj] else (proj, src)
+            e = _rewired(_rewired(e, first, renames[first]), then, renames[then])
+        else:
+            old = src if by_src else proj
+            e = _rewired(e, old, renames[old])
+        edges[i] = e
+    b.edges = edges
+    b.outputs = [renames.get(o, o) for o in b.outputs]
 
 
 def strip_payload(e: Edge) -> Edge:

@@ -12,7 +12,7 @@ from snnc.compiler.core.errors import SnncError
 from snnc.compiler.core.ir import Attrs, Form, Graph, GraphBuilder, Node
 from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import (
-    check_choice, classifier_of, data_users, require_snn, rewire_readers,
+    check_choice, classifier_of, data_users, node_of, require_snn, rewire_all,
 )
 
 ROLES = ("weight", "bias", "running_mean", "running_var")
@@ -56,11 +56,13 @@ def _make(b: GraphBuilder, fills: list) -> None:
     float `value`, or every row the [C] tensor `value` (`value.repeat(T, 1)`).
 
     The float32 ones (torch's default dtype, and rows of float32 CPU tensors) are carved from
-    one zeroed numpy buffer: one allocation, and a numpy assignment for each that is not all
-    zeros, instead of a torch allocation each (bn-to-bntt makes four per layer: 960 tensors
-    on densenet121). Each is `torch.from_numpy` of its own slice, so its storage is that
-    slice alone (torch.save and safetensors see separate tensors), as the ONNX front end's
-    weights (onnx_wire.py)."""
+    one numpy buffer: one allocation instead of a torch allocation each (bn-to-bntt makes four
+    per layer: 728 tensors on densenet121). The buffer holds the tensors of one shape side by
+    side as the rows of one block: it is written by one `np.repeat` of the fill values, each
+    block's tensor rows are copied in with one assignment, and `list(block)` cuts it, so what
+    is left per tensor is `torch.from_numpy` of its own slice: its storage is that slice alone
+    (torch.save and safetensors see separate tensors), as the ONNX front end's weights
+    (onnx_wire.py). The keys are set in the order of `fills`."""
     import math
 
     import numpy as np
@@ -69,43 +71,51 @@ def _make(b: GraphBuilder, fills: list) -> None:
     if b.params is None:
         return
     floats = torch.get_default_dtype() is torch.float32
-    fast = [floats if isinstance(v, float) else v.device.type == "cpu" and
-            v.dtype is torch.float32 for _, _, v in fills]
-    sizes = [math.prod(shape) for _, shape, _ in fills]
-    buf = np.zeros(sum(n for n, f in zip(sizes, fast) if f), np.float32)
+    made: list = [None] * len(fills)
+    blocks: dict[tuple, list[int]] = {}  # shape -> indices into `fills` (the fast ones)
+    for i, (_, shape, v) in enumerate(fills):
+        if (floats if isinstance(v, float) else v.device.type == "cpu" and
+                v.dtype is torch.float32):
+            blocks.setdefault(shape, []).append(i)
+        else:
+            made[i] = torch.full(shape, v) if isinstance(v, float) else v.repeat(shape[0], 1)
+    order = [i for at in blocks.values() for i in at]
+    fill = np.array([v if isinstance(v, float) else 0.0 for v in (fills[i][2] for i in order)],
+                    np.float32)  # tensor rows: copied in below
+    buf = np.repeat(fill, [math.prod(fills[i][1]) for i in order])
     at = 0
-    for (key, shape, value), size, ok in zip(fills, sizes, fast):
-        if not ok:
-            b.set_param(key, torch.full(shape, value) if isinstance(value, float)
-                        else value.repeat(shape[0], 1))
-            continue
-        view = buf[at:at + size].reshape(shape)
+    for shape, idx in blocks.items():
+        size = len(idx) * math.prod(shape)
+        block = buf[at:at + size].reshape(len(idx), *shape)
         at += size
-        if not isinstance(value, float):
-            view[...] = value.numpy()
-        elif value != 0.0 or math.copysign(1.0, value) < 0:  # +0.0: the buffer's own
-            view.fill(value)
-        b.set_param(key, torch.from_numpy(view))
+        rows = [k for k, i in enumerate(idx) if not isinstance(fills[i][2], float)]
+        if rows:  # shape (T, C): every row of tensor k is the [C] tensor fills[idx[k]]
+            block[rows] = np.stack([fills[idx[k]][2].numpy() for k in rows])[:, None, :]
+        for i, view in zip(idx, list(block)):
+            made[i] = torch.from_numpy(view)
+    for (key, _, _), tensor in zip(fills, made):
+        b.set_param(key, tensor)
 
 
-def _folded_layers(g: Graph) -> list[Node]:
+def _folded_layers(g: Graph, b: GraphBuilder) -> list[Node]:
     """Weighted layers with no norm after them: the exporter folded their BN away.
 
     The classifiers (the last weighted layer before each output) are excluded; a projection
-    conv counts like any other layer.
+    conv counts like any other layer. Readers and nodes are looked up in `b`, the builder
+    fresh from `g.edit()` (the same graph, already indexed).
     """
     heads = set()
     for out in g.outputs:
         try:
-            heads.add(classifier_of(g, out)[0].name)
+            heads.add(classifier_of(b, out)[0].name)
         except SnncError:
             pass
     found = []
     for n in g.by_op("conv2d", "linear"):
         if n.name in heads:
             continue
-        readers = data_users(g, n.name)
-        if readers and all(g.node(e.dst).op not in ("batchnorm", "bntt") for e in readers):
+        readers = data_users(b, n.name)
+        if readers and all(node_of(b, e.dst).op not in ("batchnorm", "bntt") for e in readers):
             found.append(n)
     return found
 
@@ -135,29 +145,37 @@ def bn_to_bntt(g: Graph, *, timesteps: int | None = None, missing: str = "skip",
     check_choice("bn-to-bntt", "missing", missing, MISSING)
     check_choice("bn-to-bntt", "mode", mode, MODES)
     bns = g.by_op("batchnorm") if mode == "bntt" else []
-    folded = _folded_layers(g) if missing == "identity" else []
+    if not bns and missing != "identity":
+        return g
+    b = g.edit()
+    folded = _folded_layers(g, b) if missing == "identity" else []
     if not bns and not folded:
         return g
     t = _timesteps(g, timesteps) if mode == "bntt" else None
-    b = g.edit()
     fills: list = []
+    by_eps: dict[float, Attrs] = {}  # one (immutable) Attrs per distinct eps of this graph
     for n in bns:
         params = tuple(f"{n.name}.{r}" for r in ROLES)
-        attrs = Attrs({"eps": float(n.attrs.get("eps", 1e-5)), "timesteps": t})
+        e = float(n.attrs.get("eps", 1e-5))
+        attrs = by_eps.get(e)
+        if attrs is None:
+            attrs = by_eps[e] = Attrs({"eps": e, "timesteps": t})
         _repeat(fills, g, n, t)
         b.replace_node(Node(n.name, "bntt", attrs, n.shape, params))
+    # every inserted norm has the same attrs; its readers move to it in one rewiring below
+    # (`rewire_all`: as `rewire_readers` before each insertion, whose edge it skips)
+    if folded and mode == "bntt":
+        op, suffix = "bntt", "_bntt"
+        attrs = Attrs({"eps": float(eps), "timesteps": t, "init": "identity"})
+    elif folded:
+        op, suffix = "batchnorm", "_bn"
+        attrs = Attrs({"eps": float(eps), "init": "identity"})
+    renames: dict[str, str] = {}
     for n in folded:
-        name = b.fresh(f"{n.name}_bntt" if mode == "bntt" else f"{n.name}_bn")
-        rewire_readers(b, n.name, name, skip=set())
-        params = tuple(f"{name}.{r}" for r in ROLES)
+        name = renames[n.name] = b.fresh(n.name + suffix)
+        b.add(Node(name, op, attrs, n.shape, tuple(f"{name}.{r}" for r in ROLES)), [n.name])
         c = n.shape[1]
-        if mode == "bntt":
-            attrs = Attrs({"eps": float(eps), "timesteps": t, "init": "identity"})
-            b.add(Node(name, "bntt", attrs, n.shape, params), [n.name])
-            _identity(fills, name, (t, c), eps)
-        else:
-            attrs = Attrs({"eps": float(eps), "init": "identity"})
-            b.add(Node(name, "batchnorm", attrs, n.shape, params), [n.name])
-            _identity(fills, name, (c,), eps)
+        _identity(fills, name, (t, c) if mode == "bntt" else (c,), eps)
+    rewire_all(b, renames, skip=set(renames.values()))
     _make(b, fills)
     return b.build()

@@ -8,7 +8,7 @@ from snnc.compiler.core.conditions import either, form_is, lacks_ops
 from snnc.compiler.core.errors import SnncError, UnsupportedOp
 from snnc.compiler.core.ir import Attrs, Form, Graph, Node
 from snnc.compiler.core.passmanager import register_pass
-from snnc.passes._common import check_choice, lif_attrs, rewire_readers
+from snnc.passes._common import check_choice, lif_attrs, rewire_all
 
 CLIP_POLICIES = ("threshold", "relu", "error")
 ADD_POLICIES = ("graded", "lif")
@@ -74,10 +74,13 @@ def relu_to_lif(g: Graph, *, leak: float = 0.874, vth: float = 1.0, reset: str =
             f"export the model with its ReLU activations, or add a lif by hand with a custom "
             f"pass (--pass module:function).")
     b = g.edit()
+    shared = Attrs(base)  # immutable: one for every lif made from a plain relu
     for n in acts:
         attrs = base if n.op == "relu" else _clip_lif(n, base, clip, g.name)
-        b.replace_node(Node(n.name, "lif", Attrs(attrs), n.shape))
+        b.replace_node(Node(n.name, "lif", shared if attrs is base else Attrs(attrs), n.shape))
     if unactivated_add == "lif":
+        inserted = Attrs(dict(base, inserted="unactivated_add"))
+        renames: dict[str, str] = {}
         for n in g.by_op("add"):
             users = g.users(n.name)
             if any(g.node(u.dst).op in ("relu", "clip") and u.value_src == n.name
@@ -85,10 +88,10 @@ def relu_to_lif(g: Graph, *, leak: float = 0.874, vth: float = 1.0, reset: str =
                 continue
             if n.name in g.outputs and not users:
                 continue
-            lif = b.fresh(f"{n.name}_lif")
-            rewire_readers(b, n.name, lif, skip=set())
-            b.add(Node(lif, "lif", Attrs(dict(base, inserted="unactivated_add")), n.shape),
-                  [n.name])
+            lif = renames[n.name] = b.fresh(f"{n.name}_lif")
+            b.add(Node(lif, "lif", inserted, n.shape), [n.name])
+        # the adds' readers move to their lifs (as rewire_readers before each insertion)
+        rewire_all(b, renames, skip=set(renames.values()))
     try:
         return b.build(form=Form.SNN)
     except SnncError as err:

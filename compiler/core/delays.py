@@ -49,8 +49,15 @@ class DelayDepth:
 def delay_depth(g: Graph, delay: int | None = None) -> DelayDepth:
     """Shortest and longest input-to-output path of `g` counted in synaptic-delay steps (number
     of lif nodes on the path times the graph's `synaptic_delay`, or `delay`). Skip edges count
-    as paths (an S2M edge skips the lifs it jumps over); a projection is on its edge's path."""
+    as paths (an S2M edge skips the lifs it jumps over); a projection is on its edge's path.
+
+    With no delay (d = 0: paper semantics, and targets whose spikes arrive in the same step)
+    every depth is k * 0 = 0 whatever the paths, so the graph is not walked: DelayDepth(0, 0,
+    0) is what the walk would return (a graph with no output reachable from an input gives 0,
+    0 as well)."""
     d = int(g.attrs.get("synaptic_delay", 0) or 0) if delay is None else int(delay)
+    if d == 0:
+        return DelayDepth(0, 0, 0)
     key = ("delay_depth", d)  # a graph never changes: compile and the cost report both ask
     if key not in g._index:
         g._index[key] = _depth(g, d)
