@@ -106,13 +106,17 @@ def neuron_of(g: Graph, name: str) -> Node | None:
     return None
 
 
-def nonzero_synapses(g: Graph, node: Node, weight=None) -> int | None:
+def nonzero_synapses(g: Graph, node: Node, weight=None, conn=None) -> int | None:
     """Connections whose weight is non-zero (NeuroBench binarises weights), or None; `weight`
-    (the layer's weight as deployed, e.g. folded and quantised) replaces the graph's.
+    (the layer's weight as deployed, e.g. folded and quantised) replaces the graph's; `conn`:
+    the node's :func:`connectivity` when the caller has it.
 
     For a conv2d: sum over taps (i, j) of nz[i, j] x rows[i] x cols[j], where nz counts the
     non-zero weights of tap (i, j) over (out, in/groups) and rows/cols count the output
-    positions at which that tap reads inside the input (padding excluded).
+    positions at which that tap reads inside the input (padding excluded). When no weight is
+    zero (a float network's usual case), nz[i, j] is size/(kh kw) for every tap and the sum is
+    size/(kh kw) x sum(rows) x sum(cols), the sum of the fan-out map over positions: one count
+    over the weights, no per-tap pass (docs/costmodel.md "Speed").
     """
     key = node.param("weight")
     if weight is None and (key is None or g.params is None):
@@ -120,19 +124,22 @@ def nonzero_synapses(g: Graph, node: Node, weight=None) -> int | None:
     nonzero = _array(g.param(key) if weight is None else weight) != 0  # counted on a bool array: numpy's fast path
     if node.op == "linear":
         return int(np.count_nonzero(nonzero))
-    c = connectivity(g, node)
+    c = connectivity(g, node) if conn is None else conn
     a = node.attrs
-    (_, _, h, wd), (_, _, ho, wo) = c.in_shape, node.shape
     k = a.get("k", (1, 1))
     kh, kw = (k, k) if isinstance(k, int) else k
+    if np.count_nonzero(nonzero) == nonzero.size:
+        per_tap, rem = divmod(nonzero.size, kh * kw)
+        if not rem:  # sum(rows) x sum(cols) = the fan-out map's sum over (h, w)
+            return per_tap * int(c.fanout_hw.sum())
+    (_, _, h, wd), (_, _, ho, wo) = c.in_shape, node.shape
     s = a.get("stride", (1, 1))
     d = a.get("dilation", (1, 1))
     pad = tuple(a.get("pad", (0, 0, 0, 0)))
     rows = taps_inside(h, ho, kh, s[0], pad[0], d[0])
     cols = taps_inside(wd, wo, kw, s[1], pad[1], d[1])
-    taps = np.ascontiguousarray(nonzero.reshape(-1, kh * kw).T)  # one row per tap (i, j)
-    nz = np.array([np.count_nonzero(t) for t in taps], dtype=np.int64).reshape(kh, kw)
-    return int(rows @ nz @ cols)
+    nz = np.count_nonzero(nonzero.reshape(-1, kh * kw), axis=0).astype(np.int64)  # per tap (i, j)
+    return int(rows @ nz.reshape(kh, kw) @ cols)
 
 
 def _array(w) -> np.ndarray:
@@ -172,7 +179,7 @@ def count_layers(g: Graph, target: Target, act: Activity | None, *, stats: dict 
             row = LayerCost(n.name, n.op, macs=c.macs, synapses=c.synapses,
                             weights=c.weights + c.bias)
             row.weight_bytes = _bytes(row.weights, wbits)
-            row.nonzero_synapses = nonzero_synapses(g, n, (weights or {}).get(n.name)) \
+            row.nonzero_synapses = nonzero_synapses(g, n, (weights or {}).get(n.name), c) \
                 if exact_weights else None
             neu = neuron_of(g, n.name)
             if neu is not None:

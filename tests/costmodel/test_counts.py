@@ -85,6 +85,21 @@ def test_sops_equal_sinabs_and_neurobench_on_data(case):
     assert nonzero_synapses(g, g.node("conv")) == int(xg.grad.sum())
 
 
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_nonzero_synapses_without_zero_weights(case):
+    """No zero weight: the shortcut (size/(kh kw) x the fan-out map's sum over positions)
+    gives the count of the binarised convolution, which is then every real connection."""
+    g, conv, c = _graph(case)
+    w = torch.randn(c["cout"], c["cin"] // c["gr"], c["k"], c["k"]).abs() + 0.1
+    g = g.with_params({"conv.weight": w})
+    xg = torch.zeros(1, c["cin"], c["h"], c["w"], requires_grad=True)
+    torch.nn.functional.conv2d(xg, torch.ones_like(w), None, conv.stride, conv.padding,
+                               conv.dilation, conv.groups).sum().backward()
+    n = g.node("conv")
+    assert nonzero_synapses(g, n) == int(xg.grad.sum()) == connectivity(g, n).synapses
+    assert nonzero_synapses(g, n, conn=connectivity(g, n)) == int(xg.grad.sum())
+
+
 def test_bits_per_axon_hand():
     # 64 weights of 8 bits: 512 + 10 = 522 -> 576; 65: 576 + (8 + 10 -> 64) = 640
     assert bits_per_axon(64, 8) == 576
