@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import chain
 from json.encoder import INFINITY as _INF
 from json.encoder import c_make_encoder
 from json.encoder import encode_basestring_ascii as _quote
@@ -281,7 +282,7 @@ def _leaf(o) -> str | None:
 
 
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
-_FLAT: dict[str, Any] = {}  # indentation -> json's C encoder separating items by it
+_FLAT: dict[str, Any] = {}  # item separator -> json's C encoder writing it (or False)
 
 
 def _flat(o, nl: str) -> str | None:
@@ -298,15 +299,66 @@ def _flat(o, nl: str) -> str | None:
     if type(o) is dict and not set(map(type, o)) <= {str}:
         return None
     inner = nl + " "
-    enc = _FLAT.get(inner)
+    enc = _encoder("," + inner)
     if enc is None:
-        enc = _FLAT[inner] = c_make_encoder(
-            None, None, _quote, None, ": ", "," + inner, False, False, True) \
-            if c_make_encoder is not None and len(_FLAT) < 64 else False
-    if enc is False:
         return None
     text = "".join(enc(o, 0))
     return text[0] + inner + text[1:-1] + nl + text[-1]
+
+
+def _encoder(sep: str):
+    """json's C encoder writing `sep` between items (the key separator ": "), or None
+    where there is no C encoder or too many separators were asked for."""
+    enc = _FLAT.get(sep)
+    if enc is None:
+        enc = _FLAT[sep] = c_make_encoder(
+            None, None, _quote, None, ": ", sep, False, False, True) \
+            if c_make_encoder is not None and len(_FLAT) < 64 else False
+    return enc or None
+
+
+_MARK = "\x00"  # no encoded value holds it: json escapes control characters in strings
+
+
+def _table(o: list, nl: str) -> str | None:
+    """The text json.dumps(indent=1) writes for `o` at the indentation of `nl` when `o` is a
+    list of at least two dicts with the same str keys in the same order (the report's rows),
+    else None.
+
+    Every scalar value of the table goes through json's C encoder in one call, as one flat
+    list with `_MARK` between items; the text is cut at the marks and set into a template of
+    the indented rows (keys quoted once per table, not once per row). A value that is not of
+    the exact types str, int, float, bool or None (a row's list) is written by `_emit` at
+    its place's indentation."""
+    if len(o) < 2 or type(o[0]) is not dict:
+        return None
+    keys = tuple(o[0])
+    width = len(keys)
+    if not width or not set(map(type, keys)) <= {str} \
+            or not all(type(r) is dict and len(r) == width and tuple(r) == keys for r in o):
+        return None
+    enc = _encoder(_MARK)
+    if enc is None:
+        return None
+    vals = list(chain.from_iterable(map(dict.values, o)))
+    nested = []  # (position, value) of the values written by _emit
+    if not set(map(type, vals)) <= _SCALAR_TYPES:
+        for j in range(width):
+            if not set(map(type, vals[j::width])) <= _SCALAR_TYPES:
+                nested += [(i, vals[i]) for i in range(j, len(vals), width)
+                           if type(vals[i]) not in _SCALAR_TYPES]
+        for i, _ in nested:
+            vals[i] = None
+    texts = "".join(enc(vals, 0))[1:-1].split(_MARK)
+    row_nl = nl + " "
+    item_nl = row_nl + " "
+    for i, v in nested:
+        part: list[str] = []
+        _emit(v, item_nl, part)
+        texts[i] = "".join(part)
+    row = "{" + item_nl + ("," + item_nl).join(
+        _quote(k).replace("%", "%%") + ": %s" for k in keys) + row_nl + "}"
+    return ("[" + row_nl + ("," + row_nl).join([row] * len(o)) + nl + "]") % tuple(texts)
 
 
 def _emit(o, nl: str, out: list) -> None:
@@ -316,6 +368,8 @@ def _emit(o, nl: str, out: list) -> None:
         out.append(text)
         return
     text = _flat(o, nl) if type(o) in (dict, list) else None
+    if text is None and type(o) is list:
+        text = _table(o, nl)
     if text is not None:
         out.append(text)
         return
