@@ -185,3 +185,20 @@ def test_qat_folded_conv_counts_the_deployed_weights():
     g = snnc_compile(net, target="generic", example_input=torch.zeros(1, 2, 8, 8)).graph
     row = next(r for r in cost_report(g, "generic").rows if r.name == "c")
     assert row.nonzero_synapses == connections(g.params["c.weight"]) == 3872
+
+
+def test_row_as_dict_fields_in_order_lists_copied():
+    from dataclasses import fields
+
+    from snnc.costmodel.counting import LayerCost
+
+    names = [f.name for f in fields(LayerCost)]
+    row = LayerCost("a", "conv2d", hosted_on=["x"], macs=3)
+    d = row.as_dict()
+    assert list(d) == names and d["macs"] == 3 and d["hosted_on"] == ["x"]
+    assert d["hosted_on"] is not row.hosted_on
+    row.extra = 1  # not a field: left out, order kept
+    del row.name
+    row.name = "b"  # re-set last in the instance dict: still field order
+    d = row.as_dict()
+    assert list(d) == names and d["name"] == "b" and d["hosted_on"] is not row.hosted_on
