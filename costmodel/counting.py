@@ -324,6 +324,20 @@ def _fill_neuron(row: LayerCost, g: Graph, neu: Node, stats, T: int, sbits,
     row.updates_idle = row.neurons * T - row.spikes
 
 
+def baseline_totals(g: Graph, target: Target) -> dict[str, float]:
+    """`macs` and `weight_bytes` of `totals(count_layers(g, target, None))`, the two totals
+    the ANN baseline reads (energy.ann_baseline: MACs x E_MAC, + weight bytes x SRAM read),
+    summed over the weighted nodes in the same order without building the rows (no
+    activity, neurons or non-zero weights are counted for it)."""
+    macs, weight_bytes = 0, 0
+    for n in g.nodes:
+        if has_conn(n.op):
+            c = connectivity(g, n)
+            macs += c.macs
+            weight_bytes += _bytes(c.weights + c.bias, target.weight_bits)
+    return {"macs": macs, "weight_bytes": weight_bytes}
+
+
 def totals(rows: list[LayerCost]) -> dict[str, float]:
     """Column sums of `rows` (numeric fields)."""
     keys = ("macs", "synapses", "weights", "weight_bytes", "neurons", "state_bytes", "sops",

@@ -202,3 +202,18 @@ def test_row_as_dict_fields_in_order_lists_copied():
     row.name = "b"  # re-set last in the instance dict: still field order
     d = row.as_dict()
     assert list(d) == names and d["name"] == "b" and d["hosted_on"] is not row.hosted_on
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_baseline_totals_are_the_rows_totals(case):
+    """The ANN baseline's light count sums what the rows would: MACs and weight bytes."""
+    from snnc.compiler.targets import load_target
+    from snnc.costmodel.counting import baseline_totals, count_layers, totals
+
+    g, _, _ = _graph(case)
+    for name in ("cmos45", "cmos45:int8", "loihi1"):
+        t = load_target(name)
+        full = totals(count_layers(g, t, None, exact_weights=False))
+        light = baseline_totals(g, t)
+        assert light == {k: full[k] for k in light} and set(light) == {"macs", "weight_bytes"}
+        assert [type(light[k]) for k in light] == [type(full[k]) for k in light]
