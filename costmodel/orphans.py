@@ -78,12 +78,17 @@ def consumers(g: Graph, name: str, ends: dict[str, list] | None = None,
     if reach is None:
         reach = _Reach(g, projection_ends(g) if ends is None else ends)
     neurons, readers, seen, stack = [], [], {name}, [name]
+    succ, kind = reach.succ, reach.kind  # read in the loop; filled on first sight
     while stack:
-        for d in reach.next_of(stack.pop()):
+        cur = stack.pop()
+        nxt = succ.get(cur)
+        for d in reach.next_of(cur) if nxt is None else nxt:
             if d in seen:
                 continue
             seen.add(d)
-            k = reach.kind_of(d)
+            k = kind.get(d)
+            if k is None:
+                k = reach.kind_of(d)
             if k == _NEURON:
                 neurons.append(d)
             elif k == _READER:
