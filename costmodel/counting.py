@@ -73,15 +73,20 @@ class LayerCost:
     hosted_on: list | None = None
     relay_neurons: int = 0
 
-    def as_dict(self) -> dict:
-        """The row as a JSON-ready dict (field order; lists copied).
-
-        A copy of the instance dict, which the dataclass's __init__ fills in field order,
-        when it holds exactly the fields in that order (else built field by field): one
-        C-level copy instead of a lookup per field, for the 100s of rows of a report."""
-        d = self.__dict__.copy()
+    def as_view(self) -> dict:
+        """The row's fields as a dict in field order, to read, not to modify: the instance
+        dict itself, which the dataclass's __init__ fills in field order, when it holds
+        exactly the fields in that order (else one built field by field). The JSON report
+        writes the rows through it without a copy (report.CostReport.dumps)."""
+        d = self.__dict__
         if len(d) != len(_FIELDS) or tuple(d) != _FIELDS:
             d = {f: getattr(self, f) for f in _FIELDS}
+        return d
+
+    def as_dict(self) -> dict:
+        """The row as a JSON-ready dict (field order; lists copied): a copy of `as_view`, one
+        C-level copy instead of a lookup per field, for the 100s of rows of a report."""
+        d = self.as_view().copy()
         if any(issubclass(t, list) for t in set(map(type, d.values()))):
             for k, v in d.items():
                 if isinstance(v, list):

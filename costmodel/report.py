@@ -49,21 +49,26 @@ class CostReport:
 
     def to_json(self) -> dict:
         """A JSON-ready dict (field names: docs/costmodel.md "JSON report")."""
+        return self._json([r.as_dict() for r in self.rows])
+
+    def _json(self, layers: list) -> dict:
+        """`to_json` with the rows' dicts `layers`."""
         lat = {k: v for k, v in self.latency.items() if k not in ("raw", "value_raw")}
         return {"format": "snnc-cost", "version": 1, "graph": self.graph, "form": self.form,
                 "target": self.target, "timesteps": self.timesteps,
                 "residual": self.residual,
                 "activity": {"source": self.activity_source, "description": self.activity,
                              "mode": self._mode().rsplit(", ", 1)[1]},
-                "totals": self.totals, "layers": [r.as_dict() for r in self.rows],
+                "totals": self.totals, "layers": layers,
                 "graded_edges": [e.as_dict() for e in self.graded_edges],
                 "violations": self.violations, "energy": self.energy, "latency": lat,
                 "baseline": self.baseline, "notes": self.notes,
                 "delay_depth": self.delay_depth, "quantization": self.quantization}
 
     def dumps(self) -> str:
-        """The JSON report: `json.dumps(self.to_json(), indent=1)`, the same text."""
-        return dumps_indented(self.to_json())
+        """The JSON report: `json.dumps(self.to_json(), indent=1)`, the same text; the rows
+        are written from their own dicts (LayerCost.as_view), not from copies."""
+        return dumps_indented(self._json([r.as_view() for r in self.rows]))
 
     def _fig(self, f: dict) -> str:
         if not f:
@@ -120,7 +125,7 @@ class CostReport:
         lines.append("| " + " | ".join(cols) + " |")
         lines.append("|" + "---|" * len(cols))
         for r in self.rows:
-            d = r.as_dict()
+            d = r.as_view()
             lines.append("| " + " | ".join(_fmt(d[c]) for c in cols) + " |")
         if self.graded_edges:
             lines += ["", "## Graded edges", "",
@@ -153,7 +158,7 @@ class CostReport:
             tab.add_column(heads.get(c, c),
                            justify="left" if c in ("name", "op", "in_kind") else "right")
         for r in self.rows:
-            d = r.as_dict()
+            d = r.as_view()
             tab.add_row(*[_fmt(d[c]) for c in cols])
         console.print(tab)
         for s in self.summary_lines():

@@ -58,3 +58,19 @@ def test_same_text_as_json_on_tables():
              [{_Str.A: 1}, {_Str.A: 2}], [{"a": 1}, {"a": 2}, 3]]
     for obj in cases:
         assert dumps_indented(obj) == json.dumps(obj, indent=1)
+
+
+def test_report_dumps_is_json_of_to_json():
+    """`CostReport.dumps` writes the rows from their own dicts: the text of
+    json.dumps(to_json(), indent=1) still, with a list field and an attribute set on a row
+    that is not a field (left out)."""
+    from snnc.costmodel import estimate
+    from tests.costmodel.test_counts import CASES, _graph
+
+    rep = estimate(_graph(CASES[0])[0], target="generic")
+    assert rep.dumps() == json.dumps(rep.to_json(), indent=1)
+    rep.rows[0].hosted_on = ["lif"]
+    rep.rows[0].extra = 1
+    text = rep.dumps()
+    assert text == json.dumps(rep.to_json(), indent=1) and '"extra"' not in text
+    assert json.loads(text)["layers"][0]["hosted_on"] == ["lif"]
