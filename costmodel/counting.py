@@ -164,6 +164,11 @@ def _array(w) -> np.ndarray:
     import torch
 
     if isinstance(w, torch.Tensor):
+        if w.dtype is not torch.bfloat16:
+            try:  # a CPU tensor without grad (a graph's parameter): no detach, no .cpu()
+                return w.numpy()
+            except (RuntimeError, TypeError):  # requires grad, on a device, ...
+                pass
         w = w.detach().cpu()
         return (w.float() if w.dtype is torch.bfloat16 else w).numpy()
     return np.asarray(w)
