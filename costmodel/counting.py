@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from operator import attrgetter
 
 import numpy as np
 
@@ -108,12 +109,18 @@ def _bytes(count: int, bits: int | None) -> float:
 def neuron_of(g: Graph, name: str) -> Node | None:
     """The lif/readout fed by weighted node `name` through bn/bntt/identity (main port)."""
     cur = name
+    data = EdgeKind.DATA
     for _ in range(8):
-        users = [e for e in g.users(cur) if e.src == cur and e.kind is EdgeKind.DATA]
-        if len(users) != 1:
+        user = None  # the one data edge out of `cur`; a second one ends the search
+        for e in g.users(cur):
+            if e.src == cur and e.kind is data:
+                if user is not None:
+                    return None  # e.g. a densenet conv read by every later concatenation
+                user = e
+        if user is None:
             return None
-        nxt = g.node(users[0].dst)
-        if nxt.op in NEURON_OPS and users[0].port == 0:
+        nxt = g.node(user.dst)
+        if nxt.op in NEURON_OPS and user.port == 0:
             return nxt
         if nxt.op not in _PASS:
             return None
@@ -353,8 +360,8 @@ def totals(rows: list[LayerCost]) -> dict[str, float]:
     keys = ("macs", "synapses", "weights", "weight_bytes", "neurons", "state_bytes", "sops",
             "graded_sops", "sinabs_synops", "nb_dense", "updates_active", "updates_idle",
             "spikes", "extra_synapses", "residual_synapses", "hops")
-    out = {k: sum(getattr(r, k) for r in rows) for k in keys}
-    out["nb_effective_acs"] = sum(r.nb_ac for r in rows)
-    out["nb_effective_macs"] = sum(r.nb_mac for r in rows)
+    out = {k: sum(map(attrgetter(k), rows)) for k in keys}  # in row order, as a loop would
+    out["nb_effective_acs"] = sum(map(attrgetter("nb_ac"), rows))
+    out["nb_effective_macs"] = sum(map(attrgetter("nb_mac"), rows))
     out["memory_bytes"] = out["weight_bytes"] + out["state_bytes"]
     return out
