@@ -331,8 +331,8 @@ def _table(o: list, nl: str) -> str | None:
     else None.
 
     Every scalar value of the table goes through json's C encoder in one call, as one flat
-    list with `_MARK` between items; the text is cut at the marks and set into a template of
-    the indented rows (keys quoted once per table, not once per row). A value that is not of
+    list with `_MARK` between items; the text is cut at the marks and interleaved with the
+    indented keys (quoted once per table, not once per row). A value that is not of
     the exact types str, int, float, bool or None (a row's list) is written by `_emit` at
     its place's indentation."""
     if len(o) < 2 or type(o[0]) is not dict:
@@ -346,14 +346,13 @@ def _table(o: list, nl: str) -> str | None:
     if enc is None:
         return None
     vals = list(chain.from_iterable(map(dict.values, o)))
-    nested = []  # (position, value) of the values written by _emit
-    if not set(map(type, vals)) <= _SCALAR_TYPES:
-        for j in range(width):
-            if not set(map(type, vals[j::width])) <= _SCALAR_TYPES:
-                nested += [(i, vals[i]) for i in range(j, len(vals), width)
-                           if type(vals[i]) not in _SCALAR_TYPES]
-        for i, _ in nested:
-            vals[i] = None
+    nested = []  # (position, value) of the values written by _emit, found column by column
+    for j in range(width):
+        if not set(map(type, vals[j::width])) <= _SCALAR_TYPES:
+            nested += [(i, vals[i]) for i in range(j, len(vals), width)
+                       if type(vals[i]) not in _SCALAR_TYPES]
+    for i, _ in nested:
+        vals[i] = None
     texts = "".join(enc(vals, 0))[1:-1].split(_MARK)
     row_nl = nl + " "
     item_nl = row_nl + " "
@@ -361,9 +360,15 @@ def _table(o: list, nl: str) -> str | None:
         part: list[str] = []
         _emit(v, item_nl, part)
         texts[i] = "".join(part)
-    row = "{" + item_nl + ("," + item_nl).join(
-        _quote(k).replace("%", "%%") + ": %s" for k in keys) + row_nl + "}"
-    return ("[" + row_nl + ("," + row_nl).join([row] * len(o)) + nl + "]") % tuple(texts)
+    # the text before each value: '"key": ' after the row's opening or the previous value
+    keyed = [_quote(k) + ": " for k in keys]
+    first = ["[" + row_nl + "{" + item_nl + keyed[0]] + ["," + item_nl + k for k in keyed[1:]]
+    after = [row_nl + "}," + row_nl + "{" + item_nl + keyed[0]] + first[1:]
+    pieces = [""] * (2 * len(texts))
+    pieces[0::2] = first + after * (len(o) - 1)
+    pieces[1::2] = texts
+    pieces.append(row_nl + "}" + nl + "]")
+    return "".join(pieces)
 
 
 def _emit(o, nl: str, out: list) -> None:
