@@ -115,6 +115,7 @@ def propagate(g: Graph, act: Activity) -> dict[str, tuple[float, float]]:
     input, and the graded values of conv2d, linear, batchnorm, bntt, readout, vote, ...) are
     set without looking at their edges."""
     out: dict[str, tuple[float, float]] = {}
+    elems: dict[str, int] = {}  # elements per sample of the nodes concatenations read
     for n in g.nodes:
         op = n.op
         if op == "lif" or (op == "encoder" and n.attrs.get("kind", "direct") != "direct"):
@@ -135,8 +136,14 @@ def propagate(g: Graph, act: Activity) -> dict[str, tuple[float, float]]:
         elif op == "add":
             prod = math.prod(1.0 - d for d, _ in main)
             out[n.name] = (1.0 - prod, sum(v for _, v in main))
-        elif op == "concat":
-            sizes = [math.prod(g.node(e.value_src).shape[1:]) for e in ins]
+        elif op == "concat":  # densenet: each feature map is read by every later concat
+            sizes = []
+            for e in ins:
+                src = e.value_src
+                size = elems.get(src)
+                if size is None:
+                    size = elems[src] = math.prod(g.node(src).shape[1:])
+                sizes.append(size)
             tot = sum(sizes) or 1
             out[n.name] = (sum(s * d for s, (d, _) in zip(sizes, main)) / tot,
                            sum(s * v for s, (_, v) in zip(sizes, main)) / tot)
