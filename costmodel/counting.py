@@ -153,7 +153,7 @@ def nonzero_synapses(g: Graph, node: Node, weight=None, conn=None) -> int | None
     if np.count_nonzero(nonzero) == nonzero.size:
         per_tap, rem = divmod(nonzero.size, kh * kw)
         if not rem:  # sum(rows) x sum(cols) = the fan-out map's sum over (h, w)
-            return per_tap * int(c.fanout_hw.sum())
+            return per_tap * (int(c.fanout_hw.sum()) if c.positions is None else c.positions)
     (_, _, h, wd), (_, _, ho, wo) = c.in_shape, node.shape
     s = a.get("stride", (1, 1))
     d = a.get("dilation", (1, 1))

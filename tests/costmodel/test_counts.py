@@ -97,6 +97,7 @@ def test_nonzero_synapses_without_zero_weights(case):
                                conv.dilation, conv.groups).sum().backward()
     n = g.node("conv")
     assert nonzero_synapses(g, n) == int(xg.grad.sum()) == connectivity(g, n).synapses
+    assert connectivity(g, n).positions == int(connectivity(g, n).fanout_hw.sum())
     assert nonzero_synapses(g, n, conn=connectivity(g, n)) == int(xg.grad.sum())
 
 
