@@ -105,7 +105,7 @@ def window(attrs, shape_in, shape_out) -> int:
 
 _POOLS = ("maxpool", "avgpool", "adaptive_avgpool")
 _PASSED = ("relu", "clip", "dropout", "identity", "flatten", "reshape")
-_FROM_INPUTS = _POOLS + _PASSED + ("add", "concat")  # the ops whose figure their inputs' set
+_FROM_INPUTS = _POOLS + _PASSED + ("add", "concat")  # ops whose figures their inputs set
 
 
 def propagate(g: Graph, act: Activity) -> dict[str, tuple[float, float]]:

@@ -137,8 +137,8 @@ def nonzero_synapses(g: Graph, node: Node, weight=None, conn=None) -> int | None
     non-zero weights of tap (i, j) over (out, in/groups) and rows/cols count the output
     positions at which that tap reads inside the input (padding excluded). When no weight is
     zero (a float network's usual case), nz[i, j] is size/(kh kw) for every tap and the sum is
-    size/(kh kw) x sum(rows) x sum(cols), the sum of the fan-out map over positions: one count
-    over the weights, no per-tap pass (docs/costmodel.md "Speed").
+    size/(kh kw) x sum(rows) x sum(cols), where sum(rows) x sum(cols) is the fan-out map's sum
+    over positions (Conn.positions): one count over the weights, no per-tap pass.
     """
     key = node.param("weight")
     if weight is None and (key is None or g.params is None):
