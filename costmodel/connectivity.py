@@ -89,6 +89,17 @@ def axis_fanout(n_in: int, n_out: int, k: int, stride: int, pad: int, dil: int) 
     return np.bincount(i[(i >= 0) & (i < n_in)], minlength=n_in).astype(np.int64)
 
 
+@functools.lru_cache(maxsize=1024, typed=True)  # 1 and 1.0 apart, as numpy tells them
+def _axis_fanout_ro(n_in: int, n_out: int, k: int, stride: int, pad: int,
+                    dil: int) -> np.ndarray:
+    """`axis_fanout`, read-only, computed once per distinct axis: a network repeats few (the
+    132 axes of densenet121's convolutions are 9 distinct ones), and the Conn cache above
+    misses on every distinct layer the first time."""
+    f = axis_fanout(n_in, n_out, k, stride, pad, dil)
+    f.flags.writeable = False
+    return f
+
+
 def taps_inside(n_in: int, n_out: int, k: int, stride: int, pad: int, dil: int) -> np.ndarray:
     """For each kernel tap along one axis, how many output positions it reads inside the input
     (not padding): [k]."""
@@ -116,8 +127,8 @@ def _conv2d(g: Graph | None, node: Node, in_shape: tuple[int, ...]) -> Conn:
     if len(pad) == 2:
         pad = (pad[0], pad[1], pad[0], pad[1])
     groups = int(a.get("groups", 1))
-    fh = axis_fanout(h, ho, kh, sh, pad[0], dh)
-    fw = axis_fanout(w, wo, kw, sw, pad[1], dw)
+    fh = _axis_fanout_ro(h, ho, kh, sh, pad[0], dh)
+    fw = _axis_fanout_ro(w, wo, kw, sw, pad[1], dw)
     hw = np.outer(fh, fw)
     fc = np.full(cin, cout // groups, dtype=np.int64)
     macs = n * cout * ho * wo * (cin // groups) * kh * kw
