@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from snnc.compiler.core.ir import Form, Graph
 from snnc.costmodel.activity import Activity, as_activity, propagate
-from snnc.costmodel.counting import count_layers, timesteps, totals
+from snnc.costmodel.counting import baseline_totals, count_layers, timesteps, totals
 from snnc.costmodel.report import CostReport
 from snnc.compiler.targets import Target, available_targets, load_target
 
@@ -103,8 +103,7 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
                 fig.pop("label", None)
                 fig.pop("value_raw", None)
         bt = load_target(baseline)
-        ann_tot = tot if ann is None else totals(count_layers(ann, bt, None,
-                                                             exact_weights=False))
+        ann_tot = tot if ann is None else baseline_totals(ann, bt)  # MACs, weight bytes
         base = {"ann": ann_baseline(ann_tot, bt, sram=sram), "snn_on_cmos": snn_on_cmos(tot, bt)}
         if energy.get("value") and base["ann"].get("value"):
             base["ratio"] = energy["value"] / base["ann"]["value"]

@@ -103,20 +103,32 @@ def window(attrs, shape_in, shape_out) -> int:
     return max(1, int(math.prod(shape_in[2:]) // max(1, math.prod(shape_out[2:]))))
 
 
+_POOLS = ("maxpool", "avgpool", "adaptive_avgpool")
+_PASSED = ("relu", "clip", "dropout", "identity", "flatten", "reshape")
+_FROM_INPUTS = _POOLS + _PASSED + ("add", "concat")  # ops whose figures their inputs set
+
+
 def propagate(g: Graph, act: Activity) -> dict[str, tuple[float, float]]:
-    """(density, mean value) of every node's output per element per step (see module doc)."""
+    """(density, mean value) of every node's output per element per step (see module doc).
+
+    Only the ops of `_FROM_INPUTS` read their inputs' figures: the others (lif, encoder,
+    input, and the graded values of conv2d, linear, batchnorm, bntt, readout, vote, ...) are
+    set without looking at their edges."""
     out: dict[str, tuple[float, float]] = {}
+    elems: dict[str, int] = {}  # elements per sample of the nodes concatenations read
     for n in g.nodes:
-        ins = [e for e in g.inputs_of(n.name)]
-        main = [out[e.value_src] if e.kind is not EdgeKind.V2V and e.attrs.get("tap") !=
-                "current" else (1.0, 1.0) for e in ins]
         op = n.op
         if op == "lif" or (op == "encoder" and n.attrs.get("kind", "direct") != "direct"):
             r = act.rate(n.name)
             out[n.name] = (r, r)
-        elif op in ("input", "encoder"):
+            continue
+        if op not in _FROM_INPUTS:  # input, direct encoder; graded values
             out[n.name] = (1.0, 1.0)
-        elif op in ("maxpool", "avgpool", "adaptive_avgpool"):
+            continue
+        ins = g.inputs_of(n.name)
+        main = [out[e.value_src] if e.kind is not EdgeKind.V2V and e.attrs.get("tap") !=
+                "current" else (1.0, 1.0) for e in ins]
+        if op in _POOLS:
             d, v = main[0]
             w = window(n.attrs, g.node(ins[0].value_src).shape, n.shape)
             dd = 1.0 - (1.0 - d) ** w
@@ -124,13 +136,17 @@ def propagate(g: Graph, act: Activity) -> dict[str, tuple[float, float]]:
         elif op == "add":
             prod = math.prod(1.0 - d for d, _ in main)
             out[n.name] = (1.0 - prod, sum(v for _, v in main))
-        elif op == "concat":
-            sizes = [math.prod(g.node(e.value_src).shape[1:]) for e in ins]
+        elif op == "concat":  # densenet: each feature map is read by every later concat
+            sizes = []
+            for e in ins:
+                src = e.value_src
+                size = elems.get(src)
+                if size is None:
+                    size = elems[src] = math.prod(g.node(src).shape[1:])
+                sizes.append(size)
             tot = sum(sizes) or 1
             out[n.name] = (sum(s * d for s, (d, _) in zip(sizes, main)) / tot,
                            sum(s * v for s, (_, v) in zip(sizes, main)) / tot)
-        elif op in ("relu", "clip", "dropout", "identity", "flatten", "reshape"):
+        else:  # relu, clip, dropout, identity, flatten, reshape
             out[n.name] = main[0]
-        else:  # conv2d, linear, batchnorm, bntt, readout, vote: graded values
-            out[n.name] = (1.0, 1.0)
     return out

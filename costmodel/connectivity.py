@@ -26,7 +26,9 @@ class Conn:
     `fanout_c` [C_in] ... per input channel; `fanout_hw` [H, W] per input position; the fan-out
     of input (c, h, w) is ``fanout_c[c] * fanout_hw[h, w]`` (separable). `macs` counts the dense
     multiply-accumulates (padding included, as torch's flop counter does); `synapses` the real
-    connections (padding excluded) = sum of the fan-out map; `weights` the stored parameters.
+    connections (padding excluded) = sum of the fan-out map; `weights` the stored parameters;
+    `positions` the sum of `fanout_hw` (the (output position, tap) pairs that read inside the
+    input), when the rule gives it (counting.nonzero_synapses reads it).
     """
 
     in_shape: tuple[int, ...]
@@ -36,6 +38,7 @@ class Conn:
     synapses: int
     weights: int
     bias: int
+    positions: int | None = None
 
     def fanout_map(self) -> np.ndarray:
         """The full fan-out map, shaped like one input sample [C, H, W] or [F]."""
@@ -86,6 +89,17 @@ def axis_fanout(n_in: int, n_out: int, k: int, stride: int, pad: int, dil: int) 
     return np.bincount(i[(i >= 0) & (i < n_in)], minlength=n_in).astype(np.int64)
 
 
+@functools.lru_cache(maxsize=1024, typed=True)  # 1 and 1.0 apart, as numpy tells them
+def _axis_fanout_ro(n_in: int, n_out: int, k: int, stride: int, pad: int,
+                    dil: int) -> np.ndarray:
+    """`axis_fanout`, read-only, computed once per distinct axis: a network repeats few (the
+    132 axes of densenet121's convolutions are 9 distinct ones), and the Conn cache above
+    misses on every distinct layer the first time."""
+    f = axis_fanout(n_in, n_out, k, stride, pad, dil)
+    f.flags.writeable = False
+    return f
+
+
 def taps_inside(n_in: int, n_out: int, k: int, stride: int, pad: int, dil: int) -> np.ndarray:
     """For each kernel tap along one axis, how many output positions it reads inside the input
     (not padding): [k]."""
@@ -113,14 +127,15 @@ def _conv2d(g: Graph | None, node: Node, in_shape: tuple[int, ...]) -> Conn:
     if len(pad) == 2:
         pad = (pad[0], pad[1], pad[0], pad[1])
     groups = int(a.get("groups", 1))
-    fh = axis_fanout(h, ho, kh, sh, pad[0], dh)
-    fw = axis_fanout(w, wo, kw, sw, pad[1], dw)
+    fh = _axis_fanout_ro(h, ho, kh, sh, pad[0], dh)
+    fw = _axis_fanout_ro(w, wo, kw, sw, pad[1], dw)
     hw = np.outer(fh, fw)
     fc = np.full(cin, cout // groups, dtype=np.int64)
     macs = n * cout * ho * wo * (cin // groups) * kh * kw
-    syn = int(hw.sum()) * int(fc.sum())
+    positions = int(hw.sum())
+    syn = positions * int(fc.sum())
     return Conn(in_shape, fc, hw, macs, syn, cout * (cin // groups) * kh * kw,
-                cout if a.get("bias", True) else 0)
+                cout if a.get("bias", True) else 0, positions)
 
 
 @conn_rule("linear")
@@ -130,7 +145,7 @@ def _linear(g: Graph | None, node: Node, in_shape: tuple[int, ...]) -> Conn:
     n = int(in_shape[0])
     fc = np.full(fin, fout, dtype=np.int64)
     return Conn((in_shape[0], fin), fc, np.ones((1, 1), dtype=np.int64), n * fin * fout,
-                fin * fout, fin * fout, fout if node.attrs.get("bias", True) else 0)
+                fin * fout, fin * fout, fout if node.attrs.get("bias", True) else 0, 1)
 
 
 def macs_of(g: Graph) -> dict[str, int]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from operator import attrgetter
 
 import numpy as np
 
@@ -73,10 +74,25 @@ class LayerCost:
     hosted_on: list | None = None
     relay_neurons: int = 0
 
+    def as_view(self) -> dict:
+        """The row's fields as a dict in field order, to read, not to modify: the instance
+        dict itself, which the dataclass's __init__ fills in field order, when it holds
+        exactly the fields in that order (else one built field by field). The JSON report
+        writes the rows through it without a copy (report.CostReport.dumps)."""
+        d = self.__dict__
+        if len(d) != len(_FIELDS) or tuple(d) != _FIELDS:
+            d = {f: getattr(self, f) for f in _FIELDS}
+        return d
+
     def as_dict(self) -> dict:
-        """The row as a JSON-ready dict (field order; lists copied)."""
-        return {k: (list(v) if isinstance(v, list) else v)
-                for k, v in ((f, getattr(self, f)) for f in _FIELDS)}
+        """The row as a JSON-ready dict (field order; lists copied): a copy of `as_view`, one
+        C-level copy instead of a lookup per field, for the 100s of rows of a report."""
+        d = self.as_view().copy()
+        if any(issubclass(t, list) for t in set(map(type, d.values()))):
+            for k, v in d.items():
+                if isinstance(v, list):
+                    d[k] = list(v)
+        return d
 
 
 _FIELDS = tuple(f.name for f in fields(LayerCost))
@@ -93,12 +109,18 @@ def _bytes(count: int, bits: int | None) -> float:
 def neuron_of(g: Graph, name: str) -> Node | None:
     """The lif/readout fed by weighted node `name` through bn/bntt/identity (main port)."""
     cur = name
+    data = EdgeKind.DATA
     for _ in range(8):
-        users = [e for e in g.users(cur) if e.src == cur and e.kind is EdgeKind.DATA]
-        if len(users) != 1:
+        user = None  # the one data edge out of `cur`; a second one ends the search
+        for e in g.users(cur):
+            if e.src == cur and e.kind is data:
+                if user is not None:
+                    return None  # e.g. a densenet conv read by every later concatenation
+                user = e
+        if user is None:
             return None
-        nxt = g.node(users[0].dst)
-        if nxt.op in NEURON_OPS and users[0].port == 0:
+        nxt = g.node(user.dst)
+        if nxt.op in NEURON_OPS and user.port == 0:
             return nxt
         if nxt.op not in _PASS:
             return None
@@ -106,13 +128,17 @@ def neuron_of(g: Graph, name: str) -> Node | None:
     return None
 
 
-def nonzero_synapses(g: Graph, node: Node, weight=None) -> int | None:
+def nonzero_synapses(g: Graph, node: Node, weight=None, conn=None) -> int | None:
     """Connections whose weight is non-zero (NeuroBench binarises weights), or None; `weight`
-    (the layer's weight as deployed, e.g. folded and quantised) replaces the graph's.
+    (the layer's weight as deployed, e.g. folded and quantised) replaces the graph's; `conn`:
+    the node's :func:`connectivity` when the caller has it.
 
     For a conv2d: sum over taps (i, j) of nz[i, j] x rows[i] x cols[j], where nz counts the
     non-zero weights of tap (i, j) over (out, in/groups) and rows/cols count the output
-    positions at which that tap reads inside the input (padding excluded).
+    positions at which that tap reads inside the input (padding excluded). When no weight is
+    zero (a float network's usual case), nz[i, j] is size/(kh kw) for every tap and the sum is
+    size/(kh kw) x sum(rows) x sum(cols), where sum(rows) x sum(cols) is the fan-out map's sum
+    over positions (Conn.positions): one count over the weights, no per-tap pass.
     """
     key = node.param("weight")
     if weight is None and (key is None or g.params is None):
@@ -120,19 +146,22 @@ def nonzero_synapses(g: Graph, node: Node, weight=None) -> int | None:
     nonzero = _array(g.param(key) if weight is None else weight) != 0  # counted on a bool array: numpy's fast path
     if node.op == "linear":
         return int(np.count_nonzero(nonzero))
-    c = connectivity(g, node)
+    c = connectivity(g, node) if conn is None else conn
     a = node.attrs
-    (_, _, h, wd), (_, _, ho, wo) = c.in_shape, node.shape
     k = a.get("k", (1, 1))
     kh, kw = (k, k) if isinstance(k, int) else k
+    if np.count_nonzero(nonzero) == nonzero.size:
+        per_tap, rem = divmod(nonzero.size, kh * kw)
+        if not rem:  # sum(rows) x sum(cols) = the fan-out map's sum over (h, w)
+            return per_tap * (int(c.fanout_hw.sum()) if c.positions is None else c.positions)
+    (_, _, h, wd), (_, _, ho, wo) = c.in_shape, node.shape
     s = a.get("stride", (1, 1))
     d = a.get("dilation", (1, 1))
     pad = tuple(a.get("pad", (0, 0, 0, 0)))
     rows = taps_inside(h, ho, kh, s[0], pad[0], d[0])
     cols = taps_inside(wd, wo, kw, s[1], pad[1], d[1])
-    taps = np.ascontiguousarray(nonzero.reshape(-1, kh * kw).T)  # one row per tap (i, j)
-    nz = np.array([np.count_nonzero(t) for t in taps], dtype=np.int64).reshape(kh, kw)
-    return int(rows @ nz @ cols)
+    nz = np.count_nonzero(nonzero.reshape(-1, kh * kw), axis=0).astype(np.int64)  # per tap (i, j)
+    return int(rows @ nz.reshape(kh, kw) @ cols)
 
 
 def _array(w) -> np.ndarray:
@@ -142,6 +171,11 @@ def _array(w) -> np.ndarray:
     import torch
 
     if isinstance(w, torch.Tensor):
+        if w.dtype is not torch.bfloat16:
+            try:  # a CPU tensor without grad (a graph's parameter): no detach, no .cpu()
+                return w.numpy()
+            except (RuntimeError, TypeError):  # requires grad, on a device, ...
+                pass
         w = w.detach().cpu()
         return (w.float() if w.dtype is torch.bfloat16 else w).numpy()
     return np.asarray(w)
@@ -172,7 +206,7 @@ def count_layers(g: Graph, target: Target, act: Activity | None, *, stats: dict 
             row = LayerCost(n.name, n.op, macs=c.macs, synapses=c.synapses,
                             weights=c.weights + c.bias)
             row.weight_bytes = _bytes(row.weights, wbits)
-            row.nonzero_synapses = nonzero_synapses(g, n, (weights or {}).get(n.name)) \
+            row.nonzero_synapses = nonzero_synapses(g, n, (weights or {}).get(n.name), c) \
                 if exact_weights else None
             neu = neuron_of(g, n.name)
             if neu is not None:
@@ -307,13 +341,27 @@ def _fill_neuron(row: LayerCost, g: Graph, neu: Node, stats, T: int, sbits,
     row.updates_idle = row.neurons * T - row.spikes
 
 
+def baseline_totals(g: Graph, target: Target) -> dict[str, float]:
+    """`macs` and `weight_bytes` of `totals(count_layers(g, target, None))`, the two totals
+    the ANN baseline reads (energy.ann_baseline: MACs x E_MAC, + weight bytes x SRAM read),
+    summed over the weighted nodes in the same order without building the rows (no
+    activity, neurons or non-zero weights are counted for it)."""
+    macs, weight_bytes = 0, 0
+    for n in g.nodes:
+        if has_conn(n.op):
+            c = connectivity(g, n)
+            macs += c.macs
+            weight_bytes += _bytes(c.weights + c.bias, target.weight_bits)
+    return {"macs": macs, "weight_bytes": weight_bytes}
+
+
 def totals(rows: list[LayerCost]) -> dict[str, float]:
     """Column sums of `rows` (numeric fields)."""
     keys = ("macs", "synapses", "weights", "weight_bytes", "neurons", "state_bytes", "sops",
             "graded_sops", "sinabs_synops", "nb_dense", "updates_active", "updates_idle",
             "spikes", "extra_synapses", "residual_synapses", "hops")
-    out = {k: sum(getattr(r, k) for r in rows) for k in keys}
-    out["nb_effective_acs"] = sum(r.nb_ac for r in rows)
-    out["nb_effective_macs"] = sum(r.nb_mac for r in rows)
+    out = {k: sum(map(attrgetter(k), rows)) for k in keys}  # in row order, as a loop would
+    out["nb_effective_acs"] = sum(map(attrgetter("nb_ac"), rows))
+    out["nb_effective_macs"] = sum(map(attrgetter("nb_mac"), rows))
     out["memory_bytes"] = out["weight_bytes"] + out["state_bytes"]
     return out

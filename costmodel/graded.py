@@ -116,12 +116,11 @@ def graded_edges(g: Graph, target: Target, *, input_bits: int = 8,
     violations: list[str] = []
     pay = infer_payloads(g) if payloads is None else payloads
     msgs = []
-    for n in g.nodes:
-        ins = g.inputs_of(n.name)
+    for n in g.nodes:  # the edges of weighted and lif nodes only (a list copy per node read)
         if has_conn(n.op):
-            cand = [ins[0]]
+            cand = [g.inputs_of(n.name)[0]]
         elif n.op == "lif":
-            cand = [e for e in ins if e.kind is EdgeKind.V2V]
+            cand = [e for e in g.inputs_of(n.name) if e.kind is EdgeKind.V2V]
         else:
             continue
         msgs += [(n, e, p) for e in cand

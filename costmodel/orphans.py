@@ -44,15 +44,26 @@ _NEURON, _READER, _THROUGH = 0, 1, 2
 
 class _Reach:
     """What `consumers` walks, per node of one graph, read once: the nodes its output goes
-    to (readers of it as source, then the skip edges whose projection it is) and what each
-    node is (a neuron, a weighted reader, or passed through). `place_orphans` walks from
-    every weighted row of the graph, and densenet's walks cross the same concatenations
-    dozens of times."""
+    to (`succ`: readers of it as source, then the skip edges whose projection it is) and what
+    each node is (`kind`: a neuron, a weighted reader, or passed through). `place_orphans`
+    walks from every weighted row of the graph, and densenet's walks cross the same
+    concatenations dozens of times.
+
+    Both are filled in one pass over the graph's edges and nodes (in edge order, as
+    `Graph.users` lists them), which costs less than a `Graph.users` copy per node; `next_of`
+    and `kind_of` serve a name that is not a node (the latter raises the graph's error)."""
 
     def __init__(self, g: Graph, ends: dict[str, list]):
         self.g, self.ends = g, ends
-        self.succ: dict[str, list[str]] = {}
-        self.kind: dict[str, int] = {}
+        succ: dict[str, list[str]] = {n.name: [] for n in g.nodes}
+        for e in g.edges:
+            succ.setdefault(e.src, []).append(e.dst)
+        for name, es in ends.items():
+            succ.setdefault(name, []).extend(e.dst for e in es)
+        self.succ = succ
+        self.kind: dict[str, int] = {
+            n.name: _NEURON if n.op in NEURON_OPS else _READER if has_conn(n.op) else _THROUGH
+            for n in g.nodes}
 
     def next_of(self, cur: str) -> list[str]:
         out = self.succ.get(cur)
@@ -78,12 +89,17 @@ def consumers(g: Graph, name: str, ends: dict[str, list] | None = None,
     if reach is None:
         reach = _Reach(g, projection_ends(g) if ends is None else ends)
     neurons, readers, seen, stack = [], [], {name}, [name]
+    succ, kind = reach.succ, reach.kind  # read in the loop
     while stack:
-        for d in reach.next_of(stack.pop()):
+        cur = stack.pop()
+        nxt = succ.get(cur)
+        for d in reach.next_of(cur) if nxt is None else nxt:
             if d in seen:
                 continue
             seen.add(d)
-            k = reach.kind_of(d)
+            k = kind.get(d)
+            if k is None:
+                k = reach.kind_of(d)
             if k == _NEURON:
                 neurons.append(d)
             elif k == _READER:

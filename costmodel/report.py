@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import chain
 from json.encoder import INFINITY as _INF
 from json.encoder import c_make_encoder
 from json.encoder import encode_basestring_ascii as _quote
@@ -48,21 +49,26 @@ class CostReport:
 
     def to_json(self) -> dict:
         """A JSON-ready dict (field names: docs/costmodel.md "JSON report")."""
+        return self._json([r.as_dict() for r in self.rows])
+
+    def _json(self, layers: list) -> dict:
+        """`to_json` with the rows' dicts `layers`."""
         lat = {k: v for k, v in self.latency.items() if k not in ("raw", "value_raw")}
         return {"format": "snnc-cost", "version": 1, "graph": self.graph, "form": self.form,
                 "target": self.target, "timesteps": self.timesteps,
                 "residual": self.residual,
                 "activity": {"source": self.activity_source, "description": self.activity,
                              "mode": self._mode().rsplit(", ", 1)[1]},
-                "totals": self.totals, "layers": [r.as_dict() for r in self.rows],
+                "totals": self.totals, "layers": layers,
                 "graded_edges": [e.as_dict() for e in self.graded_edges],
                 "violations": self.violations, "energy": self.energy, "latency": lat,
                 "baseline": self.baseline, "notes": self.notes,
                 "delay_depth": self.delay_depth, "quantization": self.quantization}
 
     def dumps(self) -> str:
-        """The JSON report: `json.dumps(self.to_json(), indent=1)`, the same text."""
-        return dumps_indented(self.to_json())
+        """The JSON report: `json.dumps(self.to_json(), indent=1)`, the same text; the rows
+        are written from their own dicts (LayerCost.as_view), not from copies."""
+        return dumps_indented(self._json([r.as_view() for r in self.rows]))
 
     def _fig(self, f: dict) -> str:
         if not f:
@@ -119,7 +125,7 @@ class CostReport:
         lines.append("| " + " | ".join(cols) + " |")
         lines.append("|" + "---|" * len(cols))
         for r in self.rows:
-            d = r.as_dict()
+            d = r.as_view()
             lines.append("| " + " | ".join(_fmt(d[c]) for c in cols) + " |")
         if self.graded_edges:
             lines += ["", "## Graded edges", "",
@@ -152,7 +158,7 @@ class CostReport:
             tab.add_column(heads.get(c, c),
                            justify="left" if c in ("name", "op", "in_kind") else "right")
         for r in self.rows:
-            d = r.as_dict()
+            d = r.as_view()
             tab.add_row(*[_fmt(d[c]) for c in cols])
         console.print(tab)
         for s in self.summary_lines():
@@ -281,7 +287,7 @@ def _leaf(o) -> str | None:
 
 
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
-_FLAT: dict[str, Any] = {}  # indentation -> json's C encoder separating items by it
+_FLAT: dict[str, Any] = {}  # item separator -> json's C encoder writing it (or False)
 
 
 def _flat(o, nl: str) -> str | None:
@@ -298,15 +304,71 @@ def _flat(o, nl: str) -> str | None:
     if type(o) is dict and not set(map(type, o)) <= {str}:
         return None
     inner = nl + " "
-    enc = _FLAT.get(inner)
+    enc = _encoder("," + inner)
     if enc is None:
-        enc = _FLAT[inner] = c_make_encoder(
-            None, None, _quote, None, ": ", "," + inner, False, False, True) \
-            if c_make_encoder is not None and len(_FLAT) < 64 else False
-    if enc is False:
         return None
     text = "".join(enc(o, 0))
     return text[0] + inner + text[1:-1] + nl + text[-1]
+
+
+def _encoder(sep: str):
+    """json's C encoder writing `sep` between items (the key separator ": "), or None
+    where there is no C encoder or too many separators were asked for."""
+    enc = _FLAT.get(sep)
+    if enc is None:
+        enc = _FLAT[sep] = c_make_encoder(
+            None, None, _quote, None, ": ", sep, False, False, True) \
+            if c_make_encoder is not None and len(_FLAT) < 64 else False
+    return enc or None
+
+
+_MARK = "\x00"  # no encoded value holds it: json escapes control characters in strings
+
+
+def _table(o: list, nl: str) -> str | None:
+    """The text json.dumps(indent=1) writes for `o` at the indentation of `nl` when `o` is a
+    list of at least two dicts with the same str keys in the same order (the report's rows),
+    else None.
+
+    Every scalar value of the table goes through json's C encoder in one call, as one flat
+    list with `_MARK` between items; the text is cut at the marks and interleaved with the
+    indented keys (quoted once per table, not once per row). A value that is not of
+    the exact types str, int, float, bool or None (a row's list) is written by `_emit` at
+    its place's indentation."""
+    if len(o) < 2 or type(o[0]) is not dict:
+        return None
+    keys = tuple(o[0])
+    width = len(keys)
+    if not width or not set(map(type, keys)) <= {str} \
+            or not all(type(r) is dict and len(r) == width and tuple(r) == keys for r in o):
+        return None
+    enc = _encoder(_MARK)
+    if enc is None:
+        return None
+    vals = list(chain.from_iterable(map(dict.values, o)))
+    nested = []  # (position, value) of the values written by _emit, found column by column
+    for j in range(width):
+        if not set(map(type, vals[j::width])) <= _SCALAR_TYPES:
+            nested += [(i, vals[i]) for i in range(j, len(vals), width)
+                       if type(vals[i]) not in _SCALAR_TYPES]
+    for i, _ in nested:
+        vals[i] = None
+    texts = "".join(enc(vals, 0))[1:-1].split(_MARK)
+    row_nl = nl + " "
+    item_nl = row_nl + " "
+    for i, v in nested:
+        part: list[str] = []
+        _emit(v, item_nl, part)
+        texts[i] = "".join(part)
+    # the text before each value: '"key": ' after the row's opening or the previous value
+    keyed = [_quote(k) + ": " for k in keys]
+    first = ["[" + row_nl + "{" + item_nl + keyed[0]] + ["," + item_nl + k for k in keyed[1:]]
+    after = [row_nl + "}," + row_nl + "{" + item_nl + keyed[0]] + first[1:]
+    pieces = [""] * (2 * len(texts))
+    pieces[0::2] = first + after * (len(o) - 1)
+    pieces[1::2] = texts
+    pieces.append(row_nl + "}" + nl + "]")
+    return "".join(pieces)
 
 
 def _emit(o, nl: str, out: list) -> None:
@@ -316,6 +378,8 @@ def _emit(o, nl: str, out: list) -> None:
         out.append(text)
         return
     text = _flat(o, nl) if type(o) in (dict, list) else None
+    if text is None and type(o) is list:
+        text = _table(o, nl)
     if text is not None:
         out.append(text)
         return

@@ -85,6 +85,22 @@ def test_sops_equal_sinabs_and_neurobench_on_data(case):
     assert nonzero_synapses(g, g.node("conv")) == int(xg.grad.sum())
 
 
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_nonzero_synapses_without_zero_weights(case):
+    """No zero weight: the shortcut (size/(kh kw) x the fan-out map's sum over positions)
+    gives the count of the binarised convolution, which is then every real connection."""
+    g, conv, c = _graph(case)
+    w = torch.randn(c["cout"], c["cin"] // c["gr"], c["k"], c["k"]).abs() + 0.1
+    g = g.with_params({"conv.weight": w})
+    xg = torch.zeros(1, c["cin"], c["h"], c["w"], requires_grad=True)
+    torch.nn.functional.conv2d(xg, torch.ones_like(w), None, conv.stride, conv.padding,
+                               conv.dilation, conv.groups).sum().backward()
+    n = g.node("conv")
+    assert nonzero_synapses(g, n) == int(xg.grad.sum()) == connectivity(g, n).synapses
+    assert connectivity(g, n).positions == int(connectivity(g, n).fanout_hw.sum())
+    assert nonzero_synapses(g, n, conn=connectivity(g, n)) == int(xg.grad.sum())
+
+
 def test_bits_per_axon_hand():
     # 64 weights of 8 bits: 512 + 10 = 522 -> 576; 65: 576 + (8 + 10 -> 64) = 640
     assert bits_per_axon(64, 8) == 576
@@ -170,3 +186,35 @@ def test_qat_folded_conv_counts_the_deployed_weights():
     g = snnc_compile(net, target="generic", example_input=torch.zeros(1, 2, 8, 8)).graph
     row = next(r for r in cost_report(g, "generic").rows if r.name == "c")
     assert row.nonzero_synapses == connections(g.params["c.weight"]) == 3872
+
+
+def test_row_as_dict_fields_in_order_lists_copied():
+    from dataclasses import fields
+
+    from snnc.costmodel.counting import LayerCost
+
+    names = [f.name for f in fields(LayerCost)]
+    row = LayerCost("a", "conv2d", hosted_on=["x"], macs=3)
+    d = row.as_dict()
+    assert list(d) == names and d["macs"] == 3 and d["hosted_on"] == ["x"]
+    assert d["hosted_on"] is not row.hosted_on
+    row.extra = 1  # not a field: left out, order kept
+    del row.name
+    row.name = "b"  # re-set last in the instance dict: still field order
+    d = row.as_dict()
+    assert list(d) == names and d["name"] == "b" and d["hosted_on"] is not row.hosted_on
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_baseline_totals_are_the_rows_totals(case):
+    """The ANN baseline's light count sums what the rows would: MACs and weight bytes."""
+    from snnc.compiler.targets import load_target
+    from snnc.costmodel.counting import baseline_totals, count_layers, totals
+
+    g, _, _ = _graph(case)
+    for name in ("cmos45", "cmos45:int8", "loihi1"):
+        t = load_target(name)
+        full = totals(count_layers(g, t, None, exact_weights=False))
+        light = baseline_totals(g, t)
+        assert light == {k: full[k] for k in light} and set(light) == {"macs", "weight_bytes"}
+        assert [type(light[k]) for k in light] == [type(full[k]) for k in light]
