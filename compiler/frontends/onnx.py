@@ -117,10 +117,13 @@ def load_model(path: str | os.PathLike, input_shape=None
     if not read_all:  # the file changed while its weights were read: the ordinary way
         got = _load_checked(path, label, input_shape, None)
     model, split = got
+    # the thread tested its buffers for NaN/Inf; the arrays here are those buffers unless
+    # the file was read again, or converted from an old opset (split again from the result)
+    finite = read_all and pending is not None and split is pending.split and pending.finite
     consts = {}
     folder = path.parent
     for i, t in enumerate(model.graph.initializer):
-        consts[t.name] = tensor_array(t, label, folder, split.pop(i, None))
+        consts[t.name] = tensor_array(t, label, folder, split.pop(i, None), finite)
         t.ClearField("raw_data")  # the array holds the data now: never two copies
     return model, consts
 

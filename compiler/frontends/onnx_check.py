@@ -307,10 +307,11 @@ def _first(err: Exception) -> str:
 
 
 def tensor_array(t: onnx.TensorProto, label: str, folder: Path | None = None,
-                 raw: bytes | None = None) -> np.ndarray:
+                 raw: bytes | None = None, finite: bool = False) -> np.ndarray:
     """The data of initializer `t` as an array, checked against its dims and type; external
     data is read with one copy (np.fromfile), never twice; `raw`: its inline data when
-    `split_weights` took it out of `t` (the array is a view of it)."""
+    `split_weights` took it out of `t` (the array is a view of it); `finite`: `raw` is known
+    to hold no NaN/Inf (onnx_wire.PendingSplit.finite), so it is not tested again."""
     where = f"{label}: tensor '{t.name}'"
     data_type = t.data_type
     if data_type not in _NUMERIC:
@@ -343,7 +344,7 @@ def tensor_array(t: onnx.TensorProto, label: str, folder: Path | None = None,
         raise ImportFailed(f"{where}: dims {list(t.dims)} need {n} values, the data holds "
                            f"{arr.size}.")
     arr = arr.reshape(dims)
-    if arr.dtype.kind == "f":
+    if arr.dtype.kind == "f" and not (finite and raw is not None):
         _check_finite(arr.reshape(-1), where)
     return arr
 

@@ -180,7 +180,10 @@ class PendingSplit:
     """`begin_split`'s result: the model (its structure, and the small initializers' data)
     and the split weights' arrays, whose bytes a helper thread is still reading: call
     `wait()` (True: every byte read; False: the file changed under the read, read it the
-    ordinary way) before anything reads them."""
+    ordinary way) before anything reads them. After a successful wait, `finite` is True when
+    the thread also found every split weight finite (all float32: one `np.isfinite` pass over
+    the buffer, its padding zeroed), so step 4 need not test them one by one; False when it
+    did not look or found a NaN/Inf (step 4 then finds and names the tensor)."""
 
     def __init__(self, model: onnx.ModelProto, split: dict[int, np.ndarray],
                  thread: threading.Thread | None, done: list[bool]):
@@ -192,6 +195,10 @@ class PendingSplit:
             self._thread.join()
             self._thread = None
         return self._done[0]
+
+    @property
+    def finite(self) -> bool:
+        return self.wait() and self._done[1]
 
 
 def begin_split(path: Path) -> PendingSplit | None:
@@ -227,9 +234,13 @@ def begin_split(path: Path) -> PendingSplit | None:
         block = np.empty(size + 64, dtype=np.uint8)
         block = block[-block.ctypes.data % 64:][:size]
         at = 0
+        f32 = all(inits[i].data_type == onnx.TensorProto.FLOAT for i, _ in wanted)
         for i, (start, end) in wanted:
-            data = block[at:at + end - start]
-            at += -(-(end - start) // 64) * 64
+            n, pad = end - start, -(end - start) % 64
+            data = block[at:at + n]
+            if f32 and pad:
+                block[at + n:at + n + pad] = 0  # the padding: finite for the thread's check
+            at += n + pad
             split[i] = data
             reads.append((start, memoryview(data)))
         for t, span in zip(inits, spans):  # shape data and the like: kept in the model,
@@ -238,10 +249,11 @@ def begin_split(path: Path) -> PendingSplit | None:
                 if len(raw) != span[1] - span[0]:
                     return None
                 t.raw_data = raw
-        done = [False]
+        done = [False, False]
         thread = None
         if reads:
-            thread = threading.Thread(target=_read_runs, args=(fd, reads, done),
+            check = block.view(np.float32) if f32 else None
+            thread = threading.Thread(target=_read_runs, args=(fd, reads, done, check),
                                       name="snnc-onnx-weights", daemon=True)
             thread.start()
             handed = True  # the thread closes fd
@@ -257,39 +269,56 @@ _GAP_MAX = 1 << 16  # bytes between two tensors read (into a scratch buffer) rat
 _IOV_MAX = 512  # buffers per preadv call (POSIX guarantees IOV_MAX >= 16; Linux has 1024)
 
 
-def _read_runs(fd: int, reads: list[tuple[int, memoryview]], done: list[bool]) -> None:
+def _read_runs(fd: int, reads: list[tuple[int, memoryview]], done: list[bool],
+               check: np.ndarray | None = None) -> None:
     """Read each (file offset, buffer) of `reads` (in file order) from `fd`, then close it;
-    done[0] = True when every byte was read. Runs of tensors separated by small gaps (each
-    tensor's protobuf fields) are one `os.preadv` each, the gaps landing in a scratch buffer;
-    without preadv (Windows), one read per tensor."""
+    done[0] = True when every byte was read, then done[1] = True when `check` (the float32
+    view of the buffers, or None) holds finite values only. Runs of tensors separated by
+    small gaps (each tensor's protobuf fields) are one `os.preadv` each, the gaps landing in a
+    scratch buffer; without preadv (Windows), one read per tensor."""
     try:
-        if not hasattr(os, "preadv"):
-            with open(fd, "rb", buffering=0, closefd=False) as f:
-                for offset, view in reads:
-                    f.seek(offset)
-                    if f.readinto(view) != len(view):
-                        return
-            done[0] = True
-            return
-        scratch = memoryview(bytearray(_GAP_MAX))
-        k = 0
-        while k < len(reads):
-            first, pos, bufs, want = reads[k][0], reads[k][0], [], 0
-            while k < len(reads) and len(bufs) < _IOV_MAX - 1:
-                offset, view = reads[k]
-                gap = offset - pos  # >= 0: the spans are fields of one message, in order
-                if gap > _GAP_MAX:
-                    break
-                if gap:
-                    bufs.append(scratch[:gap])
-                bufs.append(view)
-                want += gap + len(view)
-                pos = offset + len(view)
-                k += 1
-            if os.preadv(fd, bufs, first) != want:
-                return
+        _read(fd, reads)
         done[0] = True
-    except OSError:
+    except (OSError, _Short):
         return
     finally:
         os.close(fd)
+    if check is not None:  # in chunks: one 4 MB mask, not one as large as the weights
+        mask = np.empty(min(check.size, 1 << 22), dtype=bool)
+        for i in range(0, check.size, mask.size):
+            part = check[i:i + mask.size]
+            if not np.isfinite(part, out=mask[:part.size]).all():
+                return
+        done[1] = True
+
+
+class _Short(Exception):
+    """A read came up short: the file changed under it."""
+
+
+def _read(fd: int, reads: list[tuple[int, memoryview]]) -> None:
+    """`_read_runs`' reading; raises _Short or OSError when a byte is missing."""
+    if not hasattr(os, "preadv"):
+        with open(fd, "rb", buffering=0, closefd=False) as f:
+            for offset, view in reads:
+                f.seek(offset)
+                if f.readinto(view) != len(view):
+                    raise _Short
+        return
+    scratch = memoryview(bytearray(_GAP_MAX))
+    k = 0
+    while k < len(reads):
+        first, pos, bufs, want = reads[k][0], reads[k][0], [], 0
+        while k < len(reads) and len(bufs) < _IOV_MAX - 1:
+            offset, view = reads[k]
+            gap = offset - pos  # >= 0: the spans are fields of one message, in order
+            if gap > _GAP_MAX:
+                break
+            if gap:
+                bufs.append(scratch[:gap])
+            bufs.append(view)
+            want += gap + len(view)
+            pos = offset + len(view)
+            k += 1
+        if os.preadv(fd, bufs, first) != want:
+            raise _Short

@@ -184,13 +184,37 @@ def test_a_failed_weight_read_is_read_again_the_ordinary_way(tmp_path, monkeypat
     calls = []
     real = onnx_wire._read_runs
 
-    def short(fd, reads, done):  # one read past the end of the file: a short read
+    def short(fd, reads, done, check=None):  # one read past the file's end: a short read
         calls.append(len(reads))
         view = memoryview(bytearray(4))
-        real(fd, [*reads, (os.fstat(fd).st_size, view)], done)
+        real(fd, [*reads, (os.fstat(fd).st_size, view)], done, check)
 
     monkeypatch.setattr(onnx_wire, "_read_runs", short)
     assert read_split(path) is None
     _, got = load_model(path)
     assert len(calls) == 2 and got.keys() == want.keys()
     assert all((got[k] == want[k]).all() for k in want)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_the_weight_thread_finds_non_finite_weights(tmp_path, bad):
+    """The thread tests its buffers for NaN/Inf (PendingSplit.finite); a file with one bad
+    weight is refused naming the tensor and the count, as the test of each tensor did."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    from snnc.compiler.frontends import onnx_wire
+
+    path = _many_tensors(tmp_path / "ok.onnx", n=8)
+    pending = onnx_wire.begin_split(path)
+    assert pending.wait() and pending.finite
+    m = onnx.load(str(path))
+    w = numpy_helper.to_array(m.graph.initializer[5]).copy()
+    w[7] = bad
+    m.graph.initializer[5].CopyFrom(numpy_helper.from_array(w, m.graph.initializer[5].name))
+    onnx.save_model(m, str(tmp_path / "bad.onnx"))
+    pending = onnx_wire.begin_split(tmp_path / "bad.onnx")
+    assert pending.wait() and not pending.finite
+    kind = "1 NaN and 0 infinite" if np.isnan(bad) else "0 NaN and 1 infinite"
+    with pytest.raises(ImportFailed, match=rf"tensor '{m.graph.initializer[5].name}' holds {kind}"):
+        load_model(tmp_path / "bad.onnx")
