@@ -198,13 +198,32 @@ def _search_dirs() -> list[Path]:
     return dirs + [_BUILTIN]
 
 
+_LISTING: tuple[tuple, dict[str, Path]] = ((), {})
+
+
 def _files() -> dict[str, Path]:
+    """{target name: file} over the search directories. The listing is kept while every
+    directory's modification time is unchanged (adding, removing or renaming a file changes
+    it; a file's own edits are `_parse`'s stamp): a compile asks ~10 times."""
+    global _LISTING
+    dirs = _search_dirs()
+    key = []
+    for d in dirs:
+        try:
+            st = os.stat(d)
+            key.append((str(d), st.st_mtime_ns, st.st_ino))
+        except OSError:
+            key.append((str(d), None, None))
+    key = tuple(key)
+    if _LISTING[0] == key:
+        return dict(_LISTING[1])
     found: dict[str, Path] = {}
-    for d in reversed(_search_dirs()):  # user directories override built-ins
+    for d in reversed(dirs):  # user directories override built-ins
         if d.is_dir():
             for f in sorted(d.glob("*.yaml")) + sorted(d.glob("*.yml")):
                 found[f.stem] = f
-    return found
+    _LISTING = (key, found)
+    return dict(found)
 
 
 def available_targets() -> list[str]:

@@ -176,3 +176,22 @@ def test_target_nir_emits_nir_with_default_options(tmp_path, capsys):
     import json
 
     assert json.loads((out / "manifest.json").read_text())["options"]["bn"] == "fold"
+
+
+def test_a_file_added_or_removed_later_is_seen(tmp_path, monkeypatch):
+    """The target listing is kept between loads only while no search directory changed:
+    a file added, renamed or removed afterwards is found (or gone) at the next load."""
+    from snnc.compiler import targets
+    from snnc.compiler.targets import available_targets
+
+    src = Path(targets.__file__).parent / "loihi2.yaml"
+    monkeypatch.setenv("SNNC_TARGETS", str(tmp_path))
+    assert "chip_a" not in available_targets()
+    with pytest.raises(TargetError, match="unknown target 'chip_a'"):
+        load_target("chip_a")
+    shutil.copy(src, tmp_path / "chip_a.yaml")
+    assert load_target("chip_a").name == load_target("loihi2").name
+    (tmp_path / "chip_a.yaml").rename(tmp_path / "chip_b.yaml")
+    assert "chip_a" not in available_targets() and "chip_b" in available_targets()
+    with pytest.raises(TargetError, match="unknown target 'chip_a'"):
+        load_target("chip_a")
