@@ -102,43 +102,11 @@ def _strip_graph(buf, i: int, end: int, spans: list) -> bytes:
     """The graph message in buf[i:end] less its initializers' raw_data (see `_strip`).
 
     A graph has a field per node, input, output and initializer (densenet121: ~1,100): the
-    walk reads one-byte keys and lengths inline (`_varint` for longer ones) and copies the
-    bytes between two initializers as one slice, instead of a generator step, two calls and
-    a slice per field. What it accepts and refuses is `_fields`' (tests/frontends/
-    test_onnx_wire.py)."""
+    bytes between two initializers are copied as one slice, not one slice per field."""
     parts: list[bytes] = []
     run = i  # start of the bytes kept as they are
-    while i < end:
-        start = i
-        k = buf[i]
-        if k < 0x80:
-            i += 1
-        else:
-            k, i = _varint(buf, i, end)
-        wire = k & 7
-        if wire == _LEN:
-            if i >= end:
-                raise _Unusual
-            n = buf[i]
-            if n < 0x80:
-                i += 1
-            elif i + 1 < end and buf[i + 1] < 0x80:  # two bytes: a node's usual length
-                n = (n & 0x7F) | buf[i + 1] << 7
-                i += 2
-            else:
-                n, i = _varint(buf, i, end)
-            j = i + n
-        elif wire == 0:
-            _, j = _varint(buf, i, end)
-        elif wire == 1:
-            j = i + 8
-        elif wire == 5:
-            j = i + 4
-        else:  # groups (3, 4) and invalid wire types
-            raise _Unusual
-        if j > end or k >> 3 == 0:
-            raise _Unusual
-        if k >> 3 == _GRAPH_INITIALIZER and wire == _LEN:
+    for field, wire, start, i, j in _fields(buf, i, end):
+        if field == _GRAPH_INITIALIZER and wire == _LEN:
             tensor: list[bytes] = []
             raw = None
             for tf, tw, tkey, tstart, tend in _fields(buf, i, j):
@@ -150,12 +118,10 @@ def _strip_graph(buf, i: int, end: int, spans: list) -> bytes:
                     tensor.append(buf[tkey:tend])
             spans.append(raw)
             if raw is None:  # nothing to take out: the field stays in the run
-                i = j
                 continue
             body = b"".join(tensor)
             parts += (buf[run:start], _key(buf, start), _encode_varint(len(body)), body)
             run = j
-        i = j
     parts.append(buf[run:end])
     return b"".join(parts)
 
