@@ -561,11 +561,9 @@ class GraphBuilder:
         if node.name in self.nodes:
             raise VerifyError(f"node '{node.name}' already exists in graph '{self.name}'")
         self.nodes[node.name] = node
-        for port, item in enumerate(inputs):
-            if isinstance(item, Edge):
-                self.edges.append(replace(item, dst=node.name, port=port))
-            else:
-                self.edges.append(Edge(item, node.name, port))
+        name = node.name
+        self.edges.extend([replace(item, dst=name, port=port) if isinstance(item, Edge)
+                           else Edge(item, name, port) for port, item in enumerate(inputs)])
         return node
 
     def replace_node(self, node: Node) -> None:
