@@ -12,8 +12,8 @@ False or a string saying what is wrong when it does not. `run_pipeline` checks a
 
 from __future__ import annotations
 
+import functools
 import inspect
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +42,9 @@ def failure(cond: Condition | Check, g: Graph,
             options: Mapping[str, Any] | None = None) -> str | None:
     """None when `cond` holds on `g` (with the pass's `options`), else what is wrong."""
     fn = cond.check if isinstance(cond, Condition) else cond
-    out = fn(g, dict(options or {})) if _n_args(fn) >= 2 else fn(g)
+    params = parameters(fn)
+    n_args = 1 if params is None else len(params)
+    out = fn(g, dict(options or {})) if n_args >= 2 else fn(g)
     if out is None or out is True:
         return None
     if out is False:
@@ -50,37 +52,22 @@ def failure(cond: Condition | Check, g: Graph,
     return str(out)
 
 
-_N_ARGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+def parameters(fn: Callable) -> Mapping[str, inspect.Parameter] | None:
+    """`inspect.signature(fn).parameters`, read once per callable (None when it has no
+    readable signature): the pass manager asks for a pass's options and each condition's
+    arity before and after every pass, and reading signatures was most of that cost."""
+    try:
+        return _parameters(fn)
+    except TypeError:  # an unhashable callable: read each time
+        return _parameters.__wrapped__(fn)
 
 
-def _n_args(fn: Check) -> int:
-    """How many parameters `fn` takes (1 when its signature cannot be read), read once per
-    function: the pipeline checks ~15 conditions per compile and `inspect.signature` was
-    most of their cost."""
+@functools.lru_cache(maxsize=512)
+def _parameters(fn: Callable) -> Mapping[str, inspect.Parameter] | None:
     try:
-        return _N_ARGS[fn]
-    except (KeyError, TypeError):  # TypeError: an object that takes no weak reference
-        pass
-    try:
-        n = len(inspect.signature(fn).parameters)
+        return inspect.signature(fn).parameters
     except (TypeError, ValueError):
-        n = 1
-    try:
-        _N_ARGS[fn] = n
-    except TypeError:
-        pass
-    return n
-
-
-def _ops(g: Graph, names: Iterable[str]) -> dict[str, str]:
-    """{name: op} of the nodes of `g` named in `names`: from the graph's index when it has
-    one, else by one scan of its nodes (a pass's contract is checked on graphs that nothing
-    else indexes: building the index for a check cost more than the check)."""
-    idx = g._index.get("by_name")
-    if idx is not None:
-        return {n: idx[n].op for n in names if n in idx}
-    want = set(names)
-    return {n.name: n.op for n in g.nodes if n.name in want}
+        return None
 
 
 def describe(cond: Condition | Check) -> str:
@@ -133,13 +120,8 @@ def has_attrs(*keys: str) -> Condition:
 def outputs_are(*ops: str) -> Condition:
     """Every graph output is a node with one of `ops`."""
     def check(g: Graph) -> str | None:
-        found = _ops(g, g.outputs)
-        for o in g.outputs:
-            if o not in found:
-                g.node(o)  # raises, naming the missing node
-            if found[o] not in ops:
-                return f"output '{o}' is a {found[o]}"
-        return None
+        bad = [o for o in g.outputs if g.node(o).op not in ops]
+        return (f"output '{bad[0]}' is a {g.node(bad[0]).op}" if bad else None)
     return Condition(f"every output is a {' / '.join(ops)}", check)
 
 
@@ -156,12 +138,9 @@ def inputs_encoded() -> Condition:
     """Every graph input is read only by encoders."""
     def check(g: Graph) -> str | None:
         for n in g.input_nodes():
-            if "outs" in g._index:
-                readers = [e.dst for e in g.users(n.name)]
-            else:  # one scan, not an index of the whole graph (see `_ops`)
-                readers = [e.dst for e in g.edges if n.name in (e.src, e.projection)]
-            ops_of = _ops(g, readers)
-            bad = [r for r in readers if ops_of.get(r) != "encoder"]
+            # `g.users`, by one scan: not an index of every node's edges for one node
+            readers = [e.dst for e in g.edges if n.name in (e.src, e.projection)]
+            bad = [r for r in readers if g.node(r).op != "encoder"]
             if bad or not readers:
                 return f"input '{n.name}' is read by '{bad[0] if bad else 'nothing'}'"
         return None
@@ -171,13 +150,9 @@ def inputs_encoded() -> Condition:
 def skips_have_sources() -> Condition:
     """Every DSC/ASC edge names an existing source at least one layer upstream."""
     def check(g: Graph) -> str | None:
-        names = None
         for e in g.edges:
-            if e.kind in (EdgeKind.ASC, EdgeKind.DSC):
-                if names is None:  # a set of names, not the graph's index (see `_ops`)
-                    names = {n.name for n in g.nodes}
-                if e.hops < 1 or e.src not in names:
-                    return f"skip edge '{e.src}' -> '{e.dst}' has hops {e.hops}"
+            if e.kind in (EdgeKind.ASC, EdgeKind.DSC) and (e.hops < 1 or not g.has_node(e.src)):
+                return f"skip edge '{e.src}' -> '{e.dst}' has hops {e.hops}"
         return None
     return Condition("every ASC/DSC edge has a source >= 1 layer upstream", check)
 

@@ -314,8 +314,8 @@ class Graph:
 
     # -- lookups (cached: a graph never changes) --------------------------------------------
     def _idx(self) -> dict:
-        if "by_name" not in self._index:
-            by_name = {n.name: n for n in self.nodes}
+        if "ins" not in self._index:
+            by_name = self._by_name()
             ins: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
             outs: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
             for e in self.edges:
@@ -330,14 +330,22 @@ class Graph:
             self._index.update(by_name=by_name, ins=ins, outs=outs, pos=pos)
         return self._index
 
+    def _by_name(self) -> dict[str, Node]:
+        """{name: node}, built alone: a node look-up (a pass's contract on an intermediate
+        graph, say) needs no index of the edges, which costs ten times as much."""
+        by_name = self._index.get("by_name")
+        if by_name is None:
+            by_name = self._index["by_name"] = {n.name: n for n in self.nodes}
+        return by_name
+
     def node(self, name: str) -> Node:
         try:
-            return (self._index.get("by_name") or self._idx()["by_name"])[name]
+            return (self._index.get("by_name") or self._by_name())[name]
         except KeyError:
             raise VerifyError(f"graph '{self.name}' has no node '{name}'") from None
 
     def has_node(self, name: str) -> bool:
-        return name in self._idx()["by_name"]
+        return name in self._by_name()
 
     def inputs_of(self, name: str) -> list[Edge]:
         """The edges into `name`, ordered by port."""
