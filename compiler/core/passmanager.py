@@ -16,7 +16,6 @@ when `snnc.passes.load_builtin_passes()` imports them.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 import logging
@@ -24,7 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from snnc.compiler.core.conditions import Condition, describe as describe_condition, failure
+from snnc.compiler.core.conditions import (
+    Condition, describe as describe_condition, failure, parameters,
+)
 from snnc.compiler.core.errors import PassFailed, SnncError, VerifyError
 from snnc.compiler.core.ir import Graph
 
@@ -61,24 +62,13 @@ def register_pass(name: str, *, requires: Sequence[Cond] = (), ensures: Sequence
 
 def _effective_options(fn: PassFn, options: dict[str, Any]) -> dict[str, Any]:
     """The pass's keyword options: its defaults, updated with those given."""
-    try:
-        out = dict(_defaults(fn))
-    except TypeError:  # an unhashable callable: read its signature each time
-        out = dict(_defaults.__wrapped__(fn))
+    params = parameters(fn)
+    if params is None:
+        return dict(options)
+    out = {p.name: p.default for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY
+           and p.default is not inspect.Parameter.empty}
     out.update(options)
     return out
-
-
-@functools.lru_cache(maxsize=256)
-def _defaults(fn: PassFn) -> dict[str, Any]:
-    """The defaults of `fn`'s keyword-only options (read from its signature once per pass:
-    the runner asks before and after every pass). Callers copy it."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return {}
-    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
-            and p.default is not inspect.Parameter.empty}
 
 
 def check_requires(name: str, fn: PassFn, g: Graph, options: dict[str, Any],
