@@ -362,13 +362,29 @@ def _dtypes(data_type: int) -> tuple[np.dtype, np.dtype]:
     return got
 
 
-def _check_finite(flat: np.ndarray, where: str, chunk: int = 1 << 22) -> None:
-    """Refuse NaN/Inf, in chunks (no mask as large as the tensor). A chunk is one isfinite
-    pass and one `all`; only a chunk that fails is counted (NaN, Inf, first index)."""
+_CHUNK = 1 << 22  # values per isfinite pass: no mask as large as the tensor
+
+
+def all_finite(flat: np.ndarray) -> bool:
+    """Whether 1-D float array `flat` holds no NaN/Inf: an isfinite pass and an `all` per
+    chunk, into one reused mask (also run by onnx_wire's weight thread on its buffer)."""
+    mask = np.empty(min(flat.size, _CHUNK), dtype=bool)
+    for i in range(0, flat.size, _CHUNK):
+        part = flat[i:i + _CHUNK]
+        if not np.isfinite(part, out=mask[:part.size]).all():
+            return False
+    return True
+
+
+def _check_finite(flat: np.ndarray, where: str) -> None:
+    """Refuse NaN/Inf (`all_finite`); only when some is found are they counted (NaN, Inf,
+    first index), chunk by chunk."""
+    if all_finite(flat):
+        return
     nan = inf = 0
     first = None
-    for i in range(0, flat.size, chunk):
-        part = flat[i:i + chunk]
+    for i in range(0, flat.size, _CHUNK):
+        part = flat[i:i + _CHUNK]
         ok = np.isfinite(part)
         if not ok.all():
             bad = ~ok

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from snnc.compiler.frontends.onnx_check import splits
+from snnc.compiler.frontends.onnx_check import all_finite, splits
 
 _LEN = 2  # wire type of length-delimited fields (messages, bytes, packed repeated)
 _MODEL_GRAPH, _GRAPH_INITIALIZER, _TENSOR_RAW_DATA = 7, 5, 9  # onnx.proto field numbers
@@ -249,13 +249,8 @@ def _read_runs(fd: int, reads: list[tuple[int, memoryview]], done: list[bool],
         return
     finally:
         os.close(fd)
-    if check is not None:  # in chunks: one 4 MB mask, not one as large as the weights
-        mask = np.empty(min(check.size, 1 << 22), dtype=bool)
-        for i in range(0, check.size, mask.size):
-            part = check[i:i + mask.size]
-            if not np.isfinite(part, out=mask[:part.size]).all():
-                return
-        done[1] = True
+    if check is not None:
+        done[1] = all_finite(check)
 
 
 class _Short(Exception):
