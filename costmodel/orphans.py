@@ -42,64 +42,39 @@ def projection_ends(g: Graph) -> dict[str, list]:
 _NEURON, _READER, _THROUGH = 0, 1, 2
 
 
-class _Reach:
-    """What `consumers` walks, per node of one graph, read once: the nodes its output goes
-    to (`succ`: readers of it as source, then the skip edges whose projection it is) and what
-    each node is (`kind`: a neuron, a weighted reader, or passed through). `place_orphans`
-    walks from every weighted row of the graph, and densenet's walks cross the same
-    concatenations dozens of times.
-
-    Both are filled in one pass over the graph's edges and nodes (in edge order, as
-    `Graph.users` lists them), which costs less than a `Graph.users` copy per node; `next_of`
-    and `kind_of` serve a name that is not a node (the latter raises the graph's error)."""
-
-    def __init__(self, g: Graph, ends: dict[str, list]):
-        self.g, self.ends = g, ends
-        succ: dict[str, list[str]] = {n.name: [] for n in g.nodes}
-        for e in g.edges:
-            succ.setdefault(e.src, []).append(e.dst)
-        for name, es in ends.items():
-            succ.setdefault(name, []).extend(e.dst for e in es)
-        self.succ = succ
-        self.kind: dict[str, int] = {
-            n.name: _NEURON if n.op in NEURON_OPS else _READER if has_conn(n.op) else _THROUGH
+def _reach(g: Graph, ends: dict[str, list]) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """What `consumers` walks, read once per graph: each node's successors (the readers of
+    its output as source, in edge order as `Graph.users` lists them, then the skip edges
+    whose projection it is) and each node's kind (a neuron, a weighted reader, or passed
+    through). `place_orphans` walks from every weighted row, and densenet's walks cross the
+    same concatenations dozens of times: one pass over the edges and nodes costs less than
+    a `Graph.users` copy per step."""
+    succ: dict[str, list[str]] = {n.name: [] for n in g.nodes}
+    for e in g.edges:
+        succ.setdefault(e.src, []).append(e.dst)
+    for name, es in ends.items():
+        succ.setdefault(name, []).extend(e.dst for e in es)
+    kind = {n.name: _NEURON if n.op in NEURON_OPS else _READER if has_conn(n.op) else _THROUGH
             for n in g.nodes}
-
-    def next_of(self, cur: str) -> list[str]:
-        out = self.succ.get(cur)
-        if out is None:
-            out = self.succ[cur] = [u.dst for u in self.g.users(cur) if u.src == cur] + [
-                e.dst for e in self.ends.get(cur, ())]
-        return out
-
-    def kind_of(self, name: str) -> int:
-        k = self.kind.get(name)
-        if k is None:
-            op = self.g.node(name).op
-            k = self.kind[name] = _NEURON if op in NEURON_OPS else \
-                _READER if has_conn(op) else _THROUGH
-        return k
+    return succ, kind
 
 
 def consumers(g: Graph, name: str, ends: dict[str, list] | None = None,
-              reach: _Reach | None = None) -> tuple[list[str], list[str]]:
+              reach: tuple | None = None) -> tuple[list[str], list[str]]:
     """(neurons, weighted readers) reached from `name`'s output through non-weighted,
     non-neuron nodes; `ends`: `projection_ends(g)` when the caller has it; `reach`: the
-    graph's `_Reach` when the caller walks from several nodes."""
-    if reach is None:
-        reach = _Reach(g, projection_ends(g) if ends is None else ends)
+    graph's `_reach` when the caller walks from several nodes."""
+    succ, kind = _reach(g, projection_ends(g) if ends is None else ends) \
+        if reach is None else reach
     neurons, readers, seen, stack = [], [], {name}, [name]
-    succ, kind = reach.succ, reach.kind  # read in the loop
     while stack:
-        cur = stack.pop()
-        nxt = succ.get(cur)
-        for d in reach.next_of(cur) if nxt is None else nxt:
+        for d in succ.get(stack.pop(), ()):
             if d in seen:
                 continue
             seen.add(d)
             k = kind.get(d)
-            if k is None:
-                k = reach.kind_of(d)
+            if k is None:  # an edge to a node the graph does not hold
+                g.node(d)  # raises, naming it
             if k == _NEURON:
                 neurons.append(d)
             elif k == _READER:
@@ -115,7 +90,7 @@ def place_orphans(g: Graph, rows: list[LayerCost], target: Target, T: int) -> tu
     by_neuron = {r.neuron: r for r in rows if r.neuron}
     viol: list[str] = []
     hosted = relayed = 0
-    reach = _Reach(g, projection_ends(g))
+    reach = _reach(g, projection_ends(g))
     for r in rows:
         if not has_conn(r.op) or not r.synapses or r.extra_synapses == -r.synapses:
             continue
