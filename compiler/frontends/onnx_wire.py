@@ -102,28 +102,87 @@ def _strip_graph(buf, i: int, end: int, spans: list) -> bytes:
     """The graph message in buf[i:end] less its initializers' raw_data (see `_strip`).
 
     A graph has a field per node, input, output and initializer (densenet121: ~1,100): the
-    bytes between two initializers are copied as one slice, not one slice per field."""
+    bytes between two initializers are copied as one slice, not one slice per field, and the
+    fields are walked here rather than through `_fields` (what it does, with the one-byte key
+    and length read inline: a graph's keys are one byte, most lengths one or two)."""
     parts: list[bytes] = []
     run = i  # start of the bytes kept as they are
-    for field, wire, start, i, j in _fields(buf, i, end):
-        if field == _GRAPH_INITIALIZER and wire == _LEN:
-            tensor: list[bytes] = []
-            raw = None
-            for tf, tw, tkey, tstart, tend in _fields(buf, i, j):
-                if tf == _TENSOR_RAW_DATA:
-                    if raw is not None or tw != _LEN:  # the last one would win: not plain
-                        raise _Unusual
-                    raw = (tstart, tend)
-                else:
-                    tensor.append(buf[tkey:tend])
-            spans.append(raw)
-            if raw is None:  # nothing to take out: the field stays in the run
-                continue
-            body = b"".join(tensor)
-            parts += (buf[run:start], _key(buf, start), _encode_varint(len(body)), body)
-            run = j
+    while i < end:
+        start = i
+        key = buf[i]  # i < end
+        if key < 0x80:
+            i += 1
+        else:
+            key, i = _varint(buf, i, end)
+        wire = key & 7
+        if wire == _LEN:
+            if i < end and buf[i] < 0x80:
+                j = i + 1 + buf[i]
+                i += 1
+            else:
+                n, i = _varint(buf, i, end)
+                j = i + n
+        elif wire == 0:
+            _, j = _varint(buf, i, end)
+        elif wire == 1:
+            j = i + 8
+        elif wire == 5:
+            j = i + 4
+        else:  # groups (3, 4) and invalid wire types
+            raise _Unusual
+        if j > end or key < 8:  # past the end, or field number 0
+            raise _Unusual
+        if key == _INITIALIZER_KEY:
+            raw = _raw_span(buf, i, j)
+            spans.append(None if raw is None else raw[1:])
+            if raw is not None:  # else nothing to take out: the field stays in the run
+                body = buf[i:raw[0]] + buf[raw[2]:j]  # the tensor's other fields, in order
+                parts += (buf[run:start], _key(buf, start), _encode_varint(len(body)), body)
+                run = j
+        i = j
     parts.append(buf[run:end])
     return b"".join(parts)
+
+
+_INITIALIZER_KEY = _GRAPH_INITIALIZER << 3 | _LEN
+
+
+def _raw_span(buf, i: int, end: int) -> tuple[int, int, int] | None:
+    """(start of its key, start, end) of the raw_data of the tensor message in buf[i:end], or
+    None when it has none; raises _Unusual as `_fields` would for any of its fields, or when
+    raw_data is given twice or not as bytes (`_strip_graph`'s inner walk, read inline)."""
+    raw = None
+    while i < end:
+        start = i
+        key = buf[i]
+        if key < 0x80:
+            i += 1
+        else:
+            key, i = _varint(buf, i, end)
+        wire = key & 7
+        if wire == _LEN:
+            if i < end and buf[i] < 0x80:
+                j = i + 1 + buf[i]
+                i += 1
+            else:
+                n, i = _varint(buf, i, end)
+                j = i + n
+        elif wire == 0:
+            _, j = _varint(buf, i, end)
+        elif wire == 1:
+            j = i + 8
+        elif wire == 5:
+            j = i + 4
+        else:  # groups (3, 4) and invalid wire types
+            raise _Unusual
+        if j > end or key < 8:  # past the end, or field number 0
+            raise _Unusual
+        if key >> 3 == _TENSOR_RAW_DATA:
+            if raw is not None or wire != _LEN:  # the last one would win: not plain
+                raise _Unusual
+            raw = (start, i, j)
+        i = j
+    return raw
 
 
 def _key(buf, i: int) -> bytes:
@@ -194,8 +253,8 @@ def begin_split(path: Path) -> PendingSplit | None:
         # One buffer for all: one allocation, each tensor on a 64-byte boundary.
         reads: list[tuple[int, memoryview]] = []
         split: dict[int, np.ndarray] = {}
-        wanted = [(i, span) for i, (t, span) in enumerate(zip(inits, spans))
-                  if span is not None and splits(t)]
+        taken = [span is not None and splits(t) for t, span in zip(inits, spans)]
+        wanted = [(i, span) for i, span in enumerate(spans) if taken[i]]
         size = sum(-(-(end - start) // 64) * 64 for _, (start, end) in wanted)
         block = np.empty(size + 64, dtype=np.uint8)
         block = block[-block.ctypes.data % 64:][:size]
@@ -209,8 +268,8 @@ def begin_split(path: Path) -> PendingSplit | None:
             at += n + pad
             split[i] = data
             reads.append((start, memoryview(data)))
-        for t, span in zip(inits, spans):  # shape data and the like: kept in the model,
-            if span is not None and not splits(t):  # as split_weights does
+        for t, span, take in zip(inits, spans, taken):  # shape data and the like: kept in
+            if span is not None and not take:  # the model, as split_weights does
                 raw = os.pread(fd, span[1] - span[0], span[0])
                 if len(raw) != span[1] - span[0]:
                     return None

@@ -103,6 +103,87 @@ def test_unusual_wire_forms_go_the_ordinary_way(tmp_path):
         load_model(cut)
 
 
+def _strip_by_fields(buf):
+    """`onnx_wire._strip` written plainly with `_fields` (each graph and tensor field one
+    step): the reference for the inline walk of the graph and its initializers."""
+    from snnc.compiler.frontends import onnx_wire as w
+
+    spans, out, graphs = [], [], 0
+    for field, wire, key, start, end in w._fields(buf, 0, len(buf)):
+        if field != 7 or wire != 2:
+            out.append(buf[key:end])
+            continue
+        graphs += 1
+        if graphs > 1:
+            raise w._Unusual
+        parts = []
+        for f, wt, k, s, e in w._fields(buf, start, end):
+            if f != 5 or wt != 2:
+                parts.append(buf[k:e])
+                continue
+            raw, kept = None, []
+            for tf, tw, tk, ts, te in w._fields(buf, s, e):
+                if tf == 9:
+                    if raw is not None or tw != 2:
+                        raise w._Unusual
+                    raw = (ts, te)
+                else:
+                    kept.append(buf[tk:te])
+            spans.append(raw)
+            body = b"".join(kept)
+            parts.append(buf[k:e] if raw is None else
+                         w._key(buf, k) + w._encode_varint(len(body)) + body)
+        body = b"".join(parts)
+        out.append(w._key(buf, key) + w._encode_varint(len(body)) + body)
+    return b"".join(out), spans
+
+
+def test_the_inline_walk_equals_the_walk_by_fields():
+    """`_strip_graph` reads keys and lengths inline and copies runs of fields: on damaged
+    files (bytes changed, cut, inserted) it must take out the same bytes, or find the same
+    file unusual, as a walk one field at a time."""
+    import random
+
+    import numpy as np
+
+    from snnc.compiler.frontends import onnx_wire as w
+
+    m = _model([bytes(400)])
+    for i, n in enumerate((3, 200, 70)):  # more initializers, the last one without raw_data
+        t = m.graph.initializer.add()
+        vals = [0.5] * n
+        t.CopyFrom(helper.make_tensor(f"c{i}", TensorProto.FLOAT, [n], vals) if i == 2 else
+                   helper.make_tensor(f"c{i}", TensorProto.FLOAT, [n],
+                                      np.array(vals, np.float32).tobytes(), raw=True))
+    src = m.SerializeToString()
+    rng = random.Random(11)
+    seen = set()
+    for _ in range(600):
+        b = bytearray(src)
+        for _ in range(rng.randint(1, 3)):
+            pos = rng.randrange(len(b))
+            r = rng.random()
+            if r < 0.6:
+                b[pos] = rng.randrange(256)
+            elif r < 0.8:
+                del b[pos:pos + rng.randint(1, 8)]
+            else:
+                b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+        b = bytes(b)
+        try:
+            want = _strip_by_fields(b)
+        except w._Unusual:
+            want = "unusual"
+        spans = []
+        try:
+            got = (w._strip(b, spans), spans)
+        except w._Unusual:
+            got = "unusual"
+        seen.add(want == "unusual")
+        assert got == want
+    assert seen == {True, False}  # both outcomes met
+
+
 def test_external_data_check_walks_every_tensor_as_onnx_does():
     """onnx_check._all_tensors: onnx's _get_all_tensors (initializers of the graph and its
     subgraphs, then attribute tensors of the graph, subgraphs and functions), same order."""
