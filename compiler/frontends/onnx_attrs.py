@@ -36,9 +36,12 @@ def static_shapes(model: onnx.ModelProto) -> Shapes:
     for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
         t = vi.type.tensor_type
         if t.HasField("shape"):
-            dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
-            if None not in dims:  # one pass over the dims (a protobuf access each)
-                out[vi.name] = tuple(dims)
+            dims = t.shape.dim
+            values = [d.dim_value for d in dims]  # 0 where unset (a dim_param, or nothing)
+            if 0 in values:  # a dim set to 0 is static: ask which are set (rare)
+                values = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+            if None not in values:
+                out[vi.name] = tuple(values)
     return out
 
 

@@ -147,7 +147,9 @@ def _walk(g, inits: list | None, attrs: list) -> None:
         for a in node.attribute:
             if a.HasField("t"):
                 attrs.append(a.t)
-            attrs.extend(a.tensors)
+            tensors = a.tensors
+            if tensors:  # rarely any: no extend call per attribute
+                attrs.extend(tensors)
             kind = a.type
             if kind == _GRAPH or kind == _GRAPHS:
                 for sub in ((a.g,) if kind == _GRAPH else a.graphs):
