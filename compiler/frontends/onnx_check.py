@@ -365,11 +365,23 @@ def _dtypes(data_type: int) -> tuple[np.dtype, np.dtype]:
 
 
 _CHUNK = 1 << 22  # values per isfinite pass: no mask as large as the tensor
+_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def all_finite(flat: np.ndarray) -> bool:
-    """Whether 1-D float array `flat` holds no NaN/Inf: an isfinite pass and an `all` per
-    chunk, into one reused mask (also run by onnx_wire's weight thread on its buffer)."""
+    """Whether 1-D float array `flat` holds no NaN/Inf (also run by onnx_wire's weight thread
+    on its buffer).
+
+    First `flat @ flat`, one BLAS call for float32/float64 (0.9 ms for densenet121's 32 MB
+    instead of 1.5, and one release of the GIL instead of four: the weight thread waits for
+    the GIL after each): a NaN or an infinity makes it NaN or infinite and squares cannot
+    cancel, so a finite result means every value is finite. Otherwise (a non-finite value,
+    or squares whose sum overflows, e.g. values above ~1.8e19 in float32) the exact test
+    decides: an isfinite pass and an `all` per chunk, into one reused mask."""
+    if flat.dtype in _BLAS_FLOATS:
+        with np.errstate(all="ignore"):  # an overflow here is an answer, not a warning
+            if np.isfinite(np.dot(flat, flat)):
+                return True
     mask = np.empty(min(flat.size, _CHUNK), dtype=bool)
     for i in range(0, flat.size, _CHUNK):
         part = flat[i:i + _CHUNK]

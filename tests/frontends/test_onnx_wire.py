@@ -299,3 +299,37 @@ def test_the_weight_thread_finds_non_finite_weights(tmp_path, bad):
     kind = "1 NaN and 0 infinite" if np.isnan(bad) else "0 NaN and 1 infinite"
     with pytest.raises(ImportFailed, match=rf"tensor '{m.graph.initializer[5].name}' holds {kind}"):
         load_model(tmp_path / "bad.onnx")
+
+
+def test_huge_finite_weights_are_finite(tmp_path):
+    """all_finite's first test is x.x (docs/frontends.md step 4): weights whose squares
+    overflow float32 (1e30) make it infinite, and the exact test must still accept them, in
+    the thread's buffer and tensor by tensor; NaN, +-Inf and float16/float64 are answered as
+    np.isfinite(x).all() answers."""
+    import warnings
+
+    import numpy as np
+    from onnx import numpy_helper
+
+    from snnc.compiler.frontends import onnx_wire
+    from snnc.compiler.frontends.onnx_check import all_finite
+
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64, np.float16):
+        big = np.finfo(dtype).max
+        for values in ([], [1.0, 2.0], [big, big], [1.0, np.nan], [np.inf, 1.0], [-np.inf],
+                       [big / 2] * 5, rng.standard_normal(1000)):
+            x = np.asarray(values, dtype=dtype)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # the overflow is an answer, not a warning
+                assert all_finite(x) == bool(np.isfinite(x).all()), (dtype, values)
+    path = _many_tensors(tmp_path / "ok.onnx", n=8)
+    m = onnx.load(str(path))
+    w = numpy_helper.to_array(m.graph.initializer[5]).copy()
+    w[:] = 1e30
+    m.graph.initializer[5].CopyFrom(numpy_helper.from_array(w, m.graph.initializer[5].name))
+    onnx.save_model(m, str(tmp_path / "huge.onnx"))
+    pending = onnx_wire.begin_split(tmp_path / "huge.onnx")
+    assert pending.wait() and pending.finite
+    _, consts = load_model(tmp_path / "huge.onnx")
+    assert (consts[m.graph.initializer[5].name] == np.float32(1e30)).all()
