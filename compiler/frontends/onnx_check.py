@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from snnc.compiler.core import limits
 from snnc.compiler.core.errors import ImportFailed
@@ -314,41 +314,47 @@ def tensor_array(t: onnx.TensorProto, label: str, folder: Path | None = None,
     data is read with one copy (np.fromfile), never twice; `raw`: its inline data when
     `split_weights` took it out of `t` (the array is a view of it); `finite`: `raw` is known
     to hold no NaN/Inf (onnx_wire.PendingSplit.finite), so it is not tested again."""
-    where = f"{label}: tensor '{t.name}'"
     data_type = t.data_type
     if data_type not in _NUMERIC:
-        raise ImportFailed(f"{where} has type {_type_name(data_type)}; snnc reads numeric "
-                           f"tensors only (weights are float). Export the model again.")
+        raise ImportFailed(f"{_where(label, t)} has type {_type_name(data_type)}; snnc reads "
+                           f"numeric tensors only (weights are float). Export the model again.")
     dtype, little = _dtypes(data_type)
     dims = tuple(t.dims)
     if dims and min(dims) < 0:
-        raise ImportFailed(f"{where} has negative dims {list(dims)}.")
+        raise ImportFailed(f"{_where(label, t)} has negative dims {list(dims)}.")
     n = math.prod(dims)
     if t.data_location == TensorProto.EXTERNAL:
         info = {e.key: e.value for e in t.external_data}
         path = (folder or Path(".")) / info["location"]
         arr = np.fromfile(path, dtype=little, count=n, offset=int(info.get("offset", 0)))
     else:
-        from onnx import numpy_helper
-
         size = len(raw) if raw is not None else \
             len(t.raw_data) if t.HasField("raw_data") else None
         if size is not None and size != n * dtype.itemsize:
-            raise ImportFailed(f"{where}: its dims {list(t.dims)} ({n} values of "
-                               f"{_type_name(t.data_type)}) disagree with its data "
+            raise ImportFailed(f"{_where(label, t)}: its dims {list(t.dims)} ({n} values "
+                               f"of {_type_name(t.data_type)}) disagree with its data "
                                f"({size} bytes). The file is damaged: export it again.")
         try:
             arr = np.frombuffer(raw, little) if raw is not None else numpy_helper.to_array(t)
         except (ValueError, TypeError) as err:
-            raise ImportFailed(f"{where}: its data does not match its dims {list(t.dims)} "
-                               f"({err}). The file is damaged: export it again.") from None
+            raise ImportFailed(f"{_where(label, t)}: its data does not match its dims "
+                               f"{list(t.dims)} ({err}). The file is damaged: export it "
+                               f"again.") from None
     if arr.size != n:
-        raise ImportFailed(f"{where}: dims {list(t.dims)} need {n} values, the data holds "
-                           f"{arr.size}.")
+        raise ImportFailed(f"{_where(label, t)}: dims {list(t.dims)} need {n} values, the data "
+                           f"holds {arr.size}.")
     arr = arr.reshape(dims)
     if arr.dtype.kind == "f" and not (finite and raw is not None):
-        _check_finite(arr.reshape(-1), where)
+        flat = arr.reshape(-1)
+        if not all_finite(flat):
+            _check_finite(flat, _where(label, t))
     return arr
+
+
+def _where(label: str, t: onnx.TensorProto) -> str:
+    """How `tensor_array`'s messages name tensor `t` (built only for a message: ~200 tensors
+    per model pass there)."""
+    return f"{label}: tensor '{t.name}'"
 
 
 _DTYPES: dict[int, tuple[np.dtype, np.dtype]] = {}
