@@ -333,3 +333,65 @@ def test_huge_finite_weights_are_finite(tmp_path):
     assert pending.wait() and pending.finite
     _, consts = load_model(tmp_path / "huge.onnx")
     assert (consts[m.graph.initializer[5].name] == np.float32(1e30)).all()
+
+
+def test_the_file_is_read_in_as_the_walk_goes(tmp_path, monkeypatch):
+    """begin_split walks the file through `_Image` (os.pread as the walk reaches each field,
+    the weights' values stepped over) instead of a mapping of the file: on damaged files it
+    takes out the same bytes, or finds the same file unusual, as the walk over the file's
+    bytes in memory, and it reads little more than the structure."""
+    import os
+    import random
+
+    import numpy as np
+
+    from snnc.compiler.frontends import onnx_wire as w
+
+    m = _model([bytes(400)])
+    for i in range(6):  # weights of 40 kB: the walk steps over them
+        t = m.graph.initializer.add()
+        t.CopyFrom(helper.make_tensor(f"c{i}", TensorProto.FLOAT, [10000],
+                                      np.full(10000, i, np.float32).tobytes(), raw=True))
+        t.doc_string = f"tensor {i} " * 40 * (i % 2)  # fields after raw_data's bytes too
+    src = m.SerializeToString()
+    path = tmp_path / "m.onnx"
+
+    def by_file():
+        spans = []
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            img = w._Image.of_file(fd)
+            return w._strip(img.view, spans, img), spans
+        except w._Unusual:
+            return "unusual"
+        finally:
+            os.close(fd)
+
+    def in_memory(b):
+        spans = []
+        try:
+            return w._strip(b, spans), spans
+        except w._Unusual:
+            return "unusual"
+
+    read = []
+    real = w._Image.need
+    monkeypatch.setattr(w._Image, "need", lambda self, end: (
+        read.append(-self.hi), real(self, end), read.append(self.hi)))
+    path.write_bytes(src)
+    assert by_file() == in_memory(src) != "unusual"
+    assert sum(read) < len(src) // 10  # the structure, not the 240 kB of weights
+    rng = random.Random(5)
+    seen = set()
+    for _ in range(300):
+        b = bytearray(src)
+        pos = rng.randrange(len(b)) if rng.random() < 0.3 else rng.randrange(600)
+        if rng.random() < 0.7:
+            b[pos] = rng.randrange(256)
+        else:
+            del b[pos:]
+        path.write_bytes(bytes(b))
+        want = in_memory(bytes(b))
+        seen.add(want == "unusual")
+        assert by_file() == want
+    assert seen == {True, False}
