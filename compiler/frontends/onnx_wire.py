@@ -58,115 +58,14 @@ def _encode_varint(value: int) -> bytes:
 
 
 def _fields(buf, i: int, end: int, img: _Image | None = None):
-    """(field number, wire type, start of the key, start of the value, end of the value) of
-    each field of the message in buf[i:end]; `img`: the file image `buf` views, whose key and
-    length bytes are read in as the walk reaches them (the value's are the caller's)."""
+    """(key, start of the key, start of the value, end of the value) of each field of the
+    message in buf[i:end] (the key is field number << 3 | wire type); `img`: the file image
+    `buf` views, whose key and length bytes are read in as the walk reaches them (the value's
+    are the caller's). Raises _Unusual past the end, for field number 0, groups and invalid
+    wire types. One-byte keys and lengths (a graph's keys, most of its lengths) are read
+    inline: the walk steps over ~1,100 graph fields and ~3,000 tensor fields on densenet121."""
     while i < end:
         if img is not None and i + _HEAD > img.hi:
-            img.need(i + _HEAD)
-        start = i
-        key, i = _varint(buf, i, end)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            _, j = _varint(buf, i, end)
-        elif wire == 1:
-            j = i + 8
-        elif wire == 5:
-            j = i + 4
-        elif wire == _LEN:
-            n, i = _varint(buf, i, end)
-            j = i + n
-        else:  # groups (3, 4) and invalid wire types
-            raise _Unusual
-        if j > end or field == 0:
-            raise _Unusual
-        yield field, wire, start, i, j
-        i = j
-
-
-def _strip(buf, spans: list[tuple[int, int]], img: _Image | None = None) -> bytes:
-    """The model message in `buf` without the raw_data of graph.initializer; appends each
-    initializer's (start, end) of raw_data (or None) to `spans`, in order. `img`: the file
-    image that `buf` views (`_Image`), read in as the walk goes; None: `buf` holds the file."""
-    if img is None:
-        img = _Image.whole(buf)
-    out: list[bytes] = []
-    graphs = 0
-    for field, wire, key, start, end in _fields(buf, 0, len(buf), img):
-        if field != _MODEL_GRAPH or wire != _LEN:
-            if end > img.hi:
-                img.need(end)
-            out.append(buf[key:end])
-            continue
-        graphs += 1
-        if graphs > 1:  # protobuf merges repeated message fields: not the plain case
-            raise _Unusual
-        body = _strip_graph(buf, start, end, spans, img)
-        out.append(_key(buf, key) + _encode_varint(len(body)) + body)
-    return b"".join(out)
-
-
-def _strip_graph(buf, i: int, end: int, spans: list, img: _Image) -> bytes:
-    """The graph message in buf[i:end] less its initializers' raw_data (see `_strip`).
-
-    A graph has a field per node, input, output and initializer (densenet121: ~1,100): the
-    bytes between two initializers are copied as one slice, not one slice per field, and the
-    fields are walked here rather than through `_fields` (what it does, with the one-byte key
-    and length read inline: a graph's keys are one byte, most lengths one or two)."""
-    parts: list[bytes] = []
-    run = i  # start of the bytes kept as they are
-    while i < end:
-        if i + _HEAD > img.hi:
-            img.need(i + _HEAD)
-        start = i
-        key = buf[i]  # i < end
-        if key < 0x80:
-            i += 1
-        else:
-            key, i = _varint(buf, i, end)
-        wire = key & 7
-        if wire == _LEN:
-            if i < end and buf[i] < 0x80:
-                j = i + 1 + buf[i]
-                i += 1
-            else:
-                n, i = _varint(buf, i, end)
-                j = i + n
-        elif wire == 0:
-            _, j = _varint(buf, i, end)
-        elif wire == 1:
-            j = i + 8
-        elif wire == 5:
-            j = i + 4
-        else:  # groups (3, 4) and invalid wire types
-            raise _Unusual
-        if j > end or key < 8:  # past the end, or field number 0
-            raise _Unusual
-        if key == _INITIALIZER_KEY:
-            raw = _raw_span(buf, i, j, img)
-            spans.append(None if raw is None else raw[1:])
-            if raw is not None:  # else nothing to take out: the field stays in the run
-                body = b"".join((buf[i:raw[0]], buf[raw[2]:j]))  # its other fields, in order
-                parts += (buf[run:start], _key(buf, start), _encode_varint(len(body)), body)
-                run = j
-        elif j > img.hi:  # a field kept as it is: all its bytes
-            img.need(j)
-        i = j
-    parts.append(buf[run:end])
-    return b"".join(parts)
-
-
-_INITIALIZER_KEY = _GRAPH_INITIALIZER << 3 | _LEN
-
-
-def _raw_span(buf, i: int, end: int, img: _Image) -> tuple[int, int, int] | None:
-    """(start of its key, start, end) of the raw_data of the tensor message in buf[i:end], or
-    None when it has none; raises _Unusual as `_fields` would for any of its fields, or when
-    raw_data is given twice or not as bytes (`_strip_graph`'s inner walk, read inline). Of
-    the file image `img`, every byte of the tensor but raw_data's value is read in."""
-    raw = None
-    while i < end:
-        if i + _HEAD > img.hi:
             img.need(i + _HEAD)
         start = i
         key = buf[i]
@@ -192,14 +91,71 @@ def _raw_span(buf, i: int, end: int, img: _Image) -> tuple[int, int, int] | None
             raise _Unusual
         if j > end or key < 8:  # past the end, or field number 0
             raise _Unusual
+        yield key, start, i, j
+        i = j
+
+
+def _strip(buf, spans: list[tuple[int, int]], img: _Image | None = None) -> bytes:
+    """The model message in `buf` without the raw_data of graph.initializer; appends each
+    initializer's (start, end) of raw_data (or None) to `spans`, in order. `img`: the file
+    image that `buf` views (`_Image`), read in as the walk goes; None: `buf` holds the file."""
+    if img is None:
+        img = _Image.whole(buf)
+    out: list[bytes] = []
+    graphs = 0
+    for fkey, key, start, end in _fields(buf, 0, len(buf), img):
+        if fkey != _GRAPH_KEY:
+            if end > img.hi:
+                img.need(end)
+            out.append(buf[key:end])
+            continue
+        graphs += 1
+        if graphs > 1:  # protobuf merges repeated message fields: not the plain case
+            raise _Unusual
+        body = _strip_graph(buf, start, end, spans, img)
+        out.append(_key(buf, key) + _encode_varint(len(body)) + body)
+    return b"".join(out)
+
+
+def _strip_graph(buf, i: int, end: int, spans: list, img: _Image) -> bytes:
+    """The graph message in buf[i:end] less its initializers' raw_data (see `_strip`).
+
+    A graph has a field per node, input, output and initializer (densenet121: ~1,100): the
+    bytes between two initializers are copied as one slice, not one slice per field."""
+    parts: list[bytes] = []
+    run = i  # start of the bytes kept as they are
+    for key, start, i, j in _fields(buf, i, end, img):
+        if key == _INITIALIZER_KEY:
+            raw = _raw_span(buf, i, j, img)
+            spans.append(None if raw is None else raw[1:])
+            if raw is not None:  # else nothing to take out: the field stays in the run
+                body = b"".join((buf[i:raw[0]], buf[raw[2]:j]))  # its other fields, in order
+                parts += (buf[run:start], _key(buf, start), _encode_varint(len(body)), body)
+                run = j
+        elif j > img.hi:  # a field kept as it is: all its bytes
+            img.need(j)
+    parts.append(buf[run:end])
+    return b"".join(parts)
+
+
+_INITIALIZER_KEY = _GRAPH_INITIALIZER << 3 | _LEN
+_GRAPH_KEY = _MODEL_GRAPH << 3 | _LEN
+
+
+def _raw_span(buf, i: int, end: int, img: _Image) -> tuple[int, int, int] | None:
+    """(start of its key, start, end) of the raw_data of the tensor message in buf[i:end], or
+    None when it has none; raises _Unusual as `_fields` does, or when raw_data is given twice
+    or not as bytes. Of the file image `img`, every byte of the tensor but raw_data's value
+    is read in."""
+    raw = None
+    for key, start, i, j in _fields(buf, i, end, img):
         if key >> 3 == _TENSOR_RAW_DATA:
-            if raw is not None or wire != _LEN:  # the last one would win: not plain
+            if raw is not None or key & 7 != _LEN:  # the last one would win: not plain
                 raise _Unusual
             raw = (start, i, j)
             img.skip(j)  # the weight's bytes: the thread reads them
         elif j > img.hi:
             img.need(j)
-        i = j
     return raw
 
 

@@ -103,13 +103,53 @@ def test_unusual_wire_forms_go_the_ordinary_way(tmp_path):
         load_model(cut)
 
 
+def _plain_fields(buf, i, end):
+    """The protobuf wire format read plainly, one varint at a time: (field, wire type, start
+    of the key, start of the value, end of the value) of each field of buf[i:end]; raises
+    onnx_wire._Unusual where `onnx_wire._fields` must (past the end, field 0, groups)."""
+    from snnc.compiler.frontends import onnx_wire as w
+
+    def varint(i):
+        value = shift = 0
+        while True:
+            if i >= end or shift > 63:
+                raise w._Unusual
+            b = buf[i]
+            value |= (b & 0x7F) << shift
+            i += 1
+            if b < 0x80:
+                return value, i
+            shift += 7
+
+    while i < end:
+        start = i
+        key, i = varint(i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            _, j = varint(i)
+        elif wire == 1:
+            j = i + 8
+        elif wire == 5:
+            j = i + 4
+        elif wire == 2:
+            n, i = varint(i)
+            j = i + n
+        else:
+            raise w._Unusual
+        if j > end or field == 0:
+            raise w._Unusual
+        yield field, wire, start, i, j
+        i = j
+
+
 def _strip_by_fields(buf):
-    """`onnx_wire._strip` written plainly with `_fields` (each graph and tensor field one
-    step): the reference for the inline walk of the graph and its initializers."""
+    """`onnx_wire._strip` written plainly (each graph and tensor field one step, varints read
+    one byte at a time by `_plain_fields`): the reference for `_fields`' inline reading of
+    one-byte keys and lengths and for the graph walk's runs of kept fields."""
     from snnc.compiler.frontends import onnx_wire as w
 
     spans, out, graphs = [], [], 0
-    for field, wire, key, start, end in w._fields(buf, 0, len(buf)):
+    for field, wire, key, start, end in _plain_fields(buf, 0, len(buf)):
         if field != 7 or wire != 2:
             out.append(buf[key:end])
             continue
@@ -117,12 +157,12 @@ def _strip_by_fields(buf):
         if graphs > 1:
             raise w._Unusual
         parts = []
-        for f, wt, k, s, e in w._fields(buf, start, end):
+        for f, wt, k, s, e in _plain_fields(buf, start, end):
             if f != 5 or wt != 2:
                 parts.append(buf[k:e])
                 continue
             raw, kept = None, []
-            for tf, tw, tk, ts, te in w._fields(buf, s, e):
+            for tf, tw, tk, ts, te in _plain_fields(buf, s, e):
                 if tf == 9:
                     if raw is not None or tw != 2:
                         raise w._Unusual
@@ -138,8 +178,9 @@ def _strip_by_fields(buf):
     return b"".join(out), spans
 
 
-def test_the_inline_walk_equals_the_walk_by_fields():
-    """`_strip_graph` reads keys and lengths inline and copies runs of fields: on damaged
+def test_the_walk_equals_a_plain_walk_one_field_at_a_time():
+    """`_fields` reads one-byte keys and lengths inline and `_strip_graph` copies runs of
+    fields: on damaged
     files (bytes changed, cut, inserted) it must take out the same bytes, or find the same
     file unusual, as a walk one field at a time."""
     import random
