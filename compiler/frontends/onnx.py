@@ -23,6 +23,8 @@ import ast
 import math
 import os
 import re
+from collections import Counter
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -200,32 +202,36 @@ def _parse(path: Path, label: str) -> onnx.ModelProto:
 _COUNTER = re.compile(r"_\d+$")  # the exporter's counter suffix: Relu_3 -> Relu
 
 
-def _scope_name(node: onnx.NodeProto) -> str | None:
-    meta = {p.key: p.value for p in node.metadata_props}
-    if "pkg.torch.onnx.name_scopes" in meta:  # dynamo exporter
-        scopes, classes = (_str_list(meta.get(k, "[]")) for k in
-                           ("pkg.torch.onnx.name_scopes", "pkg.torch.onnx.class_hierarchy"))
-        scopes = [s for s in scopes or () if s]
-        classes = classes or []
-        if not scopes:
-            return None
-        op = _COUNTER.sub("", scopes[-1])
-        if len(scopes) == 1:
-            return op
-        leaf = len(classes) >= 2 and str(classes[-2]).startswith("torch.nn.modules.")
-        return scopes[-2] if leaf else f"{scopes[-2]}.{op}"
-    if node.name.startswith("/"):  # TorchScript exporter: /layer1/layer1.0/conv1/Conv
-        parts = [p for p in node.name.split("/") if p]
+def _scope_name(node: onnx.NodeProto, op_type: str | None = None) -> str | None:
+    """The torch module scope the exporter recorded for `node` (`op_type`: its op type, when
+    the caller has read it already), or None."""
+    if node.metadata_props:  # the TorchScript exporter records none: no table built per node
+        meta = {p.key: p.value for p in node.metadata_props}
+        if "pkg.torch.onnx.name_scopes" in meta:  # dynamo exporter
+            scopes, classes = (_str_list(meta.get(k, "[]")) for k in
+                               ("pkg.torch.onnx.name_scopes", "pkg.torch.onnx.class_hierarchy"))
+            scopes = [s for s in scopes or () if s]
+            classes = classes or []
+            if not scopes:
+                return None
+            op = _COUNTER.sub("", scopes[-1])
+            if len(scopes) == 1:
+                return op
+            leaf = len(classes) >= 2 and str(classes[-2]).startswith("torch.nn.modules.")
+            return scopes[-2] if leaf else f"{scopes[-2]}.{op}"
+    name = node.name
+    if name.startswith("/"):  # TorchScript exporter: /layer1/layer1.0/conv1/Conv
+        parts = [p for p in name.split("/") if p]
         path: list[str] = []
         for m in parts[:-1]:  # scopes repeat their parent: layer1, layer1.0 -> layer1.0
             if path and m.startswith(path[-1] + "."):
                 path[-1] = m
             else:
                 path.append(m)
-        op = _COUNTER.sub("", parts[-1]).lower()
-        if path and node.op_type in _MODULE_OPS:
+        if path and (node.op_type if op_type is None else op_type) in _MODULE_OPS:
             return ".".join(path)
-        return ".".join(path + [op])
+        path.append(_COUNTER.sub("", parts[-1]).lower())
+        return ".".join(path)
     return None
 
 
@@ -250,13 +256,20 @@ _MODULE_OPS = {"Conv", "Gemm", "MatMul", "Relu", "Clip", "BatchNormalization", "
 
 def base_name(node: onnx.NodeProto) -> str:
     """The IR name an ONNX node gets (before making it unique)."""
-    if node.op_type in ("Conv", "Gemm", "MatMul") and len(node.input) > 1 \
-            and node.input[1].endswith(".weight"):
-        return sanitize(node.input[1].removesuffix(".weight"))
-    scoped = _scope_name(node)
+    op = node.op_type
+    if op in _WEIGHT_NAMED:
+        inputs = node.input
+        if len(inputs) > 1:
+            weight = inputs[1]
+            if weight.endswith(".weight"):
+                return sanitize(weight.removesuffix(".weight"))
+    scoped = _scope_name(node, op)
     if scoped:
         return sanitize(scoped)
-    return sanitize(node.name or node.op_type.lower())
+    return sanitize(node.name or op.lower())
+
+
+_WEIGHT_NAMED = frozenset({"Conv", "Gemm", "MatMul"})  # named after their weight's module
 
 
 # -- conversion -------------------------------------------------------------------------------
@@ -272,10 +285,9 @@ class _Ctx:
         self.consts: dict[str, np.ndarray] = dict(consts)
         self.used: set[int] = set()  # data pointers already held by a parameter
         self.poisoned: set[str] = set()
-        self.consumers: dict[str, int] = {}
-        for n in model.graph.node:
-            for i in n.input:
-                self.consumers[i] = self.consumers.get(i, 0) + 1
+        # how many node inputs read each value (counted in C: ~1,400 inputs on densenet121)
+        self.consumers: dict[str, int] = Counter(
+            chain.from_iterable(n.input for n in model.graph.node))
         self.graph_outputs = {o.name for o in model.graph.output}
         self.onnx_shapes: dict[str, tuple[int, ...]] = {}  # cross-check, see from_onnx
 
@@ -317,23 +329,27 @@ class _Ctx:
         """Add IR nodes applying `steps` [(op, attrs), ...] in turn; the first reads `inputs`."""
         srcs = [self.tensor(i) for i in ([inputs] if isinstance(inputs, str) else inputs)]
         base = base_name(node)
+        b, shapes = self.b, self.shapes
         for k, (op, attrs) in enumerate(steps):
-            name = self.b.fresh(base if k == 0 else f"{base}_{op}")
-            ps = params if (k == 0 and params) else {}
-            stub = Node(name, op, Attrs(attrs), (), tuple(f"{name}.{r}" for r in ps))
-            try:
-                shape = infer_shape(stub, [self.shapes[s] for s in srcs])
+            name = b.fresh(base if k == 0 else f"{base}_{op}")
+            ps = params if (k == 0 and params) else None
+            keys = tuple([f"{name}.{r}" for r in ps]) if ps else ()
+            frozen = Attrs(attrs)
+            try:  # the shape rule reads the node's name, op and attributes, not its shape
+                shape = infer_shape(Node(name, op, frozen, (), keys), [shapes[s] for s in srcs])
             except Exception as err:
                 raise Reject(f"its shapes do not work out in snnc: {err}") from None
-            self.b.add(Node(name, op, stub.attrs, shape, stub.params), srcs)
-            for role, arr in ps.items():
-                self.b.set_param(f"{name}.{role}", _param(arr, self.used))
-            self.shapes[name], srcs = shape, [name]
-        want = self.onnx_shapes.get(node.output[0])
-        if want is not None and want != self.shapes[srcs[0]]:
-            raise Reject(f"snnc computes output shape {list(self.shapes[srcs[0]])} but ONNX "
+            b.add(Node(name, op, frozen, shape, keys), srcs)
+            if ps:
+                for key, arr in zip(keys, ps.values()):
+                    b.set_param(key, _param(arr, self.used))
+            shapes[name], srcs = shape, [name]
+        out = node.output[0]
+        want = self.onnx_shapes.get(out)
+        if want is not None and want != shapes[srcs[0]]:
+            raise Reject(f"snnc computes output shape {list(shapes[srcs[0]])} but ONNX "
                          f"shape inference gives {list(want)}")
-        self.values[node.output[0]] = srcs[0]
+        self.values[out] = srcs[0]
         return srcs[0]
 
     def emit_reshape(self, node, out: tuple[int, ...]) -> None:
@@ -474,10 +490,12 @@ def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,
                         "custom domain"))
             ctx.poisoned.update(node.output)
             continue
-        if _fold_constant(ctx, node):
+        op_type = node.op_type
+        fold = CONST_EVALS.get(op_type)
+        if fold is not None and _fold_constant(ctx, node, fold, op_type):
             continue
-        conv = ONNX_CONVERTERS.get(node.op_type)
-        if ctx.poisoned and node.op_type in _PLUMBING and any(
+        conv = ONNX_CONVERTERS.get(op_type)
+        if ctx.poisoned and op_type in _PLUMBING and any(
                 i in ctx.poisoned for i in node.input):
             ctx.poisoned.update(node.output)  # shape plumbing of a reported node: no news
             continue
@@ -512,20 +530,27 @@ def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,
     return ctx.b.build()
 
 
-def _fold_constant(ctx: _Ctx, node: onnx.NodeProto) -> bool:
-    """Evaluate `node` now if it only computes constants (shape arithmetic); True if done."""
-    fn = CONST_EVALS.get(node.op_type)
+def _fold_constant(ctx: _Ctx, node: onnx.NodeProto, fn=None, op_type: str | None = None
+                   ) -> bool:
+    """Evaluate `node` now if it only computes constants (shape arithmetic); True if done.
+    `fn`, `op_type`: its CONST_EVALS entry and op type, when the caller has looked them up."""
     if fn is None:
-        return False
-    if node.op_type == "Shape":
-        if node.input[0] not in ctx.values and node.input[0] not in ctx.consts:
+        op_type = node.op_type
+        fn = CONST_EVALS.get(op_type)
+        if fn is None:
             return False
-    elif not all((not i) or i in ctx.consts for i in node.input):
-        return False
+    consts = ctx.consts
+    if op_type == "Shape":
+        if node.input[0] not in ctx.values and node.input[0] not in consts:
+            return False
+    else:
+        for i in node.input:
+            if i and i not in consts:
+                return False
     try:
         vals = fn(ctx, node)
     except Exception:
         return False  # leave it to the converter, which names what is wrong
     for out, v in zip(node.output, vals):
-        ctx.consts[out] = np.asarray(v)
+        consts[out] = np.asarray(v)
     return True

@@ -36,9 +36,12 @@ def static_shapes(model: onnx.ModelProto) -> Shapes:
     for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
         t = vi.type.tensor_type
         if t.HasField("shape"):
-            dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
-            if None not in dims:  # one pass over the dims (a protobuf access each)
-                out[vi.name] = tuple(dims)
+            dims = t.shape.dim
+            values = [d.dim_value for d in dims]  # 0 where unset (a dim_param, or nothing)
+            if 0 in values:  # a dim set to 0 is static: ask which are set (rare)
+                values = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+            if None not in values:
+                out[vi.name] = tuple(values)
     return out
 
 
@@ -49,9 +52,11 @@ def _ints(node, name: str, n: int, default, minimum: int | None) -> tuple[int, .
     if not isinstance(v, (list, tuple)) or len(v) != n:
         raise Bad(f"attribute {name}={list(v) if isinstance(v, (list, tuple)) else v!r} "
                   f"needs {n} integers for a 2-D op")
-    if minimum is not None and any(int(x) < minimum for x in v):
-        raise Bad(f"attribute {name}={list(v)} must be >= {minimum}")
-    return tuple(int(x) for x in v)
+    if minimum is not None:
+        for x in v:  # a loop, not any(generator): four calls per Conv
+            if int(x) < minimum:
+                raise Bad(f"attribute {name}={list(v)} must be >= {minimum}")
+    return tuple([int(x) for x in v])
 
 
 def _auto_pad(node) -> str:
@@ -80,7 +85,12 @@ def _window(node, shapes: Shapes, k, pads_default) -> None:
 
 
 def _const(consts, node, i):
-    return consts.get(node.input[i]) if len(node.input) > i and node.input[i] else None
+    inputs = node.input
+    if len(inputs) > i:
+        name = inputs[i]
+        if name:
+            return consts.get(name)
+    return None
 
 
 @_check("Conv")

@@ -106,3 +106,59 @@ def test_constant_add_refused(tmp_path):
                                             r"\(unnamed, output 'y'\) \(op Add\): addition "
                                             r"of a constant"):
         from_onnx(path)
+
+
+def test_node_names_follow_the_documented_rule():
+    """docs/frontends.md "Names": a Conv/Gemm/MatMul with a `<path>.weight` initializer takes
+    `<path>`; else the TorchScript scope (`/layer1/layer1.0/Add_3`, a leaf module's single op
+    taking the module's path) or the dynamo exporter's name_scopes metadata; else the node's
+    name or op. A node whose metadata holds other keys only is named by its scope, as one
+    without metadata (base_name builds the metadata table only when there is one)."""
+    from snnc.compiler.frontends.onnx import base_name
+
+    def node(op, name="", inputs=("x",), meta=None):
+        n = helper.make_node(op, list(inputs), ["y"], name=name)
+        for k, v in (meta or {}).items():
+            p = n.metadata_props.add()
+            p.key, p.value = k, v
+        return n
+
+    cases = [
+        (node("Conv", "/whatever/Conv", ("x", "layer1.0.conv1.weight")), "layer1_0_conv1"),
+        (node("Conv", "/layer1/layer1.0/conv1/Conv", ("x", "onnx::Conv_246")), "layer1_0_conv1"),
+        (node("Add", "/layer1/layer1.0/Add_3"), "layer1_0_add"),
+        (node("Relu", "/layer1/layer1.0/relu/Relu"), "layer1_0_relu"),
+        (node("Flatten", "/Flatten"), "flatten"),
+        (node("Add", "/layer1/layer1.0/Add_3", meta={"other": "x"}), "layer1_0_add"),
+        (node("Relu", "node_relu_3", meta={
+            "pkg.torch.onnx.name_scopes": "['', 'layer1', 'layer1.0', 'relu']",
+            "pkg.torch.onnx.class_hierarchy": "['Net', 'torch.nn.modules.container.Sequential', "
+                                              "'torch.nn.modules.activation.ReLU', 'relu']"}),
+         "layer1_0"),
+        (node("Add", "node_add_1", meta={
+            "pkg.torch.onnx.name_scopes": "['', 'layer1.0', 'add_1']",
+            "pkg.torch.onnx.class_hierarchy": "['Net', 'models.Block', 'add']"}),
+         "layer1_0_add"),
+        (node("Relu", "node_relu_3", meta={"pkg.torch.onnx.name_scopes": "5"}), "node_relu_3"),
+        (node("Relu"), "relu"),
+    ]
+    assert [base_name(n) for n, _ in cases] == [want for _, want in cases]
+
+
+def test_static_shapes_keep_only_fully_static_values():
+    """static_shapes (the cross-check of snnc's shapes): a dim set to 0 is static, a
+    dim_param or an unset dim is not; a scalar's empty shape is static, no shape is absent."""
+    from snnc.compiler.frontends.onnx_attrs import static_shapes
+
+    def vi(name, dims):
+        v = helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)
+        return v
+
+    unset = vi("unset", [1, 3])
+    unset.type.tensor_type.shape.dim[1].Clear()
+    noshape = helper.make_tensor_value_info("noshape", TensorProto.FLOAT, None)
+    graph = helper.make_graph([], "g", [vi("x", [1, 3, 4, 4])], [vi("y", [2, 0, 3])],
+                              value_info=[vi("sym", [1, "N"]), unset, noshape,
+                                          vi("scalar", []), vi("zero_last", [5, 0])])
+    got = static_shapes(helper.make_model(graph))
+    assert got == {"x": (1, 3, 4, 4), "y": (2, 0, 3), "scalar": (), "zero_last": (5, 0)}

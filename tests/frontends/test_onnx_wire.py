@@ -103,6 +103,128 @@ def test_unusual_wire_forms_go_the_ordinary_way(tmp_path):
         load_model(cut)
 
 
+def _plain_fields(buf, i, end):
+    """The protobuf wire format read plainly, one varint at a time: (field, wire type, start
+    of the key, start of the value, end of the value) of each field of buf[i:end]; raises
+    onnx_wire._Unusual where `onnx_wire._fields` must (past the end, field 0, groups)."""
+    from snnc.compiler.frontends import onnx_wire as w
+
+    def varint(i):
+        value = shift = 0
+        while True:
+            if i >= end or shift > 63:
+                raise w._Unusual
+            b = buf[i]
+            value |= (b & 0x7F) << shift
+            i += 1
+            if b < 0x80:
+                return value, i
+            shift += 7
+
+    while i < end:
+        start = i
+        key, i = varint(i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            _, j = varint(i)
+        elif wire == 1:
+            j = i + 8
+        elif wire == 5:
+            j = i + 4
+        elif wire == 2:
+            n, i = varint(i)
+            j = i + n
+        else:
+            raise w._Unusual
+        if j > end or field == 0:
+            raise w._Unusual
+        yield field, wire, start, i, j
+        i = j
+
+
+def _strip_by_fields(buf):
+    """`onnx_wire._strip` written plainly (each graph and tensor field one step, varints read
+    one byte at a time by `_plain_fields`): the reference for `_fields`' inline reading of
+    one-byte keys and lengths and for the graph walk's runs of kept fields."""
+    from snnc.compiler.frontends import onnx_wire as w
+
+    spans, out, graphs = [], [], 0
+    for field, wire, key, start, end in _plain_fields(buf, 0, len(buf)):
+        if field != 7 or wire != 2:
+            out.append(buf[key:end])
+            continue
+        graphs += 1
+        if graphs > 1:
+            raise w._Unusual
+        parts = []
+        for f, wt, k, s, e in _plain_fields(buf, start, end):
+            if f != 5 or wt != 2:
+                parts.append(buf[k:e])
+                continue
+            raw, kept = None, []
+            for tf, tw, tk, ts, te in _plain_fields(buf, s, e):
+                if tf == 9:
+                    if raw is not None or tw != 2:
+                        raise w._Unusual
+                    raw = (ts, te)
+                else:
+                    kept.append(buf[tk:te])
+            spans.append(raw)
+            body = b"".join(kept)
+            parts.append(buf[k:e] if raw is None else
+                         w._key(buf, k) + w._encode_varint(len(body)) + body)
+        body = b"".join(parts)
+        out.append(w._key(buf, key) + w._encode_varint(len(body)) + body)
+    return b"".join(out), spans
+
+
+def test_the_walk_equals_a_plain_walk_one_field_at_a_time():
+    """`_fields` reads one-byte keys and lengths inline and `_strip_graph` copies runs of
+    fields: on damaged
+    files (bytes changed, cut, inserted) it must take out the same bytes, or find the same
+    file unusual, as a walk one field at a time."""
+    import random
+
+    import numpy as np
+
+    from snnc.compiler.frontends import onnx_wire as w
+
+    m = _model([bytes(400)])
+    for i, n in enumerate((3, 200, 70)):  # more initializers, the last one without raw_data
+        t = m.graph.initializer.add()
+        vals = [0.5] * n
+        t.CopyFrom(helper.make_tensor(f"c{i}", TensorProto.FLOAT, [n], vals) if i == 2 else
+                   helper.make_tensor(f"c{i}", TensorProto.FLOAT, [n],
+                                      np.array(vals, np.float32).tobytes(), raw=True))
+    src = m.SerializeToString()
+    rng = random.Random(11)
+    seen = set()
+    for _ in range(600):
+        b = bytearray(src)
+        for _ in range(rng.randint(1, 3)):
+            pos = rng.randrange(len(b))
+            r = rng.random()
+            if r < 0.6:
+                b[pos] = rng.randrange(256)
+            elif r < 0.8:
+                del b[pos:pos + rng.randint(1, 8)]
+            else:
+                b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+        b = bytes(b)
+        try:
+            want = _strip_by_fields(b)
+        except w._Unusual:
+            want = "unusual"
+        spans = []
+        try:
+            got = (w._strip(b, spans), spans)
+        except w._Unusual:
+            got = "unusual"
+        seen.add(want == "unusual")
+        assert got == want
+    assert seen == {True, False}  # both outcomes met
+
+
 def test_external_data_check_walks_every_tensor_as_onnx_does():
     """onnx_check._all_tensors: onnx's _get_all_tensors (initializers of the graph and its
     subgraphs, then attribute tensors of the graph, subgraphs and functions), same order."""
@@ -218,3 +340,99 @@ def test_the_weight_thread_finds_non_finite_weights(tmp_path, bad):
     kind = "1 NaN and 0 infinite" if np.isnan(bad) else "0 NaN and 1 infinite"
     with pytest.raises(ImportFailed, match=rf"tensor '{m.graph.initializer[5].name}' holds {kind}"):
         load_model(tmp_path / "bad.onnx")
+
+
+def test_huge_finite_weights_are_finite(tmp_path):
+    """all_finite's first test is x.x (docs/frontends.md step 4): weights whose squares
+    overflow float32 (1e30) make it infinite, and the exact test must still accept them, in
+    the thread's buffer and tensor by tensor; NaN, +-Inf and float16/float64 are answered as
+    np.isfinite(x).all() answers."""
+    import warnings
+
+    import numpy as np
+    from onnx import numpy_helper
+
+    from snnc.compiler.frontends import onnx_wire
+    from snnc.compiler.frontends.onnx_check import all_finite
+
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64, np.float16):
+        big = np.finfo(dtype).max
+        for values in ([], [1.0, 2.0], [big, big], [1.0, np.nan], [np.inf, 1.0], [-np.inf],
+                       [big / 2] * 5, rng.standard_normal(1000)):
+            x = np.asarray(values, dtype=dtype)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # the overflow is an answer, not a warning
+                assert all_finite(x) == bool(np.isfinite(x).all()), (dtype, values)
+    path = _many_tensors(tmp_path / "ok.onnx", n=8)
+    m = onnx.load(str(path))
+    w = numpy_helper.to_array(m.graph.initializer[5]).copy()
+    w[:] = 1e30
+    m.graph.initializer[5].CopyFrom(numpy_helper.from_array(w, m.graph.initializer[5].name))
+    onnx.save_model(m, str(tmp_path / "huge.onnx"))
+    pending = onnx_wire.begin_split(tmp_path / "huge.onnx")
+    assert pending.wait() and pending.finite
+    _, consts = load_model(tmp_path / "huge.onnx")
+    assert (consts[m.graph.initializer[5].name] == np.float32(1e30)).all()
+
+
+def test_the_file_is_read_in_as_the_walk_goes(tmp_path, monkeypatch):
+    """begin_split walks the file through `_Image` (os.pread as the walk reaches each field,
+    the weights' values stepped over) instead of a mapping of the file: on damaged files it
+    takes out the same bytes, or finds the same file unusual, as the walk over the file's
+    bytes in memory, and it reads little more than the structure."""
+    import os
+    import random
+
+    import numpy as np
+
+    from snnc.compiler.frontends import onnx_wire as w
+
+    m = _model([bytes(400)])
+    for i in range(6):  # weights of 40 kB: the walk steps over them
+        t = m.graph.initializer.add()
+        t.CopyFrom(helper.make_tensor(f"c{i}", TensorProto.FLOAT, [10000],
+                                      np.full(10000, i, np.float32).tobytes(), raw=True))
+        t.doc_string = f"tensor {i} " * 40 * (i % 2)  # fields after raw_data's bytes too
+    src = m.SerializeToString()
+    path = tmp_path / "m.onnx"
+
+    def by_file():
+        spans = []
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            img = w._Image.of_file(fd)
+            return w._strip(img.view, spans, img), spans
+        except w._Unusual:
+            return "unusual"
+        finally:
+            os.close(fd)
+
+    def in_memory(b):
+        spans = []
+        try:
+            return w._strip(b, spans), spans
+        except w._Unusual:
+            return "unusual"
+
+    read = []
+    real = w._Image.need
+    monkeypatch.setattr(w._Image, "need", lambda self, end: (
+        read.append(-self.hi), real(self, end), read.append(self.hi)))
+    path.write_bytes(src)
+    assert by_file() == in_memory(src) != "unusual"
+    assert sum(read) < len(src) // 10  # the structure, not the 240 kB of weights
+    rng = random.Random(5)
+    seen = set()
+    for _ in range(300):
+        b = bytearray(src)
+        pos = rng.randrange(len(b)) if rng.random() < 0.3 else rng.randrange(600)
+        if rng.random() < 0.7:
+            b[pos] = rng.randrange(256)
+        else:
+            del b[pos:]
+        path.write_bytes(bytes(b))
+        want = in_memory(bytes(b))
+        seen.add(want == "unusual")
+        assert by_file() == want
+    assert seen == {True, False}
