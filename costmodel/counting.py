@@ -143,17 +143,19 @@ def nonzero_synapses(g: Graph, node: Node, weight=None, conn=None) -> int | None
     key = node.param("weight")
     if weight is None and (key is None or g.params is None):
         return None
-    nonzero = _array(g.param(key) if weight is None else weight) != 0  # counted on a bool array: numpy's fast path
+    w = _array(g.param(key) if weight is None else weight)
+    dense = bool(w.all())  # no zero weight: one read of the weights, no mask written
     if node.op == "linear":
-        return int(np.count_nonzero(nonzero))
+        return w.size if dense else int(np.count_nonzero(w != 0))  # counted on a bool mask
     c = connectivity(g, node) if conn is None else conn
     a = node.attrs
     k = a.get("k", (1, 1))
     kh, kw = (k, k) if isinstance(k, int) else k
-    if np.count_nonzero(nonzero) == nonzero.size:
-        per_tap, rem = divmod(nonzero.size, kh * kw)
+    if dense:
+        per_tap, rem = divmod(w.size, kh * kw)
         if not rem:  # sum(rows) x sum(cols) = the fan-out map's sum over (h, w)
             return per_tap * (int(c.fanout_hw.sum()) if c.positions is None else c.positions)
+    nonzero = w != 0
     (_, _, h, wd), (_, _, ho, wo) = c.in_shape, node.shape
     s = a.get("stride", (1, 1))
     d = a.get("dilation", (1, 1))

@@ -218,3 +218,29 @@ def test_baseline_totals_are_the_rows_totals(case):
         light = baseline_totals(g, t)
         assert light == {k: full[k] for k in light} and set(light) == {"macs", "weight_bytes"}
         assert [type(light[k]) for k in light] == [type(full[k]) for k in light]
+
+
+LINEAR = """graph l(%x: f32[1,6]) snn {timesteps=2} {
+  %enc = encoder(%x binary) {kind=poisson} : f32[1,6]
+  %fc = linear(%enc binary) {in=6, out=4, bias=false} [fc.weight] : f32[1,4]
+  %lif = lif(%fc graded) {leak=0.9, vth=1.0, reset=subtract} : f32[1,4]
+  return %lif
+}
+"""
+
+
+def test_nonzero_synapses_of_a_linear_layer():
+    """A linear layer's non-zero synapses are its non-zero weights (NeuroBench binarises
+    weights): every weight when none is zero (the shortcut), else the count of w != 0, where
+    -0.0 is zero and a weight that is only tiny is not."""
+    g = parse(LINEAR)
+    n = g.node("fc")
+    w = torch.randn(4, 6).abs() + 0.1
+    assert nonzero_synapses(g.with_params({"fc.weight": w}), n) == 24
+    w[0, :3] = 0.0
+    w[2, 5] = -0.0
+    w[3, 1] = 1e-30
+    assert nonzero_synapses(g.with_params({"fc.weight": w}), n) == 20 == int((w != 0).sum())
+    # the deployed weight (e.g. quantised integers) replaces the graph's
+    q = torch.tensor([[0, 3, -1, 0, 0, 2]] * 4, dtype=torch.int8)
+    assert nonzero_synapses(g.with_params({"fc.weight": w}), n, weight=q) == 12
