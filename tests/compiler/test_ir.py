@@ -157,3 +157,23 @@ def test_derived_graphs_verify_like_fresh_ones():
         assert "prior" in d._index
         assert verify(d) is d and "prior" not in d._index
         assert verify(dataclasses.replace(d)) == d
+
+
+def test_sanitize_shortcut_equals_the_rule():
+    """`sanitize` returns ASCII module paths with their dots made "_" without the regex; on
+    names of every kind (dots, slashes, %, leading/trailing "_" or ".", digits first, spaces,
+    non-ASCII) it must give what the rule gives (strip "/%", non-word characters to "_",
+    strip "_", "node" if empty, "n" before a leading digit)."""
+    import re
+
+    from snnc.compiler.core.ir import sanitize
+
+    def rule(name):
+        out = re.sub(r"\W", "_", name.strip("/%")).strip("_") or "node"
+        return "n" + out if out[0].isdigit() else out
+
+    names = ["features.denseblock1.denselayer1.conv1", "layer1.0.conv1", "fc", "_x", "x_",
+             ".x", "x.", "x..y", "0.conv", "conv.0", "/layer1/conv/Conv", "%x", "a b", "",
+             "_", "...", "é.conv", "conv.é", "a-b.c", "A1.B2", "x__y", "1", "a.1", "Ωmega"]
+    for name in names:
+        assert sanitize(name) == rule(name), name
