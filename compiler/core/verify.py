@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from snnc.compiler.core.errors import ShapeMismatch, VerifyError
-from snnc.compiler.core.ir import SPIKING_OPS, EdgeKind, Form, Graph
+from snnc.compiler.core.ir import RESIDUAL_KINDS, SPIKING_OPS, EdgeKind, Form, Graph
 from snnc.compiler.core.payload import edge_payload, node_payload
 from snnc.compiler.core.shapes import edge_shape, infer_shape
 from snnc.compiler.core.text import format_node
@@ -75,21 +75,34 @@ def verify(g: Graph) -> Graph:
 
     # per node: form, shapes, params
     by_name, ins_of = idx["by_name"], idx["ins"]
+    ann = g.form is Form.ANN
+    values: dict[str, tuple] = {}  # node -> its shape as ints (`edge_shape` of a plain edge)
     for n in g.nodes:
         ins = ins_of[n.name]
-        if n.op == "input":
+        op = n.op
+        if op == "input":
             if ins:
                 _fail(g, n.name, f"input node '{n.name}' has inputs")
             continue
-        if g.form is Form.ANN and n.op in SPIKING_OPS:
+        if ann and op in SPIKING_OPS:
             _fail(g, n.name, f"spiking op '{n.op}' at node '{n.name}' in an ANN-form graph")
         was = prior_nodes.get(n.name)
-        if (was is not n and was != n) or not _same_inputs(
+        if was is None or (was is not n and was != n) or not _same_inputs(
                 ins, prior_ins.get(n.name), by_name, prior_nodes):  # else checked before
-            main = ins if n.op != "lif" else [e for e in ins if e.port == 0]
+            main = ins if op != "lif" else [e for e in ins if e.port == 0]
             try:
-                want = infer_shape(n, [edge_shape(by_name[e.value_src].shape, e) for e in main])
-                if n.op == "lif":
+                shapes = []
+                for e in main:  # `edge_shape(shape of e's value, e)`, each value's ints once
+                    v = e.src if e.projection is None else e.projection
+                    if e.kind is EdgeKind.DSC and e.attrs:
+                        shapes.append(edge_shape(by_name[v].shape, e))
+                        continue
+                    s = values.get(v)
+                    if s is None:
+                        s = values[v] = tuple(map(int, by_name[v].shape))
+                    shapes.append(s)
+                want = infer_shape(n, shapes)
+                if op == "lif":
                     infer_shape(n, [by_name[e.value_src].shape for e in ins])
             except (ShapeMismatch, KeyError, TypeError, IndexError, ValueError) as err:
                 _fail(g, n.name, f"node '{n.name}' (op {n.op}): {err}")
@@ -111,13 +124,13 @@ def verify(g: Graph) -> Graph:
                 _fail(g, e.dst, f"data edge %{e.src} -> %{e.dst} has a projection; only skip "
                                 f"edges do")
             continue
-        dst = g.node(e.dst)
+        dst = by_name[e.dst]  # every edge's nodes exist (checked above)
         if dst.op not in _SKIP_TARGET[e.kind]:
             _fail(g, e.dst, f"{e.kind} edge %{e.src} -> %{e.dst} enters op '{dst.op}'; it must "
                             f"enter {' or '.join(_SKIP_TARGET[e.kind])}")
         if e.kind in (EdgeKind.S2M, EdgeKind.V2V) and e.port == 0:
             _fail(g, e.dst, f"{e.kind} edge %{e.src} -> %{e.dst} must use a membrane port >= 1")
-        if g.form is Form.ANN and e.kind in (EdgeKind.S2M, EdgeKind.S2S, EdgeKind.V2V):
+        if ann and e.kind in RESIDUAL_KINDS:
             _fail(g, e.dst, f"{e.kind} edge %{e.src} -> %{e.dst} in an ANN-form graph")
         if e.projection is not None and not _reaches(g, e.src, e.projection):
             _fail(g, e.dst, f"projection '{e.projection}' of edge %{e.src} -> %{e.dst} is not "
