@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from snnc.compiler.core.errors import ShapeMismatch, VerifyError
-from snnc.compiler.core.ir import RESIDUAL_KINDS, SPIKING_OPS, EdgeKind, Form, Graph
+from snnc.compiler.core.ir import EMPTY, RESIDUAL_KINDS, SPIKING_OPS, EdgeKind, Form, Graph
 from snnc.compiler.core.payload import edge_payload, node_payload
 from snnc.compiler.core.shapes import edge_shape, infer_shape
 from snnc.compiler.core.text import format_node
@@ -94,7 +94,7 @@ def verify(g: Graph) -> Graph:
                 shapes = []
                 for e in main:  # `edge_shape(shape of e's value, e)`, each value's ints once
                     v = e.src if e.projection is None else e.projection
-                    if e.kind is EdgeKind.DSC and e.attrs:
+                    if e.kind is EdgeKind.DSC and e.attrs is not EMPTY:
                         shapes.append(edge_shape(by_name[v].shape, e))
                         continue
                     s = values.get(v)
@@ -148,14 +148,14 @@ def verify(g: Graph) -> Graph:
                     _fail(g, e.dst, f"ASC edge %{e.src} -> %{e.dst} survived residual lowering")
         out = {}
         for n in g.nodes:
-            ins = ins_of[n.name]
             pl = []
-            for e in ins:
+            lif = n.op == "lif"  # its membrane inputs (ports >= 1) are not main inputs
+            for e in ins_of[n.name]:
                 want = edge_payload(g, e, out)
-                if e.payload is not None and e.payload is not want:
+                if e.payload is not want and e.payload is not None:
                     _fail(g, n.name, f"edge %{e.src} -> %{n.name} is marked {e.payload} but "
                                      f"carries {want} values")
-                if not (n.op == "lif" and e.port > 0):
+                if not (lif and e.port > 0):
                     pl.append(want)
             out[n.name] = node_payload(n, pl)
         g._index["payloads"] = out  # infer_payloads(g), for the cost model (payload.py)
