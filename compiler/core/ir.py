@@ -418,6 +418,12 @@ class _EdgeList(list):
     last edge; a by-destination / by-source index and a position map keep `inputs_of`, `users`,
     `remove` and `replace_edge` O(degree) on 5000-layer graphs. An edge may appear only once.
 
+    The position map is kept from the start (it finds an edge added twice); the index by
+    destination and source is made at its first use, from the list in order, which is the
+    index appending each edge would have made: a pass that only swaps nodes (relu-to-lif)
+    and a front end that only adds them never pay for it. Everything that moves an edge
+    away from the end makes the index first.
+
     `version` counts the changes, and `placed` holds the edges put at a position other than
     the end (an index list of theirs may no longer be in list order): `indexed_copy` gives
     the next pass's builder the index a fresh `_EdgeList` of the same edges would have
@@ -425,12 +431,43 @@ class _EdgeList(list):
 
     def __init__(self, items: Iterable[Edge] = ()):
         super().__init__()
-        self.by_dst: dict[str, list[Edge]] = {}
-        self.by_src: dict[str, list[Edge]] = {}
+        self._by_dst: dict[str, list[Edge]] | None = None  # None: not made yet
+        self._by_src: dict[str, list[Edge]] | None = None
         self.pos: dict[Edge, int] = {}
         self.version = 0
         self.placed: set[Edge] | None = set()  # None: every index list may be out of order
         self.extend(items)
+
+    @property
+    def by_dst(self) -> dict[str, list[Edge]]:
+        if self._by_dst is None:
+            self._index()
+        return self._by_dst  # type: ignore[return-value]
+
+    @property
+    def by_src(self) -> dict[str, list[Edge]]:
+        if self._by_src is None:
+            self._index()
+        return self._by_src  # type: ignore[return-value]
+
+    def _index(self) -> None:
+        """Make the index by destination and source, each list in list order."""
+        by_dst: dict[str, list[Edge]] = {}
+        by_src: dict[str, list[Edge]] = {}
+        for e in self:
+            lst = by_dst.get(e.dst)
+            if lst is None:
+                by_dst[e.dst] = [e]
+            else:
+                lst.append(e)
+            lst = by_src.get(e.src)
+            if lst is None:
+                by_src[e.src] = [e]
+            else:
+                lst.append(e)
+            if e.projection is not None and e.projection != e.src:
+                by_src.setdefault(e.projection, []).append(e)
+        self._by_dst, self._by_src = by_dst, by_src
 
     def indexed_copy(self) -> _EdgeList:
         """A new list of these edges, indexed as `_EdgeList(self)` would index them (each
@@ -439,8 +476,10 @@ class _EdgeList(list):
         new = _EdgeList()
         list.extend(new, self)
         pos = new.pos = self.pos.copy()
-        by_dst = new.by_dst = {k: v.copy() for k, v in self.by_dst.items()}
-        by_src = new.by_src = {k: v.copy() for k, v in self.by_src.items()}
+        if self._by_dst is None:
+            return new  # made at its first use, from the list, as this one would be
+        by_dst = new._by_dst = {k: v.copy() for k, v in self._by_dst.items()}
+        by_src = new._by_src = {k: v.copy() for k, v in self.by_src.items()}
         if self.placed is None:
             keys_dst, keys_src = list(by_dst), list(by_src)
         else:
@@ -461,17 +500,21 @@ class _EdgeList(list):
     def _add(self, e: Edge, i: int) -> None:
         if self.pos.setdefault(e, i) != i:  # one hash: already there at another index
             raise VerifyError(f"edge %{e.src} -> %{e.dst} port {e.port} is added twice")
-        self.by_dst.setdefault(e.dst, []).append(e)
-        self.by_src.setdefault(e.src, []).append(e)
+        if self._by_dst is None:
+            return  # at the end (append): the index made later from the list has it
+        self._by_dst.setdefault(e.dst, []).append(e)
+        by_src = self._by_src
+        by_src.setdefault(e.src, []).append(e)  # type: ignore[union-attr]
         if e.projection is not None and e.projection != e.src:
-            self.by_src.setdefault(e.projection, []).append(e)
+            by_src.setdefault(e.projection, []).append(e)  # type: ignore[union-attr]
 
     def _drop(self, e: Edge) -> None:
         del self.pos[e]
+        by_src = self.by_src  # made first, while the list still holds `e`
         self.by_dst[e.dst].remove(e)
-        self.by_src[e.src].remove(e)
+        by_src[e.src].remove(e)
         if e.projection is not None and e.projection != e.src:
-            self.by_src[e.projection].remove(e)
+            by_src[e.projection].remove(e)
 
     def append(self, e: Edge) -> None:
         self._add(e, len(self))
@@ -481,8 +524,16 @@ class _EdgeList(list):
     def extend(self, items: Iterable[Edge]) -> None:
         # `_add` inlined: every `Graph.edit()` indexes all the graph's edges here
         self.version += 1
-        pos, by_dst, by_src, push = self.pos, self.by_dst, self.by_src, super().append
+        pos, by_dst, by_src, push = self.pos, self._by_dst, self._by_src, super().append
         i = len(self)
+        if by_dst is None or by_src is None:  # the index is made at its first use
+            for e in items:
+                if pos.setdefault(e, i) != i:
+                    raise VerifyError(f"edge %{e.src} -> %{e.dst} port {e.port} is added "
+                                      f"twice")
+                push(e)
+                i += 1
+            return
         for e in items:
             if pos.setdefault(e, i) != i:
                 raise VerifyError(f"edge %{e.src} -> %{e.dst} port {e.port} is added twice")
@@ -529,8 +580,7 @@ class _EdgeList(list):
 
     def clear(self) -> None:
         super().clear()
-        self.by_dst.clear()
-        self.by_src.clear()
+        self._by_dst = self._by_src = None  # empty: made again at its first use
         self.pos.clear()
         self.version += 1
         self.placed = set()
@@ -567,12 +617,16 @@ class _EdgeList(list):
         self.append(e)  # order carries no meaning
 
     def sort(self, *args, **kwargs) -> None:
+        if self._by_dst is None:  # the index keeps the order from before the sort
+            self._index()
         super().sort(*args, **kwargs)
         self.pos = {e: i for i, e in enumerate(self)}
         self.version += 1
         self.placed = None
 
     def reverse(self) -> None:
+        if self._by_dst is None:  # the index keeps the order from before the reversal
+            self._index()
         super().reverse()
         self.pos = {e: i for i, e in enumerate(self)}
         self.version += 1
@@ -746,9 +800,13 @@ def _toposort(nodes: Mapping[str, Node], edges: Iterable[Edge], gname: str) -> l
             ordered = False
     if ordered:
         return names
-    pairs = [(pos[e.src], pos[e.dst]) for e in edges]
-    pairs += [(pos[e.projection], pos[e.dst]) for e in edges if e.projection is not None]
-    return [names[i] for i in _kahn(names, nodes, pairs, gname)]
+    succs: list[list[int]] = [[] for _ in names]  # position -> its readers' positions
+    for e in edges:
+        succs[pos[e.src]].append(pos[e.dst])
+    for e in edges:
+        if e.projection is not None:
+            succs[pos[e.projection]].append(pos[e.dst])
+    return [names[i] for i in _kahn(names, nodes, succs, gname)]
 
 
 def _missing(e: Edge, pos: Mapping[str, int], gname: str) -> None:
@@ -761,22 +819,24 @@ def _missing(e: Edge, pos: Mapping[str, int], gname: str) -> None:
                               f"'{missing}'")
 
 
-def _kahn(names: list[str], nodes: Mapping[str, Node], pairs: list[tuple[int, int]],
+def _kahn(names: list[str], nodes: Mapping[str, Node], succs: list[list[int]],
           gname: str) -> list[int]:
-    """Kahn's order of positions 0..n-1 under the dependencies `pairs` (source, destination),
-    the smallest key first: inputs before the rest, then the existing order. A key is an int
-    (the position, plus n for a node that is not an input), so the heap compares ints."""
+    """Kahn's order of positions 0..n-1 under the dependencies `succs` (each position's
+    readers, once per edge), the smallest key first: inputs before the rest, then the
+    existing order. A key is an int (the position, plus n for a node that is not an input),
+    so the heap compares ints. A node is counted once per edge into it and freed by its last
+    one: it becomes ready when its last source is placed, as with each pair counted once, so
+    the pairs need not be made unique first."""
     import heapq
 
     n = len(names)
     keys = [i if node.op == "input" else i + n for i, node in enumerate(nodes.values())]
-    succs: list[list[int]] = [[] for _ in range(n)]
     indeg = [0] * n
-    for s, d in set(pairs):
-        if s == d:
-            continue  # a node reading itself: left to the verifier, as before
-        succs[s].append(d)
-        indeg[d] += 1
+    for s, readers in enumerate(succs):
+        if s in readers:  # a node reading itself: left to the verifier, as before
+            readers[:] = [d for d in readers if d != s]
+        for d in readers:
+            indeg[d] += 1
     heap = [keys[i] for i in range(n) if not indeg[i]]
     heapq.heapify(heap)
     order: list[int] = []

@@ -146,42 +146,61 @@ def _index_of(edges):
             {k: v for k, v in edges.by_src.items() if v}, edges.pos)
 
 
+def _fresh_index(edges):
+    """The index a fresh builder of `edges` has: each list in list order."""
+    by_dst, by_src = {}, {}
+    for e in edges:
+        by_dst.setdefault(e.dst, []).append(e)
+        by_src.setdefault(e.src, []).append(e)
+        if e.projection is not None and e.projection != e.src:
+            by_src.setdefault(e.projection, []).append(e)
+    return by_dst, by_src, {e: i for i, e in enumerate(edges)}
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.tuples(st.sampled_from(["append", "remove", "replace", "sort", "slice"]),
                           st.integers(0, 10 ** 6)), max_size=40))
 def test_handed_over_index_is_a_fresh_one(ops):
     """The index a builder's edge list hands to the next pass (`_EdgeList.indexed_copy`,
     GraphBuilder.from_graph) is the one a fresh list of the same edges gets, list by list and
-    in order, whatever appends, removals, replacements and sorts came before
-    (docs/ir.md "Graph")."""
+    in order, whatever appends, removals, replacements and sorts came before; and an index
+    made at its first use is the one kept up to date from the start (docs/ir.md "Graph")."""
     from snnc.compiler.core.errors import VerifyError
     from snnc.compiler.core.ir import Edge, EdgeKind, _EdgeList
 
     names = "abcdef"
-    edges = _EdgeList(Edge(s, d, 0) for s, d in ("ab", "bc", "cd"))
+    start = [Edge(s, d, 0) for s, d in ("ab", "bc", "cd")]
+    lazy, eager = _EdgeList(start), _EdgeList(start)
+    assert eager.by_dst  # made now, kept up to date by every change below
     made = 0
     for op, r in ops:
         made += 1
-        if op == "append" or not edges:
-            s, d = names[r % 6], names[(r // 6) % 6]
-            p = names[(r // 36) % 6] if r % 3 == 0 else None
-            try:  # an edge already there is refused
-                edges.append(Edge(s, d, made % 4, EdgeKind.DSC if p else EdgeKind.DATA, 1, p))
-            except VerifyError:
-                pass
-        elif op == "remove":
-            edges.remove(edges[r % len(edges)])
-        elif op == "replace":
-            e = edges[r % len(edges)]
-            try:  # a replacement equal to another edge is refused, the list left as it was
-                edges[r % len(edges)] = e.moved(src=names[r % 6])
-            except VerifyError:
-                pass
-        elif op == "sort":
-            edges.sort(key=lambda e: (e.dst, e.port))
-        else:
-            edges[:1] = []
-        fresh = _EdgeList(list(edges))
-        copy = edges.indexed_copy()
-        assert list(copy) == list(fresh)
-        assert _index_of(copy) == _index_of(fresh)
+        for edges in (lazy, eager):
+            if op == "append" or not edges:
+                s, d = names[r % 6], names[(r // 6) % 6]
+                p = names[(r // 36) % 6] if r % 3 == 0 else None
+                try:  # an edge already there is refused
+                    edges.append(Edge(s, d, made % 4, EdgeKind.DSC if p else EdgeKind.DATA, 1,
+                                      p))
+                except VerifyError:
+                    pass
+            elif op == "remove":
+                edges.remove(edges[r % len(edges)])
+            elif op == "replace":
+                e = edges[r % len(edges)]
+                try:  # a replacement equal to another edge is refused, the list left as it was
+                    edges[r % len(edges)] = e.moved(src=names[r % 6])
+                except VerifyError:
+                    pass
+            elif op == "sort":
+                edges.sort(key=lambda e: (e.dst, e.port))
+            else:
+                edges[:1] = []
+                if edges is eager:
+                    assert eager.by_dst is not None  # made again at once
+        assert list(lazy) == list(eager)
+        for edges in (lazy, eager):
+            copy = edges.indexed_copy()
+            assert list(copy) == list(edges)
+            assert _index_of(copy) == _fresh_index(list(edges))
+    assert _index_of(lazy) == _index_of(eager)
