@@ -200,6 +200,26 @@ def test_verifier_rechecks_a_reader_of_a_renamed_value_of_another_shape():
     assert errors[0] == errors[1]
 
 
+def test_verifier_keeps_the_facts_of_an_equal_copy_of_a_node():
+    """A node a pass made again, equal to the one before (same op, attrs, shape, params),
+    keeps its shape fact like the node itself; one with other attrs is checked again."""
+    import dataclasses
+
+    g = verify(parse(BASIC))
+    conv1 = g.node("conv1")
+    same = _edited(g, lambda b: b.replace_node(Node("conv1", "conv2d", conv1.attrs.set(),
+                                                    conv1.shape, conv1.params)))
+    assert same.node("conv1") is not conv1 and same.node("conv1") == conv1
+    assert verify(same) is same and verify(dataclasses.replace(same)) == same
+    other = _edited(g, lambda b: b.replace_node(Node("conv1", "conv2d", conv1.attrs.set(k=1),
+                                                     conv1.shape, conv1.params)))
+    for h in (other, dataclasses.replace(other)):
+        with pytest.raises(VerifyError, match=r"node 'conv1' \(op conv2d\) records shape "
+                                              r"\[1, 4, 8, 8\] but its inputs give "
+                                              r"\[1, 4, 10, 10\]"):
+            verify(h)
+
+
 def test_derived_graphs_verify_like_fresh_ones():
     """with_attrs / with_params / an unchanged edit of a verified graph pass; so does the same
     graph verified from scratch."""
