@@ -200,7 +200,7 @@ class Edge:
         if h is None:
             h = hash((self.src, self.dst, self.port, self.kind, self.hops, self.projection,
                       self.payload, self.attrs))
-            object.__setattr__(self, "_hash", h)
+            _set_hash(self, h)  # the slot's own descriptor, as in __init__
         return h
 
     def __eq__(self, other: object) -> bool:
