@@ -17,6 +17,7 @@ import contextvars
 import enum
 import itertools
 import math
+import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -318,9 +319,15 @@ class Graph:
             by_name = self._by_name()
             ins: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
             outs: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
-            for e in self.edges:
-                ins.setdefault(e.dst, []).append(e)
-                outs.setdefault(e.src, []).append(e)
+            for e in self.edges:  # a list per name, made here only for a name not a node
+                try:
+                    ins[e.dst].append(e)
+                except KeyError:
+                    ins[e.dst] = [e]
+                try:
+                    outs[e.src].append(e)
+                except KeyError:
+                    outs[e.src] = [e]
                 if e.projection is not None:
                     outs.setdefault(e.projection, []).append(e)
             for lst in ins.values():
@@ -399,8 +406,7 @@ class Graph:
         return g
 
 
-def _port(e: Edge) -> int:
-    return e.port
+_port = operator.attrgetter("port")  # an edge's port, as a sort key (in C)
 
 
 def _derived(g: Graph, base: Graph | None) -> Graph:
