@@ -75,7 +75,7 @@ def verify(g: Graph) -> Graph:
 
     # per node: form, shapes, params
     by_name, ins_of = idx["by_name"], idx["ins"]
-    ann = g.form is Form.ANN
+    ann, params = g.form is Form.ANN, g.params
     values: dict[str, tuple] = {}  # node -> its shape as ints (`edge_shape` of a plain edge)
     for n in g.nodes:
         ins = ins_of[n.name]
@@ -109,9 +109,9 @@ def verify(g: Graph) -> Graph:
             if want != n.shape:
                 _fail(g, n.name, f"node '{n.name}' (op {n.op}) records shape {list(n.shape)} but "
                                  f"its inputs give {list(want)}")
-        if g.params is not None:
+        if params is not None and n.params:
             for key in n.params:
-                if key not in g.params:
+                if key not in params:
                     _fail(g, n.name, f"node '{n.name}' names parameter '{key}', which the graph "
                                      f"does not hold")
 
