@@ -25,15 +25,18 @@ def annotate_payloads(g: Graph) -> Graph:
     require_snn(g, "annotate-payloads", before="relu-to-lif")
     out = {}
     new_edges = {}
+    changed = False  # some edge's payload is not what it carries
     for n in g.nodes:
         main = []
+        lif = n.op == "lif"  # its membrane inputs (ports >= 1) are not main inputs
         for e in g.inputs_of(n.name):
-            p = edge_payload(g, e, out)
-            new_edges[e] = p
-            if not (n.op == "lif" and e.port > 0):
+            p = new_edges[e] = edge_payload(g, e, out)
+            if e.payload is not p:
+                changed = True
+            if not (lif and e.port > 0):
                 main.append(p)
         out[n.name] = node_payload(n, main)
-    if all(e.payload is p for e, p in new_edges.items()):
+    if not changed:
         return g
-    return g.with_edges([e if e.payload is new_edges[e] else e.moved(payload=new_edges[e])
+    return g.with_edges([e if e.payload is (p := new_edges[e]) else e.moved(payload=p)
                          for e in g.edges])

@@ -40,8 +40,9 @@ def _repeat(fills: list, g: Graph, n: Node, t: int) -> None:
         src = g.params.get(key)
         if src is None:
             fills.append((key, (t, c), 1.0 if role in ("weight", "running_var") else 0.0))
-        else:
-            fills.append((key, (t, c), src.detach().reshape(c)))  # a new [T, C] tensor
+        else:  # a new [T, C] tensor from this [C] one (torch's own error when not [C]);
+            row = src.detach()  # a [C] tensor is taken as it is: no reshape per tensor
+            fills.append((key, (t, c), row if row.shape == (c,) else row.reshape(c)))
 
 
 def _identity(fills: list, name: str, shape: tuple[int, ...], eps: float) -> None:
@@ -74,8 +75,7 @@ def _make(b: GraphBuilder, fills: list) -> None:
     made: list = [None] * len(fills)
     blocks: dict[tuple, list[int]] = {}  # shape -> indices into `fills` (the fast ones)
     for i, (_, shape, v) in enumerate(fills):
-        if (floats if isinstance(v, float) else v.device.type == "cpu" and
-                v.dtype is torch.float32):
+        if floats if isinstance(v, float) else v.dtype is torch.float32 and v.is_cpu:
             blocks.setdefault(shape, []).append(i)
         else:
             made[i] = torch.full(shape, v) if isinstance(v, float) else v.repeat(shape[0], 1)

@@ -39,18 +39,29 @@ def main_path(g: Graph) -> MainPath:
     """The longest input->output path over non-skip edges (see the module docstring)."""
     best: dict[str, tuple[int, int, int]] = {}
     entry: dict[str, Edge | None] = {}
+    ins_of = g._idx()["ins"]  # read only: `g.inputs_of` would copy each list
     position = {n.name: i for i, n in enumerate(g.nodes)}  # g.position, one dict lookup
     for n in g.nodes:
         w = 1 if n.op in WEIGHTED_OPS else 0
         if n.op == "input":
             best[n.name], entry[n.name] = (w, 1, -1), None
             continue
-        cands = [(best[e.src], position[e.src], e) for e in g.inputs_of(n.name)
-                 if e.kind not in SKIP_KINDS and e.src in best]
-        if not cands:
+        # the first input with the largest (weighted layers, nodes, position of the source):
+        # max() over the candidates, without a key call per input (a DenseNet concat has
+        # dozens)
+        top = e = None
+        for cand in ins_of[n.name]:
+            if cand.kind in SKIP_KINDS:
+                continue
+            b = best.get(cand.src)
+            if b is None:
+                continue
+            key = (b[0], b[1], position[cand.src])
+            if top is None or key > top:
+                top, e = key, cand
+        if top is None:
             continue  # reached only through skip edges: a projection, not on the main path
-        (bw, bn, _), p, e = max(cands, key=lambda c: (c[0][0], c[0][1], c[1]))
-        best[n.name], entry[n.name] = (bw + w, bn + 1, p), e
+        best[n.name], entry[n.name] = (top[0] + w, top[1] + 1, top[2]), e
     ends = [o for o in g.outputs if o in best]
     if not ends:
         return MainPath((), {}, {}, {})
@@ -135,15 +146,19 @@ def annotate_skips(g: Graph) -> Graph:
         return g
     mp = main_path(g)
     changes: list[tuple[Edge, Edge]] = []
-    for name in mp.nodes:
-        node = g.node(name)
+    ins_of, by_name = g._idx()["ins"], g._by_name()
+    sources: dict[str, tuple[str, str | None] | None] = {}  # `_skip_source`, per value: a
+    for name in mp.nodes:  # DenseNet layer's output enters every later concat of its block
+        node = by_name[name]
         if node.op not in MERGE_OPS:
             continue
         main_edge = mp.entry[name]
-        for e in g.inputs_of(name):
+        for e in ins_of[name]:
             if e is main_edge or e.kind is not EdgeKind.DATA:
                 continue
-            found = _skip_source(g, mp, e.src)
+            found = sources.get(e.src, sources)
+            if found is sources:
+                found = sources[e.src] = _skip_source(g, mp, e.src)
             if found is None:
                 continue
             src, proj = found

@@ -17,6 +17,7 @@ import contextvars
 import enum
 import itertools
 import math
+import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -200,7 +201,7 @@ class Edge:
         if h is None:
             h = hash((self.src, self.dst, self.port, self.kind, self.hops, self.projection,
                       self.payload, self.attrs))
-            object.__setattr__(self, "_hash", h)
+            _set_hash(self, h)  # the slot's own descriptor, as in __init__
         return h
 
     def __eq__(self, other: object) -> bool:
@@ -318,9 +319,15 @@ class Graph:
             by_name = self._by_name()
             ins: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
             outs: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
-            for e in self.edges:
-                ins.setdefault(e.dst, []).append(e)
-                outs.setdefault(e.src, []).append(e)
+            for e in self.edges:  # a list per name, made here only for a name not a node
+                try:
+                    ins[e.dst].append(e)
+                except KeyError:
+                    ins[e.dst] = [e]
+                try:
+                    outs[e.src].append(e)
+                except KeyError:
+                    outs[e.src] = [e]
                 if e.projection is not None:
                     outs.setdefault(e.projection, []).append(e)
             for lst in ins.values():
@@ -399,8 +406,7 @@ class Graph:
         return g
 
 
-def _port(e: Edge) -> int:
-    return e.port
+_port = operator.attrgetter("port")  # an edge's port, as a sort key (in C)
 
 
 def _derived(g: Graph, base: Graph | None) -> Graph:
@@ -416,38 +422,124 @@ def _derived(g: Graph, base: Graph | None) -> Graph:
 class _EdgeList(list):
     """The builder's edge list. Order carries no meaning (ports do), so removal swaps in the
     last edge; a by-destination / by-source index and a position map keep `inputs_of`, `users`,
-    `remove` and `replace_edge` O(degree) on 5000-layer graphs. An edge may appear only once."""
+    `remove` and `replace_edge` O(degree) on 5000-layer graphs. An edge may appear only once.
+
+    The position map is kept from the start (it finds an edge added twice); the index by
+    destination and source is made at its first use, from the list in order, which is the
+    index appending each edge would have made: a pass that only swaps nodes (relu-to-lif)
+    and a front end that only adds them never pay for it. Everything that moves an edge
+    away from the end makes the index first.
+
+    `version` counts the changes, and `placed` holds the edges put at a position other than
+    the end (an index list of theirs may no longer be in list order): `indexed_copy` gives
+    the next pass's builder the index a fresh `_EdgeList` of the same edges would have
+    (`GraphBuilder.from_graph`)."""
 
     def __init__(self, items: Iterable[Edge] = ()):
         super().__init__()
-        self.by_dst: dict[str, list[Edge]] = {}
-        self.by_src: dict[str, list[Edge]] = {}
+        self._by_dst: dict[str, list[Edge]] | None = None  # None: not made yet
+        self._by_src: dict[str, list[Edge]] | None = None
         self.pos: dict[Edge, int] = {}
+        self.version = 0
+        self.placed: set[Edge] | None = set()  # None: every index list may be out of order
         self.extend(items)
+
+    @property
+    def by_dst(self) -> dict[str, list[Edge]]:
+        if self._by_dst is None:
+            self._index()
+        return self._by_dst  # type: ignore[return-value]
+
+    @property
+    def by_src(self) -> dict[str, list[Edge]]:
+        if self._by_src is None:
+            self._index()
+        return self._by_src  # type: ignore[return-value]
+
+    def _index(self) -> None:
+        """Make the index by destination and source, each list in list order."""
+        by_dst: dict[str, list[Edge]] = {}
+        by_src: dict[str, list[Edge]] = {}
+        for e in self:
+            lst = by_dst.get(e.dst)
+            if lst is None:
+                by_dst[e.dst] = [e]
+            else:
+                lst.append(e)
+            lst = by_src.get(e.src)
+            if lst is None:
+                by_src[e.src] = [e]
+            else:
+                lst.append(e)
+            if e.projection is not None and e.projection != e.src:
+                by_src.setdefault(e.projection, []).append(e)
+        self._by_dst, self._by_src = by_dst, by_src
+
+    def indexed_copy(self) -> _EdgeList:
+        """A new list of these edges, indexed as `_EdgeList(self)` would index them (each
+        index list in list order), for a fraction of the cost: the position map and the
+        lists are copied, and only the lists an out-of-place edge is in are sorted again."""
+        new = _EdgeList()
+        list.extend(new, self)
+        pos = new.pos = self.pos.copy()
+        if self._by_dst is None:
+            return new  # made at its first use, from the list, as this one would be
+        by_dst = new._by_dst = {k: v.copy() for k, v in self._by_dst.items()}
+        by_src = new._by_src = {k: v.copy() for k, v in self.by_src.items()}
+        if self.placed is None:
+            keys_dst, keys_src = list(by_dst), list(by_src)
+        else:
+            keys_dst = {e.dst for e in self.placed}
+            keys_src = {e.src for e in self.placed}
+            keys_src.update(e.projection for e in self.placed if e.projection is not None)
+        at = pos.__getitem__
+        for k in keys_dst:
+            lst = by_dst.get(k)
+            if lst is not None and len(lst) > 1:
+                lst.sort(key=at)
+        for k in keys_src:
+            lst = by_src.get(k)
+            if lst is not None and len(lst) > 1:
+                lst.sort(key=at)
+        return new
 
     def _add(self, e: Edge, i: int) -> None:
         if self.pos.setdefault(e, i) != i:  # one hash: already there at another index
             raise VerifyError(f"edge %{e.src} -> %{e.dst} port {e.port} is added twice")
-        self.by_dst.setdefault(e.dst, []).append(e)
-        self.by_src.setdefault(e.src, []).append(e)
+        if self._by_dst is None:
+            return  # at the end (append): the index made later from the list has it
+        self._by_dst.setdefault(e.dst, []).append(e)
+        by_src = self._by_src
+        by_src.setdefault(e.src, []).append(e)  # type: ignore[union-attr]
         if e.projection is not None and e.projection != e.src:
-            self.by_src.setdefault(e.projection, []).append(e)
+            by_src.setdefault(e.projection, []).append(e)  # type: ignore[union-attr]
 
     def _drop(self, e: Edge) -> None:
         del self.pos[e]
+        by_src = self.by_src  # made first, while the list still holds `e`
         self.by_dst[e.dst].remove(e)
-        self.by_src[e.src].remove(e)
+        by_src[e.src].remove(e)
         if e.projection is not None and e.projection != e.src:
-            self.by_src[e.projection].remove(e)
+            by_src[e.projection].remove(e)
 
     def append(self, e: Edge) -> None:
         self._add(e, len(self))
         super().append(e)
+        self.version += 1
 
     def extend(self, items: Iterable[Edge]) -> None:
         # `_add` inlined: every `Graph.edit()` indexes all the graph's edges here
-        pos, by_dst, by_src, push = self.pos, self.by_dst, self.by_src, super().append
+        self.version += 1
+        pos, by_dst, by_src, push = self.pos, self._by_dst, self._by_src, super().append
         i = len(self)
+        if by_dst is None or by_src is None:  # the index is made at its first use
+            for e in items:
+                if pos.setdefault(e, i) != i:
+                    raise VerifyError(f"edge %{e.src} -> %{e.dst} port {e.port} is added "
+                                      f"twice")
+                push(e)
+                i += 1
+            return
         for e in items:
             if pos.setdefault(e, i) != i:
                 raise VerifyError(f"edge %{e.src} -> %{e.dst} port {e.port} is added twice")
@@ -480,9 +572,12 @@ class _EdgeList(list):
         i = self.index(e)
         self._drop(e)
         last = super().pop()
+        self.version += 1
         if i < len(self):
             super().__setitem__(i, last)
             self.pos[last] = i
+            if self.placed is not None:
+                self.placed.add(last)
 
     def pop(self, i: int = -1) -> Edge:
         e = self[i]
@@ -491,9 +586,10 @@ class _EdgeList(list):
 
     def clear(self) -> None:
         super().clear()
-        self.by_dst.clear()
-        self.by_src.clear()
+        self._by_dst = self._by_src = None  # empty: made again at its first use
         self.pos.clear()
+        self.version += 1
+        self.placed = set()
 
     def __setitem__(self, i, value) -> None:
         if isinstance(i, slice):
@@ -505,12 +601,17 @@ class _EdgeList(list):
         i = i % len(self) if i < 0 else i
         old = self[i]
         self._drop(old)
+        self.version += 1
         try:
             self._add(value, i)
         except VerifyError:
             self._add(old, i)
+            if self.placed is not None:
+                self.placed.add(old)
             raise
         super().__setitem__(i, value)
+        if self.placed is not None:
+            self.placed.add(value)
 
     def __delitem__(self, i) -> None:
         items = list(self)
@@ -522,12 +623,20 @@ class _EdgeList(list):
         self.append(e)  # order carries no meaning
 
     def sort(self, *args, **kwargs) -> None:
+        if self._by_dst is None:  # the index keeps the order from before the sort
+            self._index()
         super().sort(*args, **kwargs)
         self.pos = {e: i for i, e in enumerate(self)}
+        self.version += 1
+        self.placed = None
 
     def reverse(self) -> None:
+        if self._by_dst is None:  # the index keeps the order from before the reversal
+            self._index()
         super().reverse()
         self.pos = {e: i for i, e in enumerate(self)}
+        self.version += 1
+        self.placed = None
 
 
 class GraphBuilder:
@@ -559,7 +668,14 @@ class GraphBuilder:
         b = cls(g.name, g.form, g.attrs, None if g.params is None else dict(g.params))
         b.base = g
         b.nodes = {n.name: n for n in g.nodes}
-        b.edges = g.edges
+        built = _BUILT.get()
+        if built is not None and built[0] is g.edges and built[1].version == built[2]:
+            # `g`'s edges are those of the builder that last built a graph, unchanged since:
+            # its index is copied instead of made again (a pass edits the graph the pass
+            # before it built; indexing every edge cost a pass ~0.3 ms on densenet121)
+            b._edges = built[1].indexed_copy()
+        else:
+            b.edges = g.edges
         b.outputs = list(g.outputs)
         return b
 
@@ -639,9 +755,11 @@ class GraphBuilder:
         if self.params is not None:
             used = {k for n in self.nodes.values() for k in n.params}
             params = {k: v for k, v in self.params.items() if k in used}
-        g = _derived(Graph(self.name, tuple(self.nodes[n] for n in order), tuple(self.edges),
+        edges = tuple(self.edges)
+        g = _derived(Graph(self.name, tuple(self.nodes[n] for n in order), edges,
                            tuple(self.outputs), form or self.form, self.attrs, params),
                      self.base)
+        _BUILT.set((edges, self.edges, self.edges.version))
         if check and not _DEFERRED.get():
             from snnc.compiler.core.verify import verify
 
@@ -650,6 +768,11 @@ class GraphBuilder:
 
 
 _DEFERRED = contextvars.ContextVar("snnc_verify_deferred", default=False)
+# (edges, the _EdgeList they came from, its version then) of the graph built last in this
+# context: `from_graph` copies that list's index when asked to edit a graph with these edges
+# and the list has not changed since (one slot: it keeps only the last builder's edges alive)
+_BUILT: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("snnc_last_built",
+                                                                      default=None)
 
 
 @contextlib.contextmanager
@@ -683,9 +806,13 @@ def _toposort(nodes: Mapping[str, Node], edges: Iterable[Edge], gname: str) -> l
             ordered = False
     if ordered:
         return names
-    pairs = [(pos[e.src], pos[e.dst]) for e in edges]
-    pairs += [(pos[e.projection], pos[e.dst]) for e in edges if e.projection is not None]
-    return [names[i] for i in _kahn(names, nodes, pairs, gname)]
+    succs: list[list[int]] = [[] for _ in names]  # position -> its readers' positions
+    for e in edges:
+        succs[pos[e.src]].append(pos[e.dst])
+    for e in edges:
+        if e.projection is not None:
+            succs[pos[e.projection]].append(pos[e.dst])
+    return [names[i] for i in _kahn(names, nodes, succs, gname)]
 
 
 def _missing(e: Edge, pos: Mapping[str, int], gname: str) -> None:
@@ -698,22 +825,24 @@ def _missing(e: Edge, pos: Mapping[str, int], gname: str) -> None:
                               f"'{missing}'")
 
 
-def _kahn(names: list[str], nodes: Mapping[str, Node], pairs: list[tuple[int, int]],
+def _kahn(names: list[str], nodes: Mapping[str, Node], succs: list[list[int]],
           gname: str) -> list[int]:
-    """Kahn's order of positions 0..n-1 under the dependencies `pairs` (source, destination),
-    the smallest key first: inputs before the rest, then the existing order. A key is an int
-    (the position, plus n for a node that is not an input), so the heap compares ints."""
+    """Kahn's order of positions 0..n-1 under the dependencies `succs` (each position's
+    readers, once per edge), the smallest key first: inputs before the rest, then the
+    existing order. A key is an int (the position, plus n for a node that is not an input),
+    so the heap compares ints. A node is counted once per edge into it and freed by its last
+    one: it becomes ready when its last source is placed, as with each pair counted once, so
+    the pairs need not be made unique first."""
     import heapq
 
     n = len(names)
     keys = [i if node.op == "input" else i + n for i, node in enumerate(nodes.values())]
-    succs: list[list[int]] = [[] for _ in range(n)]
     indeg = [0] * n
-    for s, d in set(pairs):
-        if s == d:
-            continue  # a node reading itself: left to the verifier, as before
-        succs[s].append(d)
-        indeg[d] += 1
+    for s, readers in enumerate(succs):
+        if s in readers:  # a node reading itself: left to the verifier, as before
+            readers[:] = [d for d in readers if d != s]
+        for d in readers:
+            indeg[d] += 1
     heap = [keys[i] for i in range(n) if not indeg[i]]
     heapq.heapify(heap)
     order: list[int] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from snnc.compiler.core.errors import VerifyError
-from snnc.compiler.core.ir import Edge, EdgeKind, Graph, Node, Payload
+from snnc.compiler.core.ir import EMPTY, Edge, EdgeKind, Graph, Node, Payload
 
 _ORDER = {Payload.BINARY: 0, Payload.COUNT: 1, Payload.GRADED: 2}
 
@@ -84,10 +84,12 @@ def _is_unit_window(node: Node) -> bool:
 
 
 def edge_payload(g: Graph, e: Edge, out: dict[str, Payload]) -> Payload:
-    """What `e` carries, given the payloads `out` of the nodes before it."""
-    if e.kind is EdgeKind.V2V or e.attrs.get("tap") == "current":
+    """What `e` carries, given the payloads `out` of the nodes before it. (Asked of every
+    edge twice per compile, by annotate-payloads and by the verifier: an edge without
+    attributes is not asked for `tap`, and its value's node is read without the property.)"""
+    if e.kind is EdgeKind.V2V or (e.attrs is not EMPTY and e.attrs.get("tap") == "current"):
         return Payload.GRADED  # an input current (paper 2 eq. 15)
-    return out[e.value_src]
+    return out[e.src if e.projection is None else e.projection]  # e.value_src
 
 
 def infer_payloads(g: Graph) -> dict[str, Payload]:

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from snnc.compiler.core.errors import ShapeMismatch, VerifyError
-from snnc.compiler.core.ir import SPIKING_OPS, EdgeKind, Form, Graph
+from snnc.compiler.core.ir import EMPTY, RESIDUAL_KINDS, SPIKING_OPS, EdgeKind, Form, Graph
 from snnc.compiler.core.payload import edge_payload, node_payload
 from snnc.compiler.core.shapes import edge_shape, infer_shape
 from snnc.compiler.core.text import format_node
@@ -40,9 +40,9 @@ def verify(g: Graph) -> Graph:
     A graph never changes, so a graph that passed is remembered as verified (a pass's own
     `build()` and the pipeline runner both verify; the second check is free). A graph derived
     from a verified one (`Graph.edit().build()`, `with_attrs`, `with_params`) re-runs the
-    shape rule only of the nodes that are not the same node with the same input edges from
-    sources of the same shapes as before (a shape rule is a function of exactly these); every
-    other check runs on the whole graph."""
+    shape rule only of the nodes that are not an equal node with input edges of the same
+    ports, kinds and attrs delivering values of the same shapes as before (a shape rule is a
+    function of exactly these); every other check runs on the whole graph."""
     if g._index.get("verified"):
         return g
     prior_nodes, prior_ins = g._index.pop("prior", ({}, {}))
@@ -75,29 +75,43 @@ def verify(g: Graph) -> Graph:
 
     # per node: form, shapes, params
     by_name, ins_of = idx["by_name"], idx["ins"]
+    ann, params = g.form is Form.ANN, g.params
+    values: dict[str, tuple] = {}  # node -> its shape as ints (`edge_shape` of a plain edge)
     for n in g.nodes:
         ins = ins_of[n.name]
-        if n.op == "input":
+        op = n.op
+        if op == "input":
             if ins:
                 _fail(g, n.name, f"input node '{n.name}' has inputs")
             continue
-        if g.form is Form.ANN and n.op in SPIKING_OPS:
+        if ann and op in SPIKING_OPS:
             _fail(g, n.name, f"spiking op '{n.op}' at node '{n.name}' in an ANN-form graph")
-        if prior_nodes.get(n.name) is not n or not _same_inputs(
+        was = prior_nodes.get(n.name)
+        if was is None or (was is not n and was != n) or not _same_inputs(
                 ins, prior_ins.get(n.name), by_name, prior_nodes):  # else checked before
-            main = ins if n.op != "lif" else [e for e in ins if e.port == 0]
+            main = ins if op != "lif" else [e for e in ins if e.port == 0]
             try:
-                want = infer_shape(n, [edge_shape(by_name[e.value_src].shape, e) for e in main])
-                if n.op == "lif":
+                shapes = []
+                for e in main:  # `edge_shape(shape of e's value, e)`, each value's ints once
+                    v = e.src if e.projection is None else e.projection
+                    if e.kind is EdgeKind.DSC and e.attrs is not EMPTY:
+                        shapes.append(edge_shape(by_name[v].shape, e))
+                        continue
+                    s = values.get(v)
+                    if s is None:
+                        s = values[v] = tuple(map(int, by_name[v].shape))
+                    shapes.append(s)
+                want = infer_shape(n, shapes)
+                if op == "lif":
                     infer_shape(n, [by_name[e.value_src].shape for e in ins])
             except (ShapeMismatch, KeyError, TypeError, IndexError, ValueError) as err:
                 _fail(g, n.name, f"node '{n.name}' (op {n.op}): {err}")
             if want != n.shape:
                 _fail(g, n.name, f"node '{n.name}' (op {n.op}) records shape {list(n.shape)} but "
                                  f"its inputs give {list(want)}")
-        if g.params is not None:
+        if params is not None and n.params:
             for key in n.params:
-                if key not in g.params:
+                if key not in params:
                     _fail(g, n.name, f"node '{n.name}' names parameter '{key}', which the graph "
                                      f"does not hold")
 
@@ -110,13 +124,13 @@ def verify(g: Graph) -> Graph:
                 _fail(g, e.dst, f"data edge %{e.src} -> %{e.dst} has a projection; only skip "
                                 f"edges do")
             continue
-        dst = g.node(e.dst)
+        dst = by_name[e.dst]  # every edge's nodes exist (checked above)
         if dst.op not in _SKIP_TARGET[e.kind]:
             _fail(g, e.dst, f"{e.kind} edge %{e.src} -> %{e.dst} enters op '{dst.op}'; it must "
                             f"enter {' or '.join(_SKIP_TARGET[e.kind])}")
         if e.kind in (EdgeKind.S2M, EdgeKind.V2V) and e.port == 0:
             _fail(g, e.dst, f"{e.kind} edge %{e.src} -> %{e.dst} must use a membrane port >= 1")
-        if g.form is Form.ANN and e.kind in (EdgeKind.S2M, EdgeKind.S2S, EdgeKind.V2V):
+        if ann and e.kind in RESIDUAL_KINDS:
             _fail(g, e.dst, f"{e.kind} edge %{e.src} -> %{e.dst} in an ANN-form graph")
         if e.projection is not None and not _reaches(g, e.src, e.projection):
             _fail(g, e.dst, f"projection '{e.projection}' of edge %{e.src} -> %{e.dst} is not "
@@ -134,14 +148,14 @@ def verify(g: Graph) -> Graph:
                     _fail(g, e.dst, f"ASC edge %{e.src} -> %{e.dst} survived residual lowering")
         out = {}
         for n in g.nodes:
-            ins = ins_of[n.name]
             pl = []
-            for e in ins:
+            lif = n.op == "lif"  # its membrane inputs (ports >= 1) are not main inputs
+            for e in ins_of[n.name]:
                 want = edge_payload(g, e, out)
-                if e.payload is not None and e.payload is not want:
+                if e.payload is not want and e.payload is not None:
                     _fail(g, n.name, f"edge %{e.src} -> %{n.name} is marked {e.payload} but "
                                      f"carries {want} values")
-                if not (n.op == "lif" and e.port > 0):
+                if not (lif and e.port > 0):
                     pl.append(want)
             out[n.name] = node_payload(n, pl)
         g._index["payloads"] = out  # infer_payloads(g), for the cost model (payload.py)
@@ -176,17 +190,21 @@ def _ports_ok(ins_of: dict) -> bool:
 
 
 def _same_inputs(ins, before, by_name, prior_nodes) -> bool:
-    """True when edges `ins` agree with `before` in what a shape rule reads (port, kind, the
-    value's node, attrs: not payload or hops) and each value has the same shape as before."""
+    """True when edges `ins` agree with `before` in what a shape rule reads (port, kind,
+    attrs: not payload or hops) and each value has the shape the value before had.
+
+    Values are compared by shape, not by the name of the node delivering them: a pass that
+    puts a node between a layer and its readers (bn-to-bntt's identity norms, relu-to-lif's
+    lif after an add) renames the value a reader's edge delivers, not its shape, and the
+    shape rule reads the shape alone (on densenet121, 62 concats of up to 32 inputs each kept
+    their facts)."""
     if before is None or len(ins) != len(before):
         return False
     for e, b in zip(ins, before):
-        if e is not b and (e.port != b.port or e.kind is not b.kind or e.attrs != b.attrs
-                           or e.value_src != b.value_src):
+        if e is not b and (e.port != b.port or e.kind is not b.kind or e.attrs != b.attrs):
             return False
-        src = e.value_src
-        old = prior_nodes.get(src)
-        if old is None or by_name[src].shape != old.shape:
+        old = prior_nodes.get(b.value_src)
+        if old is None or by_name[e.value_src].shape != old.shape:
             return False
     return True
 

@@ -137,3 +137,104 @@ def test_zero_init_counterexample_preact_dense_block():
     (edge,) = [e for e in g_asc.edges if e.kind.value == "ASC"]
     assert edge.projection is None and edge.src == "b0_l2_relu2"
     assert not torch.allclose(interpret(g_asc, x), want)
+
+
+def _index_of(edges):
+    """A builder edge list's index, empty lists left out, order kept (what `inputs_of`,
+    `users` and `remove` read)."""
+    return ({k: v for k, v in edges.by_dst.items() if v},
+            {k: v for k, v in edges.by_src.items() if v}, edges.pos)
+
+
+def _fresh_index(edges):
+    """The index a fresh builder of `edges` has: each list in list order."""
+    by_dst, by_src = {}, {}
+    for e in edges:
+        by_dst.setdefault(e.dst, []).append(e)
+        by_src.setdefault(e.src, []).append(e)
+        if e.projection is not None and e.projection != e.src:
+            by_src.setdefault(e.projection, []).append(e)
+    return by_dst, by_src, {e: i for i, e in enumerate(edges)}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from(["append", "remove", "replace", "sort", "slice"]),
+                          st.integers(0, 10 ** 6)), max_size=40))
+def test_handed_over_index_is_a_fresh_one(ops):
+    """The index a builder's edge list hands to the next pass (`_EdgeList.indexed_copy`,
+    GraphBuilder.from_graph) is the one a fresh list of the same edges gets, list by list and
+    in order, whatever appends, removals, replacements and sorts came before; and an index
+    made at its first use is the one kept up to date from the start (docs/ir.md "Graph")."""
+    from snnc.compiler.core.errors import VerifyError
+    from snnc.compiler.core.ir import Edge, EdgeKind, _EdgeList
+
+    names = "abcdef"
+    start = [Edge(s, d, 0) for s, d in ("ab", "bc", "cd")]
+    lazy, eager = _EdgeList(start), _EdgeList(start)
+    assert eager.by_dst  # made now, kept up to date by every change below
+    made = 0
+    for op, r in ops:
+        made += 1
+        for edges in (lazy, eager):
+            if op == "append" or not edges:
+                s, d = names[r % 6], names[(r // 6) % 6]
+                p = names[(r // 36) % 6] if r % 3 == 0 else None
+                try:  # an edge already there is refused
+                    edges.append(Edge(s, d, made % 4, EdgeKind.DSC if p else EdgeKind.DATA, 1,
+                                      p))
+                except VerifyError:
+                    pass
+            elif op == "remove":
+                edges.remove(edges[r % len(edges)])
+            elif op == "replace":
+                e = edges[r % len(edges)]
+                try:  # a replacement equal to another edge is refused, the list left as it was
+                    edges[r % len(edges)] = e.moved(src=names[r % 6])
+                except VerifyError:
+                    pass
+            elif op == "sort":
+                edges.sort(key=lambda e: (e.dst, e.port))
+            else:
+                edges[:1] = []
+                if edges is eager:
+                    assert eager.by_dst is not None  # made again at once
+        assert list(lazy) == list(eager)
+        for edges in (lazy, eager):
+            copy = edges.indexed_copy()
+            assert list(copy) == list(edges)
+            assert _index_of(copy) == _fresh_index(list(edges))
+    assert _index_of(lazy) == _index_of(eager)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_build_order_is_kahns_smallest_first(data):
+    """`build()` sorts the nodes topologically, inputs first, then the existing order among
+    the nodes ready (docs/ir.md "Graph"): each step takes the smallest such node, whatever
+    edges repeat (two ports of one source, a projection that is also the source)."""
+    from snnc.compiler.core.ir import Edge, EdgeKind, Node, _toposort
+
+    n = data.draw(st.integers(1, 9))
+    rank = data.draw(st.permutations(range(n)))  # a hidden topological order
+    nodes = {f"n{i}": Node(f"n{i}", "input" if data.draw(st.booleans()) and i % 3 == 0
+                           else "relu") for i in range(n)}
+    names = list(nodes)
+    edges = []
+    for port in range(data.draw(st.integers(0, 14))):
+        a, b = data.draw(st.sampled_from(names)), data.draw(st.sampled_from(names))
+        if rank[int(a[1:])] > rank[int(b[1:])]:
+            a, b = b, a
+        proj = a if data.draw(st.booleans()) else None
+        edges.append(Edge(a, b, port, EdgeKind.DSC if proj else EdgeKind.DATA, 1, proj))
+    preds = {m: {e.src for e in edges if e.dst == m and e.src != m} for m in names}
+    key = {m: (nodes[m].op != "input", i) for i, m in enumerate(names)}
+    want, done = [], set()
+    while len(want) < n:
+        ready = [m for m in names if m not in done and preds[m] <= done]
+        if not ready:
+            break
+        pick = min(ready, key=key.__getitem__)
+        want.append(pick)
+        done.add(pick)
+    assert len(want) == n  # acyclic by construction (a node reading itself is left alone)
+    assert _toposort(nodes, edges, "g") == want
