@@ -419,6 +419,25 @@ def _derived(g: Graph, base: Graph | None) -> Graph:
     return g
 
 
+def _index_edges(edges: Iterable[Edge], by_dst: dict[str, list[Edge]],
+                 by_src: dict[str, list[Edge]]) -> None:
+    """Append each of `edges`, in order, to its destination's list in `by_dst` and to its
+    source's (and projection's) in `by_src` (the builder's index, `_EdgeList`)."""
+    for e in edges:
+        lst = by_dst.get(e.dst)
+        if lst is None:
+            by_dst[e.dst] = [e]
+        else:
+            lst.append(e)
+        lst = by_src.get(e.src)
+        if lst is None:
+            by_src[e.src] = [e]
+        else:
+            lst.append(e)
+        if e.projection is not None and e.projection != e.src:
+            by_src.setdefault(e.projection, []).append(e)
+
+
 class _EdgeList(list):
     """The builder's edge list. Order carries no meaning (ports do), so removal swaps in the
     last edge; a by-destination / by-source index and a position map keep `inputs_of`, `users`,
@@ -460,19 +479,7 @@ class _EdgeList(list):
         """Make the index by destination and source, each list in list order."""
         by_dst: dict[str, list[Edge]] = {}
         by_src: dict[str, list[Edge]] = {}
-        for e in self:
-            lst = by_dst.get(e.dst)
-            if lst is None:
-                by_dst[e.dst] = [e]
-            else:
-                lst.append(e)
-            lst = by_src.get(e.src)
-            if lst is None:
-                by_src[e.src] = [e]
-            else:
-                lst.append(e)
-            if e.projection is not None and e.projection != e.src:
-                by_src.setdefault(e.projection, []).append(e)
+        _index_edges(self, by_dst, by_src)
         self._by_dst, self._by_src = by_dst, by_src
 
     def indexed_copy(self) -> _EdgeList:
@@ -528,35 +535,20 @@ class _EdgeList(list):
         self.version += 1
 
     def extend(self, items: Iterable[Edge]) -> None:
-        # `_add` inlined: every `Graph.edit()` indexes all the graph's edges here
+        # every `GraphBuilder.add` and a `Graph.edit()` whose index is not handed over come here
         self.version += 1
-        pos, by_dst, by_src, push = self.pos, self._by_dst, self._by_src, super().append
-        i = len(self)
-        if by_dst is None or by_src is None:  # the index is made at its first use
+        pos, push = self.pos, super().append
+        start = i = len(self)
+        try:
             for e in items:
                 if pos.setdefault(e, i) != i:
                     raise VerifyError(f"edge %{e.src} -> %{e.dst} port {e.port} is added "
                                       f"twice")
                 push(e)
                 i += 1
-            return
-        for e in items:
-            if pos.setdefault(e, i) != i:
-                raise VerifyError(f"edge %{e.src} -> %{e.dst} port {e.port} is added twice")
-            lst = by_dst.get(e.dst)
-            if lst is None:
-                by_dst[e.dst] = [e]
-            else:
-                lst.append(e)
-            lst = by_src.get(e.src)
-            if lst is None:
-                by_src[e.src] = [e]
-            else:
-                lst.append(e)
-            if e.projection is not None and e.projection != e.src:
-                by_src.setdefault(e.projection, []).append(e)
-            push(e)
-            i += 1
+        finally:  # the edges added before a duplicate stay, indexed
+            if self._by_dst is not None and self._by_src is not None and i > start:
+                _index_edges(self[start:i], self._by_dst, self._by_src)
 
     def __iadd__(self, items):
         self.extend(items)
