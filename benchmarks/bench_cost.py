@@ -8,9 +8,9 @@
    import and checks, conversion passes, estimate, JSON report) against the same session
    creation (issue 11: target at most 1x), twice: as a user runs both (torch's default
    threads, onnxruntime's default SessionOptions) and one thread each. Last measured
-   (`--whole-only --repeat 9`, alternating with the commit before on a quiet 2-core machine;
-   docs/costmodel.md "Speed", third round): whole path 51-57 ms CPU (before: 62-74), CPU
-   ratio 1.49x-1.63x one thread each, 0.77x-0.83x as a user runs both (wall 1.40x-1.50x).
+   (`--whole-only --repeat 15`, alternating with the commit before on a quiet 2-core
+   machine; docs/costmodel.md "Speed", fourth round): CPU ratio 1.27x-1.43x one thread each
+   (before: 1.46x-1.60x), wall 1.12x-1.27x as a user runs both (before: 1.26x-1.51x).
 3. `estimate` on synthetic SNN chains (encoder, then conv-lif layers, then a readout) of 100,
    1000 and 5000 layers, and the exponent of a power-law fit of time against layers (target:
    close to 1, i.e. linear).
