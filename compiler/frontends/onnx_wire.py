@@ -262,7 +262,10 @@ def begin_split(path: Path) -> PendingSplit | None:
     weights' bytes (32 MB for densenet121, ~5 ms) to a helper thread, which reads them
     straight into their aligned arrays with one `os.preadv` per run of tensors, the GIL
     released meanwhile, while this thread checks the structure (docs/frontends.md step 3).
-    None when the file is not in the plain form handled here."""
+    None when the file is not in the plain form handled here, or when the platform has no
+    `os.pread` (Windows): the ordinary read then serves."""
+    if not hasattr(os, "pread"):
+        return None
     spans: list = []
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     handed = False

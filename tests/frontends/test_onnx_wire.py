@@ -436,3 +436,28 @@ def test_the_file_is_read_in_as_the_walk_goes(tmp_path, monkeypatch):
         seen.add(want == "unusual")
         assert by_file() == want
     assert seen == {True, False}
+
+
+def test_without_pread_or_preadv_the_same_model_is_read(tmp_path, monkeypatch):
+    """Where the platform lacks os.preadv (the walk's reads and the weight thread fall back to
+    os.pread and to one read per tensor) or os.pread too (Windows: begin_split declines and
+    the ordinary read serves), load_model gives the same model and weights."""
+    import os
+
+    import numpy as np
+
+    from snnc.compiler.frontends import onnx_wire
+
+    path = _many_tensors(tmp_path / "many.onnx", n=40)
+    want_model, want = load_model(path)
+    monkeypatch.delattr(os, "preadv", raising=False)
+    pending = onnx_wire.begin_split(path)
+    assert pending is not None and pending.wait()
+    model, consts = load_model(path)
+    assert model.SerializeToString() == want_model.SerializeToString()
+    assert consts.keys() == want.keys() and all(np.array_equal(consts[k], want[k]) for k in want)
+    monkeypatch.delattr(os, "pread", raising=False)
+    assert onnx_wire.begin_split(path) is None
+    model, consts = load_model(path)
+    assert model.SerializeToString() == want_model.SerializeToString()
+    assert consts.keys() == want.keys() and all(np.array_equal(consts[k], want[k]) for k in want)
