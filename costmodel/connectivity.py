@@ -26,9 +26,7 @@ class Conn:
     `fanout_c` [C_in] ... per input channel; `fanout_hw` [H, W] per input position; the fan-out
     of input (c, h, w) is ``fanout_c[c] * fanout_hw[h, w]`` (separable). `macs` counts the dense
     multiply-accumulates (padding included, as torch's flop counter does); `synapses` the real
-    connections (padding excluded) = sum of the fan-out map; `weights` the stored parameters;
-    `positions` the sum of `fanout_hw` (the (output position, tap) pairs that read inside the
-    input), when the rule gives it (counting.nonzero_synapses reads it).
+    connections (padding excluded) = sum of the fan-out map; `weights` the stored parameters.
     """
 
     in_shape: tuple[int, ...]
@@ -38,7 +36,13 @@ class Conn:
     synapses: int
     weights: int
     bias: int
-    positions: int | None = None
+
+    @functools.cached_property
+    def positions(self) -> int:
+        """The sum of `fanout_hw`: the (output position, tap) pairs that read inside the input
+        (counting.nonzero_synapses reads it; summed once per Conn, which is cached per node
+        kind and shape)."""
+        return int(self.fanout_hw.sum())
 
     def fanout_map(self) -> np.ndarray:
         """The full fan-out map, shaped like one input sample [C, H, W] or [F]."""
@@ -132,10 +136,9 @@ def _conv2d(g: Graph | None, node: Node, in_shape: tuple[int, ...]) -> Conn:
     hw = np.outer(fh, fw)
     fc = np.full(cin, cout // groups, dtype=np.int64)
     macs = n * cout * ho * wo * (cin // groups) * kh * kw
-    positions = int(hw.sum())
-    syn = positions * int(fc.sum())
+    syn = int(hw.sum()) * int(fc.sum())
     return Conn(in_shape, fc, hw, macs, syn, cout * (cin // groups) * kh * kw,
-                cout if a.get("bias", True) else 0, positions)
+                cout if a.get("bias", True) else 0)
 
 
 @conn_rule("linear")
@@ -145,7 +148,7 @@ def _linear(g: Graph | None, node: Node, in_shape: tuple[int, ...]) -> Conn:
     n = int(in_shape[0])
     fc = np.full(fin, fout, dtype=np.int64)
     return Conn((in_shape[0], fin), fc, np.ones((1, 1), dtype=np.int64), n * fin * fout,
-                fin * fout, fin * fout, fout if node.attrs.get("bias", True) else 0, 1)
+                fin * fout, fin * fout, fout if node.attrs.get("bias", True) else 0)
 
 
 def macs_of(g: Graph) -> dict[str, int]:

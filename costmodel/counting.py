@@ -85,13 +85,11 @@ class LayerCost:
         return d
 
     def as_dict(self) -> dict:
-        """The row as a JSON-ready dict (field order; lists copied): a copy of `as_view`, one
-        C-level copy instead of a lookup per field, for the 100s of rows of a report."""
+        """The row as a JSON-ready dict (field order; lists copied): a copy of `as_view`."""
         d = self.as_view().copy()
-        if any(issubclass(t, list) for t in set(map(type, d.values()))):
-            for k, v in d.items():
-                if isinstance(v, list):
-                    d[k] = list(v)
+        for k, v in d.items():
+            if isinstance(v, list):
+                d[k] = list(v)
         return d
 
 
@@ -154,7 +152,7 @@ def nonzero_synapses(g: Graph, node: Node, weight=None, conn=None) -> int | None
     if dense:
         per_tap, rem = divmod(w.size, kh * kw)
         if not rem:  # sum(rows) x sum(cols) = the fan-out map's sum over (h, w)
-            return per_tap * (int(c.fanout_hw.sum()) if c.positions is None else c.positions)
+            return per_tap * c.positions
     nonzero = w != 0
     (_, _, h, wd), (_, _, ho, wo) = c.in_shape, node.shape
     s = a.get("stride", (1, 1))
