@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snnc.compiler.core.errors import PassFailed, SnncError, UnsupportedOp, VerifyError
+from snnc.compiler.core.errors import PassFailed, SnncError, UnsupportedOp
 from snnc.compiler.core.ir import EMPTY, Edge, EdgeKind, Form, Graph, GraphBuilder, Node
 
 # Ops whose output is a per-element (or reshaping) function of one input: walks go through them.
@@ -38,20 +38,6 @@ def main_input(g: Graph | GraphBuilder, name: str) -> Edge | None:
     return ins[0] if ins and ins[0].port == 0 else None
 
 
-def node_of(g: Graph | GraphBuilder, name: str) -> Node:
-    """Node `name` of a graph or of a builder, VerifyError when there is none (as `Graph.node`).
-
-    A pass that edits a graph can ask its builder, fresh from `g.edit()` and already indexed
-    by node and edge, instead of `g`, whose own index (every node's inputs and readers) would
-    be built for a handful of look-ups (bn-to-bntt and encode on densenet121)."""
-    if isinstance(g, Graph):
-        return g.node(name)
-    try:
-        return g.nodes[name]
-    except KeyError:
-        raise VerifyError(f"graph '{g.name}' has no node '{name}'") from None
-
-
 def data_users(g: Graph | GraphBuilder, name: str) -> list[Edge]:
     """Edges that read `name`'s output as their value (not as the source of a projection)."""
     return [e for e in g.users(name) if e.value_src == name]
@@ -65,7 +51,7 @@ def classifier_of(g: Graph | GraphBuilder, out: str) -> tuple[Node, list[Node]]:
     chain: list[Node] = []
     name = out
     while True:
-        node = node_of(g, name)
+        node = g.node(name)
         if node.op in ("conv2d", "linear"):
             return node, list(reversed(chain))
         e = main_input(g, name)

@@ -12,7 +12,7 @@ from snnc.compiler.core.errors import SnncError
 from snnc.compiler.core.ir import Attrs, Form, Graph, GraphBuilder, Node
 from snnc.compiler.core.passmanager import register_pass
 from snnc.passes._common import (
-    check_choice, classifier_of, data_users, node_of, require_snn, rewire_all,
+    check_choice, classifier_of, data_users, require_snn, rewire_all,
 )
 
 ROLES = ("weight", "bias", "running_mean", "running_var")
@@ -115,7 +115,7 @@ def _folded_layers(g: Graph, b: GraphBuilder) -> list[Node]:
         if n.name in heads:
             continue
         readers = data_users(b, n.name)
-        if readers and all(node_of(b, e.dst).op not in ("batchnorm", "bntt") for e in readers):
+        if readers and all(b.node(e.dst).op not in ("batchnorm", "bntt") for e in readers):
             found.append(n)
     return found
 

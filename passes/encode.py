@@ -5,7 +5,7 @@ from __future__ import annotations
 from snnc.compiler.core.conditions import form_is, has_attrs, inputs_encoded
 from snnc.compiler.core.ir import Attrs, Form, Graph, Node
 from snnc.compiler.core.passmanager import register_pass
-from snnc.passes._common import check_choice, data_users, node_of, require_snn, rewire_readers
+from snnc.passes._common import check_choice, data_users, require_snn, rewire_readers
 
 KINDS = ("direct", "poisson", "events")
 
@@ -31,7 +31,7 @@ def encode(g: Graph, *, kind: str = "direct", seed: int = 0) -> Graph:
     for n in g.input_nodes():
         # asked of the builder (already indexed; its other inputs' readers are as in `g`)
         readers = data_users(b, n.name)
-        if readers and all(node_of(b, e.dst).op == "encoder" for e in readers):
+        if readers and all(b.node(e.dst).op == "encoder" for e in readers):
             continue
         name = b.fresh(f"{n.name}_enc")
         attrs = {"kind": kind, **({"seed": int(seed)} if kind == "poisson" else {})}

@@ -693,6 +693,15 @@ class GraphBuilder:
         for e in list(self.edges.by_dst.get(name, ())):
             self.edges.remove(e)
 
+    def node(self, name: str) -> Node:
+        """Node `name`, as `Graph.node` answers it (VerifyError when there is none): a pass can
+        ask its builder, indexed already, instead of the graph it edits, whose own index of
+        every node's inputs and readers would be built for a few look-ups."""
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise VerifyError(f"graph '{self.name}' has no node '{name}'") from None
+
     def fresh(self, base: str) -> str:
         """A node name not yet used, derived from `base`."""
         if base not in self.nodes:

@@ -250,3 +250,23 @@ def test_sanitize_shortcut_equals_the_rule():
              "_", "...", "é.conv", "conv.é", "a-b.c", "A1.B2", "x__y", "1", "a.1", "Ωmega"]
     for name in names:
         assert sanitize(name) == rule(name), name
+
+
+def test_builder_answers_node_lookups_as_the_graph_does():
+    """`GraphBuilder.node` gives the node a pass is editing, and for a missing name the same
+    VerifyError as `Graph.node` (passes ask their builder: docs/ir.md)."""
+    import pytest
+
+    from snnc.compiler.core.errors import VerifyError
+    from snnc.compiler.core.ir import GraphBuilder, Node
+
+    b = GraphBuilder("g")
+    b.add(Node("x", "input", shape=(1, 4)))
+    b.add(Node("r", "relu", shape=(1, 4)), ["x"])
+    b.outputs = ["r"]
+    g = b.build()
+    e = g.edit()
+    assert e.node("r") is g.node("r")
+    for who in (g, e):
+        with pytest.raises(VerifyError, match="graph 'g' has no node 'nope'"):
+            who.node("nope")
