@@ -202,9 +202,8 @@ def _parse(path: Path, label: str) -> onnx.ModelProto:
 _COUNTER = re.compile(r"_\d+$")  # the exporter's counter suffix: Relu_3 -> Relu
 
 
-def _scope_name(node: onnx.NodeProto, op_type: str | None = None) -> str | None:
-    """The torch module scope the exporter recorded for `node` (`op_type`: its op type, when
-    the caller has read it already), or None."""
+def _scope_name(node: onnx.NodeProto, op_type: str) -> str | None:
+    """The torch module scope the exporter recorded for `node` (of op `op_type`), or None."""
     if node.metadata_props:  # the TorchScript exporter records none: no table built per node
         meta = {p.key: p.value for p in node.metadata_props}
         if "pkg.torch.onnx.name_scopes" in meta:  # dynamo exporter
@@ -228,7 +227,7 @@ def _scope_name(node: onnx.NodeProto, op_type: str | None = None) -> str | None:
                 path[-1] = m
             else:
                 path.append(m)
-        if path and (node.op_type if op_type is None else op_type) in _MODULE_OPS:
+        if path and op_type in _MODULE_OPS:
             return ".".join(path)
         path.append(_COUNTER.sub("", parts[-1]).lower())
         return ".".join(path)
@@ -285,7 +284,7 @@ class _Ctx:
         self.consts: dict[str, np.ndarray] = dict(consts)
         self.used: set[int] = set()  # data pointers already held by a parameter
         self.poisoned: set[str] = set()
-        # how many node inputs read each value (counted in C: ~1,400 inputs on densenet121)
+        # how many node inputs read each value
         self.consumers: dict[str, int] = Counter(
             chain.from_iterable(n.input for n in model.graph.node))
         self.graph_outputs = {o.name for o in model.graph.output}
@@ -530,15 +529,9 @@ def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,
     return ctx.b.build()
 
 
-def _fold_constant(ctx: _Ctx, node: onnx.NodeProto, fn=None, op_type: str | None = None
-                   ) -> bool:
-    """Evaluate `node` now if it only computes constants (shape arithmetic); True if done.
-    `fn`, `op_type`: its CONST_EVALS entry and op type, when the caller has looked them up."""
-    if fn is None:
-        op_type = node.op_type
-        fn = CONST_EVALS.get(op_type)
-        if fn is None:
-            return False
+def _fold_constant(ctx: _Ctx, node: onnx.NodeProto, fn, op_type: str) -> bool:
+    """Evaluate `node` (op `op_type`, CONST_EVALS entry `fn`) now if it only computes
+    constants (shape arithmetic); True if done."""
     consts = ctx.consts
     if op_type == "Shape":
         if node.input[0] not in ctx.values and node.input[0] not in consts:
