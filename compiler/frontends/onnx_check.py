@@ -347,7 +347,7 @@ def tensor_array(t: onnx.TensorProto, label: str, folder: Path | None = None,
     if arr.dtype.kind == "f" and not (finite and raw is not None):
         flat = arr.reshape(-1)
         if not all_finite(flat):
-            _check_finite(flat, _where(label, t))
+            _refuse_nonfinite(flat, _where(label, t))
     return arr
 
 
@@ -396,11 +396,9 @@ def all_finite(flat: np.ndarray) -> bool:
     return True
 
 
-def _check_finite(flat: np.ndarray, where: str) -> None:
-    """Refuse NaN/Inf (`all_finite`); only when some is found are they counted (NaN, Inf,
-    first index), chunk by chunk."""
-    if all_finite(flat):
-        return
+def _refuse_nonfinite(flat: np.ndarray, where: str) -> None:
+    """Raise naming the NaN/Inf of `flat`, counted chunk by chunk (NaN, Inf, first index):
+    called once `all_finite` has found some (`tensor_array`)."""
     nan = inf = 0
     first = None
     for i in range(0, flat.size, _CHUNK):
