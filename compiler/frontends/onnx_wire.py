@@ -194,15 +194,8 @@ class _Image:
         self.chunk = min(2 * self.chunk, _CHUNK_MAX)
         if stop <= start:
             return
-        part = self.view[start:stop]
-        if hasattr(os, "preadv"):
-            got = os.preadv(self.fd, [part], start)
-        else:
-            data = os.pread(self.fd, stop - start, start)
-            got = len(data)
-            part[:got] = data
-        if got != stop - start:  # the file shrank under the walk: read it the ordinary way
-            raise _Unusual
+        if _pread_into(self.fd, self.view[start:stop], start) != stop - start:
+            raise _Unusual  # the file shrank under the walk: read it the ordinary way
         self.hi = stop
 
     def skip(self, end: int) -> None:
@@ -337,7 +330,7 @@ def _read_runs(fd: int, reads: list[tuple[int, memoryview]], done: list[bool],
     done[0] = True when every byte was read, then done[1] = True when `check` (the float32
     view of the buffers, or None) holds finite values only. Runs of tensors separated by
     small gaps (each tensor's protobuf fields) are one `os.preadv` each, the gaps landing in a
-    scratch buffer; without preadv (Windows), one read per tensor."""
+    scratch buffer; without preadv, one read per tensor (`_pread_into`)."""
     try:
         _read(fd, reads)
         done[0] = True
@@ -349,6 +342,16 @@ def _read_runs(fd: int, reads: list[tuple[int, memoryview]], done: list[bool],
         done[1] = all_finite(check)
 
 
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    """Read `len(view)` bytes of `fd` at `offset` into `view` (os.preadv, straight in; without
+    it, os.pread and a copy); the number of bytes read."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    data = os.pread(fd, len(view), offset)
+    view[:len(data)] = data
+    return len(data)
+
+
 class _Short(Exception):
     """A read came up short: the file changed under it."""
 
@@ -356,11 +359,9 @@ class _Short(Exception):
 def _read(fd: int, reads: list[tuple[int, memoryview]]) -> None:
     """`_read_runs`' reading; raises _Short or OSError when a byte is missing."""
     if not hasattr(os, "preadv"):
-        with open(fd, "rb", buffering=0, closefd=False) as f:
-            for offset, view in reads:
-                f.seek(offset)
-                if f.readinto(view) != len(view):
-                    raise _Short
+        for offset, view in reads:
+            if _pread_into(fd, view, offset) != len(view):
+                raise _Short
         return
     scratch = memoryview(bytearray(_GAP_MAX))
     k = 0
