@@ -5,7 +5,7 @@ import torch
 
 from snnc.compiler.text import parse
 from snnc.costmodel import estimate
-from snnc.costmodel.connectivity import connectivity
+from snnc.costmodel.connectivity import connectivity, taps_inside
 from snnc.costmodel.counting import nonzero_synapses
 from snnc.costmodel.mapping import bits_per_axon
 
@@ -97,7 +97,11 @@ def test_nonzero_synapses_without_zero_weights(case):
                                conv.dilation, conv.groups).sum().backward()
     n = g.node("conv")
     assert nonzero_synapses(g, n) == int(xg.grad.sum()) == connectivity(g, n).synapses
-    assert connectivity(g, n).positions == int(connectivity(g, n).fanout_hw.sum())
+    # positions: the (output position, tap) pairs reading inside the input, counted per tap
+    # from the taps' own reach along each axis (taps_inside), not from the fan-out map
+    rows = taps_inside(c["h"], c["ho"], c["k"], c["s"], c["p"], 1)
+    cols = taps_inside(c["w"], c["wo"], c["k"], c["s"], c["p"], 1)
+    assert connectivity(g, n).positions == int(rows.sum() * cols.sum())
     assert nonzero_synapses(g, n, conn=connectivity(g, n)) == int(xg.grad.sum())
 
 
