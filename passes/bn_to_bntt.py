@@ -59,9 +59,9 @@ def _make(b: GraphBuilder, fills: list) -> None:
     The float32 ones (torch's default dtype, and rows of float32 CPU tensors) are carved from
     one numpy buffer: one allocation instead of a torch allocation each (bn-to-bntt makes four
     per layer: 728 tensors on densenet121). The buffer holds the tensors of one shape side by
-    side as the rows of one block: it is written by one `np.repeat` of the fill values, each
-    block's tensor rows are copied in with one assignment, and `list(block)` cuts it, so what
-    is left per tensor is `torch.from_numpy` of its own slice: its storage is that slice alone
+    side as the rows of one block: each block's tensor rows are copied in with one assignment
+    and its fill values with another (every entry written once), and `list(block)` cuts it, so
+    what is left per tensor is `torch.from_numpy` of its own slice: its storage is that slice alone
     (torch.save and safetensors see separate tensors), as the ONNX front end's weights
     (onnx_wire.py). The keys are set in the order of `fills`."""
     import math
@@ -73,24 +73,33 @@ def _make(b: GraphBuilder, fills: list) -> None:
         return
     floats = torch.get_default_dtype() is torch.float32
     made: list = [None] * len(fills)
-    blocks: dict[tuple, list[int]] = {}  # shape -> indices into `fills` (the fast ones)
+    # shape -> (indices into `fills` of its row tensors, of its filled ones): the fast ones
+    blocks: dict[tuple, tuple[list[int], list[int]]] = {}
     for i, (_, shape, v) in enumerate(fills):
-        if floats if isinstance(v, float) else v.dtype is torch.float32 and v.is_cpu:
-            blocks.setdefault(shape, []).append(i)
+        if isinstance(v, float):
+            if floats:
+                blocks.setdefault(shape, ([], []))[1].append(i)
+                continue
+            made[i] = torch.full(shape, v)
+        elif v.dtype is torch.float32 and v.is_cpu:
+            blocks.setdefault(shape, ([], []))[0].append(i)
         else:
-            made[i] = torch.full(shape, v) if isinstance(v, float) else v.repeat(shape[0], 1)
-    order = [i for at in blocks.values() for i in at]
-    fill = np.array([v if isinstance(v, float) else 0.0 for v in (fills[i][2] for i in order)],
-                    np.float32)  # tensor rows: copied in below
-    buf = np.repeat(fill, [math.prod(fills[i][1]) for i in order])
+            made[i] = v.repeat(shape[0], 1)
+    # Each block holds its row tensors first, then the filled ones: the rows are one slice
+    # (a strided copy, not a fancy-indexed assignment) and the fills another, each written once.
+    size = sum(len(rows + filled) * math.prod(shape) for shape, (rows, filled) in blocks.items())
+    buf = np.empty(size, np.float32)
     at = 0
-    for shape, idx in blocks.items():
+    for shape, (rows, filled) in blocks.items():
+        idx = rows + filled
         size = len(idx) * math.prod(shape)
         block = buf[at:at + size].reshape(len(idx), *shape)
         at += size
-        rows = [k for k, i in enumerate(idx) if not isinstance(fills[i][2], float)]
-        if rows:  # shape (T, C): every row of tensor k is the [C] tensor fills[idx[k]]
-            block[rows] = np.stack([fills[idx[k]][2].numpy() for k in rows])[:, None, :]
+        if rows:  # shape (T, C): every row of tensor k < len(rows) is the [C] tensor fills[rows[k]]
+            block[:len(rows)] = np.stack([fills[i][2].numpy() for i in rows])[:, None, :]
+        if filled:  # every entry of tensor len(rows) + k is the float fills[filled[k]]
+            values = np.array([fills[i][2] for i in filled], np.float32)
+            block[len(rows):] = values.reshape(-1, *(1,) * len(shape))
         for i, view in zip(idx, list(block)):
             made[i] = torch.from_numpy(view)
     for (key, _, _), tensor in zip(fills, made):
