@@ -1,5 +1,9 @@
 """The IR core: text form, JSON, attributes, builder and verifier (docs/design.md "The IR")."""
 
+import copy
+import dataclasses
+import pickle
+
 import pytest
 
 from snnc.compiler.errors import ParseError, VerifyError
@@ -270,3 +274,33 @@ def test_builder_answers_node_lookups_as_the_graph_does():
     for who in (g, e):
         with pytest.raises(VerifyError, match="graph 'g' has no node 'nope'"):
             who.node("nope")
+
+
+@pytest.mark.parametrize("make, changes", [
+    (lambda: Edge("a", "b", 1), {"port": 2}),
+    (lambda: Edge("a", "b", 0, EdgeKind.DSC, 3, "p", Payload.GRADED, Attrs({"fraction": 0.5})),
+     {"projection": None}),
+    (lambda: Node("c", "conv2d", Attrs({"k": (3, 3)}), (1, 4, 8, 8), ("c.weight",)),
+     {"shape": (1, 4, 4, 4)}),
+    (lambda: Node("x", "input"), {"op": "lif"}),
+])
+def test_edges_and_nodes_are_the_frozen_dataclasses_they_were(make, changes):
+    """Edge and Node build themselves as an unfrozen twin class (ir.py `_twin`): what comes out
+    is the frozen dataclass, field by field as the dataclass's own __init__ would set it."""
+    obj = make()
+    cls = type(obj)
+    assert cls in (Edge, Node) and dataclasses.is_dataclass(obj)
+    want = {f.name: getattr(obj, f.name) for f in dataclasses.fields(cls) if f.init}
+    assert dataclasses.asdict(obj) == {**want, **({"_hash": None} if cls is Edge else {})}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(obj, next(iter(want)), "z")
+    with pytest.raises((dataclasses.FrozenInstanceError, TypeError)):  # frozen slots dataclass
+        obj.__class__ = object
+    other = dataclasses.replace(obj, **changes)
+    assert type(other) is cls and other != obj
+    assert dataclasses.replace(other, **{k: want[k] for k in changes}) == obj
+    again = pickle.loads(pickle.dumps(obj))
+    assert type(again) is cls and again == obj and hash(again) == hash(obj)
+    assert copy.deepcopy(obj) == obj and repr(obj).startswith(cls.__name__ + "(")
+    if cls is Edge:
+        assert obj.moved(payload=None) == dataclasses.replace(obj, payload=None)
