@@ -790,8 +790,11 @@ class GraphBuilder:
         order = _toposort(self.nodes, self.edges, self.name)
         params = None
         if self.params is not None:
-            used = {k for n in self.nodes.values() for k in n.params}
-            params = {k: v for k, v in self.params.items() if k in used}
+            used = set(itertools.chain.from_iterable(n.params for n in self.nodes.values()))
+            if used.issuperset(self.params):  # nothing to drop (the usual case): a plain copy
+                params = dict(self.params)
+            else:
+                params = {k: v for k, v in self.params.items() if k in used}
         edges = tuple(self.edges)
         g = _derived(Graph(self.name, tuple(self.nodes[n] for n in order), edges,
                            tuple(self.outputs), form or self.form, self.attrs, params),
