@@ -24,7 +24,7 @@ import numpy as np
 
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node, Payload
 from snnc.compiler.core.payload import edge_payload, infer_payloads
-from snnc.costmodel.activity import Activity, propagate
+from snnc.costmodel.activity import Activity, propagate, reads_current
 from snnc.costmodel.connectivity import connectivity, has_conn, taps_inside
 from snnc.compiler.targets import Target
 
@@ -238,7 +238,7 @@ _SHAPE = ("flatten", "reshape", "identity", "dropout")
 def input_kind(g: Graph, e, p: Payload) -> str:
     """The kind of a weighted layer's input, for the estimate-error table (docs/costmodel.md):
     spikes, s2s_count, maxpool, avgpool, concat, current, direct_input or graded."""
-    if _reads_current(e):
+    if reads_current(e):
         return "current"
     cur = g.node(e.value_src)
     while cur.op in _SHAPE:
@@ -254,14 +254,10 @@ def input_kind(g: Graph, e, p: Payload) -> str:
     return "spikes" if p is Payload.BINARY else "graded"
 
 
-def _reads_current(e) -> bool:
-    return e.kind is EdgeKind.V2V or e.attrs.get("tap") == "current"
-
-
 def _prior(row: LayerCost, g: Graph, e, c, stats, T: int, p: Payload) -> None:
     """Estimate mode: density x T x synapses (a current read by a V2V projection is dense:
     a value every step, paper 2 eq. 15, not the neuron's firing rate)."""
-    d, v = (1.0, 1.0) if _reads_current(e) else stats[e.value_src]
+    d, v = (1.0, 1.0) if reads_current(e) else stats[e.value_src]
     row.in_density = d
     ops = d * T * c.synapses
     _add_sops(row, p, ops)

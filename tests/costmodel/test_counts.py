@@ -248,3 +248,36 @@ def test_nonzero_synapses_of_a_linear_layer():
     # the deployed weight (e.g. quantised integers) replaces the graph's
     q = torch.tensor([[0, 3, -1, 0, 0, 2]] * 4, dtype=torch.int8)
     assert nonzero_synapses(g.with_params({"fc.weight": w}), n, weight=q) == 12
+
+
+def test_propagate_concat_sums_in_input_order():
+    """propagate's one-pass concat figure equals the channel-weighted means summed in input
+    order with sum() (bit for bit), for rates that round differently in another order, with
+    inputs read as currents (V2V, tap=current: (1, 1)) and edges with other attributes."""
+    import math
+
+    from snnc.compiler.core.ir import Attrs, Edge, EdgeKind, Form, Graph, Node
+    from snnc.costmodel.activity import as_activity, propagate, reads_current
+
+    rates = {"a": 0.1, "b": 0.7, "c": 1e-9, "d": 0.3}
+    shapes = {"a": (1, 3, 4, 4), "b": (1, 1, 4, 4), "c": (1, 7, 4, 4), "d": (1, 2, 4, 4)}
+    nodes = [Node("x", "input", shape=(1, 3, 4, 4))]
+    nodes += [Node(k, "lif", shape=s) for k, s in shapes.items()]
+    kinds = [(EdgeKind.DSC, Attrs()), (EdgeKind.DSC, Attrs({"fraction": 0.5})),
+             (EdgeKind.V2V, Attrs()), (EdgeKind.DATA, Attrs({"tap": "current"})),
+             (EdgeKind.DATA, Attrs({"tap": "spikes"}))]
+    srcs = ["a", "b", "c", "d", "a"]
+    edges = [Edge("x", k, 0) for k in shapes]
+    edges += [Edge(s, "cat", i, kind, attrs=at) for i, (s, (kind, at)) in
+              enumerate(zip(srcs, kinds))]
+    nodes.append(Node("cat", "concat", Attrs({"axis": 1}), (1, 16, 4, 4)))
+    g = Graph("cat", tuple(nodes), tuple(edges), ("cat",), Form.SNN)
+    out = propagate(g, as_activity(rates))
+    ins = g.inputs_of("cat")
+    main = [(1.0, 1.0) if reads_current(e) else (rates[e.src], rates[e.src]) for e in ins]
+    assert [reads_current(e) for e in ins] == [False, False, True, True, False]
+    sizes = [math.prod(shapes[e.src][1:]) for e in ins]
+    tot = sum(sizes)
+    want = (sum(s * d for s, (d, _) in zip(sizes, main)) / tot,
+            sum(s * v for s, (_, v) in zip(sizes, main)) / tot)
+    assert out["cat"] == want  # exact: the same additions in the same order
