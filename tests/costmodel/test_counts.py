@@ -209,6 +209,29 @@ def test_row_as_dict_fields_in_order_lists_copied():
     assert list(d) == names and d["name"] == "b" and d["hosted_on"] is not row.hosted_on
 
 
+def test_row_fast_constructor_equals_the_dataclass():
+    """counting._row (a copy of the defaults' dict) makes what LayerCost(...) makes: equal
+    rows, the instance dict in field order, no value shared between rows."""
+    from dataclasses import MISSING, fields
+
+    from snnc.costmodel.counting import LayerCost, _row
+
+    for f in fields(LayerCost)[2:]:  # what makes the dict copy safe: immutable defaults
+        assert f.default_factory is MISSING
+        assert type(f.default) in (type(None), int, float, str, bool), f.name
+    assert not hasattr(LayerCost, "__post_init__")
+    cases = [{}, {"neuron": "lif"}, {"macs": 3, "synapses": 2, "weights": 7, "weight_bytes": 3.5},
+             {"hosted_on": ["x"], "measured": True, "nb_kind": "MAC", "sops": -0.0}]
+    for kw in cases:
+        fast, plain = _row("a", "conv2d", **kw), LayerCost("a", "conv2d", **kw)
+        assert fast == plain and type(fast) is LayerCost
+        assert list(vars(fast).items()) == list(vars(plain).items())
+        assert fast.as_view() is vars(fast)  # the JSON's no-copy path holds
+    a, b = _row("a", "lif"), _row("b", "lif")
+    a.extra_synapses += 5
+    assert b.extra_synapses == 0 and vars(a) is not vars(b)
+
+
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_baseline_totals_are_the_rows_totals(case):
     """The ANN baseline's light count sums what the rows would: MACs and weight bytes."""
