@@ -123,8 +123,10 @@ def graded_edges(g: Graph, target: Target, *, input_bits: int = 8,
             cand = [e for e in g.inputs_of(n.name) if e.kind is EdgeKind.V2V]
         else:
             continue
-        msgs += [(n, e, p) for e in cand
-                 if (p := edge_payload(g, e, pay)) is not Payload.BINARY]
+        for e in cand:  # a loop, not a comprehension per node: most candidates are binary
+            p = edge_payload(g, e, pay)
+            if p is not Payload.BINARY:
+                msgs.append((n, e, p))
     leg = g
     needed = msgs or any(n.op == "add" for n in g.nodes)
     if not target.graded_spikes and needed and not g.attrs.get("legalized"):
