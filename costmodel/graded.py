@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Payload
 from snnc.compiler.core.payload import edge_payload, infer_payloads
-from snnc.costmodel.activity import window
+from snnc.costmodel.activity import reads_current, window
 from snnc.costmodel.connectivity import connectivity, has_conn
 from snnc.compiler.targets import Target
 
@@ -81,7 +81,7 @@ def _terms(g: Graph, name: str, memo: dict) -> int:
 
 def _kind(g: Graph, e, origin: str) -> str:
     n = g.node(origin)
-    if e.kind is EdgeKind.V2V or e.attrs.get("tap") == "current":
+    if reads_current(e):
         return "v2v_current"
     if n.op == "add":
         proj = any(i.projection for i in g.inputs_of(origin))
