@@ -68,11 +68,13 @@ def has_conn(op: str) -> bool:
     return op in _RULES
 
 
-def connectivity(g: Graph, node: Node) -> Conn:
+def connectivity(g: Graph, node: Node, src: Node | None = None) -> Conn:
     """The connectivity of weighted `node` (conv2d, linear); cached per (node, input shape):
-    a Conn depends on nothing else, and its arrays must be treated as read-only."""
-    src = g.inputs_of(node.name)[0].value_src
-    return _cached(node.op, node.attrs, tuple(node.shape), tuple(g.node(src).shape))
+    a Conn depends on nothing else, and its arrays must be treated as read-only. `src`: the
+    node whose value reaches `node`'s main input (port 0), when the caller has it."""
+    if src is None:
+        src = g.node(g.inputs_of(node.name)[0].value_src)
+    return _cached(node.op, node.attrs, tuple(node.shape), tuple(src.shape))
 
 
 @functools.lru_cache(maxsize=4096)

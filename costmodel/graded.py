@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Payload
 from snnc.compiler.core.payload import edge_payload, infer_payloads
-from snnc.costmodel.activity import window
+from snnc.costmodel.activity import reads_current, window
 from snnc.costmodel.connectivity import connectivity, has_conn
 from snnc.compiler.targets import Target
 
@@ -81,7 +81,7 @@ def _terms(g: Graph, name: str, memo: dict) -> int:
 
 def _kind(g: Graph, e, origin: str) -> str:
     n = g.node(origin)
-    if e.kind is EdgeKind.V2V or e.attrs.get("tap") == "current":
+    if reads_current(e):
         return "v2v_current"
     if n.op == "add":
         proj = any(i.projection for i in g.inputs_of(origin))
@@ -123,8 +123,10 @@ def graded_edges(g: Graph, target: Target, *, input_bits: int = 8,
             cand = [e for e in g.inputs_of(n.name) if e.kind is EdgeKind.V2V]
         else:
             continue
-        msgs += [(n, e, p) for e in cand
-                 if (p := edge_payload(g, e, pay)) is not Payload.BINARY]
+        for e in cand:  # a loop, not a comprehension per node: most candidates are binary
+            p = edge_payload(g, e, pay)
+            if p is not Payload.BINARY:
+                msgs.append((n, e, p))
     leg = g
     needed = msgs or any(n.op == "add" for n in g.nodes)
     if not target.graded_spikes and needed and not g.attrs.get("legalized"):

@@ -50,12 +50,21 @@ def _reach(g: Graph, ends: dict[str, list]) -> tuple[dict[str, list[str]], dict[
     same concatenations dozens of times: one pass over the edges and nodes costs less than
     a `Graph.users` copy per step."""
     succ: dict[str, list[str]] = {n.name: [] for n in g.nodes}
-    for e in g.edges:
-        succ.setdefault(e.src, []).append(e.dst)
+    for e in g.edges:  # a list per name made here only for a name not a node (no setdefault)
+        try:
+            succ[e.src].append(e.dst)
+        except KeyError:
+            succ[e.src] = [e.dst]
     for name, es in ends.items():
         succ.setdefault(name, []).extend(e.dst for e in es)
-    kind = {n.name: _NEURON if n.op in NEURON_OPS else _READER if has_conn(n.op) else _THROUGH
-            for n in g.nodes}
+    of_op: dict[str, int] = {}  # each op's kind, found once (densenet121: 12 ops, 491 nodes)
+    kind = {}
+    for n in g.nodes:
+        k = of_op.get(n.op)
+        if k is None:
+            k = of_op[n.op] = _NEURON if n.op in NEURON_OPS else \
+                _READER if has_conn(n.op) else _THROUGH
+        kind[n.name] = k
     return succ, kind
 
 
@@ -95,7 +104,8 @@ def place_orphans(g: Graph, rows: list[LayerCost], target: Target, T: int) -> tu
         if not has_conn(r.op) or not r.synapses or r.extra_synapses == -r.synapses:
             continue
         neurons, readers = consumers(g, r.name, reach=reach)
-        hosts = [by_neuron[n] for n in neurons if n in by_neuron and n != r.neuron]
+        own = r.neuron
+        hosts = [h for n in neurons if n != own and (h := by_neuron.get(n)) is not None]
         if hosts:
             k = len(hosts) - (0 if r.neuron else 1)  # copies beyond the row's own
             copies = r.synapses - r.residual_synapses + r.extra_synapses

