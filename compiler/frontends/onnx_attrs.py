@@ -35,8 +35,8 @@ def static_shapes(model: onnx.ModelProto) -> Shapes:
     out = {}
     for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
         t = vi.type.tensor_type
-        if t.HasField("shape"):
-            dims = t.shape.dim
+        dims = t.shape.dim  # empty where there is no shape (reading it sets none)
+        if dims or t.HasField("shape"):  # asked only of no dims (densenet121: ~0.3 ms less)
             values = [d.dim_value for d in dims]  # 0 where unset (a dim_param, or nothing)
             if 0 in values:  # a dim set to 0 is static: ask which are set (rare)
                 values = [d.dim_value if d.HasField("dim_value") else None for d in dims]
