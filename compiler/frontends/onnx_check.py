@@ -188,15 +188,22 @@ def _structure(model: onnx.ModelProto, split: dict[int, bytes]) -> onnx.ModelPro
     probe.CopyFrom(model)
     g = probe.graph
     names = {vi.name for vi in g.input}
-    keep = []
-    inputs = g.input
+    keep, typed = [], []
     for i, t in enumerate(g.initializer):
         if i in split or t.data_location == TensorProto.EXTERNAL:
             if t.name not in names:
                 names.add(t.name)
-                _typed_input(inputs, t)
+                typed.append(t)
         else:
             keep.append(t)
+    from snnc.compiler.frontends.onnx_wire import typed_inputs  # (onnx_wire imports this module)
+
+    wire = typed_inputs(typed)
+    if wire is not None:  # one parse appending them all to g.input, in order
+        g.MergeFromString(wire)
+    else:
+        for t in typed:
+            _typed_input(g.input, t)
     del g.initializer[:]
     g.initializer.extend(keep)
     return probe

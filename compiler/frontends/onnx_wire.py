@@ -49,12 +49,61 @@ def _varint(buf, i: int, end: int) -> tuple[int, int]:
 
 
 def _encode_varint(value: int) -> bytes:
+    """Protobuf's varint of `value` (an int32/int64: a negative one as its 64-bit two's
+    complement)."""
+    if 0 <= value < 128:
+        return _SMALL[value]
+    value &= (1 << 64) - 1
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+_SMALL = [bytes((i,)) for i in range(128)]  # the one-byte varints
+
+
+def _field(key: int, body: bytes) -> bytes:
+    """A length-delimited field: its one-byte `key`, the length of `body`, `body`."""
+    n = len(body)
+    return b"".join((_SMALL[key], _SMALL[n] if n < 128 else _encode_varint(n), body))
+
+
+def typed_inputs(tensors: list[onnx.TensorProto]) -> bytes | None:
+    """The GraphProto wire bytes of what `onnx_check._typed_input` appends for each of
+    `tensors` (their `input` fields: merged into a graph, they append the same
+    ValueInfoProtos), or None when a name is not text (protobuf hands out bytes for a name
+    that is not UTF-8, which `_typed_input` refuses, as it always did). Written here and
+    parsed by protobuf in one call: densenet121's 182 weights ~0.3 ms, instead of ~0.7 ms
+    of messages built field by field (and freed)."""
+    dim_fields: dict[int, bytes] = {}  # a dim's value -> its TensorShapeProto.dim field
+    out = []
+    for t in tensors:
+        name = t.name
+        if type(name) is not str:
+            return None
+        parts = []
+        for d in t.dims:
+            f = dim_fields.get(d)
+            if f is None:
+                f = dim_fields[d] = _field(_DIM, _VARINT_1 + _encode_varint(d))
+            parts.append(f)
+        tensor = b"".join((_VARINT_1, _encode_varint(t.data_type),
+                           _field(_SHAPE, b"".join(parts))))
+        info = b"".join((_field(_NAME, name.encode()), _field(_TYPE, _field(_TENSOR, tensor))))
+        out.append(_field(_GRAPH_INPUT, info))
+    return b"".join(out)
+
+
+# the keys `typed_inputs` writes (field number << 3 | wire type): GraphProto.input 11,
+# ValueInfoProto.name 1 and .type 2, TypeProto.tensor_type 1, TypeProto.Tensor.shape 2,
+# TensorShapeProto.dim 1 (length-delimited), TypeProto.Tensor.elem_type 1 and
+# Dimension.dim_value 1 (varints, 0x08)
+_GRAPH_INPUT, _NAME, _TYPE, _TENSOR, _SHAPE, _DIM = (11 << 3 | 2, 1 << 3 | 2, 2 << 3 | 2,
+                                                     1 << 3 | 2, 2 << 3 | 2, 1 << 3 | 2)
+_VARINT_1 = bytes((1 << 3 | 0,))
 
 
 def _fields(buf, i: int, end: int, img: _Image | None = None):

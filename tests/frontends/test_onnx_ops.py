@@ -160,5 +160,13 @@ def test_static_shapes_keep_only_fully_static_values():
     graph = helper.make_graph([], "g", [vi("x", [1, 3, 4, 4])], [vi("y", [2, 0, 3])],
                               value_info=[vi("sym", [1, "N"]), unset, noshape,
                                           vi("scalar", []), vi("zero_last", [5, 0])])
-    got = static_shapes(helper.make_model(graph))
+    model = helper.make_model(graph)
+    before = model.SerializeToString()
+    got = static_shapes(model)
     assert got == {"x": (1, 3, 4, 4), "y": (2, 0, 3), "scalar": (), "zero_last": (5, 0)}
+    assert model.SerializeToString() == before  # reading an absent shape adds none
+    assert not model.graph.value_info[2].type.tensor_type.HasField("shape")  # noshape
+    other = onnx.ValueInfoProto(name="seq")  # not a tensor type: no shape
+    other.type.sequence_type.elem_type.tensor_type.elem_type = TensorProto.FLOAT
+    graph.value_info.append(other)
+    assert static_shapes(helper.make_model(graph)) == got

@@ -461,3 +461,92 @@ def test_without_pread_or_preadv_the_same_model_is_read(tmp_path, monkeypatch):
     model, consts = load_model(path)
     assert model.SerializeToString() == want_model.SerializeToString()
     assert consts.keys() == want.keys() and all(np.array_equal(consts[k], want[k]) for k in want)
+
+
+def _plain_probe(model: onnx.ModelProto, split: dict) -> bytes:
+    """What onnx_check._structure gives, built the plain way: a ValueInfoProto per weight
+    (helper.make_tensor_value_info) appended to a copy's inputs."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    g = probe.graph
+    names = {vi.name for vi in g.input}
+    keep = []
+    for i, t in enumerate(model.graph.initializer):
+        if i in split or t.data_location == TensorProto.EXTERNAL:
+            if t.name not in names:
+                names.add(t.name)
+                g.input.append(helper.make_tensor_value_info(t.name, t.data_type,
+                                                             list(t.dims)))
+        else:
+            keep.append(t)
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    return probe.SerializeToString()
+
+
+@pytest.mark.parametrize("zoo_id,exporter,opset,external", [
+    ("densenet121", "torchscript", None, False), ("mobilenetv2", "dynamo", None, False),
+    ("resnet20", "torchscript", 11, False), ("resnet20", "torchscript", None, True),
+    ("resnet20", "dynamo", None, False)])
+def test_the_probe_onnx_checks_is_the_plain_one(zoo_id, exporter, opset, external, exports,
+                                                 tmp_path, monkeypatch):
+    """check_onnx writes the weights' typed inputs as wire bytes (onnx_wire.typed_inputs)
+    into the probe that onnx's checker and shape inference read: byte for byte the probe
+    built with a ValueInfoProto per weight, on what load_model hands it (both exporters,
+    external data, an opset converted from 11)."""
+    from snnc.compiler.frontends import onnx as front
+
+    path = exports(zoo_id, exporter, opset)
+    if external:
+        folder = tmp_path / "ext"
+        folder.mkdir()
+        onnx.save_model(onnx.load(str(path)), str(folder / "m.onnx"),
+                        save_as_external_data=True, location="m.data", size_threshold=0)
+        path = folder / "m.onnx"
+    seen = []
+
+    def check_onnx(model, path, label, split=None):
+        probe = onnx_check._structure(model, split or {}).SerializeToString()
+        assert probe == _plain_probe(model, split or {})
+        seen.append(len(model.graph.initializer))
+        return onnx_check.check_onnx(model, path, label, split)
+
+    monkeypatch.setattr(front, "check_onnx", check_onnx)
+    load_model(path)
+    assert seen and seen[0] > 10
+
+
+def test_the_probe_of_odd_weights_is_the_plain_one():
+    """The typed inputs of weights with dims of every varint length, negative dims (two:
+    still > SHAPE_DATA_MAX values), an empty shape (an external scalar), a type beyond
+    onnx's, names in UTF-8 and a name given twice; a name protobuf hands out as bytes (not
+    UTF-8) is refused as building its ValueInfoProto refuses it."""
+    from snnc.compiler.frontends import onnx_wire
+
+    m = _model([bytes(400)])
+    inits = m.graph.initializer
+    for name, dims, dtype in [("big", [3, 200, 20_000, 3_000_000_000], TensorProto.FLOAT),
+                              ("neg", [-10, -10], TensorProto.FLOAT),
+                              ("größe.weight", [65], TensorProto.DOUBLE),
+                              ("odd", [70], 1000), ("big", [80], TensorProto.FLOAT)]:
+        t = inits.add()
+        t.name, t.data_type = name, dtype
+        t.dims.extend(dims)
+    scalar = inits.add()
+    scalar.CopyFrom(helper.make_tensor("s", TensorProto.FLOAT, [], [1.0]))
+    scalar.data_location = TensorProto.EXTERNAL
+    split = {i: b"" for i in range(1, len(inits) - 1)}
+    assert onnx_check._structure(m, split).SerializeToString() == _plain_probe(m, split)
+    assert len(onnx_check._structure(m, split).graph.input) == 1 + 5  # "big" once
+
+    raw = bytearray(m.SerializeToString())
+    at = raw.index(b"odd")
+    raw[at:at + 3] = b"\xff\xfe\xfd"
+    bad = onnx.ModelProto()
+    bad.ParseFromString(bytes(raw))
+    assert onnx_wire.typed_inputs(list(bad.graph.initializer)) is None
+    with pytest.raises(UnicodeDecodeError) as plain:
+        _plain_probe(bad, split)
+    with pytest.raises(UnicodeDecodeError) as got:
+        onnx_check._structure(bad, split)
+    assert str(got.value) == str(plain.value)
