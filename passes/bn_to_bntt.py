@@ -60,10 +60,10 @@ def _make(b: GraphBuilder, fills: list) -> None:
     one numpy buffer: one allocation instead of a torch allocation each (bn-to-bntt makes four
     per layer: 728 tensors on densenet121). The buffer holds the tensors of one shape side by
     side as the rows of one block: each block's tensor rows are copied in with one assignment
-    and its fill values with another (every entry written once), and `list(block)` cuts it, so
-    what is left per tensor is `torch.from_numpy` of its own slice: its storage is that slice alone
-    (torch.save and safetensors see separate tensors), as the ONNX front end's weights
-    (onnx_wire.py). The keys are set in the order of `fills`."""
+    and its fill values with another (every entry written once), and `list(block)` cuts it,
+    so what is left per tensor is `torch.from_numpy` of its own slice: its storage is that
+    slice alone (torch.save and safetensors see separate tensors), as the ONNX front end's
+    weights (onnx_wire.py). The keys are set in the order of `fills`."""
     import math
 
     import numpy as np
