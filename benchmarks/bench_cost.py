@@ -9,8 +9,9 @@
    creation (issue 11: target at most 1x), twice: as a user runs both (torch's default
    threads, onnxruntime's default SessionOptions) and one thread each. Last measured
    (`--whole-only --repeat 15`, alternating with the commit before on a quiet 2-core
-   machine; docs/costmodel.md "Speed", fourth round): CPU ratio 1.27x-1.43x one thread each
-   (before: 1.46x-1.60x), wall 1.12x-1.27x as a user runs both (before: 1.26x-1.51x).
+   machine; docs/costmodel.md "Speed", fifth round): CPU ratio 1.17x-1.34x one thread each
+   (before: 1.23x-1.38x), wall 1.19x-1.33x as a user runs both (before: 1.08x-1.28x); 405 M
+   instructions per whole path (before: 446 M; onnxruntime's session: 424 M).
 3. `estimate` on synthetic SNN chains (encoder, then conv-lif layers, then a readout) of 100,
    1000 and 5000 layers, and the exponent of a power-law fit of time against layers (target:
    close to 1, i.e. linear).
