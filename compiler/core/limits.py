@@ -156,13 +156,23 @@ def cost_estimate(g) -> tuple[int, str | None]:
 
 def _map_and_size(shape, memo: dict) -> tuple[int, int]:
     """(bytes of an int64 fan-out map over `shape`'s positions, elements of one sample),
-    computed once per distinct shape: densenet121's 121 weighted nodes read and write 71
-    distinct shapes (242 look-ups), and every compile and cost report asks."""
-    known = memo.get(shape) if type(shape) is tuple else None
+    once per distinct shape (`_per_shape`): densenet121's 121 weighted nodes read and write
+    71 distinct shapes (242 look-ups), and every compile and cost report asks."""
+    return _per_shape(shape, memo, _map_and_size_of)
+
+
+def _map_and_size_of(shape) -> tuple[int, int]:
+    return 8 * (_numel(shape[2:]) if len(shape) == 4 else 1), _numel(shape[1:])
+
+
+def _per_shape(shape, memo: dict, fn):
+    """`fn(shape)`, kept in `memo` per distinct shape (a shape given as a list, which cannot
+    be a key, is computed each time)."""
+    if type(shape) is not tuple:
+        return fn(shape)
+    known = memo.get(shape)
     if known is None:
-        known = (8 * (_numel(shape[2:]) if len(shape) == 4 else 1), _numel(shape[1:]))
-        if type(shape) is tuple:
-            memo[shape] = known
+        known = memo[shape] = fn(shape)
     return known
 
 
@@ -198,16 +208,11 @@ def _sizes(nodes) -> list[int]:
     distinct shape: an SNN layer's conv, norm and lif share one (densenet121: 73 shapes for
     491 nodes, and every compile asks)."""
     memo: dict[tuple, int] = {}
-    out = []
-    for n in nodes:
-        s = n.shape
-        size = memo.get(s) if type(s) is tuple else None
-        if size is None:
-            size = _numel(s[1:])
-            if type(s) is tuple:
-                memo[s] = size
-        out.append(size)
-    return out
+    return [_per_shape(n.shape, memo, _sample_size) for n in nodes]
+
+
+def _sample_size(shape) -> int:
+    return _numel(shape[1:])
 
 
 def check_compile(g, timesteps: int, label: str) -> None:
