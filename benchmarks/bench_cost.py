@@ -8,16 +8,18 @@
    import and checks, conversion passes, estimate, JSON report) against the same session
    creation (issue 11: target at most 1x), twice: as a user runs both (torch's default
    threads, onnxruntime's default SessionOptions) and one thread each. Last measured
-   (`--whole-only --repeat 15`, alternating with the commit before on a quiet 2-core
-   machine; docs/costmodel.md "Speed", fifth round): CPU ratio 1.17x-1.34x one thread each
-   (before: 1.23x-1.38x), wall 1.19x-1.33x as a user runs both (before: 1.08x-1.28x); 405 M
-   instructions per whole path (before: 446 M; onnxruntime's session: 424 M).
+   (`--whole-only --repeat 15`, three runs on a 2-core machine; docs/costmodel.md "Speed",
+   sixth round): CPU ratio 1.18x-1.32x one thread each, wall 1.23x-1.27x as a user runs
+   both. Optionally counted instead of timed (the same on every run): `--instructions`
+   (valgrind's callgrind, both sides, one thread: snnc 412.1 M, onnxruntime 429.8 M, 0.96x)
+   and `--bytecodes` (snnc's Python bytecodes per stage: 3.885 M per whole path).
 3. `estimate` on synthetic SNN chains (encoder, then conv-lif layers, then a readout) of 100,
    1000 and 5000 layers, and the exponent of a power-law fit of time against layers (target:
    close to 1, i.e. linear).
 
     .venv/bin/python benchmarks/bench_cost.py [--size 224] [--repeat 5] [--breakdown]
-                                              [--profile] [--whole-only]
+                                              [--profile] [--whole-only] [--bytecodes]
+                                              [--instructions [N]]
 
 Interleaved runs in one process, wall and CPU time (this process's, all its threads; the
 machine may be shared): medians, and for the whole path the median and range of the per-round
@@ -59,24 +61,79 @@ def chain_graph(layers: int, width: int = 8, side: int = 8):
     return b.build()
 
 
+def _stages() -> list:
+    """(module, function name, label) of the whole path's stages, as timed by `breakdown`."""
+    from snnc.compiler import api, costcmd
+    from snnc.compiler.core import passmanager
+    from snnc.compiler.frontends import onnx as fonnx
+
+    return [(fonnx, "load_model", "ONNX read + checks (file, external data, checker, "
+                                  "inference, initializers)"),
+            (fonnx, "check_onnx", "  of which onnx checker + shape inference"),
+            (fonnx, "_convert", "ONNX -> IR (converters; verified with the annotation)"),
+            (api, "import_ann", "import total (+ node checks, annotate-skips)"),
+            (passmanager, "run_pipeline", "conversion passes (incl. verify)"),
+            (api, "cost_report", "cost report"),
+            (costcmd, "_print", "JSON output")]
+
+
+def bytecodes(whole) -> None:
+    """Python bytecode instructions executed by one call of `whole`, in all and per stage
+    (inclusive): a count, the same on every run (sys.settrace with per-opcode events, so
+    slow: ~30 s). Where the interpreted work is, which time on a shared machine blurs; C
+    work (onnx's checks, numpy, protobuf) does not count."""
+    import functools
+    import sys
+
+    count = [0]
+    inside: dict = {}  # label -> [depth, opcodes at the outermost entry]
+    spent: dict = {}
+    saved = []
+
+    def tracer(frame, event, arg):
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            count[0] += 1
+        return tracer
+
+    for mod, name, label in _stages():
+        fn = getattr(mod, name)
+        saved.append((mod, name, fn))
+
+        def counted(*a, _fn=fn, _label=label, **k):
+            state = inside.setdefault(_label, [0, 0])
+            if not state[0]:
+                state[1] = count[0]
+            state[0] += 1
+            try:
+                return _fn(*a, **k)
+            finally:
+                state[0] -= 1
+                if not state[0]:
+                    spent[_label] = spent.get(_label, 0) + count[0] - state[1]
+        setattr(mod, name, functools.wraps(fn)(counted))
+    try:
+        sys.settrace(tracer)
+        try:
+            whole()
+        finally:
+            sys.settrace(None)
+    finally:
+        for mod, name, fn in saved:
+            setattr(mod, name, fn)
+    print(f"Python bytecodes per whole path (one call, sys.settrace): {count[0]:,}")
+    for _, _, label in _stages():
+        n = spent.get(label, 0)
+        print(f"  {label:72s} {n:10,} ({100 * n / count[0]:4.1f} %)")
+
+
 def breakdown(whole, repeat: int) -> None:
     """CPU-time medians of the stages of `whole` (each stage's function wrapped in a timer)."""
     import functools
     import statistics
     import time
 
-    from snnc.compiler import api, costcmd
-    from snnc.compiler.core import passmanager
-    from snnc.compiler.frontends import onnx as fonnx
-
-    stages = [(fonnx, "load_model", "ONNX read + checks (file, external data, checker, "
-                                    "inference, initializers)"),
-              (fonnx, "check_onnx", "  of which onnx checker + shape inference"),
-              (fonnx, "_convert", "ONNX -> IR (incl. verify)"),
-              (api, "import_ann", "import total (+ node checks, annotate-skips)"),
-              (passmanager, "run_pipeline", "conversion passes (incl. verify)"),
-              (api, "cost_report", "cost report"),
-              (costcmd, "_print", "JSON output")]
+    stages = _stages()
     spent: dict = {}
     saved = []
     for mod, name, label in stages:
@@ -131,6 +188,72 @@ def whole_vs(whole, session, repeat: int, label: str) -> None:
           f"(target <= 1x)")
 
 
+def _count_child(kind: str, runs: int, onnx_path: str) -> None:
+    """`--instructions`' child (run under valgrind): one warm call of `kind` ("snnc": the
+    whole path, "ort": a one-thread session), then `runs` more. The parent subtracts a child
+    with runs=0, which leaves the instructions of `runs` calls."""
+    import contextlib
+    import io
+
+    import torch
+
+    torch.set_num_threads(1)
+    if kind == "snnc":
+        from snnc.compiler.cli import main as snnc_main
+
+        def call():
+            with contextlib.redirect_stdout(io.StringIO()):
+                assert snnc_main(["cost", onnx_path, "--format", "json"]) == 0
+    else:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+
+        def call():
+            ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+    for _ in range(runs + 1):
+        call()
+
+
+def instructions(onnx_path: Path, runs: int) -> None:
+    """Instructions executed per call, counted by valgrind's callgrind: the whole path (one
+    thread) and onnxruntime's one-thread session creation, and their ratio. Unlike time, the
+    count is the same on every run whatever else the machine does (PYTHONHASHSEED=0 fixes
+    the hashes), so it shows a change that the timed ratios' spread on a shared machine hides.
+    It is not a time: snnc's interpreted Python retires fewer instructions per cycle than
+    onnxruntime's C++ (docs/costmodel.md "Speed"). Each count is (a child making 1 + `runs`
+    calls) - (a child making 1), over `runs`: imports and the first call cancel out."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("valgrind") is None:
+        sys.exit("--instructions needs valgrind on PATH (Debian/Ubuntu: apt install valgrind)")
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+
+    def collected(kind: str, n: int) -> int:
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+               os.path.abspath(__file__), "--count-child", kind, str(n), str(onnx_path)]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if done.returncode or found is None:
+            sys.exit(f"callgrind run failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
+        return int(found.group(1))
+
+    per = {}
+    for kind, label in (("snnc", "snnc cost densenet121.onnx --format json, whole path"),
+                        ("ort", "onnxruntime InferenceSession creation, one thread")):
+        print(f"counting {label} under callgrind (about 2 minutes per child) ...", flush=True)
+        per[kind] = (collected(kind, runs) - collected(kind, 0)) / runs
+        print(f"  {per[kind] / 1e6:.1f} M instructions per call", flush=True)
+    print(f"instructions per call, one thread each: snnc {per['snnc'] / 1e6:.1f} M, onnxruntime "
+          f"{per['ort'] / 1e6:.1f} M, ratio {per['snnc'] / per['ort']:.2f}x (callgrind, "
+          f"{runs} calls after a warm one; a count, not a time)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=224)
@@ -140,7 +263,21 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="cProfile one densenet estimate")
     ap.add_argument("--whole-only", action="store_true",
                     help="only the whole path (2.) and its breakdown")
+    ap.add_argument("--instructions", type=int, nargs="?", const=2, default=None,
+                    metavar="RUNS",
+                    help="also count the instructions per call of the whole path and of a "
+                         "one-thread onnxruntime session under valgrind's callgrind "
+                         "(deterministic; RUNS calls after a warm one, default 2; minutes)")
+    ap.add_argument("--bytecodes", action="store_true",
+                    help="count the Python bytecodes one whole path executes, per stage "
+                         "(deterministic; ~30 s)")
+    ap.add_argument("--count-child", nargs=3, metavar=("KIND", "RUNS", "ONNX"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.count_child:
+        kind, runs, path = args.count_child
+        _count_child(kind, int(runs), path)
+        return
 
     import onnxruntime as ort
     import torch
@@ -202,6 +339,10 @@ def main() -> None:
         torch.set_num_threads(1)
         if args.breakdown:
             breakdown(whole, args.repeat)
+        if args.bytecodes:
+            bytecodes(whole)
+        if args.instructions is not None:
+            instructions(onnx_path, max(1, args.instructions))
         if args.profile and not args.whole_only:
             import cProfile
             import pstats
