@@ -12,6 +12,7 @@ edits a graph someone else holds. See docs/ir.md for every op, its attributes an
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import enum
@@ -19,7 +20,7 @@ import itertools
 import math
 import operator
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -354,23 +355,26 @@ class Graph:
     def _idx(self) -> dict:
         if "ins" not in self._index:
             by_name = self._by_name()
-            ins: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
-            outs: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
-            for e in self.edges:  # a list per name, made here only for a name not a node
-                try:
-                    ins[e.dst].append(e)
-                except KeyError:
-                    ins[e.dst] = [e]
-                try:
-                    outs[e.src].append(e)
-                except KeyError:
-                    outs[e.src] = [e]
-                if e.projection is not None:
-                    outs.setdefault(e.projection, []).append(e)
+            names = list(map(_name, self.nodes))
+            ins: dict[str, list[Edge]] = _lists(names)
+            outs: dict[str, list[Edge]] = _lists(names)
+            if not _append_each(ins, outs, self.edges):
+                ins, outs = _lists(names), _lists(names)
+                for e in self.edges:  # a list per name, made here only for a name not a node
+                    try:
+                        ins[e.dst].append(e)
+                    except KeyError:
+                        ins[e.dst] = [e]
+                    try:
+                        outs[e.src].append(e)
+                    except KeyError:
+                        outs[e.src] = [e]
+                    if e.projection is not None:
+                        outs.setdefault(e.projection, []).append(e)
             for lst in ins.values():
                 if len(lst) > 1:
                     lst.sort(key=_port)
-            pos = {n.name: i for i, n in enumerate(self.nodes)}
+            pos = dict(zip(names, range(len(names))))  # {name: position}, made in C
             self._index.update(by_name=by_name, ins=ins, outs=outs, pos=pos)
         return self._index
 
@@ -379,7 +383,7 @@ class Graph:
         graph, say) needs no index of the edges, which costs ten times as much."""
         by_name = self._index.get("by_name")
         if by_name is None:
-            by_name = self._index["by_name"] = {n.name: n for n in self.nodes}
+            by_name = self._index["by_name"] = dict(zip(map(_name, self.nodes), self.nodes))
         return by_name
 
     def node(self, name: str) -> Node:
@@ -456,10 +460,48 @@ def _derived(g: Graph, base: Graph | None) -> Graph:
     return g
 
 
+def _append_each(by_dst: dict[str, list[Edge]], by_src: dict[str, list[Edge]],
+                 edges: Sequence[Edge]) -> bool:
+    """Append each of `edges`, in order, to its destination's list in `by_dst` and to its
+    source's in `by_src`, in C (`map` over the lists' `append`, drained by a zero-length
+    deque: no bytecode per edge); True when done. False, having changed nothing, when some
+    edge has a projection or names a node without a list, which the callers handle edge by
+    edge."""
+    if not _projection_free(edges):
+        return False
+    try:
+        into = list(map(by_dst.__getitem__, map(_dst, edges)))
+        outof = list(map(by_src.__getitem__, map(_src, edges)))
+    except KeyError:
+        return False
+    _drain(map(list.append, into, edges))
+    _drain(map(list.append, outof, edges))
+    return True
+
+
+def _drain(it: Iterator) -> None:
+    collections.deque(it, maxlen=0)
+
+
+def _lists(names: list[str]) -> dict[str, list]:
+    """{name: a new empty list} for each of `names`, made in C."""
+    return dict(zip(names, map(list, itertools.repeat((), len(names)))))
+
+
 def _index_edges(edges: Iterable[Edge], by_dst: dict[str, list[Edge]],
                  by_src: dict[str, list[Edge]]) -> None:
     """Append each of `edges`, in order, to its destination's list in `by_dst` and to its
-    source's (and projection's) in `by_src` (the builder's index, `_EdgeList`)."""
+    source's (and projection's) in `by_src` (the builder's index, `_EdgeList`). Without
+    projections, the lists a name lacks are made in the order the names first occur (as
+    the loop below makes them) and the edges appended in C (`_append_each`)."""
+    edges = edges if isinstance(edges, (list, tuple)) else list(edges)
+    if _projection_free(edges):
+        for index, names in ((by_dst, map(_dst, edges)), (by_src, map(_src, edges))):
+            for name in dict.fromkeys(names):
+                if name not in index:
+                    index[name] = []
+        if _append_each(by_dst, by_src, edges):
+            return
     for e in edges:
         lst = by_dst.get(e.dst)
         if lst is None:
@@ -696,7 +738,7 @@ class GraphBuilder:
     def from_graph(cls, g: Graph) -> GraphBuilder:
         b = cls(g.name, g.form, g.attrs, None if g.params is None else dict(g.params))
         b.base = g
-        b.nodes = {n.name: n for n in g.nodes}
+        b.nodes = dict(zip(map(_name, g.nodes), g.nodes))
         built = _BUILT.get()
         if built is not None and built[0] is g.edges and built[1].version == built[2]:
             # `g`'s edges are those of the builder that last built a graph, unchanged since:
@@ -828,17 +870,54 @@ def deferred_verify():
         _DEFERRED.reset(token)
 
 
+_name = operator.attrgetter("name")
+_src = operator.attrgetter("src")
+_dst = operator.attrgetter("dst")
+_projection = operator.attrgetter("projection")
+
+
+def edge_positions(edges: Sequence[Edge], pos: Mapping[str, int]
+                   ) -> tuple[list[int], list[int]] | None:
+    """(position of each edge's source, of its destination), in edge order, looked up in C
+    (`map` over attrgetters and `dict.get`: no bytecode per edge); None when some edge has a
+    projection or names a node not in `pos`, which the callers check edge by edge."""
+    if _projection_free(edges):
+        get, missing = pos.get, itertools.repeat(-1)
+        srcs = list(map(get, map(_src, edges), missing))
+        dsts = list(map(get, map(_dst, edges), missing))
+        if not srcs or min(srcs) >= 0 and min(dsts) >= 0:
+            return srcs, dsts
+    return None
+
+
+def _projection_free(edges: Sequence[Edge]) -> bool:
+    return list(map(_projection, edges)).count(None) == len(edges)
+
+
 def _toposort(nodes: Mapping[str, Node], edges: Iterable[Edge], gname: str) -> list[str]:
     """Stable topological order (Kahn, smallest original index first, inputs first).
 
     Run by every `build()`, so on positions (ints) rather than names. Most edits keep the
     existing order topological: one pass over the edges sees that, and then Kahn's order is
-    the existing one; otherwise a second pass collects the (source, destination) pairs."""
+    the existing one; otherwise a second pass collects the (source, destination) pairs. With
+    no projection and no missing node (the usual case) both passes work on the positions
+    `edge_positions` looks up in C: on densenet121's 2,300 edges and seven builds a run, ~150k
+    fewer bytecodes (bench_cost.py --bytecodes)."""
     names = list(nodes)
-    pos = {name: i for i, name in enumerate(names)}
+    pos = dict(zip(names, range(len(names))))
     get = pos.get
     ordered = not any(n.op == "input" for n in itertools.dropwhile(
         lambda n: n.op == "input", nodes.values()))
+    edges = edges if isinstance(edges, list) else list(edges)
+    found = edge_positions(edges, pos)
+    if found is not None:
+        srcs, dsts = found
+        if ordered and all(map(operator.le, srcs, dsts)):  # no s > d: the order holds
+            return names
+        readers: list[list[int]] = [[] for _ in names]  # position -> its readers' positions
+        for s, d in zip(srcs, dsts):
+            readers[s].append(d)
+        return [names[i] for i in _kahn(names, nodes, readers, gname)]
     for e in edges:
         d, s, p = get(e.dst), get(e.src), e.projection
         if d is None or s is None or (p is not None and p not in pos):
@@ -878,12 +957,11 @@ def _kahn(names: list[str], nodes: Mapping[str, Node], succs: list[list[int]],
 
     n = len(names)
     keys = [i if node.op == "input" else i + n for i, node in enumerate(nodes.values())]
-    indeg = [0] * n
     for s, readers in enumerate(succs):
         if s in readers:  # a node reading itself: left to the verifier, as before
             readers[:] = [d for d in readers if d != s]
-        for d in readers:
-            indeg[d] += 1
+    counts = collections.Counter(itertools.chain.from_iterable(succs))  # counted in C
+    indeg = list(map(counts.get, range(n), itertools.repeat(0)))
     heap = [keys[i] for i in range(n) if not indeg[i]]
     heapq.heapify(heap)
     order: list[int] = []
