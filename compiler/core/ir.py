@@ -16,6 +16,7 @@ import collections
 import contextlib
 import contextvars
 import enum
+import functools
 import itertools
 import math
 import operator
@@ -81,6 +82,7 @@ _PLAIN = (bool, int, float, str, type(None), enum.Enum)
 
 
 _SAFE = frozenset({int, str, bool, type(None)})  # exact types kept as they are, unchecked
+_INT_ONLY = frozenset({int})
 
 
 def _freeze(value: Any) -> Any:
@@ -88,7 +90,7 @@ def _freeze(value: Any) -> Any:
     Every node's attributes pass here, so the common cases (an int or str, a tuple of ints)
     are answered by exact type before the general checks."""
     t = type(value)
-    if t in _SAFE or (t is tuple and all(type(v) is int for v in value)):
+    if t in _SAFE or (t is tuple and _INT_ONLY.issuperset(map(type, value))):
         return value
     if isinstance(value, _PLAIN):
         if isinstance(value, float) and not math.isfinite(value):
@@ -408,10 +410,11 @@ class Graph:
         return self._idx()["pos"][name]
 
     def input_nodes(self) -> list[Node]:
-        return [n for n in self.nodes if n.op == "input"]
+        return self.by_op("input")
 
     def by_op(self, *ops: str) -> list[Node]:
-        return [n for n in self.nodes if n.op in ops]
+        """The nodes whose op is one of `ops`, in order (picked in C)."""
+        return list(itertools.compress(self.nodes, map(ops.__contains__, map(_op, self.nodes))))
 
     def skip_edges(self) -> list[Edge]:
         return [e for e in self.edges if e.is_skip]
@@ -833,13 +836,13 @@ class GraphBuilder:
         order = _toposort(self.nodes, self.edges, self.name)
         params = None
         if self.params is not None:
-            used = set(itertools.chain.from_iterable(n.params for n in self.nodes.values()))
+            used = set(itertools.chain.from_iterable(map(_params, self.nodes.values())))
             if used.issuperset(self.params):  # nothing to drop (the usual case): a plain copy
                 params = dict(self.params)
             else:
                 params = {k: v for k, v in self.params.items() if k in used}
         edges = tuple(self.edges)
-        g = _derived(Graph(self.name, tuple(self.nodes[n] for n in order), edges,
+        g = _derived(Graph(self.name, tuple(map(self.nodes.__getitem__, order)), edges,
                            tuple(self.outputs), form or self.form, self.attrs, params),
                      self.base)
         _BUILT.set((edges, self.edges, self.edges.version))
@@ -871,6 +874,10 @@ def deferred_verify():
 
 
 _name = operator.attrgetter("name")
+_op = operator.attrgetter("op")
+_params = operator.attrgetter("params")
+_is_input = functools.partial(operator.eq, "input")
+_INPUT_FIRST = {"input": 0}  # Kahn's key offset of an op (n for any other)
 _src = operator.attrgetter("src")
 _dst = operator.attrgetter("dst")
 _projection = operator.attrgetter("projection")
@@ -906,18 +913,19 @@ def _toposort(nodes: Mapping[str, Node], edges: Iterable[Edge], gname: str) -> l
     names = list(nodes)
     pos = dict(zip(names, range(len(names))))
     get = pos.get
-    ordered = not any(n.op == "input" for n in itertools.dropwhile(
-        lambda n: n.op == "input", nodes.values()))
+    ops = list(map(_op, nodes.values()))
+    lead = sum(1 for _ in itertools.takewhile(_is_input, ops))  # the inputs in front
+    ordered = "input" not in ops[lead:]  # no input after another op
     edges = edges if isinstance(edges, list) else list(edges)
     found = edge_positions(edges, pos)
     if found is not None:
         srcs, dsts = found
         if ordered and all(map(operator.le, srcs, dsts)):  # no s > d: the order holds
             return names
-        readers: list[list[int]] = [[] for _ in names]  # position -> its readers' positions
-        for s, d in zip(srcs, dsts):
+        readers: list[list[int]] = list(map(list, itertools.repeat((), len(names))))
+        for s, d in zip(srcs, dsts):  # position -> its readers' positions
             readers[s].append(d)
-        return [names[i] for i in _kahn(names, nodes, readers, gname)]
+        return list(map(names.__getitem__, _kahn(names, nodes, readers, gname)))
     for e in edges:
         d, s, p = get(e.dst), get(e.src), e.projection
         if d is None or s is None or (p is not None and p not in pos):
@@ -956,7 +964,9 @@ def _kahn(names: list[str], nodes: Mapping[str, Node], succs: list[list[int]],
     import heapq
 
     n = len(names)
-    keys = [i if node.op == "input" else i + n for i, node in enumerate(nodes.values())]
+    # i for an input, i + n for the rest (dict.get gives 0 or n), in C
+    keys = list(map(operator.add, range(n), map(_INPUT_FIRST.get, map(_op, nodes.values()),
+                                                 itertools.repeat(n))))
     for s, readers in enumerate(succs):
         if s in readers:  # a node reading itself: left to the verifier, as before
             readers[:] = [d for d in readers if d != s]
