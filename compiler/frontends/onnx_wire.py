@@ -111,8 +111,9 @@ def _fields(buf, i: int, end: int, img: _Image | None = None):
     message in buf[i:end] (the key is field number << 3 | wire type); `img`: the file image
     `buf` views, whose key and length bytes are read in as the walk reaches them (the value's
     are the caller's). Raises _Unusual past the end, for field number 0, groups and invalid
-    wire types. One-byte keys and lengths (a graph's keys, most of its lengths) are read
-    inline: the walk steps over ~1,100 graph fields and ~3,000 tensor fields on densenet121."""
+    wire types. One-byte keys, and lengths and varint values of one or two bytes (a graph's
+    keys, its lengths, a tensor's dims) are read inline: the walk steps over ~1,100 graph
+    fields and ~3,000 tensor fields on densenet121."""
     while i < end:
         if img is not None and i + _HEAD > img.hi:
             img.need(i + _HEAD)
@@ -127,11 +128,19 @@ def _fields(buf, i: int, end: int, img: _Image | None = None):
             if i < end and buf[i] < 0x80:
                 j = i + 1 + buf[i]
                 i += 1
+            elif i + 1 < end and buf[i + 1] < 0x80:  # two bytes: lengths up to 16,383
+                j = i + 2 + ((buf[i] & 0x7F) | buf[i + 1] << 7)
+                i += 2
             else:
                 n, i = _varint(buf, i, end)
                 j = i + n
-        elif wire == 0:
-            _, j = _varint(buf, i, end)
+        elif wire == 0:  # a varint value, stepped over: one or two bytes inline
+            if i < end and buf[i] < 0x80:
+                j = i + 1
+            elif i + 1 < end and buf[i + 1] < 0x80:
+                j = i + 2
+            else:
+                _, j = _varint(buf, i, end)
         elif wire == 1:
             j = i + 8
         elif wire == 5:
