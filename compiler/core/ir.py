@@ -12,16 +12,14 @@ edits a graph someone else holds. See docs/ir.md for every op, its attributes an
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import contextvars
 import enum
-import functools
 import itertools
 import math
 import operator
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -82,7 +80,6 @@ _PLAIN = (bool, int, float, str, type(None), enum.Enum)
 
 
 _SAFE = frozenset({int, str, bool, type(None)})  # exact types kept as they are, unchecked
-_INT_ONLY = frozenset({int})
 
 
 def _freeze(value: Any) -> Any:
@@ -90,7 +87,7 @@ def _freeze(value: Any) -> Any:
     Every node's attributes pass here, so the common cases (an int or str, a tuple of ints)
     are answered by exact type before the general checks."""
     t = type(value)
-    if t in _SAFE or (t is tuple and _INT_ONLY.issuperset(map(type, value))):
+    if t in _SAFE or (t is tuple and all(type(v) is int for v in value)):
         return value
     if isinstance(value, _PLAIN):
         if isinstance(value, float) and not math.isfinite(value):
@@ -357,26 +354,23 @@ class Graph:
     def _idx(self) -> dict:
         if "ins" not in self._index:
             by_name = self._by_name()
-            names = list(map(_name, self.nodes))
-            ins: dict[str, list[Edge]] = _lists(names)
-            outs: dict[str, list[Edge]] = _lists(names)
-            if not _append_each(ins, outs, self.edges):
-                ins, outs = _lists(names), _lists(names)
-                for e in self.edges:  # a list per name, made here only for a name not a node
-                    try:
-                        ins[e.dst].append(e)
-                    except KeyError:
-                        ins[e.dst] = [e]
-                    try:
-                        outs[e.src].append(e)
-                    except KeyError:
-                        outs[e.src] = [e]
-                    if e.projection is not None:
-                        outs.setdefault(e.projection, []).append(e)
+            ins: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
+            outs: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
+            for e in self.edges:  # a list per name, made here only for a name not a node
+                try:
+                    ins[e.dst].append(e)
+                except KeyError:
+                    ins[e.dst] = [e]
+                try:
+                    outs[e.src].append(e)
+                except KeyError:
+                    outs[e.src] = [e]
+                if e.projection is not None:
+                    outs.setdefault(e.projection, []).append(e)
             for lst in ins.values():
                 if len(lst) > 1:
                     lst.sort(key=_port)
-            pos = dict(zip(names, range(len(names))))  # {name: position}, made in C
+            pos = {n.name: i for i, n in enumerate(self.nodes)}
             self._index.update(by_name=by_name, ins=ins, outs=outs, pos=pos)
         return self._index
 
@@ -385,7 +379,7 @@ class Graph:
         graph, say) needs no index of the edges, which costs ten times as much."""
         by_name = self._index.get("by_name")
         if by_name is None:
-            by_name = self._index["by_name"] = dict(zip(map(_name, self.nodes), self.nodes))
+            by_name = self._index["by_name"] = {n.name: n for n in self.nodes}
         return by_name
 
     def node(self, name: str) -> Node:
@@ -410,11 +404,10 @@ class Graph:
         return self._idx()["pos"][name]
 
     def input_nodes(self) -> list[Node]:
-        return self.by_op("input")
+        return [n for n in self.nodes if n.op == "input"]
 
     def by_op(self, *ops: str) -> list[Node]:
-        """The nodes whose op is one of `ops`, in order (picked in C)."""
-        return list(itertools.compress(self.nodes, map(ops.__contains__, map(_op, self.nodes))))
+        return [n for n in self.nodes if n.op in ops]
 
     def skip_edges(self) -> list[Edge]:
         return [e for e in self.edges if e.is_skip]
@@ -463,51 +456,10 @@ def _derived(g: Graph, base: Graph | None) -> Graph:
     return g
 
 
-_MANY = 32  # edges from which `_index_edges` is faster in C (one edge: ~12x slower there)
-
-
-def _append_each(by_dst: dict[str, list[Edge]], by_src: dict[str, list[Edge]],
-                 edges: Sequence[Edge]) -> bool:
-    """Append each of `edges`, in order, to its destination's list in `by_dst` and to its
-    source's in `by_src`, in C (`map` over the lists' `append`, drained by a zero-length
-    deque: no bytecode per edge); True when done. False, having changed nothing, when some
-    edge has a projection or names a node without a list, which the callers handle edge by
-    edge."""
-    if not _projection_free(edges):
-        return False
-    try:
-        into = list(map(by_dst.__getitem__, map(_dst, edges)))
-        outof = list(map(by_src.__getitem__, map(_src, edges)))
-    except KeyError:
-        return False
-    _drain(map(list.append, into, edges))
-    _drain(map(list.append, outof, edges))
-    return True
-
-
-def _drain(it: Iterator) -> None:
-    collections.deque(it, maxlen=0)
-
-
-def _lists(names: list[str]) -> dict[str, list]:
-    """{name: a new empty list} for each of `names`, made in C."""
-    return dict(zip(names, map(list, itertools.repeat((), len(names)))))
-
-
 def _index_edges(edges: Iterable[Edge], by_dst: dict[str, list[Edge]],
                  by_src: dict[str, list[Edge]]) -> None:
     """Append each of `edges`, in order, to its destination's list in `by_dst` and to its
-    source's (and projection's) in `by_src` (the builder's index, `_EdgeList`). Without
-    projections, the lists a name lacks are made in the order the names first occur (as
-    the loop below makes them) and the edges appended in C (`_append_each`)."""
-    edges = edges if isinstance(edges, (list, tuple)) else list(edges)
-    if len(edges) >= _MANY and _projection_free(edges):  # (a few edges: the loop is faster)
-        for index, names in ((by_dst, map(_dst, edges)), (by_src, map(_src, edges))):
-            for name in dict.fromkeys(names):
-                if name not in index:
-                    index[name] = []
-        if _append_each(by_dst, by_src, edges):
-            return
+    source's (and projection's) in `by_src` (the builder's index, `_EdgeList`)."""
     for e in edges:
         lst = by_dst.get(e.dst)
         if lst is None:
@@ -744,7 +696,7 @@ class GraphBuilder:
     def from_graph(cls, g: Graph) -> GraphBuilder:
         b = cls(g.name, g.form, g.attrs, None if g.params is None else dict(g.params))
         b.base = g
-        b.nodes = dict(zip(map(_name, g.nodes), g.nodes))
+        b.nodes = {n.name: n for n in g.nodes}
         built = _BUILT.get()
         if built is not None and built[0] is g.edges and built[1].version == built[2]:
             # `g`'s edges are those of the builder that last built a graph, unchanged since:
@@ -839,13 +791,13 @@ class GraphBuilder:
         order = _toposort(self.nodes, self.edges, self.name)
         params = None
         if self.params is not None:
-            used = set(itertools.chain.from_iterable(map(_params, self.nodes.values())))
+            used = set(itertools.chain.from_iterable(n.params for n in self.nodes.values()))
             if used.issuperset(self.params):  # nothing to drop (the usual case): a plain copy
                 params = dict(self.params)
             else:
                 params = {k: v for k, v in self.params.items() if k in used}
         edges = tuple(self.edges)
-        g = _derived(Graph(self.name, tuple(map(self.nodes.__getitem__, order)), edges,
+        g = _derived(Graph(self.name, tuple(self.nodes[n] for n in order), edges,
                            tuple(self.outputs), form or self.form, self.attrs, params),
                      self.base)
         _BUILT.set((edges, self.edges, self.edges.version))
@@ -876,59 +828,17 @@ def deferred_verify():
         _DEFERRED.reset(token)
 
 
-_name = operator.attrgetter("name")
-_op = operator.attrgetter("op")
-_params = operator.attrgetter("params")
-_is_input = functools.partial(operator.eq, "input")
-_INPUT_FIRST = {"input": 0}  # Kahn's key offset of an op (n for any other)
-_src = operator.attrgetter("src")
-_dst = operator.attrgetter("dst")
-_projection = operator.attrgetter("projection")
-
-
-def edge_positions(edges: Sequence[Edge], pos: Mapping[str, int]
-                   ) -> tuple[list[int], list[int]] | None:
-    """(position of each edge's source, of its destination), in edge order, looked up in C
-    (`map` over attrgetters and `dict.get`: no bytecode per edge); None when some edge has a
-    projection or names a node not in `pos`, which the callers check edge by edge."""
-    if _projection_free(edges):
-        get, missing = pos.get, itertools.repeat(-1)
-        srcs = list(map(get, map(_src, edges), missing))
-        dsts = list(map(get, map(_dst, edges), missing))
-        if not srcs or min(srcs) >= 0 and min(dsts) >= 0:
-            return srcs, dsts
-    return None
-
-
-def _projection_free(edges: Sequence[Edge]) -> bool:
-    return list(map(_projection, edges)).count(None) == len(edges)
-
-
 def _toposort(nodes: Mapping[str, Node], edges: Iterable[Edge], gname: str) -> list[str]:
     """Stable topological order (Kahn, smallest original index first, inputs first).
 
     Run by every `build()`, so on positions (ints) rather than names. Most edits keep the
     existing order topological: one pass over the edges sees that, and then Kahn's order is
-    the existing one; otherwise a second pass collects the (source, destination) pairs. With
-    no projection and no missing node (the usual case) both passes work on the positions
-    `edge_positions` looks up in C: on densenet121's 2,300 edges and seven builds a run, ~150k
-    fewer bytecodes (bench_cost.py --bytecodes)."""
+    the existing one; otherwise a second pass collects the (source, destination) pairs."""
     names = list(nodes)
-    pos = dict(zip(names, range(len(names))))
+    pos = dict(zip(names, range(len(names))))  # a quarter faster than a comprehension
     get = pos.get
-    ops = list(map(_op, nodes.values()))
-    lead = sum(1 for _ in itertools.takewhile(_is_input, ops))  # the inputs in front
-    ordered = "input" not in ops[lead:]  # no input after another op
-    edges = edges if isinstance(edges, list) else list(edges)
-    found = edge_positions(edges, pos)
-    if found is not None:
-        srcs, dsts = found
-        if ordered and all(map(operator.le, srcs, dsts)):  # no s > d: the order holds
-            return names
-        readers: list[list[int]] = list(map(list, itertools.repeat((), len(names))))
-        for s, d in zip(srcs, dsts):  # position -> its readers' positions
-            readers[s].append(d)
-        return list(map(names.__getitem__, _kahn(names, nodes, readers, gname)))
+    ordered = not any(n.op == "input" for n in itertools.dropwhile(
+        lambda n: n.op == "input", nodes.values()))
     for e in edges:
         d, s, p = get(e.dst), get(e.src), e.projection
         if d is None or s is None or (p is not None and p not in pos):
@@ -967,14 +877,13 @@ def _kahn(names: list[str], nodes: Mapping[str, Node], succs: list[list[int]],
     import heapq
 
     n = len(names)
-    # i for an input, i + n for the rest (dict.get gives 0 or n), in C
-    keys = list(map(operator.add, range(n), map(_INPUT_FIRST.get, map(_op, nodes.values()),
-                                                 itertools.repeat(n))))
+    keys = [i if node.op == "input" else i + n for i, node in enumerate(nodes.values())]
+    indeg = [0] * n
     for s, readers in enumerate(succs):
         if s in readers:  # a node reading itself: left to the verifier, as before
             readers[:] = [d for d in readers if d != s]
-    counts = collections.Counter(itertools.chain.from_iterable(succs))  # counted in C
-    indeg = list(map(counts.get, range(n), itertools.repeat(0)))
+        for d in readers:
+            indeg[d] += 1
     heap = [keys[i] for i in range(n) if not indeg[i]]
     heapq.heapify(heap)
     order: list[int] = []

@@ -8,7 +8,6 @@ Shapes are per time step (`[N, C, H, W]` or `[N, F]`); time is a graph attribute
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Sequence
 
 from snnc.compiler.core.errors import ShapeMismatch, VerifyError
@@ -173,28 +172,17 @@ def _concat(node, inputs):
     axis = node.attrs.get("axis", 1)
     base = list(inputs[0])
     if type(axis) is int and 0 <= axis < len(base):  # by slices: densenet's concats have
-        # dozens of inputs each: every input's (dims before axis, dims after) compared in C
-        outside = operator.itemgetter(slice(None, axis), slice(axis + 1, None))
-        shapes = list(map(tuple, inputs))
-        if _one(map(len, shapes)) and _one(map(outside, shapes)):
-            bad = []
-        else:
-            head, tail = tuple(base[:axis]), tuple(base[axis + 1:])
-            bad = [s for s in inputs[1:] if len(s) != len(base) or tuple(s[:axis]) != head
-                   or tuple(s[axis + 1:]) != tail]
+        head, tail = tuple(base[:axis]), tuple(base[axis + 1:])
+        bad = [s for s in inputs[1:] if len(s) != len(base) or tuple(s[:axis]) != head
+               or tuple(s[axis + 1:]) != tail]  # dozens of inputs each
     else:
         bad = [s for s in inputs[1:] if len(s) != len(base) or any(
             a != b for i, (a, b) in enumerate(zip(s, base)) if i != axis)]
     if bad:
         raise ShapeMismatch(f"node '{node.name}' (op concat): shapes {[list(x) for x in inputs]}"
                             f" differ outside axis {axis}")
-    base[axis] = sum(map(operator.itemgetter(axis), inputs))
+    base[axis] = sum(s[axis] for s in inputs)
     return tuple(base)
-
-
-def _one(values) -> bool:
-    """Whether every one of `values` (hashable) equals the first: one distinct value."""
-    return len(set(values)) <= 1
 
 
 @shape_rule("vote")

@@ -16,18 +16,12 @@
 
 from __future__ import annotations
 
-import itertools
-import operator
-
 from snnc.compiler.core.errors import ShapeMismatch, VerifyError
-from snnc.compiler.core.ir import (EMPTY, RESIDUAL_KINDS, SPIKING_OPS, EdgeKind, Form, Graph,
-                                   edge_positions)
+from snnc.compiler.core.ir import EMPTY, RESIDUAL_KINDS, SPIKING_OPS, EdgeKind, Form, Graph
 from snnc.compiler.core.payload import edge_payload, node_payload
 from snnc.compiler.core.shapes import edge_shape, infer_shape
 from snnc.compiler.core.text import format_node
 
-_kind, _hops, _payload, _port = (operator.attrgetter(f) for f in ("kind", "hops", "payload",
-                                                                   "port"))
 _SKIP_TARGET = {EdgeKind.ASC: ("add",), EdgeKind.DSC: ("concat",), EdgeKind.S2S: ("add",),
                 EdgeKind.S2M: ("lif",), EdgeKind.V2V: ("lif",)}
 
@@ -59,15 +53,12 @@ def verify(g: Graph) -> Graph:
     idx = g._idx()
     pos = idx["pos"]
 
-    # edges reference nodes and respect topological order: looked up in C when no edge has
-    # a projection and every node exists (ir.edge_positions), else edge by edge
-    found = edge_positions(g.edges, pos)
-    if found is None or not all(map(operator.lt, *found)):
-        get = pos.get
-        for e in g.edges:
-            d, s, p = get(e.dst, -1), get(e.src, -1), e.projection
-            if s < 0 or d < 0 or s >= d or p is not None and get(p, -1) not in range(d):
-                _edge_fails(g, e, pos)
+    # edges reference nodes and respect topological order
+    get = pos.get
+    for e in g.edges:
+        d, s, p = get(e.dst, -1), get(e.src, -1), e.projection
+        if s < 0 or d < 0 or s >= d or p is not None and get(p, -1) not in range(d):
+            _edge_fails(g, e, pos)
     if not _ports_ok(idx["ins"]):
         ports: dict[str, list[int]] = {}
         for e in g.edges:
@@ -124,14 +115,8 @@ def verify(g: Graph) -> Graph:
                     _fail(g, n.name, f"node '{n.name}' names parameter '{key}', which the graph "
                                      f"does not hold")
 
-    # skip edges: when every edge's hops is >= 1 and none has a projection (`found`), a data
-    # edge cannot fail, so only the others are visited (picked in C, in edge order)
-    edges = g.edges
-    kinds = list(map(_kind, edges))
-    if found is not None and _hops_ok(edges):
-        edges = itertools.compress(edges, map(operator.is_not, kinds,
-                                              itertools.repeat(EdgeKind.DATA)))
-    for e in edges:
+    # skip edges
+    for e in g.edges:
         if e.hops < 1:
             _fail(g, e.dst, f"edge %{e.src} -> %{e.dst} has hops={e.hops}; hops must be >= 1")
         if e.kind is EdgeKind.DATA:
@@ -153,12 +138,11 @@ def verify(g: Graph) -> Graph:
 
     # payloads
     if g.form is Form.ANN:
-        payloads = list(map(_payload, g.edges))
-        for e in () if payloads.count(None) == len(payloads) else g.edges:
+        for e in g.edges:
             if e.payload is not None:
                 _fail(g, e.dst, f"edge %{e.src} -> %{e.dst} has a payload in an ANN-form graph")
     else:
-        if g.attrs.get("lowered", False) and EdgeKind.ASC in kinds:
+        if g.attrs.get("lowered", False):
             for e in g.edges:
                 if e.kind is EdgeKind.ASC:
                     _fail(g, e.dst, f"ASC edge %{e.src} -> %{e.dst} survived residual lowering")
@@ -193,21 +177,16 @@ def _edge_fails(g: Graph, e, pos: dict) -> None:
                             f"its nodes are not in topological order")
 
 
-def _hops_ok(edges) -> bool:
-    """Whether every edge's hops is >= 1, found in C; False when some is not a number (the
-    edge-by-edge check then names it)."""
-    try:
-        return not edges or min(map(_hops, edges)) >= 1
-    except TypeError:
-        return False
-
-
 def _ports_ok(ins_of: dict) -> bool:
     """Whether every node's input ports are 0..k-1 (`ins_of`: the graph's index, each node's
     edges sorted by port); the caller finds the node to name when not."""
-    lists = ins_of.values()
-    ports = list(map(_port, itertools.chain.from_iterable(lists)))  # all of them, in C
-    return ports == list(itertools.chain.from_iterable(map(range, map(len, lists))))
+    for ins in ins_of.values():
+        i = 0
+        for e in ins:
+            if e.port != i:
+                return False
+            i += 1
+    return True
 
 
 def _same_inputs(ins, before, by_name, prior_nodes) -> bool:
