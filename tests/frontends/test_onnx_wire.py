@@ -179,10 +179,10 @@ def _strip_by_fields(buf):
 
 
 def test_the_walk_equals_a_plain_walk_one_field_at_a_time():
-    """`_fields` reads one-byte keys and lengths inline and `_strip_graph` copies runs of
-    fields: on damaged
-    files (bytes changed, cut, inserted) it must take out the same bytes, or find the same
-    file unusual, as a walk one field at a time."""
+    """`_fields` reads one-byte keys, and lengths and varint values of one or two bytes,
+    inline and `_strip_graph` copies runs of fields: on damaged files (bytes changed, cut,
+    inserted) it must take out the same bytes, or find the same file unusual, as a walk one
+    field at a time. The tensors' dims and lengths take one, two and three varint bytes."""
     import random
 
     import numpy as np
@@ -190,7 +190,8 @@ def test_the_walk_equals_a_plain_walk_one_field_at_a_time():
     from snnc.compiler.frontends import onnx_wire as w
 
     m = _model([bytes(400)])
-    for i, n in enumerate((3, 200, 70)):  # more initializers, the last one without raw_data
+    for i, n in enumerate((3, 200, 70, 5000, 20000)):  # the third without raw_data; dims
+        # of 1-3 varint bytes (200, 5000, 20000), lengths of 1-3 (12, 800, 20000, 80000 bytes)
         t = m.graph.initializer.add()
         vals = [0.5] * n
         t.CopyFrom(helper.make_tensor(f"c{i}", TensorProto.FLOAT, [n], vals) if i == 2 else
@@ -199,10 +200,13 @@ def test_the_walk_equals_a_plain_walk_one_field_at_a_time():
     src = m.SerializeToString()
     rng = random.Random(11)
     seen = set()
-    for _ in range(600):
+    heads = [i for i in range(len(src)) if i < 2000 or src[i] not in (0, 0x3F)]  # not the
+    # values of the large tensors (0.5 is 00 00 00 3f): damage lands on keys and lengths
+    for _ in range(900):
         b = bytearray(src)
         for _ in range(rng.randint(1, 3)):
-            pos = rng.randrange(len(b))
+            pos = rng.choice(heads) if rng.random() < 0.8 else rng.randrange(len(b))
+            pos = min(pos, len(b) - 1)
             r = rng.random()
             if r < 0.6:
                 b[pos] = rng.randrange(256)
