@@ -81,7 +81,9 @@ def bytecodes(whole) -> None:
     """Python bytecode instructions executed by one call of `whole`, in all and per stage
     (inclusive): a count, the same on every run (sys.settrace with per-opcode events, so
     slow: ~30 s). Where the interpreted work is, which time on a shared machine blurs; C
-    work (onnx's checks, numpy, protobuf) does not count."""
+    work (onnx's checks, numpy, protobuf) does not count, so fewer bytecodes is not less
+    time: moving a loop into `map(operator.attrgetter(...))` cut them 17 % and made the
+    whole path slower (docs/costmodel.md "Speed", sixth round)."""
     import functools
     import sys
 
