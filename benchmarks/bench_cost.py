@@ -222,7 +222,8 @@ def instructions(onnx_path: Path, runs: int) -> None:
     """Instructions executed per call, counted by valgrind's callgrind: the whole path (one
     thread) and onnxruntime's one-thread session creation, and their ratio. Unlike time, the
     count is the same on every run whatever else the machine does (PYTHONHASHSEED=0 fixes
-    the hashes), so it shows a change that the timed ratios' spread on a shared machine hides.
+    the hashes, OPENBLAS_NUM_THREADS=1 the BLAS threads' spinning), so it shows a change that
+    the timed ratios' spread on a shared machine hides.
     It is not a time: snnc's interpreted Python retires fewer instructions per cycle than
     onnxruntime's C++ (docs/costmodel.md "Speed"). Each count is (a child making 1 + `runs`
     calls) - (a child making 1), over `runs`: imports and the first call cancel out."""
@@ -234,7 +235,9 @@ def instructions(onnx_path: Path, runs: int) -> None:
 
     if shutil.which("valgrind") is None:
         sys.exit("--instructions needs valgrind on PATH (Debian/Ubuntu: apt install valgrind)")
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    # fixed hashes; and no OpenBLAS worker threads, whose spinning after the weight thread's
+    # dot product lasts a time, not a count (it made counts vary by a few per cent)
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
 
     def collected(kind: str, n: int) -> int:
         cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
