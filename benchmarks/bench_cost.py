@@ -11,8 +11,9 @@
    (`--whole-only --repeat 15`, three runs on a 2-core machine; docs/costmodel.md "Speed",
    sixth round): CPU ratio 1.18x-1.32x one thread each, wall 1.23x-1.27x as a user runs
    both. Optionally counted instead of timed (the same on every run): `--instructions`
-   (valgrind's callgrind, both sides, one thread: snnc 412.1 M, onnxruntime 429.8 M, 0.96x)
-   and `--bytecodes` (snnc's Python bytecodes per stage: 3.885 M per whole path).
+   (valgrind's callgrind, both sides, one thread: snnc 408.0 M, onnxruntime 436.3 M, 0.94x)
+   and `--bytecodes` (snnc's Python bytecodes per stage: 3.885 M per whole path; not a
+   time).
 3. `estimate` on synthetic SNN chains (encoder, then conv-lif layers, then a readout) of 100,
    1000 and 5000 layers, and the exponent of a power-law fit of time against layers (target:
    close to 1, i.e. linear).
