@@ -191,7 +191,8 @@ def test_the_walk_equals_a_plain_walk_one_field_at_a_time():
 
     m = _model([bytes(400)])
     for i, n in enumerate((3, 200, 70, 5000, 20000)):  # the third without raw_data; dims
-        # of 1-3 varint bytes (200, 5000, 20000), lengths of 1-3 (12, 800, 20000, 80000 bytes)
+        # of one (3), two (200, 5000) and three (20000) varint bytes, raw lengths likewise
+        # (12; 800; 20000, 80000 bytes)
         t = m.graph.initializer.add()
         vals = [0.5] * n
         t.CopyFrom(helper.make_tensor(f"c{i}", TensorProto.FLOAT, [n], vals) if i == 2 else
