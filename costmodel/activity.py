@@ -27,7 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from snnc.compiler.core.errors import SnncError
-from snnc.compiler.core.ir import EMPTY, Edge, EdgeKind, Graph
+from snnc.compiler.core.ir import Graph
+from snnc.compiler.core.payload import reads_current
 
 SOURCES = ("prior", "calibration", "measured")
 
@@ -106,14 +107,6 @@ def window(attrs, shape_in, shape_out) -> int:
 _POOLS = ("maxpool", "avgpool", "adaptive_avgpool")
 _PASSED = ("relu", "clip", "dropout", "identity", "flatten", "reshape")
 _FROM_INPUTS = _POOLS + _PASSED + ("add", "concat")  # ops whose figures their inputs set
-
-
-def reads_current(e: Edge) -> bool:
-    """Whether edge `e` delivers its source's input current (V2V, or tap=current: a graded
-    value every step, paper 2 eq. 15) instead of its output. An edge without attributes is
-    not asked for `tap` (as in compiler.core.payload.edge_payload): propagate asks it of
-    every input of a concatenation, ~1,000 edges on densenet121."""
-    return e.kind is EdgeKind.V2V or (e.attrs is not EMPTY and e.attrs.get("tap") == "current")
 
 
 def propagate(g: Graph, act: Activity) -> dict[str, tuple[float, float]]:

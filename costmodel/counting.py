@@ -23,8 +23,8 @@ from operator import attrgetter
 import numpy as np
 
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Node, Payload
-from snnc.compiler.core.payload import edge_payload, infer_payloads
-from snnc.costmodel.activity import Activity, propagate, reads_current
+from snnc.compiler.core.payload import edge_payload, infer_payloads, reads_current
+from snnc.costmodel.activity import Activity, propagate
 from snnc.costmodel.connectivity import connectivity, has_conn, taps_inside
 from snnc.compiler.targets import Target
 

@@ -25,8 +25,8 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from snnc.compiler.core.ir import EdgeKind, Form, Graph, Payload
-from snnc.compiler.core.payload import edge_payload, infer_payloads
-from snnc.costmodel.activity import reads_current, window
+from snnc.compiler.core.payload import edge_payload, infer_payloads, reads_current
+from snnc.costmodel.activity import window
 from snnc.costmodel.connectivity import connectivity, has_conn
 from snnc.compiler.targets import Target
 

@@ -17,6 +17,7 @@ from dataclasses import replace
 import torch
 
 from snnc.compiler.core.ir import EdgeKind, Graph
+from snnc.compiler.core.payload import reads_current
 from snnc.compiler.core.relays import folded_bn
 from snnc.passes._common import data_users, main_input
 
@@ -57,7 +58,7 @@ def _group(g: Graph, lif: str):
         return None
     if ins and trained_folded(g, ins[0].value_src):
         return None
-    if any(e.kind is EdgeKind.V2V or e.attrs.get("tap") == "current" for e in g.users(lif)):
+    if any(map(reads_current, g.users(lif))):
         return None
     if not ins or len(data_users(g, ins[0].value_src)) != 1:
         return None

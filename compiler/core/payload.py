@@ -83,11 +83,18 @@ def _is_unit_window(node: Node) -> bool:
     return node.op == "avgpool" and k in (1, (1, 1))
 
 
+def reads_current(e: Edge) -> bool:
+    """Whether edge `e` delivers its source's input current (V2V, or tap=current: a graded
+    value every step, paper 2 eq. 15) instead of its output. An edge without attributes is
+    not asked for `tap` (most edges: this is asked of every edge several times a compile)."""
+    return e.kind is EdgeKind.V2V or (e.attrs is not EMPTY and e.attrs.get("tap") == "current")
+
+
 def edge_payload(g: Graph, e: Edge, out: dict[str, Payload]) -> Payload:
     """What `e` carries, given the payloads `out` of the nodes before it. (Asked of every
-    edge twice per compile, by annotate-payloads and by the verifier: an edge without
-    attributes is not asked for `tap`, and its value's node is read without the property.)"""
-    if e.kind is EdgeKind.V2V or (e.attrs is not EMPTY and e.attrs.get("tap") == "current"):
+    edge twice per compile, by annotate-payloads and by the verifier: its value's node is
+    read without the `value_src` property.)"""
+    if reads_current(e):
         return Payload.GRADED  # an input current (paper 2 eq. 15)
     return out[e.src if e.projection is None else e.projection]  # e.value_src
 

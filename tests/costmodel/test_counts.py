@@ -280,7 +280,8 @@ def test_propagate_concat_sums_in_input_order():
     import math
 
     from snnc.compiler.core.ir import Attrs, Edge, EdgeKind, Form, Graph, Node
-    from snnc.costmodel.activity import as_activity, propagate, reads_current
+    from snnc.compiler.core.payload import reads_current
+    from snnc.costmodel.activity import as_activity, propagate
 
     rates = {"a": 0.1, "b": 0.7, "c": 1e-9, "d": 0.3}
     shapes = {"a": (1, 3, 4, 4), "b": (1, 1, 4, 4), "c": (1, 7, 4, 4), "d": (1, 2, 4, 4)}
