@@ -145,8 +145,9 @@ def cost_estimate(g) -> tuple[int, str | None]:
     per: dict[tuple, tuple[int, int]] = {}  # a shape's (map bytes, elements per sample)
     for n in g.nodes:
         if n.op in ("conv2d", "linear"):
-            src, out = _map_and_size(g.node(g.inputs_of(n.name)[0].value_src).shape, per), \
-                _map_and_size(n.shape, per)
+            src = _per_shape(g.node(g.inputs_of(n.name)[0].value_src).shape, per,
+                             _map_and_size)
+            out = _per_shape(n.shape, per, _map_and_size)
             maps += src[0]
             here = 16 * src[1] + 16 * out[1]
             if here > worst:
@@ -154,14 +155,11 @@ def cost_estimate(g) -> tuple[int, str | None]:
     return maps + worst, worst_node
 
 
-def _map_and_size(shape, memo: dict) -> tuple[int, int]:
+def _map_and_size(shape) -> tuple[int, int]:
     """(bytes of an int64 fan-out map over `shape`'s positions, elements of one sample),
-    once per distinct shape (`_per_shape`): densenet121's 121 weighted nodes read and write
-    71 distinct shapes (242 look-ups), and every compile and cost report asks."""
-    return _per_shape(shape, memo, _map_and_size_of)
-
-
-def _map_and_size_of(shape) -> tuple[int, int]:
+    asked once per distinct shape through `_per_shape`: densenet121's 121 weighted nodes
+    read and write 71 distinct shapes (242 look-ups), and every compile and cost report
+    asks."""
     return 8 * (_numel(shape[2:]) if len(shape) == 4 else 1), _numel(shape[1:])
 
 
