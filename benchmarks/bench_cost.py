@@ -12,7 +12,7 @@
    sixth round): CPU ratio 1.18x-1.32x one thread each, wall 1.23x-1.27x as a user runs
    both. Optionally counted instead of timed (the same on every run): `--instructions`
    (valgrind's callgrind, both sides, one thread: snnc 408.0 M, onnxruntime 436.3 M, 0.94x)
-   and `--bytecodes` (snnc's Python bytecodes per stage: 3.885 M per whole path; not a
+   and `--bytecodes` (snnc's Python bytecodes per stage: 3.831 M per whole path; not a
    time).
 3. `estimate` on synthetic SNN chains (encoder, then conv-lif layers, then a readout) of 100,
    1000 and 5000 layers, and the exponent of a power-law fit of time against layers (target:
@@ -31,6 +31,7 @@ onnxruntime with 1 intra/inter-op thread.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import tempfile
 from pathlib import Path
@@ -78,6 +79,38 @@ def _stages() -> list:
             (costcmd, "_print", "JSON output")]
 
 
+@contextlib.contextmanager
+def _metered(clock):
+    """Each of `_stages()` wrapped so that the dict it yields sums, per label, `clock()`'s
+    advance over the stage's outermost calls (a stage called inside itself counts once);
+    the functions are put back on the way out."""
+    import functools
+
+    spent: dict = {}
+    depth: dict = {}
+    saved = []
+    for mod, name, label in _stages():
+        fn = getattr(mod, name)
+        saved.append((mod, name, fn))
+
+        def metered(*a, _fn=fn, _label=label, **k):
+            d = depth.get(_label, 0)
+            depth[_label] = d + 1
+            start = clock()
+            try:
+                return _fn(*a, **k)
+            finally:
+                depth[_label] = d
+                if not d:
+                    spent[_label] = spent.get(_label, 0) + clock() - start
+        setattr(mod, name, functools.wraps(fn)(metered))
+    try:
+        yield spent
+    finally:
+        for mod, name, fn in saved:
+            setattr(mod, name, fn)
+
+
 def bytecodes(whole) -> None:
     """Python bytecode instructions executed by one call of `whole`, in all and per stage
     (inclusive): a count, the same on every run (sys.settrace with per-opcode events, so
@@ -85,13 +118,9 @@ def bytecodes(whole) -> None:
     work (onnx's checks, numpy, protobuf) does not count, so fewer bytecodes is not less
     time: moving a loop into `map(operator.attrgetter(...))` cut them 17 % and made the
     whole path slower (docs/costmodel.md "Speed", sixth round)."""
-    import functools
     import sys
 
     count = [0]
-    inside: dict = {}  # label -> [depth, opcodes at the outermost entry]
-    spent: dict = {}
-    saved = []
 
     def tracer(frame, event, arg):
         frame.f_trace_opcodes = True
@@ -99,31 +128,12 @@ def bytecodes(whole) -> None:
             count[0] += 1
         return tracer
 
-    for mod, name, label in _stages():
-        fn = getattr(mod, name)
-        saved.append((mod, name, fn))
-
-        def counted(*a, _fn=fn, _label=label, **k):
-            state = inside.setdefault(_label, [0, 0])
-            if not state[0]:
-                state[1] = count[0]
-            state[0] += 1
-            try:
-                return _fn(*a, **k)
-            finally:
-                state[0] -= 1
-                if not state[0]:
-                    spent[_label] = spent.get(_label, 0) + count[0] - state[1]
-        setattr(mod, name, functools.wraps(fn)(counted))
-    try:
+    with _metered(lambda: count[0]) as spent:
         sys.settrace(tracer)
         try:
             whole()
         finally:
             sys.settrace(None)
-    finally:
-        for mod, name, fn in saved:
-            setattr(mod, name, fn)
     print(f"Python bytecodes per whole path (one call, sys.settrace): {count[0]:,}")
     for _, _, label in _stages():
         n = spent.get(label, 0)
@@ -132,34 +142,16 @@ def bytecodes(whole) -> None:
 
 def breakdown(whole, repeat: int) -> None:
     """CPU-time medians of the stages of `whole` (each stage's function wrapped in a timer)."""
-    import functools
     import statistics
     import time
 
-    stages = _stages()
-    spent: dict = {}
-    saved = []
-    for mod, name, label in stages:
-        fn = getattr(mod, name)
-        saved.append((mod, name, fn))
-
-        def timed(*a, _fn=fn, _label=label, **k):
-            t = time.process_time()
-            try:
-                return _fn(*a, **k)
-            finally:
-                spent[_label] = spent.get(_label, 0.0) + time.process_time() - t
-        setattr(mod, name, functools.wraps(fn)(timed))
     runs = []
-    try:
+    with _metered(time.process_time) as spent:
         for _ in range(repeat):
             spent.clear()
             t = time.process_time()
             whole()
             runs.append({**spent, "whole path": time.process_time() - t})
-    finally:
-        for mod, name, fn in saved:
-            setattr(mod, name, fn)
     for label in runs[0]:
         print(f"  {label:72s} {statistics.median(r[label] for r in runs) * 1e3:6.1f} ms CPU")
 
@@ -191,22 +183,28 @@ def whole_vs(whole, session, repeat: int, label: str) -> None:
           f"(target <= 1x)")
 
 
+def _whole_path(onnx_path: str):
+    """The whole path a user runs, in process: `snnc cost ONNX --format json`, its report
+    written to a buffer."""
+    import io
+
+    from snnc.compiler.cli import main as snnc_main
+
+    def whole():
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert snnc_main(["cost", onnx_path, "--format", "json"]) == 0
+    return whole
+
+
 def _count_child(kind: str, runs: int, onnx_path: str) -> None:
     """`--instructions`' child (run under valgrind): one warm call of `kind` ("snnc": the
     whole path, "ort": a one-thread session), then `runs` more. The parent subtracts a child
     with runs=0, which leaves the instructions of `runs` calls."""
-    import contextlib
-    import io
-
     import torch
 
     torch.set_num_threads(1)
     if kind == "snnc":
-        from snnc.compiler.cli import main as snnc_main
-
-        def call():
-            with contextlib.redirect_stdout(io.StringIO()):
-                assert snnc_main(["cost", onnx_path, "--format", "json"]) == 0
+        call = _whole_path(onnx_path)
     else:
         import onnxruntime as ort
 
@@ -322,14 +320,7 @@ def main() -> None:
             t, t_ort = m["est"][0], m["ort"][0]
             print(f"  the generic-compiled graph costed on loihi1 (legalize-graded re-run on a "
                   f"copy): {t * 1e3:.1f} ms, ratio {t / t_ort:.2f}x")
-        import contextlib
-        import io
-
-        from snnc.compiler.cli import main as snnc_main
-
-        def whole():
-            with contextlib.redirect_stdout(io.StringIO()):
-                assert snnc_main(["cost", str(onnx_path), "--format", "json"]) == 0
+        whole = _whole_path(str(onnx_path))
 
         def session_default():  # default options: intra-op threads = the machine's cores
             ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
