@@ -38,7 +38,7 @@ from snnc.compiler.frontends.onnx_attrs import check_nodes, static_shapes
 from snnc.compiler.frontends.onnx_check import (
     _first, check_external, check_file, check_onnx, split_weights, tensor_array,
 )
-from snnc.compiler.frontends.onnx_wire import PendingSplit, begin_split
+from snnc.compiler.frontends.onnx_wire import PendingSplit, begin_split, prompt_switches
 from snnc.compiler.frontends.onnx_ops import (
     CONST_EVALS, ONNX_CONVERTERS, Reject, forget_attributes,
 )
@@ -107,17 +107,31 @@ def load_model(path: str | os.PathLike, input_shape=None
     Checks in docs/frontends.md's order ("Validation and limits", compiler/frontends/
     onnx_check.py); external data is read once, straight into the arrays returned.
     """
+    model, consts, _ = _load(path, input_shape, shapes=False)
+    return model, consts
+
+
+def _load(path: str | os.PathLike, input_shape, *, shapes: bool
+          ) -> tuple[onnx.ModelProto, dict[str, np.ndarray], dict | None]:
+    """`load_model`'s (model, initializers), and with `shapes` the model's
+    `static_shapes`, computed while the weight thread finishes (they read the inferred
+    value_info, never a weight)."""
     path = Path(path)
     label = str(path)
     _sniff(path, label)
     check_file(path, label)
-    pending = begin_split(path) if _protobuf_file(path) else None
-    try:
-        got = _load_checked(path, label, input_shape, pending)
-    finally:  # on an error too: no thread left reading into the arrays
-        read_all = pending is None or pending.wait()
+    known = None
+    with prompt_switches():  # the weight thread gets the GIL when it needs it (onnx_wire)
+        pending = begin_split(path) if _protobuf_file(path) else None
+        try:
+            got = _load_checked(path, label, input_shape, pending)
+            if shapes and got is not None and pending is not None:
+                known = static_shapes(got[0])  # while the thread tests the weights
+        finally:  # on an error too: no thread left reading into the arrays
+            read_all = pending is None or pending.wait()
     if not read_all:  # the file changed while its weights were read: the ordinary way
         got = _load_checked(path, label, input_shape, None)
+        known = None
     model, split = got
     # the thread tested its buffers for NaN/Inf; the arrays here are those buffers unless
     # the file was read again, or converted from an old opset (split again from the result)
@@ -127,7 +141,9 @@ def load_model(path: str | os.PathLike, input_shape=None
     for i, t in enumerate(model.graph.initializer):
         consts[t.name] = tensor_array(t, label, folder, split.pop(i, None), finite)
         t.ClearField("raw_data")  # the array holds the data now: never two copies
-    return model, consts
+    if shapes and known is None:
+        known = static_shapes(model)
+    return model, consts, known
 
 
 def _load_checked(path: Path, label: str, input_shape, pending: PendingSplit | None
@@ -452,8 +468,7 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
     """
     label = str(path)
     try:
-        model, consts = load_model(path, input_shape)
-        shapes = static_shapes(model)
+        model, consts, shapes = _load(path, input_shape, shapes=True)
         bad = check_nodes(model, consts, shapes)
         if bad:
             problems = [(_who(n, i), f"(op {n.op_type})", why) for i, n, why in bad]

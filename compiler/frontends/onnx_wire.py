@@ -18,7 +18,9 @@ and the caller reads the file the ordinary way, which parses or refuses it exact
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -378,6 +380,38 @@ def begin_split(path: Path) -> PendingSplit | None:
             os.close(fd)
 
 
+# While a weight thread runs, the interpreter's switch interval is lowered to this (s). A
+# thread that waits for the GIL asks the running one to give it up only after the interval
+# (5 ms by default); the weight thread waits for it twice (after its read, after its test),
+# mostly while the main thread runs onnx's checks in C++, which hold the GIL throughout: with
+# the default it then waited until `PendingSplit.wait()` (densenet121: the main thread waited
+# ~2 ms there for a test that could have run meanwhile).
+SWITCH_INTERVAL = 1e-4
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_saved = 0.005
+
+
+@contextlib.contextmanager
+def prompt_switches():
+    """Within this block, the interpreter's switch interval is at most SWITCH_INTERVAL; the
+    previous one is put back when the last of the (possibly concurrent) blocks ends. Nothing
+    changes while no other thread waits for the GIL."""
+    global _switch_users, _switch_saved
+    with _switch_lock:
+        if not _switch_users:
+            _switch_saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(SWITCH_INTERVAL, _switch_saved))
+        _switch_users += 1
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _switch_users -= 1
+            if not _switch_users:
+                sys.setswitchinterval(_switch_saved)
+
+
 _GAP_MAX = 1 << 16  # bytes between two tensors read (into a scratch buffer) rather than skipped
 _IOV_MAX = 512  # buffers per preadv call (POSIX guarantees IOV_MAX >= 16; Linux has 1024)
 
@@ -392,12 +426,12 @@ def _read_runs(fd: int, reads: list[tuple[int, memoryview]], done: list[bool],
     try:
         _read(fd, reads)
         done[0] = True
+        if check is not None:  # before the close, which would give the GIL up once more
+            done[1] = all_finite(check)
     except (OSError, _Short):
         return
     finally:
         os.close(fd)
-    if check is not None:
-        done[1] = all_finite(check)
 
 
 def _pread_into(fd: int, view: memoryview, offset: int) -> int:

@@ -555,3 +555,77 @@ def test_the_probe_of_odd_weights_is_the_plain_one():
     with pytest.raises(UnicodeDecodeError) as got:
         onnx_check._structure(bad, split)
     assert str(got.value) == str(plain.value)
+
+
+def test_the_switch_interval_is_lowered_while_weights_are_read_then_put_back(tmp_path,
+                                                                             monkeypatch):
+    """load_model lowers the interpreter's switch interval while its weight thread runs (the
+    thread gets the GIL soon after its read and its test, not after 5 ms: onnx_wire's
+    SWITCH_INTERVAL) and puts the caller's back afterwards: on success, on a refused file,
+    and when blocks overlap in several threads (the last one out restores it)."""
+    import sys
+    import threading
+
+    from snnc.compiler.frontends import onnx_wire
+
+    path = _many_tensors(tmp_path / "many.onnx", n=8)
+    seen = []
+    real = onnx_wire._read_runs
+
+    def spy(*args):
+        seen.append(sys.getswitchinterval())
+        real(*args)
+
+    monkeypatch.setattr(onnx_wire, "_read_runs", spy)
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.004)
+        load_model(path)
+        assert seen == [pytest.approx(onnx_wire.SWITCH_INTERVAL)]  # held in microseconds
+        assert sys.getswitchinterval() == pytest.approx(0.004)
+        bad = tmp_path / "bad.onnx"
+        bad.write_bytes(path.read_bytes()[:-40])  # cut inside the last weight: refused
+        with pytest.raises(ImportFailed):
+            load_model(bad)
+        assert sys.getswitchinterval() == pytest.approx(0.004)
+
+        inside, leave = threading.Event(), threading.Event()
+
+        def other():
+            with onnx_wire.prompt_switches():
+                inside.set()
+                leave.wait(10)
+
+        t = threading.Thread(target=other)
+        with onnx_wire.prompt_switches():
+            t.start()
+            assert inside.wait(10)
+        assert sys.getswitchinterval() == pytest.approx(onnx_wire.SWITCH_INTERVAL)  # other inside
+        leave.set()
+        t.join(10)
+        assert sys.getswitchinterval() == pytest.approx(0.004)
+    finally:
+        sys.setswitchinterval(before)
+
+
+def test_shapes_read_while_the_weights_are_read_are_the_models(tmp_path, monkeypatch, exports):
+    """from_onnx reads the static shapes while the weight thread finishes (onnx._load): the
+    same as static_shapes of the model load_model returns, also when the read fails and the
+    file is read again the ordinary way."""
+    import os
+
+    from snnc.compiler.frontends import onnx as fonnx
+    from snnc.compiler.frontends import onnx_wire
+    from snnc.compiler.frontends.onnx_attrs import static_shapes
+
+    path = exports("resnet20", "torchscript")
+    model, _, shapes = fonnx._load(path, None, shapes=True)
+    assert shapes == static_shapes(model) and len(shapes) > 50
+    real = onnx_wire._read_runs
+
+    def short(fd, reads, done, check=None):
+        real(fd, [*reads, (os.fstat(fd).st_size, memoryview(bytearray(4)))], done, check)
+
+    monkeypatch.setattr(onnx_wire, "_read_runs", short)
+    model2, _, shapes2 = fonnx._load(path, None, shapes=True)
+    assert shapes2 == shapes == static_shapes(model2)
