@@ -273,6 +273,34 @@ def test_nonzero_synapses_of_a_linear_layer():
     assert nonzero_synapses(g.with_params({"fc.weight": w}), n, weight=q) == 12
 
 
+def test_the_zero_weight_test_is_numpys_all(monkeypatch):
+    """counting._no_zero (the dense shortcut's test, chunk by chunk) answers as `w.all()`:
+    -0.0 is a zero, NaN, infinities and subnormals are not; a zero in any chunk, at a chunk's
+    first or last value or in the short last chunk, is found; non-contiguous, empty, 0-d,
+    integer, bool and float16 arrays too; and the non-zero count of a layer follows it."""
+    import numpy as np
+
+    from snnc.costmodel import counting
+
+    monkeypatch.setattr(counting, "_ZERO_CHUNK", 8)  # chunk boundaries in small arrays
+    base = np.linspace(0.5, 3.0, 27, dtype=np.float32)  # 3 full chunks and a short one
+    cases = [base, base.reshape(3, 9), base.reshape(3, 9).T, base[::2], base[:0],
+             np.float32(2.0).reshape(()), np.float32(0.0).reshape(()),
+             np.array([np.nan, np.inf, -np.inf, 1e-45], np.float32),
+             np.arange(1, 20, dtype=np.int8), np.ones(9, bool), base.astype(np.float16)]
+    for value, at in [(0.0, 0), (-0.0, 7), (0.0, 8), (-0.0, 15), (0.0, 24), (0.0, 26)]:
+        w = base.copy()
+        w[at] = value
+        cases += [w, w.reshape(3, 9).T, np.zeros(9, bool), np.arange(-4, 5, dtype=np.int8)]
+    for w in cases:
+        assert counting._no_zero(w) is bool(w.all()), (w.dtype, w.shape, w)
+    g = parse(LINEAR)
+    n = g.node("fc")
+    w = torch.full((4, 6), 0.25)
+    w[3, 5] = -0.0  # the last value of the last chunk (24 values: 3 chunks of 8)
+    assert nonzero_synapses(g.with_params({"fc.weight": w}), n) == 23
+
+
 def test_propagate_concat_sums_in_input_order():
     """propagate's one-pass concat figure equals the channel-weighted means summed in input
     order with sum() (bit for bit), for rates that round differently in another order, with
