@@ -8,11 +8,12 @@
    import and checks, conversion passes, estimate, JSON report) against the same session
    creation (issue 11: target at most 1x), twice: as a user runs both (torch's default
    threads, onnxruntime's default SessionOptions) and one thread each. Last measured
-   (`--whole-only --repeat 15`, three runs on a 2-core machine; docs/costmodel.md "Speed",
-   sixth round): CPU ratio 1.18x-1.32x one thread each, wall 1.23x-1.27x as a user runs
-   both. Optionally counted instead of timed (the same on every run): `--instructions`
-   (valgrind's callgrind, both sides, one thread: snnc 408.0 M, onnxruntime 436.3 M, 0.94x)
-   and `--bytecodes` (snnc's Python bytecodes per stage: 3.831 M per whole path; not a
+   (`--whole-only --repeat 15`, five runs on a 2-core machine; docs/costmodel.md "Speed",
+   seventh round): wall 0.93x-0.97x as a user runs both, CPU 1.08x-1.11x one thread each
+   (on the sixth round's machine, before that round's changes: 1.23x-1.27x and
+   1.18x-1.32x). Optionally counted instead of timed (the same on every run): `--instructions`
+   (valgrind's callgrind, both sides, one thread: snnc 402.3 M, onnxruntime 436.5 M, 0.92x)
+   and `--bytecodes` (snnc's Python bytecodes per stage: 3.835 M per whole path; not a
    time).
 3. `estimate` on synthetic SNN chains (encoder, then conv-lif layers, then a readout) of 100,
    1000 and 5000 layers, and the exponent of a power-law fit of time against layers (target:
@@ -69,8 +70,8 @@ def _stages() -> list:
     from snnc.compiler.core import passmanager
     from snnc.compiler.frontends import onnx as fonnx
 
-    return [(fonnx, "load_model", "ONNX read + checks (file, external data, checker, "
-                                  "inference, initializers)"),
+    return [(fonnx, "_load", "ONNX read + checks (file, external data, checker, "
+                             "inference, arrays, shapes)"),
             (fonnx, "check_onnx", "  of which onnx checker + shape inference"),
             (fonnx, "_convert", "ONNX -> IR (converters; verified with the annotation)"),
             (api, "import_ann", "import total (+ node checks, annotate-skips)"),
