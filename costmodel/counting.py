@@ -185,10 +185,11 @@ _ZERO_CHUNK = 1 << 20  # values compared with 0 at a time: a mask of at most 1 M
 
 def _no_zero(w: np.ndarray) -> bool:
     """`w.all()`: whether no value of `w` is zero (-0.0 is; NaN is not), for a contiguous
-    array as `not (chunk == 0).any()` chunk by chunk. numpy's `all` on floats turns each value
-    into a bool on the way, slower than a comparison with 0 and `any` on its mask:
-    densenet121's 32 MB of weights, read cold (the cost report's first read of them since the
-    import), 3.6-3.8 -> 2.7 ms (docs/costmodel.md "Speed", seventh round)."""
+    array as `not (chunk == 0).any()` chunk by chunk. numpy's `all` on a float array (a
+    logical-and reduction over its values cast to bool) measured slower than a comparison
+    with 0 and `any` on its mask: densenet121's 32 MB of weights, read cold (the cost
+    report's first read of them since the import), 3.6-3.8 -> 2.7 ms, a BLAS dot 2.3-2.4
+    (docs/costmodel.md "Speed", seventh round)."""
     if not w.flags.c_contiguous:
         return bool(w.all())
     flat = w.reshape(-1)
