@@ -197,6 +197,20 @@ def _whole_path(onnx_path: str):
     return whole
 
 
+def _ort_session(onnx_path: str, one_thread: bool):
+    """A call creating onnxruntime's `InferenceSession` on `onnx_path`: with 1 intra/inter-op
+    thread, or with the default SessionOptions (intra-op threads = the machine's cores)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if one_thread:
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+
+    def session():
+        ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+    return session
+
+
 def _count_child(kind: str, runs: int, onnx_path: str) -> None:
     """`--instructions`' child (run under valgrind): one warm call of `kind` ("snnc": the
     whole path, "ort": a one-thread session), then `runs` more. The parent subtracts a child
@@ -204,16 +218,7 @@ def _count_child(kind: str, runs: int, onnx_path: str) -> None:
     import torch
 
     torch.set_num_threads(1)
-    if kind == "snnc":
-        call = _whole_path(onnx_path)
-    else:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-
-        def call():
-            ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+    call = _whole_path(onnx_path) if kind == "snnc" else _ort_session(onnx_path, True)
     for _ in range(runs + 1):
         call()
 
@@ -284,7 +289,6 @@ def main() -> None:
         _count_child(kind, int(runs), path)
         return
 
-    import onnxruntime as ort
     import torch
 
     from snnc.compiler.api import compile as snnc_compile
@@ -295,11 +299,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "densenet121.onnx"
         export_densenet(onnx_path, args.size)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-
-        def session():
-            ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        session = _ort_session(str(onnx_path), True)
 
         compiled = {}
         for target in () if args.whole_only else ("generic", "loihi1"):  # compiled for the target, as `snnc compile` does
@@ -322,10 +322,7 @@ def main() -> None:
             print(f"  the generic-compiled graph costed on loihi1 (legalize-graded re-run on a "
                   f"copy): {t * 1e3:.1f} ms, ratio {t / t_ort:.2f}x")
         whole = _whole_path(str(onnx_path))
-
-        def session_default():  # default options: intra-op threads = the machine's cores
-            ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-
+        session_default = _ort_session(str(onnx_path), False)
         whole()  # imports warm, as in a long-lived process
         for label, threads, base in (
                 ("as a user runs both (torch's and onnxruntime's default threads)",

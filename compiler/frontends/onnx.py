@@ -107,15 +107,14 @@ def load_model(path: str | os.PathLike, input_shape=None
     Checks in docs/frontends.md's order ("Validation and limits", compiler/frontends/
     onnx_check.py); external data is read once, straight into the arrays returned.
     """
-    model, consts, _ = _load(path, input_shape, shapes=False)
+    model, consts, _ = _load(path, input_shape)
     return model, consts
 
 
-def _load(path: str | os.PathLike, input_shape, *, shapes: bool
-          ) -> tuple[onnx.ModelProto, dict[str, np.ndarray], dict | None]:
-    """`load_model`'s (model, initializers), and with `shapes` the model's
-    `static_shapes`, computed while the weight thread finishes (they read the inferred
-    value_info, never a weight)."""
+def _load(path: str | os.PathLike, input_shape
+          ) -> tuple[onnx.ModelProto, dict[str, np.ndarray], dict]:
+    """`load_model`'s (model, initializers) and the model's `static_shapes`, read while
+    the weight thread finishes (they read the inferred value_info, never a weight)."""
     path = Path(path)
     label = str(path)
     _sniff(path, label)
@@ -125,7 +124,7 @@ def _load(path: str | os.PathLike, input_shape, *, shapes: bool
         pending = begin_split(path) if _protobuf_file(path) else None
         try:
             got = _load_checked(path, label, input_shape, pending)
-            if shapes and got is not None and pending is not None:
+            if got is not None and pending is not None:
                 known = static_shapes(got[0])  # while the thread tests the weights
         finally:  # on an error too: no thread left reading into the arrays
             read_all = pending is None or pending.wait()
@@ -141,7 +140,7 @@ def _load(path: str | os.PathLike, input_shape, *, shapes: bool
     for i, t in enumerate(model.graph.initializer):
         consts[t.name] = tensor_array(t, label, folder, split.pop(i, None), finite)
         t.ClearField("raw_data")  # the array holds the data now: never two copies
-    if shapes and known is None:
+    if known is None:  # no thread, or the file was read again
         known = static_shapes(model)
     return model, consts, known
 
@@ -468,7 +467,7 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
     """
     label = str(path)
     try:
-        model, consts, shapes = _load(path, input_shape, shapes=True)
+        model, consts, shapes = _load(path, input_shape)
         bad = check_nodes(model, consts, shapes)
         if bad:
             problems = [(_who(n, i), f"(op {n.op_type})", why) for i, n, why in bad]

@@ -619,7 +619,7 @@ def test_shapes_read_while_the_weights_are_read_are_the_models(tmp_path, monkeyp
     from snnc.compiler.frontends.onnx_attrs import static_shapes
 
     path = exports("resnet20", "torchscript")
-    model, _, shapes = fonnx._load(path, None, shapes=True)
+    model, _, shapes = fonnx._load(path, None)
     assert shapes == static_shapes(model) and len(shapes) > 50
     real = onnx_wire._read_runs
 
@@ -627,5 +627,5 @@ def test_shapes_read_while_the_weights_are_read_are_the_models(tmp_path, monkeyp
         real(fd, [*reads, (os.fstat(fd).st_size, memoryview(bytearray(4)))], done, check)
 
     monkeypatch.setattr(onnx_wire, "_read_runs", short)
-    model2, _, shapes2 = fonnx._load(path, None, shapes=True)
+    model2, _, shapes2 = fonnx._load(path, None)
     assert shapes2 == shapes == static_shapes(model2)
