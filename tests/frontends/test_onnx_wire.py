@@ -262,9 +262,9 @@ def test_external_data_check_walks_every_tensor_as_onnx_does():
     assert set(want) == {"top_init", "sub_init", "k_t", "b_out_t", "e_out_t", "z_t"}
 
 
-def _many_tensors(path, n: int = 600):
+def _many_tensors(path, n: int = 600, table: int = 20_000):
     """A file of `n` float weights of 100 values (more than one preadv's buffers), with an
-    int64 initializer of 20,000 values (kept in the model, 160 kB: a gap the weights' read
+    int64 initializer of `table` values (kept in the model, 160 kB: a gap the weights' read
     skips) in the middle."""
     import numpy as np
     from onnx import numpy_helper
@@ -272,7 +272,7 @@ def _many_tensors(path, n: int = 600):
     rng = np.random.default_rng(0)
     ws = [numpy_helper.from_array(rng.standard_normal(100).astype(np.float32), f"w{i}")
           for i in range(n)]
-    big = numpy_helper.from_array(np.arange(20_000, dtype=np.int64), "table")
+    big = numpy_helper.from_array(np.arange(table, dtype=np.int64), "table")
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [100])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [100])
     g = helper.make_graph([helper.make_node("Sum", ["x", *(w.name for w in ws)], ["y"])],
@@ -297,6 +297,49 @@ def test_weights_read_in_runs_equal_onnx_reading(tmp_path):
     assert pending.split.keys() == want_split.keys()
     for i, raw in want_split.items():
         assert pending.split[i].tobytes() == raw
+
+
+@pytest.mark.parametrize("n,table,shared", [
+    (600, 20_000, True),  # 600 x 448 padded bytes of weights in a 420 kB file
+    (600, 1, False),  # their 64-byte padding (48 bytes each) makes them longer than the file
+    (8, 20_000, False),  # 3.6 kB of weights in a 165 kB file: under half of it
+])
+def test_the_weights_are_read_into_the_walks_buffer(tmp_path, monkeypatch, n, table, shared):
+    """begin_split reads the weights into the buffer its walk read the structure into (the
+    kernel has cleared and mapped its pages once: `_weight_block`) when they fit there and
+    fill at least half of it, else into a buffer of their own; either way every byte lands
+    where onnx's own reading puts it, each tensor on a 64-byte boundary."""
+    from snnc.compiler.frontends import onnx_wire
+
+    path = _many_tensors(tmp_path / "many.onnx", n=n, table=table)
+    _, want_split = _ordinary(path)
+    images = []
+    real = onnx_wire._Image.of_file
+    monkeypatch.setattr(onnx_wire._Image, "of_file",
+                        staticmethod(lambda fd: images.append(real(fd)) or images[-1]))
+    pending = onnx_wire.begin_split(path)
+    assert pending is not None and pending.wait() and pending.finite
+    assert len(images) == 1 and images[0].array.size == path.stat().st_size + 64
+    assert pending.split.keys() == want_split.keys()
+    for i, raw in want_split.items():
+        got = pending.split[i]
+        assert got.tobytes() == raw and got.ctypes.data % 64 == 0 and got.flags.writeable
+        assert (got.base is images[0].array) == shared
+
+
+@pytest.mark.parametrize("size,shared", [(1000, True), (1001, False), (500, True),
+                                         (499, False), (0, False)])
+def test_the_weight_block_uses_the_image_when_it_fills_half_of_it(size, shared):
+    """`_weight_block(image of a 1,000-byte file, size)`: the image when size <= 1,000 <=
+    2 size, else a new buffer; `size` bytes on a 64-byte boundary either way."""
+    import numpy as np
+
+    from snnc.compiler.frontends.onnx_wire import _weight_block
+
+    image = np.empty(1000 + 64, dtype=np.uint8)
+    block = _weight_block(image, size)
+    assert block.size == size and block.ctypes.data % 64 == 0
+    assert (block.base is image) == shared
 
 
 def test_a_failed_weight_read_is_read_again_the_ordinary_way(tmp_path, monkeypatch):
