@@ -11,10 +11,10 @@
    (`--whole-only --repeat 15`, ten runs on a 2-core machine; docs/costmodel.md "Speed",
    eighth round): wall 0.96x-1.01x as a user runs both, CPU 1.09x-1.13x one thread each
    (seventh round, another day: 0.93x-0.97x and 1.08x-1.11x; on the sixth round's machine,
-   before that round's changes: 1.23x-1.27x and 1.18x-1.32x). Optionally counted instead of timed (the same on every run): `--instructions`
-   (valgrind's callgrind, both sides, one thread: snnc 401.0 M, onnxruntime 436.4 M, 0.92x)
-   and `--bytecodes` (snnc's Python bytecodes per stage: 3.835 M per whole path; not a
-   time).
+   before that round's changes: 1.23x-1.27x and 1.18x-1.32x). Optionally counted instead of
+   timed (the same on every run): `--instructions` (valgrind's callgrind, both sides, one
+   thread: snnc 401.0 M, onnxruntime 436.4 M, 0.92x) and `--bytecodes` (snnc's Python
+   bytecodes per stage: 3.835 M per whole path; not a time).
 3. `estimate` on synthetic SNN chains (encoder, then conv-lif layers, then a readout) of 100,
    1000 and 5000 layers, and the exponent of a power-law fit of time against layers (target:
    close to 1, i.e. linear).

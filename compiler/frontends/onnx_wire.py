@@ -230,16 +230,14 @@ class _Image:
     ~0.4 ms to unmap); the reads (one per tensor header, ~10 for the nodes) cost ~0.3 ms.
     The walk only moves forward, so everything below `hi` it still reads has been read in.
 
-    `array` is the buffer (64 bytes longer than the file, for alignment): once the walk is
-    done, `begin_split` reads the weights into it (`_weight_block`)."""
+    `of_file`'s buffer (`view.obj`) is 64 bytes longer than the file, for alignment: once the
+    walk is done, `begin_split` reads the weights into it (`_weight_block`)."""
 
-    __slots__ = ("fd", "size", "view", "hi", "chunk", "array")
+    __slots__ = ("fd", "size", "view", "hi", "chunk")
 
-    def __init__(self, fd: int | None, view: memoryview, hi: int,
-                 array: np.ndarray | None = None):
+    def __init__(self, fd: int | None, view: memoryview, hi: int):
         self.fd, self.view, self.size, self.hi = fd, view, len(view), hi
         self.chunk = _CHUNK_MIN
-        self.array = array
 
     @classmethod
     def whole(cls, buf) -> "_Image":
@@ -249,8 +247,7 @@ class _Image:
     @classmethod
     def of_file(cls, fd: int) -> "_Image":
         size = os.fstat(fd).st_size
-        array = np.empty(size + 64, dtype=np.uint8)
-        return cls(fd, memoryview(array)[:size], 0, array)
+        return cls(fd, memoryview(np.empty(size + 64, dtype=np.uint8))[:size], 0)
 
     def need(self, end: int) -> None:
         """Read in the file up to `end`, and some bytes beyond: _CHUNK_MIN after a `skip` (a
@@ -353,7 +350,7 @@ def begin_split(path: Path) -> PendingSplit | None:
             structure = _strip(img.view, spans, img)
         except (_Unusual, ValueError, OSError):
             return None
-        image, img = img.array, None  # the weights are read into the image's pages
+        image, img = img.view.obj, None  # the weights are read into the image's pages
         model = onnx.ModelProto()
         try:
             model.ParseFromString(structure)

@@ -319,12 +319,12 @@ def test_the_weights_are_read_into_the_walks_buffer(tmp_path, monkeypatch, n, ta
                         staticmethod(lambda fd: images.append(real(fd)) or images[-1]))
     pending = onnx_wire.begin_split(path)
     assert pending is not None and pending.wait() and pending.finite
-    assert len(images) == 1 and images[0].array.size == path.stat().st_size + 64
+    assert len(images) == 1 and images[0].view.obj.size == path.stat().st_size + 64
     assert pending.split.keys() == want_split.keys()
     for i, raw in want_split.items():
         got = pending.split[i]
         assert got.tobytes() == raw and got.ctypes.data % 64 == 0 and got.flags.writeable
-        assert (got.base is images[0].array) == shared
+        assert (got.base is images[0].view.obj) == shared
 
 
 @pytest.mark.parametrize("size,shared", [(1000, True), (1001, False), (500, True),
