@@ -278,8 +278,8 @@ def _weight_block(image: np.ndarray, size: int) -> np.ndarray:
     The walk wrote the structure's bytes into pages of `image` spread over the whole file
     (numpy asks the kernel for 2 MB pages for a buffer this large), so the kernel has
     already cleared and mapped them; the weights read into a second buffer of the file's
-    size made it clear as much memory again (densenet121: 32 MB; the whole path ~1.2 ms less
-    CPU and wall time with one buffer). Half: a file whose bytes are mostly not split
+    size made it clear as much memory again (densenet121: 32 MB; with one buffer the first
+    `snnc cost` in a process 76-137 -> 68-80 ms, repeated ones 0-1.2 ms less). Half: a file whose bytes are mostly not split
     weights (integer tensors, a small file beside external data) does not keep its image
     alive for a small block. Weights whose 64-byte padding makes them longer than the file
     (many small tensors) get a new buffer."""
