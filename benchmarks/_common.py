@@ -32,8 +32,13 @@ def medians(fns: dict, repeat: int) -> dict:
     return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
 
 
-def export_densenet(path: Path, size: int) -> None:
-    """densenet121 from the zoo (seed 0), exported by torch's TorchScript ONNX exporter."""
+def export_densenet(path: Path, size: int, exporter: str = "torchscript") -> None:
+    """densenet121 from the zoo (seed 0), exported by torch's TorchScript ONNX exporter, or
+    with exporter="dynamo" by its dynamo exporter with its defaults (torch 2.13's default
+    exporter: the weights in a data file beside `path`, `path.name + ".data"`)."""
+    import contextlib
+    import io
+    import logging
     import warnings
 
     import torch
@@ -42,6 +47,11 @@ def export_densenet(path: Path, size: int) -> None:
 
     torch.manual_seed(0)
     net = models.get("densenet121", num_classes=1000, input_size=size).eval()
-    with warnings.catch_warnings():
+    quiet = logging.getLogger("torch.onnx")  # the dynamo exporter logs skipped ops' names
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.randn(1, 3, size, size),), str(path), dynamo=False)
+        torch.onnx.export(net, (torch.randn(1, 3, size, size),), str(path),
+                          dynamo=exporter == "dynamo")
+    quiet.setLevel(level)

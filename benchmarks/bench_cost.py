@@ -158,7 +158,7 @@ def breakdown(whole, repeat: int) -> None:
         print(f"  {label:72s} {statistics.median(r[label] for r in runs) * 1e3:6.1f} ms CPU")
 
 
-def whole_vs(whole, session, repeat: int, label: str) -> None:
+def whole_vs(whole, session, repeat: int, label: str, exporter: str = "torchscript") -> None:
     """Interleaved rounds of `whole` and `session`: medians, and the median and range of the
     per-round ratios (wall and this process's CPU time)."""
     import statistics
@@ -177,12 +177,17 @@ def whole_vs(whole, session, repeat: int, label: str) -> None:
     def ratios(d):
         r = [a / b for a, b in zip(d["snnc"], d["ort"])]
         return f"{med(r):.2f}x ({min(r):.2f}-{max(r):.2f})"
-    print(f"snnc cost densenet121.onnx --format json (whole path in process) vs onnxruntime "
-          f"InferenceSession creation on the same file, {label}, {repeat} interleaved rounds: "
+    print(f"snnc cost densenet121.onnx --format json (whole path in process; {EXPORTERS[exporter]})"
+          f" vs onnxruntime InferenceSession creation on the same file, {label}, {repeat} "
+          f"interleaved rounds: "
           f"snnc {med(wall['snnc']) * 1e3:.0f} ms wall / {med(cpu['snnc']) * 1e3:.0f} ms CPU, "
           f"onnxruntime {med(wall['ort']) * 1e3:.0f} / {med(cpu['ort']) * 1e3:.0f} ms (medians);"
           f" per-round ratio median (range): wall {ratios(wall)}, CPU {ratios(cpu)} "
           f"(target <= 1x)")
+
+
+EXPORTERS = {"torchscript": "TorchScript exporter, weights inline",
+             "dynamo": "dynamo exporter, torch's default: weights in a .data file"}
 
 
 def _whole_path(onnx_path: str):
@@ -282,6 +287,11 @@ def main() -> None:
     ap.add_argument("--bytecodes", action="store_true",
                     help="count the Python bytecodes one whole path executes, per stage "
                          "(deterministic; ~30 s)")
+    ap.add_argument("--exporter", choices=("torchscript", "dynamo", "both"), default="both",
+                    help="the whole path (2.) on densenet121 as exported by torch's TorchScript "
+                         "exporter, by its dynamo exporter (the default; weights in a .data "
+                         "file) or both (default); sections 1 and 3 and --instructions use the "
+                         "TorchScript file")
     ap.add_argument("--count-child", nargs=3, metavar=("KIND", "RUNS", "ONNX"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -303,7 +313,8 @@ def main() -> None:
         session = _ort_session(str(onnx_path), True)
 
         compiled = {}
-        for target in () if args.whole_only else ("generic", "loihi1"):  # compiled for the target, as `snnc compile` does
+        # compiled for the target, as `snnc compile` does
+        for target in () if args.whole_only else ("generic", "loihi1"):
             c = compiled[target] = snnc_compile(onnx_path, residual="s2s", target=target,
                                                 encoder="poisson")
             m = medians({"ort": session, "est": lambda: estimate(
@@ -322,21 +333,27 @@ def main() -> None:
             t, t_ort = m["est"][0], m["ort"][0]
             print(f"  the generic-compiled graph costed on loihi1 (legalize-graded re-run on a "
                   f"copy): {t * 1e3:.1f} ms, ratio {t / t_ort:.2f}x")
-        whole = _whole_path(str(onnx_path))
-        session_default = _ort_session(str(onnx_path), False)
-        whole()  # imports warm, as in a long-lived process
-        for label, threads, base in (
-                ("as a user runs both (torch's and onnxruntime's default threads)",
-                 default_threads, session_default),
-                ("one thread each (torch.set_num_threads(1); onnxruntime 1 intra/inter-op)",
-                 1, session)):
-            torch.set_num_threads(threads)
-            whole_vs(whole, base, args.repeat, label)
-        torch.set_num_threads(1)
-        if args.breakdown:
-            breakdown(whole, args.repeat)
-        if args.bytecodes:
-            bytecodes(whole)
+        for exporter in ("torchscript", "dynamo") if args.exporter == "both" else \
+                (args.exporter,):
+            path = onnx_path
+            if exporter == "dynamo":
+                path = Path(tmp) / "dynamo" / "densenet121.onnx"
+                path.parent.mkdir()
+                export_densenet(path, args.size, "dynamo")
+            whole = _whole_path(str(path))
+            whole()  # imports warm, as in a long-lived process
+            for label, threads, base in (
+                    ("as a user runs both (torch's and onnxruntime's default threads)",
+                     default_threads, _ort_session(str(path), False)),
+                    ("one thread each (torch.set_num_threads(1); onnxruntime 1 intra/inter-op)",
+                     1, _ort_session(str(path), True))):
+                torch.set_num_threads(threads)
+                whole_vs(whole, base, args.repeat, label, exporter)
+            torch.set_num_threads(1)
+            if args.breakdown:
+                breakdown(whole, args.repeat)
+            if args.bytecodes:
+                bytecodes(whole)
         if args.instructions is not None:
             instructions(onnx_path, max(1, args.instructions))
         if args.profile and not args.whole_only:

@@ -63,45 +63,39 @@ def check_file(path: Path, label: str) -> None:
 def _expected_bytes(t: onnx.TensorProto) -> int | None:
     if t.data_type not in _NUMERIC:
         return None
-    return math.prod(t.dims) * np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+    return math.prod(t.dims) * _dtypes(t.data_type)[0].itemsize
+
+
+def external_place(t: onnx.TensorProto) -> tuple[str, str | None, str | None]:
+    """(location, offset, length) of external tensor `t` as its external_data entries give
+    them (the last entry of a key wins; offset and length as written, None when absent):
+    `check_external` checks them, the readers read by them."""
+    info = {e.key: e.value for e in t.external_data}
+    return info.get("location", ""), info.get("offset"), info.get("length")
 
 
 def check_external(model: onnx.ModelProto, folder: Path, label: str) -> int:
-    """Check every external tensor's location and extent; returns the bytes they hold."""
+    """Check every external tensor's location and extent; returns the bytes they hold. Each
+    location's file is resolved and checked once (its first tensor names it in an error): an
+    exporter writes hundreds of tensors to one file."""
     root = folder.resolve()
     total, largest = 0, ("", 0)
+    files: dict[str, int] = {}  # location -> its file's size, once checked
     for t in _all_tensors(model):
         if t.data_location != TensorProto.EXTERNAL:
             continue
-        info = {e.key: e.value for e in t.external_data}
-        loc = info.get("location", "")
-        where = f"{label}: tensor '{t.name}' keeps its data at {loc!r}"
-        if not loc or "\x00" in loc:
-            raise ImportFailed(f"{where}: not a valid file name (empty or a NUL byte). The "
-                               f"file is damaged: export the model again.")
+        loc, offset, length = external_place(t)
+        size = files.get(loc)
+        if size is None:
+            size = files[loc] = _external_file(root, loc, f"{label}: tensor '{t.name}' keeps "
+                                                          f"its data at {loc!r}")
         try:
-            target = (root / loc).resolve(strict=True)
-        except FileNotFoundError:
-            raise ImportFailed(f"{where}, which does not exist in {root}. Copy the data file "
-                               f"next to the .onnx file.") from None
-        except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop (Python 3.10)
-            raise ImportFailed(f"{where}, which cannot be resolved ({err}); a symlink loop? "
-                               f"Replace the link with the data file.") from None
-        if os.path.isabs(loc) or not target.is_relative_to(root):
-            raise ImportFailed(f"{where}, outside the model's folder {root}. snnc reads "
-                               f"external data only from files beside the model: move the data "
-                               f"file next to the .onnx file and re-save with a relative "
-                               f"location (onnx.save_model(..., save_as_external_data=True)).")
-        if not target.is_file():
-            raise ImportFailed(f"{where}, which is not a regular file. Give the data file "
-                               f"itself.")
-        try:
-            offset, length = int(info.get("offset", 0)), info.get("length")
-            length = None if length is None else int(length)
+            offset, length = (0 if offset is None else int(offset),
+                              None if length is None else int(length))
         except ValueError:
-            raise ImportFailed(f"{where} with offset/length {info.get('offset')!r}/"
-                               f"{info.get('length')!r}, which are not integers.") from None
-        size = target.stat().st_size
+            raise ImportFailed(f"{label}: tensor '{t.name}' keeps its data at {loc!r} with "
+                               f"offset/length {offset!r}/{length!r}, which are not "
+                               f"integers.") from None
         need = _expected_bytes(t)
         if need is None:
             raise ImportFailed(f"{label}: tensor '{t.name}' has type "
@@ -109,17 +103,44 @@ def check_external(model: onnx.ModelProto, folder: Path, label: str) -> int:
         if length is None:
             length = size - offset
         if offset < 0 or length < 0 or offset + length > size:
-            raise ImportFailed(f"{where} at bytes {offset}..{offset + length}, beyond the end "
-                               f"of the {size}-byte file. The data file is truncated or belongs "
-                               f"to another export.")
+            raise ImportFailed(f"{label}: tensor '{t.name}' keeps its data at {loc!r} at bytes "
+                               f"{offset}..{offset + length}, beyond the end of the {size}-byte "
+                               f"file. The data file is truncated or belongs to another "
+                               f"export.")
         if length != need:
-            raise ImportFailed(f"{where}: {length} bytes, but its dims {list(t.dims)} and type "
+            raise ImportFailed(f"{label}: tensor '{t.name}' keeps its data at {loc!r}: {length} "
+                               f"bytes, but its dims {list(t.dims)} and type "
                                f"{_type_name(t.data_type)} need {need}.")
         total += length
         largest = max(largest, (t.name, length), key=lambda v: v[1])
     limits.require(total, f"reading the external data of {label} (tensor '{largest[0]}' "
                    f"alone holds {limits.fmt(largest[1])})", label)
     return total
+
+
+def _external_file(root: Path, loc: str, where: str) -> int:
+    """The size of external data file `loc` in folder `root` (resolved), after checking that
+    it is a valid name of a regular file inside `root` (`where`: how errors begin)."""
+    if not loc or "\x00" in loc:
+        raise ImportFailed(f"{where}: not a valid file name (empty or a NUL byte). The "
+                           f"file is damaged: export the model again.")
+    try:
+        target = (root / loc).resolve(strict=True)
+    except FileNotFoundError:
+        raise ImportFailed(f"{where}, which does not exist in {root}. Copy the data file "
+                           f"next to the .onnx file.") from None
+    except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop (Python 3.10)
+        raise ImportFailed(f"{where}, which cannot be resolved ({err}); a symlink loop? "
+                           f"Replace the link with the data file.") from None
+    if os.path.isabs(loc) or not target.is_relative_to(root):
+        raise ImportFailed(f"{where}, outside the model's folder {root}. snnc reads "
+                           f"external data only from files beside the model: move the data "
+                           f"file next to the .onnx file and re-save with a relative "
+                           f"location (onnx.save_model(..., save_as_external_data=True)).")
+    if not target.is_file():
+        raise ImportFailed(f"{where}, which is not a regular file. Give the data file "
+                           f"itself.")
+    return target.stat().st_size
 
 
 def _all_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
@@ -183,10 +204,22 @@ def splits(t: onnx.TensorProto) -> bool:
 def _structure(model: onnx.ModelProto, split: dict[int, bytes]) -> onnx.ModelProto:
     """A copy of `model` in which the split and the external initializers are typed graph
     inputs instead (their dims and type, no data: onnx's checks of their data are
-    `check_external` and `tensor_array`'s, which are stricter); the other initializers kept."""
+    `check_external` and `tensor_array`'s, which are stricter); the other initializers kept.
+    The metadata_props of its nodes and of its inputs', outputs' and value_info's entries are
+    left out: free text that onnx's checker and shape inference do not examine (the model's
+    own, whose keys the checker requires unique, stay). torch's dynamo exporter writes five
+    or six per node (scopes, the class hierarchy, a stack trace): on densenet121 the checked
+    copy is 0.19 MB instead of 0.83, and both checks take 2.5 ms instead of 4.3."""
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     g = probe.graph
+    for n in g.node:
+        if n.metadata_props:
+            n.ClearField("metadata_props")
+    for values in (g.input, g.output, g.value_info):
+        for vi in values:
+            if vi.metadata_props:
+                vi.ClearField("metadata_props")
     names = {vi.name for vi in g.input}
     keep, typed = [], []
     for i, t in enumerate(g.initializer):
@@ -319,8 +352,9 @@ def tensor_array(t: onnx.TensorProto, label: str, folder: Path | None = None,
                  raw: bytes | None = None, finite: bool = False) -> np.ndarray:
     """The data of initializer `t` as an array, checked against its dims and type; external
     data is read with one copy (np.fromfile), never twice; `raw`: its inline data when
-    `split_weights` took it out of `t` (the array is a view of it); `finite`: `raw` is known
-    to hold no NaN/Inf (onnx_wire.PendingSplit.finite), so it is not tested again."""
+    `split_weights` took it out of `t`, or its external data already read
+    (`onnx_wire.begin_external`): the array is a view of it; `finite`: `raw` is known to hold
+    no NaN/Inf (onnx_wire.PendingSplit.finite), so it is not tested again."""
     data_type = t.data_type
     if data_type not in _NUMERIC:
         raise ImportFailed(f"{_where(label, t)} has type {_type_name(data_type)}; snnc reads "
@@ -330,10 +364,10 @@ def tensor_array(t: onnx.TensorProto, label: str, folder: Path | None = None,
     if dims and min(dims) < 0:
         raise ImportFailed(f"{_where(label, t)} has negative dims {list(dims)}.")
     n = math.prod(dims)
-    if t.data_location == TensorProto.EXTERNAL:
-        info = {e.key: e.value for e in t.external_data}
-        path = (folder or Path(".")) / info["location"]
-        arr = np.fromfile(path, dtype=little, count=n, offset=int(info.get("offset", 0)))
+    if raw is None and t.data_location == TensorProto.EXTERNAL:
+        loc, offset, _ = external_place(t)  # checked by check_external
+        path = (folder or Path(".")) / loc
+        arr = np.fromfile(path, dtype=little, count=n, offset=0 if offset is None else int(offset))
     else:
         size = len(raw) if raw is not None else \
             len(t.raw_data) if t.HasField("raw_data") else None

@@ -190,7 +190,7 @@ def test_large_external_weight_held_once(tmp_path):
 
 
 def test_external_data_read_once(tmp_path):
-    """External weights land in the arrays straight from the file (np.fromfile)."""
+    """External weights land in the arrays straight from the file (onnx_wire.begin_external)."""
     path = nets.export("mlp", "torchscript", tmp_path)
     m = onnx.load(str(path))
     onnx.save_model(m, str(path), save_as_external_data=True, all_tensors_to_one_file=True,

@@ -9,6 +9,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from snnc.compiler.compare import check_equivalence
@@ -143,6 +145,50 @@ def test_node_names_follow_the_documented_rule():
         (node("Relu"), "relu"),
     ]
     assert [base_name(n) for n, _ in cases] == [want for _, want in cases]
+
+
+def _literal_list(text: str):
+    """The rule `_str_list` implements, written plainly (its reference): literal_eval, a list
+    or tuple of strings only, None for anything else."""
+    import ast
+
+    if len(text) > 10_000:
+        return None
+    try:
+        v = ast.literal_eval(text)
+    except Exception:
+        return None
+    if isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v):
+        return list(v)
+    return None
+
+
+_ODD = "'\"\\[], \n\r\x00\t\u2028\ud800a.\xe9_0"  # the characters the fast form excludes, and some
+
+
+@settings(max_examples=400)
+@given(st.lists(st.text(alphabet=st.sampled_from(_ODD) | st.characters(), max_size=12),
+                max_size=6))
+def test_metadata_lists_read_as_literal_eval_reads_them(items):
+    """`_str_list` reads the dynamo exporter's name scopes (the repr of a list of strings)
+    with a regular expression, and everything else with literal_eval: on the repr of any
+    list of strings, and on any text near that form, the same answer as literal_eval's."""
+    from snnc.compiler.frontends.onnx import _str_list
+
+    text = repr(items)
+    assert _str_list(text) == _literal_list(text) == items
+    for variant in (text[:-1], text.replace("'", '"', 1), text + " ", text.replace(", ", ",")):
+        assert _str_list(variant) == _literal_list(variant), ascii(variant)
+
+
+@settings(max_examples=400)
+@given(st.text(alphabet=st.sampled_from(_ODD), max_size=30))
+def test_metadata_text_of_any_form_reads_as_literal_eval_reads_it(text):
+    from snnc.compiler.frontends.onnx import _str_list
+
+    assert _str_list(text) == _literal_list(text), ascii(text)
+    assert _str_list(f"[{text}]") == _literal_list(f"[{text}]"), ascii(text)
+    assert _str_list(f"['{text}']") == _literal_list(f"['{text}']"), ascii(text)
 
 
 def test_static_shapes_keep_only_fully_static_values():

@@ -4,6 +4,8 @@ shares; the structure parsed alone. Its result must be what `onnx.load_model` th
 
 from __future__ import annotations
 
+import math
+
 import onnx
 import pytest
 from onnx import TensorProto, helper
@@ -513,10 +515,13 @@ def test_without_pread_or_preadv_the_same_model_is_read(tmp_path, monkeypatch):
 
 def _plain_probe(model: onnx.ModelProto, split: dict) -> bytes:
     """What onnx_check._structure gives, built the plain way: a ValueInfoProto per weight
-    (helper.make_tensor_value_info) appended to a copy's inputs."""
+    (helper.make_tensor_value_info) appended to a copy's inputs, the metadata_props of its
+    nodes and value infos left out (the model's kept)."""
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     g = probe.graph
+    for item in [*g.node, *g.input, *g.output, *g.value_info]:
+        del item.metadata_props[:]
     names = {vi.name for vi in g.input}
     keep = []
     for i, t in enumerate(model.graph.initializer):
@@ -672,3 +677,137 @@ def test_shapes_read_while_the_weights_are_read_are_the_models(tmp_path, monkeyp
     monkeypatch.setattr(onnx_wire, "_read_runs", short)
     model2, _, shapes2 = fonnx._load(path, None)
     assert shapes2 == shapes == static_shapes(model2)
+
+
+def _external_copy(src, folder, **save):
+    """`src` re-saved by onnx with every initializer as external data, into `folder`."""
+    folder.mkdir()
+    onnx.save_model(onnx.load(str(src)), str(folder / "m.onnx"), save_as_external_data=True,
+                    size_threshold=0, **save)
+    return folder / "m.onnx"
+
+
+@pytest.mark.parametrize("case", ["dynamo", "one_file", "file_per_tensor"])
+def test_external_data_read_by_the_thread_equals_onnx_reading(case, exports, tmp_path):
+    """begin_external reads the float32 external initializers (torch's dynamo exporter: all
+    of them, in one .data file; onnx's writer: one file, or one file per tensor) into one
+    buffer: each tensor's bytes equal onnx's own reading, on a 64-byte boundary, writable;
+    the import's weights are those arrays, and its graph is the one of the TorchScript
+    export with inline weights."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    from snnc.compiler.compare import explain_difference
+    from snnc.compiler.frontends import onnx_wire
+
+    if case == "dynamo":
+        path = exports("mobilenetv2", "dynamo")
+    else:
+        path = _external_copy(exports("resnet20", "torchscript"), tmp_path / case,
+                              all_tensors_to_one_file=case == "one_file",
+                              **({"location": "m.data"} if case == "one_file" else {}))
+    model = onnx.load_model(str(path), load_external_data=False)
+    full = onnx.load_model(str(path))
+    pending = onnx_wire.begin_external(model, path.parent)
+    assert pending is not None and pending.wait() and pending.finite
+    inits = model.graph.initializer
+    external = [i for i, t in enumerate(inits) if t.data_location == TensorProto.EXTERNAL
+                and t.data_type == TensorProto.FLOAT and math.prod(t.dims)]
+    assert len(external) > 20 and sorted(pending.split) == external
+    files = {onnx_check.external_place(inits[i])[0] for i in external}
+    assert (len(files) == 1) == (case != "file_per_tensor")
+    for i in external:
+        got = pending.split[i]
+        want = numpy_helper.to_array(full.graph.initializer[i])
+        assert got.tobytes() == want.tobytes(), inits[i].name
+        assert got.ctypes.data % 64 == 0 and got.flags.writeable
+    g = from_onnx(path)
+    if case != "dynamo":
+        assert explain_difference(g, from_onnx(exports("resnet20", "torchscript"))) is None
+    weights = [v for k, v in g.params.items() if k.endswith(".weight")]
+    assert weights and all(w.data_ptr() % 64 == 0 for w in weights)
+    assert np.isfinite(np.concatenate([w.numpy().ravel() for w in weights])).all()
+
+
+def test_external_data_in_overlapping_places_goes_the_ordinary_way(exports, tmp_path):
+    """Two tensors whose external data overlap (a hand-edited file) are not read into one
+    buffer (begin_external answers None): the import reads each where it says, as onnx
+    does."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    from snnc.compiler.frontends import onnx_wire
+
+    path = _external_copy(exports("resnet20", "torchscript"), tmp_path / "ext",
+                          location="m.data")
+    m = onnx.load_model(str(path), load_external_data=False)
+    by_dims: dict = {}
+    for t in m.graph.initializer:
+        by_dims.setdefault(tuple(t.dims), []).append(t)
+    a, b = next(ts for dims, ts in by_dims.items() if len(ts) > 1 and math.prod(dims) > 64)[:2]
+    b.ClearField("external_data")
+    b.external_data.extend(a.external_data)  # b now reads a's bytes
+    onnx.save_model(m, str(path))
+    assert onnx_wire.begin_external(m, path.parent) is None
+    _, consts = load_model(path)
+    full = {t.name: numpy_helper.to_array(t) for t in onnx.load_model(str(path)).graph.initializer}
+    assert np.array_equal(consts[b.name], full[b.name])
+    assert np.array_equal(consts[b.name], consts[a.name])
+
+
+def test_non_finite_external_weight_is_refused_naming_it(exports, tmp_path):
+    """The thread finds a NaN in the external data (PendingSplit.finite False): the import
+    tests each tensor and refuses the file naming the tensor, as for inline weights."""
+    import numpy as np
+
+    path = _external_copy(exports("resnet20", "torchscript"), tmp_path / "ext",
+                          location="m.data")
+    m = onnx.load_model(str(path), load_external_data=False)
+    t = next(t for t in m.graph.initializer if t.name.endswith("fc.weight"))
+    offset = int(onnx_check.external_place(t)[1] or 0)
+    with open(path.parent / "m.data", "r+b") as f:
+        f.seek(offset + 4 * 7)
+        f.write(np.float32("nan").tobytes())
+    with pytest.raises(ImportFailed, match=r"tensor '.*fc\.weight'.*1 NaN"):
+        load_model(path)
+
+
+def test_a_failed_external_read_is_read_again_the_ordinary_way(exports, tmp_path,
+                                                                 monkeypatch):
+    """Should the external data's read come up short (the file changed after its check),
+    the import reads each tensor the ordinary way (np.fromfile): the same weights."""
+    import os
+
+    import numpy as np
+
+    from snnc.compiler.frontends import onnx_wire
+
+    path = exports("mobilenetv2", "dynamo")
+    _, want = load_model(path)
+    real, calls = onnx_wire._read, []
+
+    def short(fd, reads):  # one read past the file's end: a short read
+        calls.append(len(reads))
+        real(fd, [*reads, (os.fstat(fd).st_size, memoryview(bytearray(4)))])
+
+    monkeypatch.setattr(onnx_wire, "_read", short)
+    _, got = load_model(path)
+    assert calls and got.keys() == want.keys()
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+
+
+def test_each_external_file_is_checked_once_and_named_by_its_first_tensor(exports, tmp_path):
+    """check_external resolves each data file once; a missing second file is reported naming
+    the first tensor that keeps its data there, as the check of each tensor did."""
+    path = _external_copy(exports("resnet20", "torchscript"), tmp_path / "ext",
+                          location="m.data")
+    m = onnx.load_model(str(path), load_external_data=False)
+    moved = [t for t in m.graph.initializer if t.data_location == TensorProto.EXTERNAL][5:]
+    for t in moved:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = "gone.data"
+    onnx.save_model(m, str(path))
+    with pytest.raises(ImportFailed, match=rf"tensor '{moved[0].name}' keeps its data at "
+                                           r"'gone\.data', which does not exist"):
+        load_model(path)
