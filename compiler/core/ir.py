@@ -424,10 +424,11 @@ class Graph:
         return GraphBuilder.from_graph(self)
 
     def with_attrs(self, **updates: Any) -> Graph:
-        return _derived(replace(self, attrs=self.attrs.set(**updates)), self)
+        return _same_order(_derived(replace(self, attrs=self.attrs.set(**updates)), self), self)
 
     def with_params(self, params: Mapping[str, Any] | None) -> Graph:
-        return _derived(replace(self, params=None if params is None else dict(params)), self)
+        return _same_order(_derived(replace(self, params=None if params is None else
+                                            dict(params)), self), self)
 
     def with_edges(self, edges: Iterable[Edge]) -> Graph:
         """This graph with `edges` instead of its own (the nodes, their order, outputs and
@@ -444,6 +445,14 @@ class Graph:
 
 
 _port = operator.attrgetter("port")  # an edge's port, as a sort key (in C)
+
+
+def _same_order(g: Graph, base: Graph) -> Graph:
+    """`g`, whose nodes and edges are `base`'s, recorded as sorted when `base` is
+    (`_toposort`)."""
+    if base._index.get("sorted"):
+        g._index["sorted"] = True
+    return g
 
 
 def _derived(g: Graph, base: Graph | None) -> Graph:
@@ -498,6 +507,7 @@ class _EdgeList(list):
         self.pos: dict[Edge, int] = {}
         self.version = 0
         self.placed: set[Edge] | None = set()  # None: every index list may be out of order
+        self.added: list[Edge] | None = None  # once set to a list: every edge added since
         self.extend(items)
 
     @property
@@ -550,6 +560,8 @@ class _EdgeList(list):
     def _add(self, e: Edge, i: int) -> None:
         if self.pos.setdefault(e, i) != i:  # one hash: already there at another index
             raise VerifyError(f"edge %{e.src} -> %{e.dst} port {e.port} is added twice")
+        if self.added is not None:
+            self.added.append(e)
         if self._by_dst is None:
             return  # at the end (append): the index made later from the list has it
         self._by_dst.setdefault(e.dst, []).append(e)
@@ -584,8 +596,12 @@ class _EdgeList(list):
                 push(e)
                 i += 1
         finally:  # the edges added before a duplicate stay, indexed
-            if self._by_dst is not None and self._by_src is not None and i > start:
-                _index_edges(self[start:i], self._by_dst, self._by_src)
+            if i > start and (self.added is not None or self._by_dst is not None):
+                new = self[start:i]
+                if self.added is not None:
+                    self.added += new
+                if self._by_dst is not None and self._by_src is not None:
+                    _index_edges(new, self._by_dst, self._by_src)
 
     def __iadd__(self, items):
         self.extend(items)
@@ -676,6 +692,7 @@ class GraphBuilder:
     def __init__(self, name: str, form: Form = Form.ANN, attrs: Attrs = EMPTY,
                  params: dict[str, Any] | None = None):
         self.base: Graph | None = None  # the graph `from_graph` started from
+        self._base_names: list[str] | None = None  # its node names, when its order is sorted
         self.name = name
         self.form = form
         self.attrs = attrs
@@ -705,6 +722,9 @@ class GraphBuilder:
             b._edges = built[1].indexed_copy()
         else:
             b.edges = g.edges
+        if g._index.get("sorted"):  # build() sorts only the changes (`_toposort`)
+            b._base_names = list(b.nodes)
+            b._edges.added = []
         b.outputs = list(g.outputs)
         return b
 
@@ -788,7 +808,12 @@ class GraphBuilder:
 
     def build(self, *, form: Form | None = None, check: bool = True) -> Graph:
         """Return the new graph, nodes in topological order; drops parameters nobody names."""
-        order = _toposort(self.nodes, self.edges, self.name)
+        edges = self.edges
+        base = self._base_names
+        if base is not None and edges.added is not None:
+            order, ordered = _toposort(self.nodes, edges, self.name, base, edges.added)
+        else:
+            order, ordered = _toposort(self.nodes, edges, self.name)
         params = None
         if self.params is not None:
             used = set(itertools.chain.from_iterable(n.params for n in self.nodes.values()))
@@ -800,6 +825,8 @@ class GraphBuilder:
         g = _derived(Graph(self.name, tuple(self.nodes[n] for n in order), edges,
                            tuple(self.outputs), form or self.form, self.attrs, params),
                      self.base)
+        if ordered:
+            g._index["sorted"] = True
         _BUILT.set((edges, self.edges, self.edges.version))
         if check and not _DEFERRED.get():
             from snnc.compiler.core.verify import verify
@@ -828,32 +855,55 @@ def deferred_verify():
         _DEFERRED.reset(token)
 
 
-def _toposort(nodes: Mapping[str, Node], edges: Iterable[Edge], gname: str) -> list[str]:
-    """Stable topological order (Kahn, smallest original index first, inputs first).
+def _toposort(nodes: Mapping[str, Node], edges: Iterable[Edge], gname: str,
+              base: list[str] | None = None, added: list[Edge] | None = None
+              ) -> tuple[list[str], bool]:
+    """Stable topological order (Kahn, smallest original index first, inputs first), and
+    whether that order is the nodes' own, whose every edge goes forward and whose inputs
+    come first (`sorted`: what `build()` records on the graph, `Graph._index["sorted"]`).
 
     Run by every `build()`, so on positions (ints) rather than names. Most edits keep the
     existing order topological: one pass over the edges sees that, and then Kahn's order is
-    the existing one; otherwise a second pass collects the (source, destination) pairs."""
+    the existing one; otherwise a second pass collects the (source, destination) pairs.
+
+    `base`, `added`: the node names of a sorted graph the builder started from and the edges
+    added since (`GraphBuilder.from_graph`). When the nodes still begin with exactly those
+    names, in that order (none removed, none moved: every edge of the graph's runs forward
+    between them), only the added edges that remain are checked, not all of them (a pass
+    edits a few dozen of a thousand edges)."""
     names = list(nodes)
     pos = dict(zip(names, range(len(names))))  # a quarter faster than a comprehension
     get = pos.get
     ordered = not any(n.op == "input" for n in itertools.dropwhile(
         lambda n: n.op == "input", nodes.values()))
-    for e in edges:
-        d, s, p = get(e.dst), get(e.src), e.projection
-        if d is None or s is None or (p is not None and p not in pos):
-            _missing(e, pos, gname)
-        if s > d or (p is not None and pos[p] > d):
-            ordered = False
+    if base is not None and added is not None and names[:len(base)] == base:
+        held = edges.pos  # type: ignore[attr-defined]  # the builder's _EdgeList
+        for e in added:
+            if e not in held:
+                continue  # added, then removed
+            d, s, p = get(e.dst), get(e.src), e.projection
+            if d is None or s is None or (p is not None and p not in pos):
+                _missing(e, pos, gname)
+            if s > d or (p is not None and pos[p] > d):
+                ordered = False
+    else:
+        for e in edges:
+            d, s, p = get(e.dst), get(e.src), e.projection
+            if d is None or s is None or (p is not None and p not in pos):
+                _missing(e, pos, gname)
+            if s > d or (p is not None and pos[p] > d):
+                ordered = False
     if ordered:
-        return names
+        return names, True
     succs: list[list[int]] = [[] for _ in names]  # position -> its readers' positions
     for e in edges:
         succs[pos[e.src]].append(pos[e.dst])
     for e in edges:
         if e.projection is not None:
             succs[pos[e.projection]].append(pos[e.dst])
-    return [names[i] for i in _kahn(names, nodes, succs, gname)]
+    order = [names[i] for i in _kahn(names, nodes, succs, gname)]
+    return order, not any(nodes[n].op == "input" for n in itertools.dropwhile(
+        lambda n: nodes[n].op == "input", order))
 
 
 def _missing(e: Edge, pos: Mapping[str, int], gname: str) -> None:

@@ -74,14 +74,19 @@ def external_place(t: onnx.TensorProto) -> tuple[str, str | None, str | None]:
     return info.get("location", ""), info.get("offset"), info.get("length")
 
 
-def check_external(model: onnx.ModelProto, folder: Path, label: str) -> int:
-    """Check every external tensor's location and extent; returns the bytes they hold. Each
-    location's file is resolved and checked once (its first tensor names it in an error): an
-    exporter writes hundreds of tensors to one file."""
+def check_external(model: onnx.ModelProto, folder: Path, label: str
+                   ) -> dict[int, tuple[str, int, int]]:
+    """Check every external tensor's location and extent; returns {index in
+    graph.initializer: (location, offset, length)} of the graph's external initializers, as
+    checked (`onnx_wire.begin_external` reads them there). Each location's file is resolved
+    and checked once (its first tensor names it in an error): an exporter writes hundreds of
+    tensors to one file."""
     root = folder.resolve()
     total, largest = 0, ("", 0)
     files: dict[str, int] = {}  # location -> its file's size, once checked
-    for t in _all_tensors(model):
+    places: dict[int, tuple[str, int, int]] = {}
+    top = len(model.graph.initializer)  # _all_tensors lists these first, in order
+    for k, t in enumerate(_all_tensors(model)):
         if t.data_location != TensorProto.EXTERNAL:
             continue
         loc, offset, length = external_place(t)
@@ -113,9 +118,11 @@ def check_external(model: onnx.ModelProto, folder: Path, label: str) -> int:
                                f"{_type_name(t.data_type)} need {need}.")
         total += length
         largest = max(largest, (t.name, length), key=lambda v: v[1])
+        if k < top:
+            places[k] = (loc, offset, length)
     limits.require(total, f"reading the external data of {label} (tensor '{largest[0]}' "
                    f"alone holds {limits.fmt(largest[1])})", label)
-    return total
+    return places
 
 
 def _external_file(root: Path, loc: str, where: str) -> int:

@@ -19,7 +19,6 @@ and the caller reads the file the ordinary way, which parses or refuses it exact
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 import threading
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from snnc.compiler.frontends.onnx_check import all_finite, external_place, splits
+from snnc.compiler.frontends.onnx_check import all_finite, splits
 
 _LEN = 2  # wire type of length-delimited fields (messages, bytes, packed repeated)
 _MODEL_GRAPH, _GRAPH_INITIALIZER, _TENSOR_RAW_DATA = 7, 5, 9  # onnx.proto field numbers
@@ -400,9 +399,11 @@ def begin_split(path: Path) -> PendingSplit | None:
             os.close(fd)
 
 
-def begin_external(model: onnx.ModelProto, folder: Path) -> PendingSplit | None:
-    """Start reading the external data of `model`'s float32 initializers (their places
-    checked by `check_external`) as `begin_split` reads inline weights: into one buffer, each
+def begin_external(model: onnx.ModelProto, folder: Path,
+                   places: dict[int, tuple[str, int, int]]) -> PendingSplit | None:
+    """Start reading the external data of `model`'s float32 initializers at their `places`
+    ({initializer index: (location, offset, length)}, as `check_external` checked and
+    returned them) as `begin_split` reads inline weights: into one buffer, each
     tensor on a 64-byte boundary, by a helper thread (one `os.preadv` per run of tensors of
     each file), which then tests the buffer for NaN/Inf, while this thread checks the
     structure. torch's dynamo exporter, the default one, writes every initializer to one
@@ -413,13 +414,10 @@ def begin_external(model: onnx.ModelProto, folder: Path) -> PendingSplit | None:
     if not hasattr(os, "pread"):
         return None
     files: dict[str, list[tuple[int, int, int]]] = {}  # location -> [(offset, length, index)]
-    for i, t in enumerate(model.graph.initializer):
-        if t.data_location == onnx.TensorProto.EXTERNAL and t.data_type == onnx.TensorProto.FLOAT:
-            loc, offset, _ = external_place(t)
-            length = 4 * math.prod(t.dims)  # what check_external found the data to hold
-            if length:
-                files.setdefault(loc, []).append((0 if offset is None else int(offset),
-                                                  length, i))
+    inits = model.graph.initializer
+    for i, (loc, offset, length) in places.items():
+        if length and inits[i].data_type == onnx.TensorProto.FLOAT:
+            files.setdefault(loc, []).append((offset, length, i))
     if not files:
         return None
     size = sum(-(-n // 64) * 64 for places in files.values() for _, n, _ in places)

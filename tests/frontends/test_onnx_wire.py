@@ -708,7 +708,8 @@ def test_external_data_read_by_the_thread_equals_onnx_reading(case, exports, tmp
                               **({"location": "m.data"} if case == "one_file" else {}))
     model = onnx.load_model(str(path), load_external_data=False)
     full = onnx.load_model(str(path))
-    pending = onnx_wire.begin_external(model, path.parent)
+    places = onnx_check.check_external(model, path.parent, str(path))
+    pending = onnx_wire.begin_external(model, path.parent, places)
     assert pending is not None and pending.wait() and pending.finite
     inits = model.graph.initializer
     external = [i for i, t in enumerate(inits) if t.data_location == TensorProto.EXTERNAL
@@ -748,7 +749,8 @@ def test_external_data_in_overlapping_places_goes_the_ordinary_way(exports, tmp_
     b.ClearField("external_data")
     b.external_data.extend(a.external_data)  # b now reads a's bytes
     onnx.save_model(m, str(path))
-    assert onnx_wire.begin_external(m, path.parent) is None
+    assert onnx_wire.begin_external(m, path.parent,
+                                    onnx_check.check_external(m, path.parent, "m")) is None
     _, consts = load_model(path)
     full = {t.name: numpy_helper.to_array(t) for t in onnx.load_model(str(path)).graph.initializer}
     assert np.array_equal(consts[b.name], full[b.name])
