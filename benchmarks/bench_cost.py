@@ -7,12 +7,14 @@
 2. The whole path a user runs, in process: `snnc cost densenet121.onnx --format json` (ONNX
    import and checks, conversion passes, estimate, JSON report) against the same session
    creation (issue 11: target at most 1x), twice: as a user runs both (torch's default
-   threads, onnxruntime's default SessionOptions) and one thread each. Last measured
-   (`--whole-only --repeat 15`, eight runs on a 2-core machine; docs/costmodel.md "Speed",
-   ninth round): wall 0.94x-0.99x as a user runs both, CPU 1.09x-1.15x one thread each
-   (eighth and seventh rounds, other days: 0.96x-1.01x and 1.09x-1.13x, 0.93x-0.97x and
-   1.08x-1.11x; on the sixth round's machine, before that round's changes: 1.23x-1.27x and
-   1.18x-1.32x). Optionally counted instead of
+   threads, onnxruntime's default SessionOptions) and one thread each, on the file of each
+   of torch's exporters (`--exporter`): TorchScript (weights inline) and dynamo (torch's
+   default: weights in a .data file). Last measured (`--whole-only --repeat 15`, three runs
+   on a 2-core machine; docs/costmodel.md "Speed", ninth round): TorchScript wall
+   0.93x-0.95x as a user runs both, CPU 1.09x-1.10x one thread each; dynamo 1.11x-1.13x and
+   1.37x-1.38x (1.55x and 1.74x before that round). Earlier rounds, TorchScript only:
+   0.94x-0.99x, 0.96x-1.01x and 0.93x-0.97x as a user runs both; on the sixth round's
+   machine, before that round's changes, 1.23x-1.27x. Optionally counted instead of
    timed (the same on every run): `--instructions` (valgrind's callgrind, both sides, one
    thread: snnc 401.0 M, onnxruntime 436.4 M, 0.92x) and `--bytecodes` (snnc's Python
    bytecodes per stage: 3.835 M per whole path; not a time).
