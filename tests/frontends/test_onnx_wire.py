@@ -813,3 +813,20 @@ def test_each_external_file_is_checked_once_and_named_by_its_first_tensor(export
     with pytest.raises(ImportFailed, match=rf"tensor '{moved[0].name}' keeps its data at "
                                            r"'gone\.data', which does not exist"):
         load_model(path)
+
+
+def test_a_model_beside_its_data_file_is_parsed_not_walked(exports, tmp_path):
+    """`_walked`: torch's dynamo exporter writes the weights to `<file>.data` beside the
+    model, which then holds the structure only: protobuf parses it (no walk); a model with
+    its weights inline is walked. Both ways give the same model (test_same_as_onnx_load_then
+    _split) and the same import."""
+    from snnc.compiler.compare import explain_difference
+    from snnc.compiler.frontends.onnx import _walked
+
+    dyn = exports("mobilenetv2", "dynamo")
+    assert dyn.with_name(dyn.name + ".data").is_file() and not _walked(dyn)
+    ts = exports("resnet20", "torchscript")
+    assert _walked(ts)
+    copy = _external_copy(ts, tmp_path / "beside", location="m.onnx.data")
+    assert not _walked(copy)
+    assert explain_difference(from_onnx(copy), from_onnx(ts)) is None
