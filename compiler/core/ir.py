@@ -874,25 +874,17 @@ def _toposort(nodes: Mapping[str, Node], edges: Iterable[Edge], gname: str,
     names = list(nodes)
     pos = dict(zip(names, range(len(names))))  # a quarter faster than a comprehension
     get = pos.get
-    ordered = not any(n.op == "input" for n in itertools.dropwhile(
-        lambda n: n.op == "input", nodes.values()))
+    ordered = _inputs_first(nodes.values())
+    checked: Iterable[Edge] = edges
     if base is not None and added is not None and names[:len(base)] == base:
         held = edges.pos  # type: ignore[attr-defined]  # the builder's _EdgeList
-        for e in added:
-            if e not in held:
-                continue  # added, then removed
-            d, s, p = get(e.dst), get(e.src), e.projection
-            if d is None or s is None or (p is not None and p not in pos):
-                _missing(e, pos, gname)
-            if s > d or (p is not None and pos[p] > d):
-                ordered = False
-    else:
-        for e in edges:
-            d, s, p = get(e.dst), get(e.src), e.projection
-            if d is None or s is None or (p is not None and p not in pos):
-                _missing(e, pos, gname)
-            if s > d or (p is not None and pos[p] > d):
-                ordered = False
+        checked = [e for e in added if e in held]  # (not those added, then removed)
+    for e in checked:
+        d, s, p = get(e.dst), get(e.src), e.projection
+        if d is None or s is None or (p is not None and p not in pos):
+            _missing(e, pos, gname)
+        if s > d or (p is not None and pos[p] > d):
+            ordered = False
     if ordered:
         return names, True
     succs: list[list[int]] = [[] for _ in names]  # position -> its readers' positions
@@ -902,8 +894,13 @@ def _toposort(nodes: Mapping[str, Node], edges: Iterable[Edge], gname: str,
         if e.projection is not None:
             succs[pos[e.projection]].append(pos[e.dst])
     order = [names[i] for i in _kahn(names, nodes, succs, gname)]
-    return order, not any(nodes[n].op == "input" for n in itertools.dropwhile(
-        lambda n: nodes[n].op == "input", order))
+    return order, _inputs_first(nodes[n] for n in order)
+
+
+def _inputs_first(seq: Iterable[Node]) -> bool:
+    """Whether no input node of `seq` comes after a node that is not one."""
+    return not any(n.op == "input" for n in itertools.dropwhile(
+        lambda n: n.op == "input", seq))
 
 
 def _missing(e: Edge, pos: Mapping[str, int], gname: str) -> None:

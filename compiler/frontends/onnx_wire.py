@@ -281,11 +281,17 @@ def _weight_block(image: np.ndarray, size: int) -> np.ndarray:
     size made it clear as much memory again (densenet121: 32 MB; with one buffer the first
     `snnc cost` in a process 76-137 -> 68-80 ms, repeated ones 0-1.2 ms less). Half: a file
     whose bytes are mostly not split weights (integer tensors, a small file beside external
-    data) does not keep its image alive for a small block. Weights whose 64-byte padding makes them longer than the file
-    (many small tensors) get a new buffer."""
+    data) does not keep its image alive for a small block. Weights whose 64-byte padding
+    makes them longer than the file (many small tensors) get a new buffer."""
     if not size * 2 >= image.size - 64 >= size:
-        image = np.empty(size + 64, dtype=np.uint8)
+        return _aligned(size)
     return image[-image.ctypes.data % 64:][:size]
+
+
+def _aligned(size: int) -> np.ndarray:
+    """A new buffer of `size` bytes starting on a 64-byte boundary."""
+    buf = np.empty(size + 64, dtype=np.uint8)
+    return buf[-buf.ctypes.data % 64:][:size]
 
 
 def _key(buf, i: int) -> bytes:
@@ -420,16 +426,14 @@ def begin_external(model: onnx.ModelProto, folder: Path,
             files.setdefault(loc, []).append((offset, length, i))
     if not files:
         return None
-    size = sum(-(-n // 64) * 64 for places in files.values() for _, n, _ in places)
-    raw = np.empty(size + 64, dtype=np.uint8)
-    block = raw[-raw.ctypes.data % 64:][:size]
+    block = _aligned(sum(-(-n // 64) * 64 for held in files.values() for _, n, _ in held))
     split: dict[int, np.ndarray] = {}
     jobs: list[tuple[Path, list[tuple[int, memoryview]]]] = []
     at = 0
-    for loc, places in files.items():
-        places.sort()
+    for loc, held in files.items():
+        held.sort()
         end, reads = 0, []
-        for offset, n, i in places:
+        for offset, n, i in held:
             if offset < end:  # overlapping data: not the plain case
                 return None
             end = offset + n
