@@ -96,14 +96,14 @@ def _make(b: GraphBuilder, fills: list) -> None:
         block = buf[at:at + size].reshape(len(idx), *shape)
         at += size
         if rows:  # shape (T, C): every row of tensor k < len(rows) is the [C] tensor fills[rows[k]]
-            block[:len(rows)] = np.stack([fills[i][2].numpy() for i in rows])[:, None, :]
+            block[:len(rows)] = np.concatenate([fills[i][2].numpy() for i in rows]).reshape(
+                len(rows), 1, -1)  # (np.stack: a Python call per tensor)
         if filled:  # every entry of tensor len(rows) + k is the float fills[filled[k]]
             values = np.array([fills[i][2] for i in filled], np.float32)
             block[len(rows):] = values.reshape(-1, *(1,) * len(shape))
         for i, view in zip(idx, list(block)):
             made[i] = torch.from_numpy(view)
-    for (key, _, _), tensor in zip(fills, made):
-        b.set_param(key, tensor)
+    b.params.update(zip([key for key, _, _ in fills], made))  # `set_param` of each, in order
 
 
 def _folded_layers(g: Graph, b: GraphBuilder) -> list[Node]:

@@ -126,8 +126,8 @@ def _load(path: str | os.PathLike, input_shape
         pending = begin_split(path) if _walked(path) else None
         try:
             got = _load_checked(path, label, input_shape, pending, external)
-            if got is not None and pending is not None:
-                known = static_shapes(got[0])  # while the thread tests the weights
+            if got is not None and (pending is not None or external):
+                known = static_shapes(got[0])  # while the threads read and test the weights
         finally:  # on an error too: no thread left reading into the arrays
             read_all = pending is None or pending.wait()
             ext = external[0] if external else None
@@ -299,6 +299,11 @@ def _str_list(text: str) -> list[str] | None:
     `ast.literal_eval`, ~20 times faster: densenet121 has ~500 such values)."""
     if len(text) > 10_000:
         return None
+    if len(text) > 3 and text.startswith("['") and text.endswith("']") and text.isascii():
+        inner = text[2:-2]  # the same as the expressions below, by C-level scans (~3x faster):
+        if "\\" not in inner and "\n" not in inner and "\r" not in inner \
+                and "\x00" not in inner and inner.count("'") == 2 * inner.count("', '"):
+            return inner.split("', '")  # every quote is in a separator: no item holds one
     if _PLAIN_LIST.fullmatch(text):
         return _PLAIN_ITEM.findall(text)
     try:
