@@ -41,7 +41,7 @@ from snnc.compiler.frontends.onnx_check import (
 from snnc.compiler.frontends.onnx_wire import (
     PendingSplit, begin_external, begin_split, prompt_switches)
 from snnc.compiler.frontends.onnx_ops import (
-    CONST_EVALS, ONNX_CONVERTERS, Reject, forget_attributes,
+    CONST_EVALS, ONNX_CONVERTERS, Reject, attribute_tables,
 )
 from snnc.compiler.core.ir import Attrs, Graph, GraphBuilder, Node, sanitize
 from snnc.compiler.core.shapes import infer_shape
@@ -518,6 +518,11 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
     limit; never another exception type.
     """
     label = str(path)
+    with attribute_tables():  # the node checks and the converters read each node's once
+        return _from_onnx(path, label, input_shape)
+
+
+def _from_onnx(path: str | os.PathLike, label: str, input_shape) -> Graph:
     try:
         model, consts, shapes = _load(path, input_shape)
         bad = check_nodes(model, consts, shapes)
@@ -540,8 +545,6 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
                            f"{str(err)[:200]}. The file is probably malformed: check it with "
                            f"onnxruntime, and if onnxruntime runs it, report this as a bug in "
                            f"snnc.") from err
-    finally:
-        forget_attributes()
 
 
 def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,

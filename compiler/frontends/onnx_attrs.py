@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
-from snnc.compiler.frontends.onnx_ops import attr
+from snnc.compiler.frontends.onnx_ops import attr, attributes
 
 Shapes = dict[str, tuple[int, ...]]
 _CHECKS: dict[str, Callable] = {}
@@ -208,8 +208,11 @@ def _concat(node, consts, shapes):
 
 
 def _finite_attrs(node) -> None:
-    """Float attributes (Gemm alpha/beta, Clip min/max, ...) must be finite numbers."""
-    for a in node.attribute:
+    """Float attributes (Gemm alpha/beta, Clip min/max, ...) must be finite numbers: each
+    attribute, read from the node's table (which the checks and converters read next) unless
+    a name repeats (then the node's list, every attribute)."""
+    table = attributes(node)
+    for a in table.values() if len(table) == len(node.attribute) else node.attribute:
         t = a.type
         if t == _FLOAT and not math.isfinite(a.f):
             raise Bad(f"attribute {a.name}={a.f} is not a finite number")

@@ -117,7 +117,8 @@ def check_external(model: onnx.ModelProto, folder: Path, label: str
                                f"bytes, but its dims {list(t.dims)} and type "
                                f"{_type_name(t.data_type)} need {need}.")
         total += length
-        largest = max(largest, (t.name, length), key=lambda v: v[1])
+        if length > largest[1]:  # the first of the largest, as max() keeps it
+            largest = (t.name, length)
         if k < top:
             places[k] = (loc, offset, length)
     limits.require(total, f"reading the external data of {label} (tensor '{largest[0]}' "

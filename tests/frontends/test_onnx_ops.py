@@ -216,3 +216,37 @@ def test_static_shapes_keep_only_fully_static_values():
     other.type.sequence_type.elem_type.tensor_type.elem_type = TensorProto.FLOAT
     graph.value_info.append(other)
     assert static_shapes(helper.make_model(graph)) == got
+
+
+def test_attribute_tables_are_kept_per_node_within_an_import_only():
+    """`attributes(node)` keeps the table of the node read last; within `attribute_tables()`
+    (one import: the node checks, then the converters, read every node) the table of every
+    node read, all dropped at the block's end, so no model stays alive
+    (compiler/frontends/onnx_ops.py)."""
+    from snnc.compiler.frontends import onnx_ops
+
+    a = helper.make_node("Relu", ["x"], ["y"], name="a")
+    b = helper.make_node("Gemm", ["y", "w"], ["z"], name="b", alpha=2.0)
+    first = onnx_ops.attributes(b)
+    onnx_ops.attributes(a)
+    assert onnx_ops.attributes(b) is not first and onnx_ops.attributes(b) == first
+    with onnx_ops.attribute_tables():
+        first = onnx_ops.attributes(b)
+        onnx_ops.attributes(a)
+        assert onnx_ops.attributes(b) is first
+        assert onnx_ops.attr(b, "alpha") == 2.0
+    assert onnx_ops._LAST[0] is None and onnx_ops._TABLES.get() is None
+
+
+def test_finite_attribute_check_reads_every_attribute_of_a_repeated_name():
+    """onnx's checker refuses a repeated attribute name before snnc's checks run; snnc's
+    own check of float attributes still reads all of them (not only the first, which the
+    attribute table holds)."""
+    from snnc.compiler.frontends.onnx_attrs import Bad, _finite_attrs
+
+    node = helper.make_node("Gemm", ["x", "w"], ["y"], name="fc")
+    node.attribute.extend([helper.make_attribute("alpha", 1.0),
+                           helper.make_attribute("alpha", float("nan"))])
+    with pytest.raises(Bad, match="alpha=nan is not a finite number"):
+        _finite_attrs(node)
+    _finite_attrs(helper.make_node("Gemm", ["x", "w"], ["y"], alpha=1.0, beta=0.5))
