@@ -10,11 +10,12 @@
    threads, onnxruntime's default SessionOptions) and one thread each, on the file of each
    of torch's exporters (`--exporter`): TorchScript (weights inline) and dynamo (torch's
    default: weights in a .data file). Last measured (`--whole-only --repeat 15`, three runs
-   on a 2-core machine; docs/costmodel.md "Speed", ninth round): TorchScript wall
-   0.93x-0.95x as a user runs both, CPU 1.09x-1.10x one thread each; dynamo 1.11x-1.13x and
-   1.37x-1.38x (1.55x and 1.74x before that round). Earlier rounds, TorchScript only:
-   0.94x-0.99x, 0.96x-1.01x and 0.93x-0.97x as a user runs both; on the sixth round's
-   machine, before that round's changes, 1.23x-1.27x. Optionally counted instead of
+   on a 2-core machine; docs/costmodel.md "Speed", tenth round): TorchScript wall
+   0.93x-0.97x as a user runs both, CPU 1.10x-1.13x one thread each; dynamo 1.06x-1.07x and
+   1.36x-1.38x (ninth round 1.11x-1.13x and 1.37x-1.38x; 1.55x and 1.74x before it). Earlier
+   rounds on the TorchScript file: 0.93x-0.95x (ninth), 0.94x-0.99x, 0.96x-1.01x and
+   0.93x-0.97x as a user runs both; on the sixth round's machine, before that round's
+   changes, 1.23x-1.27x. Optionally counted instead of
    timed (the same on every run): `--instructions` (valgrind's callgrind, both sides, one
    thread: snnc 401.0 M, onnxruntime 436.4 M, 0.92x) and `--bytecodes` (snnc's Python
    bytecodes per stage: 3.835 M per whole path; not a time).
