@@ -191,6 +191,23 @@ def test_metadata_text_of_any_form_reads_as_literal_eval_reads_it(text):
     assert _str_list(f"['{text}']") == _literal_list(f"['{text}']"), ascii(text)
 
 
+_ASCII_ODD = "'\"\\[], \n\r\x00\t\x0b\x0ca._0"  # ASCII only: the split path's texts
+
+
+@settings(max_examples=600)
+@given(st.lists(st.text(alphabet=st.sampled_from(_ASCII_ODD), max_size=8), max_size=6),
+       st.sampled_from(["['", "[", "[ '"]), st.sampled_from(["', '", "','", "', "]),
+       st.sampled_from(["']", "'", "' ]"]))
+def test_ascii_metadata_lists_split_as_literal_eval_reads_them(items, head, sep, tail):
+    """The split path of `_str_list` (ASCII text of the form ['a', 'b'], every quote in a
+    separator) against literal_eval, on texts of that form built from items holding quotes,
+    backslashes, line ends, NUL and separators, and near misses of the form."""
+    from snnc.compiler.frontends.onnx import _str_list
+
+    for text in (head + sep.join(items) + tail, repr(items)):
+        assert _str_list(text) == _literal_list(text), ascii(text)
+
+
 def test_static_shapes_keep_only_fully_static_values():
     """static_shapes (the cross-check of snnc's shapes): a dim set to 0 is static, a
     dim_param or an unset dim is not; a scalar's empty shape is static, no shape is absent."""
