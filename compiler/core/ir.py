@@ -352,27 +352,39 @@ class Graph:
 
     # -- lookups (cached: a graph never changes) --------------------------------------------
     def _idx(self) -> dict:
+        """The graph's index: by_name, ins (each node's input edges by port) and pos; each
+        node's readers (`_outs`) are indexed apart, at the first `users` call (the verifier
+        and most graphs of a compile never ask: densenet121, 3 of 4 indexed graphs)."""
         if "ins" not in self._index:
             by_name = self._by_name()
             ins: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
-            outs: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
             for e in self.edges:  # a list per name, made here only for a name not a node
                 try:
                     ins[e.dst].append(e)
                 except KeyError:
                     ins[e.dst] = [e]
+            for lst in ins.values():
+                if len(lst) > 1:
+                    lst.sort(key=_port)
+            pos = {n.name: i for i, n in enumerate(self.nodes)}
+            self._index.update(by_name=by_name, ins=ins, pos=pos)
+        return self._index
+
+    def _outs(self) -> dict[str, list[Edge]]:
+        """{node: the edges reading its output, as source or as the projection they deliver},
+        each list in edge order."""
+        outs = self._index.get("outs")
+        if outs is None:
+            outs = {n.name: [] for n in self.nodes}
+            for e in self.edges:  # a list per name, made here only for a name not a node
                 try:
                     outs[e.src].append(e)
                 except KeyError:
                     outs[e.src] = [e]
                 if e.projection is not None:
                     outs.setdefault(e.projection, []).append(e)
-            for lst in ins.values():
-                if len(lst) > 1:
-                    lst.sort(key=_port)
-            pos = {n.name: i for i, n in enumerate(self.nodes)}
-            self._index.update(by_name=by_name, ins=ins, outs=outs, pos=pos)
-        return self._index
+            self._index["outs"] = outs
+        return outs
 
     def _by_name(self) -> dict[str, Node]:
         """{name: node}, built alone: a node look-up (a pass's contract on an intermediate
@@ -397,7 +409,7 @@ class Graph:
 
     def users(self, name: str) -> list[Edge]:
         """The edges reading `name`'s output (as source, or as the projection they deliver)."""
-        return list((self._index.get("outs") or self._idx()["outs"]).get(name, ()))
+        return list((self._index.get("outs") or self._outs()).get(name, ()))
 
     def position(self, name: str) -> int:
         """Index of `name` in topological order."""

@@ -34,6 +34,25 @@ def test_round_trips_and_annotation(g):
 
 
 @FAST
+@given(ann_graphs(max_blocks=3))
+def test_graph_lookups_read_the_edges(g):
+    """`inputs_of` (each node's input edges by port) and `users` (the edges reading a node's
+    output as source or as projection, in edge order; an edge whose projection is its source
+    twice) read the edges, whichever is asked first: the readers are indexed apart from the
+    inputs, at the first `users` call (compiler/core/ir.py). Plain and skip-annotated graphs,
+    fresh and verified (the verifier indexes the inputs only)."""
+    def readers(h, name):
+        return [e for e in h.edges for _ in range((e.src == name) + (e.projection == name))]
+
+    a = annotate_skips(g)
+    for h in (g, a, verify(from_json(to_json(a)))):
+        for name in (n.name for n in h.nodes):
+            assert h.users(name) == readers(h, name)
+            assert h.inputs_of(name) == sorted((e for e in h.edges if e.dst == name),
+                                               key=lambda e: e.port)
+
+
+@FAST
 @given(ann_graphs(max_blocks=3, with_params=False), st.data())
 def test_write_then_read_gives_the_matrix_back(g, data):
     blocks = find_blocks(g)
