@@ -11,8 +11,8 @@
    of torch's exporters (`--exporter`): TorchScript (weights inline) and dynamo (torch's
    default: weights in a .data file). Last measured (`--whole-only --repeat 15`, three runs
    on a 2-core machine; docs/costmodel.md "Speed", tenth round): TorchScript wall
-   0.93x-0.97x as a user runs both, CPU 1.10x-1.13x one thread each; dynamo 1.06x-1.07x and
-   1.36x-1.38x (ninth round 1.11x-1.13x and 1.37x-1.38x; 1.55x and 1.74x before it). Earlier
+   0.94x as a user runs both, CPU 1.08x-1.09x one thread each; dynamo 1.04x-1.06x and
+   1.34x-1.37x (ninth round 1.11x-1.13x and 1.37x-1.38x; 1.55x and 1.74x before it). Earlier
    rounds on the TorchScript file: 0.93x-0.95x (ninth), 0.94x-0.99x, 0.96x-1.01x and
    0.93x-0.97x as a user runs both; on the sixth round's machine, before that round's
    changes, 1.23x-1.27x. Optionally counted instead of
