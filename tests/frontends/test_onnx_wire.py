@@ -679,6 +679,31 @@ def test_shapes_read_while_the_weights_are_read_are_the_models(tmp_path, monkeyp
     assert shapes2 == shapes == static_shapes(model2)
 
 
+def test_shapes_read_while_the_external_data_is_read_are_the_models(exports, monkeypatch):
+    """The same for torch's dynamo export, whose weights the external data's thread reads
+    (onnx._load reads the static shapes meanwhile): equal to static_shapes of the model, also
+    when that read comes up short and the tensors are read the ordinary way."""
+    import os
+
+    from snnc.compiler.frontends import onnx as fonnx
+    from snnc.compiler.frontends import onnx_wire
+    from snnc.compiler.frontends.onnx_attrs import static_shapes
+
+    path = exports("resnet20", "dynamo")
+    assert not fonnx._walked(path)  # its weights lie in <file>.data: the external reader's
+    model, _, shapes = fonnx._load(path, None)
+    assert shapes == static_shapes(model) and len(shapes) > 50
+    real, calls = onnx_wire._read, []
+
+    def short(fd, reads):  # one read past the file's end: a short read
+        calls.append(len(reads))
+        real(fd, [*reads, (os.fstat(fd).st_size, memoryview(bytearray(4)))])
+
+    monkeypatch.setattr(onnx_wire, "_read", short)
+    model2, _, shapes2 = fonnx._load(path, None)
+    assert calls and shapes2 == shapes == static_shapes(model2)
+
+
 def _external_copy(src, folder, **save):
     """`src` re-saved by onnx with every initializer as external data, into `folder`."""
     folder.mkdir()
