@@ -101,8 +101,8 @@ def attributes(node: onnx.NodeProto) -> dict[str, onnx.AttributeProto]:
         return last[1]
     tables = _TABLES.get()
     if tables is not None:
-        got = tables.get(id(node))
-        if got is not None and got[0] is node:  # (the table holds the node: its id is its own)
+        got = tables.get(id(node))  # each entry holds its node: no other has its id meanwhile
+        if got is not None:
             _LAST = got
             return got[1]
     table: dict[str, onnx.AttributeProto] = {}

@@ -679,27 +679,36 @@ def test_shapes_read_while_the_weights_are_read_are_the_models(tmp_path, monkeyp
     assert shapes2 == shapes == static_shapes(model2)
 
 
+def _short_external_reads(monkeypatch) -> list:
+    """Make every read of the external data's thread come up short (one read past the
+    file's end, as when the file changed after its check); returns the list each read's
+    run count is appended to."""
+    import os
+
+    from snnc.compiler.frontends import onnx_wire
+
+    real, calls = onnx_wire._read, []
+
+    def short(fd, reads):
+        calls.append(len(reads))
+        real(fd, [*reads, (os.fstat(fd).st_size, memoryview(bytearray(4)))])
+
+    monkeypatch.setattr(onnx_wire, "_read", short)
+    return calls
+
+
 def test_shapes_read_while_the_external_data_is_read_are_the_models(exports, monkeypatch):
     """The same for torch's dynamo export, whose weights the external data's thread reads
     (onnx._load reads the static shapes meanwhile): equal to static_shapes of the model, also
     when that read comes up short and the tensors are read the ordinary way."""
-    import os
-
     from snnc.compiler.frontends import onnx as fonnx
-    from snnc.compiler.frontends import onnx_wire
     from snnc.compiler.frontends.onnx_attrs import static_shapes
 
     path = exports("resnet20", "dynamo")
     assert not fonnx._walked(path)  # its weights lie in <file>.data: the external reader's
     model, _, shapes = fonnx._load(path, None)
     assert shapes == static_shapes(model) and len(shapes) > 50
-    real, calls = onnx_wire._read, []
-
-    def short(fd, reads):  # one read past the file's end: a short read
-        calls.append(len(reads))
-        real(fd, [*reads, (os.fstat(fd).st_size, memoryview(bytearray(4)))])
-
-    monkeypatch.setattr(onnx_wire, "_read", short)
+    calls = _short_external_reads(monkeypatch)
     model2, _, shapes2 = fonnx._load(path, None)
     assert calls and shapes2 == shapes == static_shapes(model2)
 
@@ -803,21 +812,11 @@ def test_a_failed_external_read_is_read_again_the_ordinary_way(exports, tmp_path
                                                                  monkeypatch):
     """Should the external data's read come up short (the file changed after its check),
     the import reads each tensor the ordinary way (np.fromfile): the same weights."""
-    import os
-
     import numpy as np
-
-    from snnc.compiler.frontends import onnx_wire
 
     path = exports("mobilenetv2", "dynamo")
     _, want = load_model(path)
-    real, calls = onnx_wire._read, []
-
-    def short(fd, reads):  # one read past the file's end: a short read
-        calls.append(len(reads))
-        real(fd, [*reads, (os.fstat(fd).st_size, memoryview(bytearray(4)))])
-
-    monkeypatch.setattr(onnx_wire, "_read", short)
+    calls = _short_external_reads(monkeypatch)
     _, got = load_model(path)
     assert calls and got.keys() == want.keys()
     assert all(np.array_equal(got[k], want[k]) for k in want)
