@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from snnc.compiler.core.ir import Form, Graph
 from snnc.costmodel.activity import Activity, as_activity, propagate
-from snnc.costmodel.counting import baseline_totals, count_layers, timesteps, totals
+from snnc.costmodel.counting import (baseline_totals, count_rows, layer_weights, timesteps,
+                                    totals)
+from snnc.costmodel.zeros import ZeroScan
 from snnc.costmodel.report import CostReport
 from snnc.compiler.targets import Target, available_targets, load_target
 
@@ -52,23 +54,27 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
     check_cost(g, f"graph '{g.name}'")
     t = load_target(target)
     act = as_activity(rate if rate is not None else rates) if g.form is Form.SNN else None
-    stats = propagate(g, act) if act is not None else None
-    pay = infer_payloads(g) if g.form is Form.SNN else None
-    edges, violations, emitted = graded_edges(g, t, input_bits=input_bits, payloads=pay,
-                                              lowered=lowered)
-    rows = count_layers(g, t, act, stats=stats, payloads=pay, weights=weights)
-    apply_lowering(emitted, rows, edges, stats, timesteps(g))
-    notes = []
-    if g.form is Form.SNN:
-        from snnc.costmodel.orphans import place_orphans
+    # the weights' zero test runs on a helper thread meanwhile (costmodel/zeros.py)
+    with ZeroScan(layer_weights(g, weights)) as scan:
+        stats = propagate(g, act) if act is not None else None
+        pay = infer_payloads(g) if g.form is Form.SNN else None
+        edges, violations, emitted = graded_edges(g, t, input_bits=input_bits, payloads=pay,
+                                                  lowered=lowered)
+        rows, finish = count_rows(g, t, act, stats=stats, payloads=pay, weights=weights,
+                                  scan=scan)
+        apply_lowering(emitted, rows, edges, stats, timesteps(g))
+        notes = []
+        if g.form is Form.SNN:
+            from snnc.costmodel.orphans import place_orphans
 
-        viol, notes = place_orphans(g, rows, t, timesteps(g))
+            viol, notes = place_orphans(g, rows, t, timesteps(g))
+            violations += viol
+            from snnc.costmodel.relays import price_lava_relays
+
+            notes += price_lava_relays(g, rows, timesteps(g))
+        cores, chips, viol = allocate(g, rows, t)
         violations += viol
-        from snnc.costmodel.relays import price_lava_relays
-
-        notes += price_lava_relays(g, rows, timesteps(g))
-    cores, chips, viol = allocate(g, rows, t)
-    violations += viol
+        finish()  # the columns that read the scan's answers (nothing above reads them)
     tot = totals(rows)
     tot.update(cores=cores, chips=chips)
     T = timesteps(g)

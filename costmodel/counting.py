@@ -142,10 +142,11 @@ def neuron_of(g: Graph, name: str) -> Node | None:
     return None
 
 
-def nonzero_synapses(g: Graph, node: Node, weight=None, conn=None) -> int | None:
+def nonzero_synapses(g: Graph, node: Node, weight=None, conn=None, scan=None) -> int | None:
     """Connections whose weight is non-zero (NeuroBench binarises weights), or None; `weight`
     (the layer's weight as deployed, e.g. folded and quantised) replaces the graph's; `conn`:
-    the node's :func:`connectivity` when the caller has it.
+    the node's :func:`connectivity` when the caller has it; `scan`: a costmodel.zeros.ZeroScan
+    that may have tested the weight for zeros already.
 
     For a conv2d: sum over taps (i, j) of nz[i, j] x rows[i] x cols[j], where nz counts the
     non-zero weights of tap (i, j) over (out, in/groups) and rows/cols count the output
@@ -158,7 +159,7 @@ def nonzero_synapses(g: Graph, node: Node, weight=None, conn=None) -> int | None
     if weight is None and (key is None or g.params is None):
         return None
     w = _array(g.param(key) if weight is None else weight)
-    dense = _no_zero(w)  # no zero weight: one read of the weights
+    dense = _no_zero(w) if scan is None else scan.no_zero(node.name, w)  # no zero weight
     if node.op == "linear":
         return w.size if dense else int(np.count_nonzero(w != 0))  # counted on a bool mask
     c = connectivity(g, node) if conn is None else conn
@@ -178,6 +179,24 @@ def nonzero_synapses(g: Graph, node: Node, weight=None, conn=None) -> int | None
     cols = taps_inside(wd, wo, kw, s[1], pad[1], d[1])
     nz = np.count_nonzero(nonzero.reshape(-1, kh * kw), axis=0).astype(np.int64)  # per tap (i, j)
     return int(rows @ nz.reshape(kh, kw) @ cols)
+
+
+def layer_weights(g: Graph, weights: dict | None = None) -> dict[str, np.ndarray]:
+    """{layer: its weight as an array}, as `count_layers` and `nonzero_synapses` read them
+    (`weights`: the deployed ones, as there): what a costmodel.zeros.ZeroScan tests."""
+    deployed = weights or {}
+    out = {}
+    for n in g.nodes:
+        if not has_conn(n.op):
+            continue
+        w = deployed.get(n.name)
+        if w is None:
+            key = n.param("weight")
+            if key is None or g.params is None:
+                continue
+            w = g.param(key)
+        out[n.name] = _array(w)
+    return out
 
 
 _ZERO_CHUNK = 1 << 20  # values compared with 0 at a time: a mask of at most 1 MB
@@ -218,14 +237,29 @@ def _array(w) -> np.ndarray:
 
 def count_layers(g: Graph, target: Target, act: Activity | None, *, stats: dict | None = None,
                  exact_weights: bool = True, payloads: dict | None = None,
-                 weights: dict | None = None) -> list[LayerCost]:
+                 weights: dict | None = None, scan=None) -> list[LayerCost]:
     """One LayerCost per layer of `g` (see module doc); SOP columns need SNN form + `act`.
 
     `stats`: :func:`propagate`'s result when the caller has it; `exact_weights=False` skips the
     non-zero-weight count (the ANN baseline needs MACs and bytes only); `payloads`:
     compiler.payload.infer_payloads(g) when the caller has it; `weights`: {layer: weight as
-    deployed} counted for `nonzero_synapses` instead of the graph's (see `estimate`).
+    deployed} counted for `nonzero_synapses` instead of the graph's (see `estimate`); `scan`:
+    a costmodel.zeros.ZeroScan of those weights (`layer_weights`).
     """
+    rows, finish = count_rows(g, target, act, stats=stats, exact_weights=exact_weights,
+                              payloads=payloads, weights=weights, scan=scan)
+    finish()
+    return rows
+
+
+def count_rows(g: Graph, target: Target, act: Activity | None, *, stats: dict | None = None,
+               exact_weights: bool = True, payloads: dict | None = None,
+               weights: dict | None = None, scan=None):
+    """`count_layers` less the columns that read the weights' non-zero count: (rows,
+    finish), `finish()` filling them in (each row's `nonzero_synapses` and, in estimate mode,
+    its NeuroBench effective-operation columns). No other column depends on them, so a
+    caller may do other work first while `scan`'s thread tests the weights for zeros
+    (`estimate`)."""
     T = timesteps(g)
     snn = g.form is Form.SNN and act is not None
     if snn and stats is None:
@@ -237,6 +271,8 @@ def count_layers(g: Graph, target: Target, act: Activity | None, *, stats: dict 
     neuron_act = act if snn else None
     rows: list[LayerCost] = []
     owned: set[str] = set()
+    exact: list[tuple] = []  # (row, node, connectivity): non-zero synapses, after the loop
+    priors: list[tuple] = []  # (row, connectivity): the estimate-mode columns reading them
     for n in g.nodes:
         if not has_conn(n.op):
             continue
@@ -246,7 +282,7 @@ def count_layers(g: Graph, target: Target, act: Activity | None, *, stats: dict 
         row = _row(n.name, n.op, macs=c.macs, synapses=c.synapses, weights=stored,
                    weight_bytes=_bytes(stored, wbits))
         if exact_weights:
-            row.nonzero_synapses = nonzero_synapses(g, n, deployed.get(n.name), c)
+            exact.append((row, n, c))
         neu = neuron_of(g, n.name)
         if neu is not None:
             owned.add(neu.name)
@@ -260,14 +296,22 @@ def count_layers(g: Graph, target: Target, act: Activity | None, *, stats: dict 
             if snn and n.name in act.inputs:
                 _measured(row, g, n, c, act, p)
             elif snn:
-                _prior(row, g, e, c, stats, T, p)
+                _prior(row, e, c, stats, T, p)
+                priors.append((row, c))
         rows.append(row)
     for n in g.nodes:
         if n.op in NEURON_OPS and n.name not in owned:
             row = _row(n.name, n.op, neuron=n.name)
             _fill_neuron(row, g, n, stats, T, sbits, neuron_act)
             rows.append(row)
-    return rows
+
+    def finish() -> None:
+        for row, n, c in exact:
+            row.nonzero_synapses = nonzero_synapses(g, n, deployed.get(n.name), c, scan)
+        for row, c in priors:
+            _prior_effective(row, c, T)
+
+    return rows, finish
 
 
 _SHAPE = ("flatten", "reshape", "identity", "dropout")
@@ -292,18 +336,24 @@ def input_kind(g: Graph, e, p: Payload) -> str:
     return "spikes" if p is Payload.BINARY else "graded"
 
 
-def _prior(row: LayerCost, g: Graph, e, c, stats, T: int, p: Payload) -> None:
+def _prior(row: LayerCost, e, c, stats, T: int, p: Payload) -> None:
     """Estimate mode: density x T x synapses (a current read by a V2V projection is dense:
-    a value every step, paper 2 eq. 15, not the neuron's firing rate)."""
+    a value every step, paper 2 eq. 15, not the neuron's firing rate); the NeuroBench
+    columns, which read the non-zero synapses, in `_prior_effective` once those are known."""
     d, v = (1.0, 1.0) if reads_current(e) else stats[e.value_src]
     row.in_density = d
     ops = d * T * c.synapses
     _add_sops(row, p, ops)
     row.sinabs_synops = v * T * c.synapses
-    nz = c.synapses if row.nonzero_synapses is None else row.nonzero_synapses
-    row.nb_effective = d * T * nz
     row.nb_kind = "AC" if p is Payload.BINARY else "MAC"
-    if p is Payload.BINARY:
+
+
+def _prior_effective(row: LayerCost, c, T: int) -> None:
+    """Estimate mode's NeuroBench effective synaptic operations: density x T x the non-zero
+    synapses (all synapses when they were not counted)."""
+    nz = c.synapses if row.nonzero_synapses is None else row.nonzero_synapses
+    row.nb_effective = row.in_density * T * nz
+    if row.nb_kind == "AC":
         row.nb_ac = row.nb_effective
     else:
         row.nb_mac = row.nb_effective

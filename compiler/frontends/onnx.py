@@ -38,12 +38,12 @@ from snnc.compiler.frontends.onnx_attrs import check_nodes, static_shapes
 from snnc.compiler.frontends.onnx_check import (
     _first, check_external, check_file, check_onnx, split_weights, tensor_array,
 )
-from snnc.compiler.frontends.onnx_wire import (
-    PendingSplit, begin_external, begin_split, prompt_switches)
+from snnc.compiler.frontends.onnx_wire import PendingSplit, begin_external, begin_split
 from snnc.compiler.frontends.onnx_ops import (
     CONST_EVALS, ONNX_CONVERTERS, Reject, attribute_tables,
 )
 from snnc.compiler.core.ir import Attrs, Graph, GraphBuilder, Node, sanitize
+from snnc.compiler.core.threads import prompt_switches
 from snnc.compiler.core.shapes import infer_shape
 from snnc.compiler.frontends.report import problem_list
 

@@ -18,15 +18,14 @@ and the caller reads the file the ordinary way, which parses or refuses it exact
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import onnx
 
+from snnc.compiler.core import arenas
 from snnc.compiler.frontends.onnx_check import all_finite, splits
 
 _LEN = 2  # wire type of length-delimited fields (messages, bytes, packed repeated)
@@ -372,6 +371,7 @@ def begin_split(path: Path) -> PendingSplit | None:
         wanted = [(i, span) for i, span in enumerate(spans) if taken[i]]
         size = sum(-(-(end - start) // 64) * 64 for _, (start, end) in wanted)
         block = _weight_block(image, size)
+        arenas.hold(block)
         image = None  # when the block is a new buffer, the image's pages are freed here
         at = 0
         f32 = all(inits[i].data_type == onnx.TensorProto.FLOAT for i, _ in wanted)
@@ -427,6 +427,7 @@ def begin_external(model: onnx.ModelProto, folder: Path,
     if not files:
         return None
     block = _aligned(sum(-(-n // 64) * 64 for held in files.values() for _, n, _ in held))
+    arenas.hold(block)
     split: dict[int, np.ndarray] = {}
     jobs: list[tuple[Path, list[tuple[int, memoryview]]]] = []
     at = 0
@@ -467,38 +468,6 @@ def _read_files(jobs: list[tuple[Path, list[tuple[int, memoryview]]]], done: lis
         done[1] = all_finite(check)
     except (OSError, _Short):
         return
-
-
-# While a weight thread runs, the interpreter's switch interval is lowered to this (s). A
-# thread that waits for the GIL asks the running one to give it up only after the interval
-# (5 ms by default); the weight thread waits for it twice (after its read, after its test),
-# mostly while the main thread runs onnx's checks in C++, which hold the GIL throughout: with
-# the default it then waited until `PendingSplit.wait()` (densenet121: the main thread waited
-# ~2 ms there for a test that could have run meanwhile).
-SWITCH_INTERVAL = 1e-4
-_switch_lock = threading.Lock()
-_switch_users = 0
-_switch_saved = 0.005
-
-
-@contextlib.contextmanager
-def prompt_switches():
-    """Within this block, the interpreter's switch interval is at most SWITCH_INTERVAL; the
-    previous one is put back when the last of the (possibly concurrent) blocks ends. Nothing
-    changes while no other thread waits for the GIL."""
-    global _switch_users, _switch_saved
-    with _switch_lock:
-        if not _switch_users:
-            _switch_saved = sys.getswitchinterval()
-            sys.setswitchinterval(min(SWITCH_INTERVAL, _switch_saved))
-        _switch_users += 1
-    try:
-        yield
-    finally:
-        with _switch_lock:
-            _switch_users -= 1
-            if not _switch_users:
-                sys.setswitchinterval(_switch_saved)
 
 
 _GAP_MAX = 1 << 16  # bytes between two tensors read (into a scratch buffer) rather than skipped

@@ -349,6 +349,7 @@ def test_a_failed_weight_read_is_read_again_the_ordinary_way(tmp_path, monkeypat
     load_model reads the file the ordinary way: same result, no error."""
     import os
 
+    from snnc.compiler.core import threads
     from snnc.compiler.frontends import onnx_wire
 
     path = _many_tensors(tmp_path / "many.onnx", n=8)
@@ -608,12 +609,13 @@ def test_the_probe_of_odd_weights_is_the_plain_one():
 def test_the_switch_interval_is_lowered_while_weights_are_read_then_put_back(tmp_path,
                                                                              monkeypatch):
     """load_model lowers the interpreter's switch interval while its weight thread runs (the
-    thread gets the GIL soon after its read and its test, not after 5 ms: onnx_wire's
-    SWITCH_INTERVAL) and puts the caller's back afterwards: on success, on a refused file,
-    and when blocks overlap in several threads (the last one out restores it)."""
+    thread gets the GIL soon after its read and its test, not after 5 ms: compiler/core/
+    threads.py's SWITCH_INTERVAL) and puts the caller's back afterwards: on success, on a
+    refused file, and when blocks overlap in several threads (the last one out restores it)."""
     import sys
     import threading
 
+    from snnc.compiler.core import threads
     from snnc.compiler.frontends import onnx_wire
 
     path = _many_tensors(tmp_path / "many.onnx", n=8)
@@ -629,7 +631,7 @@ def test_the_switch_interval_is_lowered_while_weights_are_read_then_put_back(tmp
     try:
         sys.setswitchinterval(0.004)
         load_model(path)
-        assert seen == [pytest.approx(onnx_wire.SWITCH_INTERVAL)]  # held in microseconds
+        assert seen == [pytest.approx(threads.SWITCH_INTERVAL)]  # held in microseconds
         assert sys.getswitchinterval() == pytest.approx(0.004)
         bad = tmp_path / "bad.onnx"
         bad.write_bytes(path.read_bytes()[:-40])  # cut inside the last weight: refused
@@ -640,15 +642,15 @@ def test_the_switch_interval_is_lowered_while_weights_are_read_then_put_back(tmp
         inside, leave = threading.Event(), threading.Event()
 
         def other():
-            with onnx_wire.prompt_switches():
+            with threads.prompt_switches():
                 inside.set()
                 leave.wait(10)
 
         t = threading.Thread(target=other)
-        with onnx_wire.prompt_switches():
+        with threads.prompt_switches():
             t.start()
             assert inside.wait(10)
-        assert sys.getswitchinterval() == pytest.approx(onnx_wire.SWITCH_INTERVAL)  # other inside
+        assert sys.getswitchinterval() == pytest.approx(threads.SWITCH_INTERVAL)  # other inside
         leave.set()
         t.join(10)
         assert sys.getswitchinterval() == pytest.approx(0.004)
