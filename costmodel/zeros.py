@@ -53,7 +53,11 @@ class ZeroScan:
 
             self._switches = prompt_switches()
             self._switches.__enter__()
-            self._thread.start()
+            try:
+                self._thread.start()
+            except RuntimeError:  # no thread to be had here: no_zero tests every weight
+                self._thread = None
+                self._where.clear()
         return self
 
     def __exit__(self, *exc) -> None:

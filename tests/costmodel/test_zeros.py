@@ -108,13 +108,32 @@ def test_weights_outside_an_arena_or_not_plain_are_tested_on_the_callers_thread(
         assert scan.no_zero("in", flat[40:56]) is False  # not the memory scanned as "in"
 
 
+def test_without_a_thread_every_weight_is_tested_where_asked(monkeypatch):
+    """Where no thread can be started, the scan leaves every weight to `_no_zero`."""
+    import threading
+
+    block = _arena(4 * 16)
+    flat = block.view(np.float32)
+    flat[:] = 2.0
+    flat[9] = -0.0
+
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    weights = {"a": flat[:8], "b": flat[8:]}
+    with ZeroScan(weights) as scan:
+        assert scan.no_zero("a", flat[:8]) is True
+        assert scan.no_zero("b", flat[8:]) is False
+        assert not scan._answer
+
+
 def test_arena_of_finds_live_buffers_only():
     block = _arena(256)
     base = block.__array_interface__["data"][0]
     own, offset = arenas.arena_of(base + 8, 16)
     assert own is arenas.owner(block) and offset == base + 8 - own.__array_interface__["data"][0]
-    assert arenas.arena_of(base + 250, 16) is None or arenas.arena_of(base + 250, 16)[0] is own
     end = own.__array_interface__["data"][0] + own.nbytes
+    assert arenas.arena_of(end - 16, 16)[0] is own  # the buffer's last bytes
     assert arenas.arena_of(end - 8, 16) is None  # runs past the buffer's end
     assert arenas.arena_of(base, 4) is not None
     del own, block
