@@ -155,10 +155,9 @@ def nonzero_synapses(g: Graph, node: Node, weight=None, conn=None, scan=None) ->
     size/(kh kw) x sum(rows) x sum(cols), where sum(rows) x sum(cols) is the fan-out map's sum
     over positions (Conn.positions): one count over the weights, no per-tap pass.
     """
-    key = node.param("weight")
-    if weight is None and (key is None or g.params is None):
+    w = _weight_array(g, node, weight)
+    if w is None:
         return None
-    w = _array(g.param(key) if weight is None else weight)
     dense = _no_zero(w) if scan is None else scan.no_zero(node.name, w)  # no zero weight
     if node.op == "linear":
         return w.size if dense else int(np.count_nonzero(w != 0))  # counted on a bool mask
@@ -181,21 +180,27 @@ def nonzero_synapses(g: Graph, node: Node, weight=None, conn=None, scan=None) ->
     return int(rows @ nz.reshape(kh, kw) @ cols)
 
 
+def _weight_array(g: Graph, node: Node, weight=None) -> np.ndarray | None:
+    """`weight` (the layer's as deployed) or else the graph's weight of `node`, as an array;
+    None when there is neither."""
+    if weight is None:
+        key = node.param("weight")
+        if key is None or g.params is None:
+            return None
+        weight = g.param(key)
+    return _array(weight)
+
+
 def layer_weights(g: Graph, weights: dict | None = None) -> dict[str, np.ndarray]:
-    """{layer: its weight as an array}, as `count_layers` and `nonzero_synapses` read them
+    """{layer: its weight as an array}, as `count_layers` reads them for `nonzero_synapses`
     (`weights`: the deployed ones, as there): what a costmodel.zeros.ZeroScan tests."""
     deployed = weights or {}
     out = {}
     for n in g.nodes:
-        if not has_conn(n.op):
-            continue
-        w = deployed.get(n.name)
-        if w is None:
-            key = n.param("weight")
-            if key is None or g.params is None:
-                continue
-            w = g.param(key)
-        out[n.name] = _array(w)
+        if has_conn(n.op):
+            w = _weight_array(g, n, deployed.get(n.name))
+            if w is not None:
+                out[n.name] = w
     return out
 
 

@@ -24,6 +24,7 @@ import threading
 import numpy as np
 
 from snnc.compiler.core import arenas
+from snnc.compiler.core.threads import prompt_switches
 
 # Values compared with 0 per numpy call (a whole tensor when it alone is longer): the mask is
 # at most 4 MB. Each call gives the GIL back and waits ~0.1-0.25 ms to get it again while the
@@ -49,8 +50,6 @@ class ZeroScan:
 
     def __enter__(self) -> ZeroScan:
         if self._thread is not None:
-            from snnc.compiler.core.threads import prompt_switches
-
             self._switches = prompt_switches()
             self._switches.__enter__()
             try:
