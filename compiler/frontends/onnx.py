@@ -112,10 +112,12 @@ def load_model(path: str | os.PathLike, input_shape=None
     return model, consts
 
 
-def _load(path: str | os.PathLike, input_shape
+def _load(path: str | os.PathLike, input_shape, names: dict | None = None
           ) -> tuple[onnx.ModelProto, dict[str, np.ndarray], dict]:
     """`load_model`'s (model, initializers) and the model's `static_shapes`, read while
-    the weight thread finishes (they read the inferred value_info, never a weight)."""
+    the weight thread finishes (they read the inferred value_info, never a weight); into
+    `names`, when given, the `base_name` of the model's first nodes, made while that thread
+    still runs (`_name_nodes`)."""
     path = Path(path)
     label = str(path)
     _sniff(path, label)
@@ -128,6 +130,8 @@ def _load(path: str | os.PathLike, input_shape
             got = _load_checked(path, label, input_shape, pending, external)
             if got is not None and (pending is not None or external):
                 known = static_shapes(got[0])  # while the threads read and test the weights
+                if names is not None:
+                    _name_nodes(got[0], names, pending, external)
         finally:  # on an error too: no thread left reading into the arrays
             read_all = pending is None or pending.wait()
             ext = external[0] if external else None
@@ -135,6 +139,8 @@ def _load(path: str | os.PathLike, input_shape
     if not read_all:  # the file changed while its weights were read: the ordinary way
         got = _load_checked(path, label, input_shape, None)
         known = None
+        if names:
+            names.clear()  # another model's nodes
     model, split = got
     # the thread tested its buffers for NaN/Inf; the arrays here are those buffers unless
     # the file was read again, or converted from an old opset (split again from the result)
@@ -156,6 +162,24 @@ def _load(path: str | os.PathLike, input_shape
     if known is None:  # no thread, or the file was read again
         known = static_shapes(model)
     return model, consts, known
+
+
+def _name_nodes(model: onnx.ModelProto, names: dict, pending: PendingSplit | None,
+                external: list) -> None:
+    """{id(node): (node, base_name(node))} into `names` for the model's nodes in order, while
+    a weight thread still reads or tests (`_load` then waits for it: on a dynamo export
+    ~0.5-1 ms, on densenet121 time for its first ~200 nodes' scope names); the conversion
+    names the rest. A node whose name cannot be made here is left to the conversion, which
+    makes it (and raises) where it always did. Each entry holds its node, so no other object
+    has its id while `names` lives."""
+    threads = [p for p in (pending, *external) if p is not None]
+    for i, node in enumerate(model.graph.node):
+        if not i % 16 and not any(p.running() for p in threads):
+            return
+        try:
+            names[id(node)] = (node, base_name(node))
+        except Exception:  # noqa: BLE001 - made again by the conversion, which reports it
+            pass
 
 
 def _load_checked(path: Path, label: str, input_shape, pending: PendingSplit | None,
@@ -356,6 +380,7 @@ class _Ctx:
         self._consumers: dict[str, int] | None = None
         self.graph_outputs = {o.name for o in model.graph.output}
         self.onnx_shapes: dict[str, tuple[int, ...]] = {}  # cross-check, see from_onnx
+        self.names: dict[int, tuple] = {}  # id(node) -> (node, base_name(node)), made before
 
     @property
     def consumers(self) -> dict[str, int]:
@@ -403,7 +428,8 @@ class _Ctx:
     def emit_chain(self, node, steps, inputs, params: dict | None = None) -> str:
         """Add IR nodes applying `steps` [(op, attrs), ...] in turn; the first reads `inputs`."""
         srcs = [self.tensor(i) for i in ([inputs] if isinstance(inputs, str) else inputs)]
-        base = base_name(node)
+        made = self.names.get(id(node))
+        base = made[1] if made is not None else base_name(node)
         b, shapes = self.b, self.shapes
         for k, (op, attrs) in enumerate(steps):
             name = b.fresh(base if k == 0 else f"{base}_{op}")
@@ -525,14 +551,15 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
 
 def _from_onnx(path: str | os.PathLike, label: str, input_shape) -> Graph:
     try:
-        model, consts, shapes = _load(path, input_shape)
+        names: dict = {}
+        model, consts, shapes = _load(path, input_shape, names)
         bad = check_nodes(model, consts, shapes)
         if bad:
             problems = [(_who(n, i), f"(op {n.op_type})", why) for i, n, why in bad]
             raise ImportFailed(f"{label}: {len(bad)} node(s) are invalid:\n  "
                                f"{problem_list(problems)}\nThe file is malformed (onnxruntime "
                                f"would refuse or misrun it): export the model again.")
-        return _convert(model, consts, label, input_shape, shapes)
+        return _convert(model, consts, label, input_shape, shapes, names)
     except SnncError:
         raise
     except MemoryError:
@@ -549,10 +576,12 @@ def _from_onnx(path: str | os.PathLike, label: str, input_shape) -> Graph:
 
 
 def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,
-             shapes: dict) -> Graph:
-    """The IR of the checked `model`; `shapes`: static_shapes(model), the cross-check."""
+             shapes: dict, names: dict | None = None) -> Graph:
+    """The IR of the checked `model`; `shapes`: static_shapes(model), the cross-check;
+    `names`: nodes' base names made already (`_name_nodes`)."""
     ctx = _Ctx(model, sanitize(Path(label).stem), label, consts)
     ctx.onnx_shapes = shapes
+    ctx.names = names or {}
     real_inputs = [vi for vi in model.graph.input if vi.name not in consts]
     for vi in real_inputs:
         shape = _input_shape(vi, None, label)

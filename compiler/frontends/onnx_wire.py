@@ -323,6 +323,10 @@ class PendingSplit:
         self.model, self.split = model, split
         self._thread, self._done = thread, done
 
+    def running(self) -> bool:
+        """Whether the helper thread still reads or tests."""
+        return self._thread is not None and self._thread.is_alive()
+
     def wait(self) -> bool:
         if self._thread is not None:
             self._thread.join()

@@ -715,6 +715,58 @@ def test_shapes_read_while_the_external_data_is_read_are_the_models(exports, mon
     assert calls and shapes2 == shapes == static_shapes(model2)
 
 
+def test_node_names_made_while_the_weights_are_read_are_the_conversions(exports, monkeypatch):
+    """onnx._name_nodes names nodes while a weight thread runs, 16 per check, stopping when
+    none does; each name is `base_name`'s, a node whose name cannot be made is left out (the
+    conversion makes it), and the graph imported with those names is the one imported
+    without them."""
+    from snnc.compiler.core.text import print_ir
+    from snnc.compiler.frontends import onnx as fonnx
+
+    path = exports("densenet121", "dynamo")
+    model = onnx.load(str(path), load_external_data=False)
+    nodes = list(model.graph.node)
+
+    class Thread:  # runs for the first `checks` questions
+        def __init__(self, checks):
+            self.checks = checks
+
+        def running(self):
+            self.checks -= 1
+            return self.checks >= 0
+
+    names: dict = {}
+    fonnx._name_nodes(model, names, Thread(3), [])
+    assert len(nodes) > 48 and [names[id(n)] for n in nodes[:48]] == [
+        (n, fonnx.base_name(n)) for n in nodes[:48]]
+    assert len(names) == 48
+    names.clear()
+    real = fonnx.base_name
+    odd = nodes[5]
+
+    def fails_once(node):
+        if node is odd:
+            raise ValueError("odd metadata")
+        return real(node)
+    monkeypatch.setattr(fonnx, "base_name", fails_once)
+    fonnx._name_nodes(model, names, None, [Thread(100)])
+    assert id(odd) not in names and len(names) == len(nodes) - 1
+    monkeypatch.setattr(fonnx, "base_name", real)
+
+    made = []
+    real_name_nodes = fonnx._name_nodes
+
+    def spy(model, names, pending, external):  # the whole model named, as if the thread ran
+        real_name_nodes(model, names, pending, [*external, Thread(10**6)])
+        made.append(len(names))
+    monkeypatch.setattr(fonnx, "_name_nodes", spy)
+    g1 = from_onnx(path)
+    assert made and made[0] == len(nodes)
+    monkeypatch.setattr(fonnx, "_name_nodes", lambda *a: None)
+    g2 = from_onnx(path)
+    assert print_ir(g1) == print_ir(g2) and list(g1.params) == list(g2.params)
+
+
 def _external_copy(src, folder, **save):
     """`src` re-saved by onnx with every initializer as external data, into `folder`."""
     folder.mkdir()
