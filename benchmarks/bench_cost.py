@@ -9,7 +9,7 @@
    creation (issue 11: target at most 1x), twice: as a user runs both (torch's default
    threads, onnxruntime's default SessionOptions) and one thread each, on the file of each
    of torch's exporters (`--exporter`): TorchScript (weights inline) and dynamo (torch's
-   default: weights in a .data file). Last measured (`--whole-only --repeat 15`, six runs
+   default: weights in a .data file). Last measured (`--whole-only --repeat 15`, nine runs
    on a 2-core machine; docs/costmodel.md "Speed", eleventh round): TorchScript wall
    0.92x-0.98x as a user runs both, CPU 1.11x-1.15x one thread each; dynamo 1.02x-1.06x and
    1.38x-1.40x (tenth round 1.04x-1.06x and 1.34x-1.37x; ninth 1.11x-1.13x; 1.55x and 1.74x
