@@ -11,8 +11,8 @@
    of torch's exporters (`--exporter`): TorchScript (weights inline) and dynamo (torch's
    default: weights in a .data file). Last measured (`--whole-only --repeat 15`, nine runs
    on a 2-core machine; docs/costmodel.md "Speed", eleventh round): TorchScript wall
-   0.92x-0.98x as a user runs both, CPU 1.11x-1.15x one thread each; dynamo 1.02x-1.06x and
-   1.38x-1.40x (tenth round 1.04x-1.06x and 1.34x-1.37x; ninth 1.11x-1.13x; 1.55x and 1.74x
+   0.92x-0.98x as a user runs both, CPU 1.11x-1.17x one thread each; dynamo 1.02x-1.06x and
+   1.38x-1.41x (tenth round 1.04x-1.06x and 1.34x-1.37x; ninth 1.11x-1.13x; 1.55x and 1.74x
    before it). Earlier rounds on the TorchScript file: 0.94x (tenth), 0.93x-0.95x (ninth),
    0.94x-0.99x, 0.96x-1.01x and
    0.93x-0.97x as a user runs both; on the sixth round's machine, before that round's
