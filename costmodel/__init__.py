@@ -54,13 +54,15 @@ def estimate(g: Graph, target: str | Target = "generic", rates=None, *, rate=Non
     check_cost(g, f"graph '{g.name}'")
     t = load_target(target)
     act = as_activity(rate if rate is not None else rates) if g.form is Form.SNN else None
-    # the weights' zero test runs on a helper thread meanwhile (costmodel/zeros.py)
-    with ZeroScan(layer_weights(g, weights)) as scan:
+    # each layer's weight array, read once: tested for zeros by a helper thread meanwhile
+    # (costmodel/zeros.py), then counted
+    arrays = layer_weights(g, weights)
+    with ZeroScan(arrays) as scan:
         stats = propagate(g, act) if act is not None else None
         pay = infer_payloads(g) if g.form is Form.SNN else None
         edges, violations, emitted = graded_edges(g, t, input_bits=input_bits, payloads=pay,
                                                   lowered=lowered)
-        rows, finish = count_rows(g, t, act, stats=stats, payloads=pay, weights=weights,
+        rows, finish = count_rows(g, t, act, stats=stats, payloads=pay, weights=arrays,
                                   scan=scan)
         apply_lowering(emitted, rows, edges, stats, timesteps(g))
         notes = []

@@ -20,6 +20,7 @@ dynamo exporter's ``pkg.torch.onnx.name_scopes``) gives ``layer1_0_add``.
 from __future__ import annotations
 
 import ast
+import contextvars
 import math
 import os
 import re
@@ -112,12 +113,13 @@ def load_model(path: str | os.PathLike, input_shape=None
     return model, consts
 
 
-def _load(path: str | os.PathLike, input_shape, names: dict | None = None
+def _load(path: str | os.PathLike, input_shape
           ) -> tuple[onnx.ModelProto, dict[str, np.ndarray], dict]:
     """`load_model`'s (model, initializers) and the model's `static_shapes`, read while
-    the weight thread finishes (they read the inferred value_info, never a weight); into
-    `names`, when given, the `base_name` of the model's first nodes, made while that thread
-    still runs (`_name_nodes`)."""
+    the weight thread finishes (they read the inferred value_info, never a weight); within
+    `from_onnx`, the `base_name` of the model's first nodes too, made while that thread still
+    runs (`_name_nodes`)."""
+    names = _NAMES.get()
     path = Path(path)
     label = str(path)
     _sniff(path, label)
@@ -162,6 +164,13 @@ def _load(path: str | os.PathLike, input_shape, names: dict | None = None
     if known is None:  # no thread, or the file was read again
         known = static_shapes(model)
     return model, consts, known
+
+
+# {id(node): (node, base_name(node))} of the nodes named ahead within one `from_onnx` (a
+# context variable, as onnx_ops' attribute tables: concurrent imports keep their own); None
+# outside one
+_NAMES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("snnc_onnx_node_names",
+                                                                    default=None)
 
 
 def _name_nodes(model: onnx.ModelProto, names: dict, pending: PendingSplit | None,
@@ -346,7 +355,13 @@ _MODULE_OPS = {"Conv", "Gemm", "MatMul", "Relu", "Clip", "BatchNormalization", "
 
 
 def base_name(node: onnx.NodeProto) -> str:
-    """The IR name an ONNX node gets (before making it unique)."""
+    """The IR name an ONNX node gets (before making it unique); within `from_onnx`, the one
+    `_name_nodes` made ahead when it did."""
+    names = _NAMES.get()
+    if names:
+        made = names.get(id(node))  # each entry holds its node: no other has its id meanwhile
+        if made is not None:
+            return made[1]
     op = node.op_type
     if op in _WEIGHT_NAMED:
         inputs = node.input
@@ -380,7 +395,6 @@ class _Ctx:
         self._consumers: dict[str, int] | None = None
         self.graph_outputs = {o.name for o in model.graph.output}
         self.onnx_shapes: dict[str, tuple[int, ...]] = {}  # cross-check, see from_onnx
-        self.names: dict[int, tuple] = {}  # id(node) -> (node, base_name(node)), made before
 
     @property
     def consumers(self) -> dict[str, int]:
@@ -428,8 +442,7 @@ class _Ctx:
     def emit_chain(self, node, steps, inputs, params: dict | None = None) -> str:
         """Add IR nodes applying `steps` [(op, attrs), ...] in turn; the first reads `inputs`."""
         srcs = [self.tensor(i) for i in ([inputs] if isinstance(inputs, str) else inputs)]
-        made = self.names.get(id(node))
-        base = made[1] if made is not None else base_name(node)
+        base = base_name(node)
         b, shapes = self.b, self.shapes
         for k, (op, attrs) in enumerate(steps):
             name = b.fresh(base if k == 0 else f"{base}_{op}")
@@ -545,21 +558,24 @@ def from_onnx(path: str | os.PathLike, *, input_shape=None) -> Graph:
     limit; never another exception type.
     """
     label = str(path)
-    with attribute_tables():  # the node checks and the converters read each node's once
-        return _from_onnx(path, label, input_shape)
+    token = _NAMES.set({})  # the nodes named ahead (`_name_nodes`), read by `base_name`
+    try:
+        with attribute_tables():  # the node checks and the converters read each node's once
+            return _from_onnx(path, label, input_shape)
+    finally:
+        _NAMES.reset(token)
 
 
 def _from_onnx(path: str | os.PathLike, label: str, input_shape) -> Graph:
     try:
-        names: dict = {}
-        model, consts, shapes = _load(path, input_shape, names)
+        model, consts, shapes = _load(path, input_shape)
         bad = check_nodes(model, consts, shapes)
         if bad:
             problems = [(_who(n, i), f"(op {n.op_type})", why) for i, n, why in bad]
             raise ImportFailed(f"{label}: {len(bad)} node(s) are invalid:\n  "
                                f"{problem_list(problems)}\nThe file is malformed (onnxruntime "
                                f"would refuse or misrun it): export the model again.")
-        return _convert(model, consts, label, input_shape, shapes, names)
+        return _convert(model, consts, label, input_shape, shapes)
     except SnncError:
         raise
     except MemoryError:
@@ -576,12 +592,10 @@ def _from_onnx(path: str | os.PathLike, label: str, input_shape) -> Graph:
 
 
 def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,
-             shapes: dict, names: dict | None = None) -> Graph:
-    """The IR of the checked `model`; `shapes`: static_shapes(model), the cross-check;
-    `names`: nodes' base names made already (`_name_nodes`)."""
+             shapes: dict) -> Graph:
+    """The IR of the checked `model`; `shapes`: static_shapes(model), the cross-check."""
     ctx = _Ctx(model, sanitize(Path(label).stem), label, consts)
     ctx.onnx_shapes = shapes
-    ctx.names = names or {}
     real_inputs = [vi for vi in model.graph.input if vi.name not in consts]
     for vi in real_inputs:
         shape = _input_shape(vi, None, label)
