@@ -36,7 +36,9 @@ def annotate_payloads(g: Graph) -> Graph:
             if not (lif and e.port > 0):
                 main.append(p)
         out[n.name] = node_payload(n, main)
-    if not changed:
-        return g
-    return g.with_edges([e if e.payload is (p := new_edges[e]) else e.moved(payload=p)
-                         for e in g.edges])
+    if changed:
+        g = g.with_edges([e if e.payload is (p := new_edges[e]) else e.moved(payload=p)
+                          for e in g.edges])
+    if not g._index.get("verified"):
+        g._index["payload_facts"] = out  # every edge marked by it: see compiler/core/verify.py
+    return g

@@ -471,9 +471,12 @@ def _derived(g: Graph, base: Graph | None) -> Graph:
     """Record on `g` the nodes and inputs of `base` when `base` is verified: `verify(g)` then
     re-runs the shape rule only of the nodes that differ (compiler/core/verify.py). Only
     structure is kept (no parameters), and `verify` drops it."""
-    if base is not None and base._index.get("verified"):
-        idx = base._idx()
-        g._index["prior"] = (idx["by_name"], idx["ins"])
+    if base is not None:
+        if base._index.get("verified"):
+            idx = base._idx()
+            g._index["prior"] = (idx["by_name"], idx["ins"])
+        elif "facts" in base._index:
+            g._index["facts"] = base._index["facts"]
     return g
 
 

@@ -46,6 +46,7 @@ def verify(g: Graph) -> Graph:
     if g._index.get("verified"):
         return g
     prior_nodes, prior_ins = g._index.pop("prior", ({}, {}))
+    facts = g._index.pop("facts", _NO_FACTS)
     names = [n.name for n in g.nodes]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -101,7 +102,9 @@ def verify(g: Graph) -> Graph:
                     if s is None:
                         s = values[v] = tuple(map(int, by_name[v].shape))
                     shapes.append(s)
-                want = infer_shape(n, shapes)
+                fact = facts.get(n.name)
+                want = n.shape if fact is not None and fact[0] is n and fact[1] == shapes \
+                    else infer_shape(n, shapes)
                 if op == "lif":
                     infer_shape(n, [by_name[e.value_src].shape for e in ins])
             except (ShapeMismatch, KeyError, TypeError, IndexError, ValueError) as err:
@@ -146,21 +149,26 @@ def verify(g: Graph) -> Graph:
             for e in g.edges:
                 if e.kind is EdgeKind.ASC:
                     _fail(g, e.dst, f"ASC edge %{e.src} -> %{e.dst} survived residual lowering")
-        out = {}
-        for n in g.nodes:
-            pl = []
-            lif = n.op == "lif"  # its membrane inputs (ports >= 1) are not main inputs
-            for e in ins_of[n.name]:
-                want = edge_payload(g, e, out)
-                if e.payload is not want and e.payload is not None:
-                    _fail(g, n.name, f"edge %{e.src} -> %{n.name} is marked {e.payload} but "
-                                     f"carries {want} values")
-                if not (lif and e.port > 0):
-                    pl.append(want)
-            out[n.name] = node_payload(n, pl)
+        out = g._index.pop("payload_facts", None)
+        if out is None:  # else annotate-payloads derived it here and marked every edge by it
+            out = {}
+            for n in g.nodes:
+                pl = []
+                lif = n.op == "lif"  # its membrane inputs (ports >= 1) are not main inputs
+                for e in ins_of[n.name]:
+                    want = edge_payload(g, e, out)
+                    if e.payload is not want and e.payload is not None:
+                        _fail(g, n.name, f"edge %{e.src} -> %{n.name} is marked {e.payload} "
+                                         f"but carries {want} values")
+                    if not (lif and e.port > 0):
+                        pl.append(want)
+                out[n.name] = node_payload(n, pl)
         g._index["payloads"] = out  # infer_payloads(g), for the cost model (payload.py)
     g._index["verified"] = True
     return g
+
+
+_NO_FACTS: dict = {}
 
 
 def _edge_fails(g: Graph, e, pos: dict) -> None:

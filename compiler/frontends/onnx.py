@@ -395,6 +395,7 @@ class _Ctx:
         self._consumers: dict[str, int] | None = None
         self.graph_outputs = {o.name for o in model.graph.output}
         self.onnx_shapes: dict[str, tuple[int, ...]] = {}  # cross-check, see from_onnx
+        self.facts: dict[str, tuple[Node, list]] = {}  # see `_convert`
 
     @property
     def consumers(self) -> dict[str, int]:
@@ -449,11 +450,12 @@ class _Ctx:
             ps = params if (k == 0 and params) else None
             keys = tuple([f"{name}.{r}" for r in ps]) if ps else ()
             frozen = Attrs(attrs)
+            given = [shapes[s] for s in srcs]
             try:  # the shape rule reads the node's name, op and attributes, not its shape
-                shape = infer_shape(Node(name, op, frozen, (), keys), [shapes[s] for s in srcs])
+                shape = infer_shape(Node(name, op, frozen, (), keys), given)
             except Exception as err:
                 raise Reject(f"its shapes do not work out in snnc: {err}") from None
-            b.add(Node(name, op, frozen, shape, keys), srcs)
+            self.facts[name] = (b.add(Node(name, op, frozen, shape, keys), srcs), given)
             if ps:
                 for key, arr in zip(keys, ps.values()):
                     b.set_param(key, _param(arr, self.used))
@@ -647,7 +649,10 @@ def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,
                                f"from the input; snnc cannot compile such a model.")
         outs.append(ctx.values[o.name])
     ctx.b.outputs = outs
-    return ctx.b.build()
+    g = ctx.b.build()
+    if not g._index.get("verified"):  # built unverified (`deferred_verify`): for `verify`
+        g._index["facts"] = ctx.facts
+    return g
 
 
 def _fold_constant(ctx: _Ctx, node: onnx.NodeProto, fn, op_type: str) -> bool:

@@ -304,3 +304,40 @@ def test_edges_and_nodes_are_the_frozen_dataclasses_they_were(make, changes):
     assert copy.deepcopy(obj) == obj and repr(obj).startswith(cls.__name__ + "(")
     if cls is Edge:
         assert obj.moved(payload=None) == dataclasses.replace(obj, payload=None)
+
+
+def test_verifier_takes_a_shape_fact_only_for_its_own_node_and_input_shapes():
+    """A front end that ran a node's shape rule leaves the fact (node, input shapes) under
+    `_index["facts"]` (compiler/core/verify.py); `verify` skips that rule only for the very
+    node object with inputs of exactly those shapes (a rule is a function of the node and
+    its inputs' shapes), and runs it everywhere else."""
+    import dataclasses
+
+    def broken():  # relu2 (the output) records a shape its input does not give
+        g = parse(BASIC)
+        b = g.edit()
+        relu2 = b.nodes["relu2"]
+        b.replace_node(Node("relu2", "relu", relu2.attrs, (1, 4, 9, 8)))
+        return b.build(check=False)
+
+    g = broken()
+    relu2, given = g.node("relu2"), [(1, 4, 8, 8)]
+    message = r"node 'relu2' \(op relu\) records shape \[1, 4, 9, 8\] but its inputs give"
+    for fact in [(dataclasses.replace(relu2), given),  # an equal node, not this one
+                 (relu2, [(1, 4, 9, 8)]),  # other input shapes
+                 (relu2, [])]:
+        h = broken()
+        h._index["facts"] = {"relu2": (h.node("relu2") if fact[0] is relu2 else fact[0],
+                                       fact[1])}
+        with pytest.raises(VerifyError, match=message):
+            verify(h)
+    # the fact is taken (it is its maker's word: the front end ran the rule itself)
+    h = broken()
+    h._index["facts"] = {"relu2": (h.node("relu2"), given)}
+    assert verify(h) is h and "facts" not in h._index
+    # a derived graph keeps the facts of an unverified one, and drops them once verified
+    g = parse(BASIC)
+    g._index["facts"] = {"relu1": (g.node("relu1"), given)}
+    assert g.with_attrs(x=1)._index["facts"] is g._index["facts"]
+    verify(g)
+    assert "facts" not in g._index and "facts" not in g.with_attrs(x=1)._index

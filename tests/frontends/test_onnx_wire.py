@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from snnc.compiler.core.errors import ImportFailed
+from snnc.compiler.core.errors import ImportFailed, VerifyError
 from snnc.compiler.frontends import onnx_check
 from snnc.compiler.frontends.onnx import from_onnx, load_model
 from snnc.compiler.frontends.onnx_wire import _encode_varint as _varint, read_split
@@ -908,3 +908,38 @@ def test_a_model_beside_its_data_file_is_parsed_not_walked(exports, tmp_path):
     copy = _external_copy(ts, tmp_path / "beside", location="m.onnx.data")
     assert not _walked(copy)
     assert explain_difference(from_onnx(copy), from_onnx(ts)) is None
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_shape_facts_of_the_onnx_import_are_its_shape_rules(exporter, exports):
+    """The conversion leaves each node's shape fact (the node, the shapes its rule read) for
+    the verifier (compiler/core/verify.py): every fact is that node's rule on those shapes,
+    read from the graph's own values, and the graph verified with the facts is the one
+    verified without them; a node whose shape is then broken is still found."""
+    import dataclasses
+
+    from snnc.compiler.core.ir import deferred_verify
+    from snnc.compiler.core.shapes import infer_shape
+    from snnc.compiler.core.verify import verify
+
+    with deferred_verify():
+        g = from_onnx(exports("densenet121", exporter))
+    facts = g._index["facts"]
+    ins = g._idx()["ins"]
+    assert len(facts) == sum(n.op != "input" for n in g.nodes)
+    for n in g.nodes:
+        if n.op == "input":
+            continue
+        node, given = facts[n.name]
+        assert node is n and given == [tuple(g.node(e.src).shape) for e in ins[n.name]]
+        assert infer_shape(n, given) == n.shape
+    scratch = dataclasses.replace(g)
+    assert "facts" not in scratch._index
+    assert verify(g) == verify(scratch)
+    with deferred_verify():
+        g = from_onnx(exports("densenet121", exporter))
+    b = g.edit()
+    victim = next(n for n in g.nodes if n.op == "relu")
+    b.replace_node(dataclasses.replace(victim, shape=(*victim.shape[:-1], victim.shape[-1] + 1)))
+    with pytest.raises(VerifyError, match=f"node '{victim.name}' \\(op relu\\) records shape"):
+        verify(b.build(check=False))
