@@ -255,10 +255,27 @@ def load_target(name_or_path: str | os.PathLike | Target = "generic") -> Target:
                               f"directory in SNNC_TARGETS (see docs/targets.md)")
         path = files[base]
     try:
-        stamp = path.stat().st_mtime_ns
+        st = path.stat()
     except OSError:
-        stamp = None
-    return _parse(path.resolve(), variant or None, stamp)
+        return _parse(path.resolve(), variant or None, None)
+    return _parse(_resolved(path, st), variant or None, st.st_mtime_ns)
+
+
+# {(path as given, device, inode): path.resolve()}: the file a path names, resolved once per
+# file it names (`resolve` walks every component, ~18 us; a compile and its cost report load
+# the target ~13 times). A path that comes to name another file (a link changed, a file
+# replaced) has another inode: resolved again. Bounded: cleared when it grows past 256.
+_RESOLVED: dict[tuple[Path, int, int], Path] = {}
+
+
+def _resolved(path: Path, st: os.stat_result) -> Path:
+    key = (path, st.st_dev, st.st_ino)
+    got = _RESOLVED.get(key)
+    if got is None:
+        if len(_RESOLVED) >= 256:
+            _RESOLVED.clear()
+        got = _RESOLVED[key] = path.resolve()
+    return got
 
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

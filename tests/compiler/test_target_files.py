@@ -195,3 +195,34 @@ def test_a_file_added_or_removed_later_is_seen(tmp_path, monkeypatch):
     assert "chip_a" not in available_targets() and "chip_b" in available_targets()
     with pytest.raises(TargetError, match="unknown target 'chip_a'"):
         load_target("chip_a")
+
+
+def test_a_path_that_comes_to_name_another_file_loads_that_file(tmp_path):
+    """`load_target` resolves a path once per file it names (compiler/targets `_resolved`):
+    a link moved to another file, or a file replaced by another one, is read anew; an edit
+    in place is seen through the modification time."""
+    import os
+
+    text = (SHIPPED / "loihi2.yaml").read_text()
+    for name in ("chip_a", "chip_b"):
+        (tmp_path / f"{name}.yaml").write_text(text.replace("target: loihi2", f"target: {name}",
+                                                            1))
+    link = tmp_path / "current.yaml"
+    link.symlink_to(tmp_path / "chip_a.yaml")
+    assert load_target(link).name == "chip_a"
+    assert load_target(link).path == str((tmp_path / "chip_a.yaml").resolve())
+    link.unlink()
+    link.symlink_to(tmp_path / "chip_b.yaml")
+    assert load_target(link).name == "chip_b"
+    assert load_target(link).path == str((tmp_path / "chip_b.yaml").resolve())
+    plain = tmp_path / "plain.yaml"
+    (tmp_path / "chip_a.yaml").rename(plain)
+    assert load_target(plain).name == "chip_a"
+    replaced = tmp_path / "new.yaml"
+    replaced.write_text(text.replace("target: loihi2", "target: chip_c", 1))
+    os.replace(replaced, plain)
+    assert load_target(plain).name == "chip_c"
+    st = plain.stat()
+    plain.write_text(text.replace("target: loihi2", "target: chip_d", 1))
+    os.utime(plain, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert load_target(plain).name == "chip_d"
