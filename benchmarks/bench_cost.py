@@ -9,17 +9,18 @@
    creation (issue 11: target at most 1x), twice: as a user runs both (torch's default
    threads, onnxruntime's default SessionOptions) and one thread each, on the file of each
    of torch's exporters (`--exporter`): TorchScript (weights inline) and dynamo (torch's
-   default: weights in a .data file). Last measured (`--whole-only --repeat 15`, nine runs
-   on a 2-core machine; docs/costmodel.md "Speed", eleventh round): TorchScript wall
-   0.92x-0.98x as a user runs both, CPU 1.11x-1.17x one thread each; dynamo 1.02x-1.06x and
-   1.38x-1.41x (tenth round 1.04x-1.06x and 1.34x-1.37x; ninth 1.11x-1.13x; 1.55x and 1.74x
-   before it). Earlier rounds on the TorchScript file: 0.94x (tenth), 0.93x-0.95x (ninth),
+   default: weights in a .data file). Last measured (`--whole-only --repeat 15`, six runs
+   on a 2-core machine; docs/costmodel.md "Speed", twelfth round): TorchScript wall
+   0.92x-0.96x as a user runs both, CPU 1.08x-1.14x one thread each; dynamo 0.98x-1.00x and
+   1.33x-1.35x (eleventh round 1.02x-1.06x and 1.38x-1.41x; tenth 1.04x-1.06x; ninth
+   1.11x-1.13x; 1.55x and 1.74x before it). Earlier rounds on the TorchScript file:
+   0.92x-0.98x (eleventh), 0.94x (tenth), 0.93x-0.95x (ninth),
    0.94x-0.99x, 0.96x-1.01x and
    0.93x-0.97x as a user runs both; on the sixth round's machine, before that round's
    changes, 1.23x-1.27x. Optionally counted instead of
    timed (the same on every run): `--instructions` (valgrind's callgrind, both sides, one
    thread: snnc 401.0 M, onnxruntime 436.4 M, 0.92x) and `--bytecodes` (snnc's Python
-   bytecodes per stage: 3.780 M per whole path on the TorchScript file, 3.560 M on the dynamo
+   bytecodes per stage: 3.627 M per whole path on the TorchScript file, 3.407 M on the dynamo
    one; not a time).
 3. `estimate` on synthetic SNN chains (encoder, then conv-lif layers, then a readout) of 100,
    1000 and 5000 layers, and the exponent of a power-law fit of time against layers (target:
