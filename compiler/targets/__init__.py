@@ -261,15 +261,17 @@ def load_target(name_or_path: str | os.PathLike | Target = "generic") -> Target:
     return _parse(_resolved(path, st), variant or None, st.st_mtime_ns)
 
 
-# {(path as given, device, inode): path.resolve()}: the file a path names, resolved once per
-# file it names (`resolve` walks every component, ~18 us; a compile and its cost report load
-# the target ~13 times). A path that comes to name another file (a link changed, a file
-# replaced) has another inode: resolved again. Bounded: cleared when it grows past 256.
-_RESOLVED: dict[tuple[Path, int, int], Path] = {}
+# {(path as given, device, inode, modification and change times): path.resolve()}: the file
+# a path names, resolved once per file it names (`resolve` walks every component, ~18 us; a
+# compile and its cost report load the target ~13 times). A path that comes to name another
+# file (a link moved, a file replaced, the working directory changed under a relative path)
+# names another inode, or the same inode number reused at another time: resolved again.
+# Bounded: cleared when it grows past 256.
+_RESOLVED: dict[tuple, Path] = {}
 
 
 def _resolved(path: Path, st: os.stat_result) -> Path:
-    key = (path, st.st_dev, st.st_ino)
+    key = (path, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
     got = _RESOLVED.get(key)
     if got is None:
         if len(_RESOLVED) >= 256:
