@@ -9,10 +9,10 @@
    creation (issue 11: target at most 1x), twice: as a user runs both (torch's default
    threads, onnxruntime's default SessionOptions) and one thread each, on the file of each
    of torch's exporters (`--exporter`): TorchScript (weights inline) and dynamo (torch's
-   default: weights in a .data file). Last measured (`--whole-only --repeat 15`, six runs
-   on a 2-core machine; docs/costmodel.md "Speed", twelfth round): TorchScript wall
-   0.92x-0.96x as a user runs both, CPU 1.08x-1.14x one thread each; dynamo 0.98x-1.00x and
-   1.33x-1.35x (eleventh round 1.02x-1.06x and 1.38x-1.41x; tenth 1.04x-1.06x; ninth
+   default: weights in a .data file). Last measured (`--whole-only --repeat 15`, sixteen
+   runs on a 2-core machine; docs/costmodel.md "Speed", twelfth round): TorchScript wall
+   0.92x-0.96x as a user runs both, CPU 1.08x-1.15x one thread each; dynamo 0.98x-1.00x and
+   1.32x-1.36x (eleventh round 1.02x-1.06x and 1.38x-1.41x; tenth 1.04x-1.06x; ninth
    1.11x-1.13x; 1.55x and 1.74x before it). Earlier rounds on the TorchScript file:
    0.92x-0.98x (eleventh), 0.94x (tenth), 0.93x-0.95x (ninth),
    0.94x-0.99x, 0.96x-1.01x and
