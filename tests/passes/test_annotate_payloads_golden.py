@@ -11,7 +11,7 @@ def test_golden(case, update_golden):
     run_golden(case, annotate_payloads, update_golden)
 
 
-def test_payload_map_left_for_the_verifier_is_the_one_it_derives():
+def test_payload_map_left_for_the_verifier_is_the_one_it_derives(monkeypatch):
     """annotate-payloads leaves on its unverified result the node payload map it marked every
     edge by (`_index["payload_facts"]`); `verify` takes that map instead of deriving it again
     (compiler/core/verify.py). The map is the one verified from scratch; a graph derived
@@ -32,11 +32,9 @@ def test_payload_map_left_for_the_verifier_is_the_one_it_derives():
 
     calls = []
     real = verify_mod.edge_payload
-    verify_mod.edge_payload = lambda *a: calls.append(a) or real(*a)
-    try:
+    with monkeypatch.context() as m:  # the verifier derives no edge's payload here
+        m.setattr(verify_mod, "edge_payload", lambda *a: calls.append(a) or real(*a))
         assert verify_mod.verify(out) is out and not calls
-    finally:
-        verify_mod.edge_payload = real
     assert out._index["payloads"] is facts and "payload_facts" not in out._index
 
     e = next(e for e in out.edges if e.payload is Payload.BINARY)
