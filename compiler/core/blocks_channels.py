@@ -45,7 +45,7 @@ def projection(b: GraphBuilder, src: str, sshape, tshape, dst: str, where: str,
     attrs = Attrs({"in": sshape[1], "out": tshape[1], "k": (1, 1), "stride": tuple(stride),
                    "pad": (0, 0, 0, 0), "dilation": (1, 1), "groups": 1, "bias": False})
     conv = Node(name, "conv2d", attrs, shape=(), params=(f"{name}.weight",))
-    b.add(replace(conv, shape=infer_shape(conv, [sshape])), [data])
+    b.add_inferred(conv, [data], [sshape])
     b.set_param(f"{name}.weight", torch.zeros(tshape[1], sshape[1], 1, 1))
     bn = b.fresh(f"{name}_bn")
     keys = tuple(f"{bn}.{r}" for r in ("weight", "bias", "running_mean", "running_var"))

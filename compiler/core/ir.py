@@ -715,6 +715,7 @@ class GraphBuilder:
         self._edges = _EdgeList()
         self.outputs: list[str] = []
         self.params = params
+        self.facts: dict[str, tuple[Node, list]] = {}  # `add_inferred`'s, for the verifier
 
     @property
     def edges(self) -> _EdgeList:
@@ -753,6 +754,19 @@ class GraphBuilder:
         self.edges.extend([replace(item, dst=name, port=port) if isinstance(item, Edge)
                            else Edge(item, name, port) for port, item in enumerate(inputs)])
         return node
+
+    def add_inferred(self, node: Node, inputs: Iterable[str | Edge], shapes: list) -> Node:
+        """Add `node` (its shape ignored) with the shape its rule gives on its inputs' shapes
+        `shapes` (compiler/core/shapes.py; the rule's errors propagate), as `add` does; returns
+        the node added. The rule is not run again by the verifier for that node while its
+        inputs keep those shapes: `build()` leaves (node, shapes) on a graph it builds
+        unverified (`_index["facts"]`, compiler/core/verify.py)."""
+        from snnc.compiler.core.shapes import infer_shape  # (shapes imports this module)
+
+        shape = infer_shape(node, shapes)  # the rule reads name, op and attributes, not shape
+        added = self.add(Node(node.name, node.op, node.attrs, shape, node.params), inputs)
+        self.facts[added.name] = (added, shapes)
+        return added
 
     def replace_node(self, node: Node) -> None:
         if node.name not in self.nodes:
@@ -842,6 +856,8 @@ class GraphBuilder:
                      self.base)
         if ordered:
             g._index["sorted"] = True
+        if self.facts:  # with the facts `_derived` passed on from an unverified base
+            g._index["facts"] = {**g._index.get("facts", {}), **self.facts}
         _BUILT.set((edges, self.edges, self.edges.version))
         if check and not _DEFERRED.get():
             from snnc.compiler.core.verify import verify

@@ -34,7 +34,6 @@ from snnc.compiler.frontends.fx_ops import (
     MODULE_CONVERTERS, Ctx, Reject, converter_for, tensor_args,
 )
 from snnc.compiler.core.ir import Attrs, Graph, GraphBuilder, Node, sanitize
-from snnc.compiler.core.shapes import infer_shape
 
 # -- tracing ----------------------------------------------------------------------------------
 class _Tracer(fx.Tracer):
@@ -276,8 +275,7 @@ def _build(gm: fx.GraphModule, plans: dict, ctx: Ctx, gname: str, label: str) ->
             for i, (op, attrs, params) in enumerate(steps):
                 nm = b.fresh(base if i == 0 else f"{base}_{op}")
                 node = Node(nm, op, Attrs(attrs), (), tuple(f"{nm}.{r}" for r in params))
-                shape = infer_shape(node, [shapes[s] for s in srcs])
-                b.add(Node(nm, op, node.attrs, shape, node.params), srcs)
+                shape = b.add_inferred(node, srcs, [shapes[s] for s in srcs]).shape
                 for role, t in params.items():
                     b.set_param(f"{nm}.{role}", t.detach().to(torch.float32).clone())
                 shapes[nm], srcs = shape, [nm]

@@ -45,7 +45,6 @@ from snnc.compiler.frontends.onnx_ops import (
 )
 from snnc.compiler.core.ir import Attrs, Graph, GraphBuilder, Node, sanitize
 from snnc.compiler.core.threads import prompt_switches
-from snnc.compiler.core.shapes import infer_shape
 from snnc.compiler.frontends.report import problem_list
 
 MIN_OPSET = 13
@@ -395,7 +394,6 @@ class _Ctx:
         self._consumers: dict[str, int] | None = None
         self.graph_outputs = {o.name for o in model.graph.output}
         self.onnx_shapes: dict[str, tuple[int, ...]] = {}  # cross-check, see from_onnx
-        self.facts: dict[str, tuple[Node, list]] = {}  # see `_convert`
 
     @property
     def consumers(self) -> dict[str, int]:
@@ -450,12 +448,11 @@ class _Ctx:
             ps = params if (k == 0 and params) else None
             keys = tuple([f"{name}.{r}" for r in ps]) if ps else ()
             frozen = Attrs(attrs)
-            given = [shapes[s] for s in srcs]
-            try:  # the shape rule reads the node's name, op and attributes, not its shape
-                shape = infer_shape(Node(name, op, frozen, (), keys), given)
+            try:
+                shape = b.add_inferred(Node(name, op, frozen, (), keys), srcs,
+                                       [shapes[s] for s in srcs]).shape
             except Exception as err:
                 raise Reject(f"its shapes do not work out in snnc: {err}") from None
-            self.facts[name] = (b.add(Node(name, op, frozen, shape, keys), srcs), given)
             if ps:
                 for key, arr in zip(keys, ps.values()):
                     b.set_param(key, _param(arr, self.used))
@@ -649,10 +646,7 @@ def _convert(model: onnx.ModelProto, consts: dict, label: str, input_shape,
                                f"from the input; snnc cannot compile such a model.")
         outs.append(ctx.values[o.name])
     ctx.b.outputs = outs
-    g = ctx.b.build()
-    if not g._index.get("verified"):  # built unverified (`deferred_verify`): for `verify`
-        g._index["facts"] = ctx.facts
-    return g
+    return ctx.b.build()
 
 
 def _fold_constant(ctx: _Ctx, node: onnx.NodeProto, fn, op_type: str) -> bool:

@@ -341,3 +341,28 @@ def test_verifier_takes_a_shape_fact_only_for_its_own_node_and_input_shapes():
     assert g.with_attrs(x=1)._index["facts"] is g._index["facts"]
     verify(g)
     assert "facts" not in g._index and "facts" not in g.with_attrs(x=1)._index
+
+
+def test_add_inferred_gives_the_rules_shape_and_leaves_its_fact():
+    """`GraphBuilder.add_inferred` adds the node with the shape its rule gives on the shapes
+    passed (the rule's error propagates) and leaves (node, shapes) for the verifier on the
+    graph it builds; both front ends build through it (docs/passes.md "Facts the verifier
+    takes")."""
+    from snnc.compiler.core.errors import ShapeMismatch
+    from snnc.compiler.core.ir import deferred_verify
+    from snnc.compiler.frontends.fx import from_torch
+    from snnc.models import get
+
+    b = GraphBuilder("g")
+    b.add(Node("x", "input", shape=(1, 4, 8, 8)))
+    r = b.add_inferred(Node("r", "relu", shape=(9,)), ["x"], [(1, 4, 8, 8)])
+    assert r.shape == (1, 4, 8, 8) and b.nodes["r"] is r
+    with pytest.raises(ShapeMismatch):
+        b.add_inferred(Node("a", "add"), ["x", "r"], [(1, 4, 8, 8), (1, 3, 8, 8)])
+    b.outputs = ["r"]
+    g = b.build(check=False)
+    assert g._index["facts"] == {"r": (r, [(1, 4, 8, 8)])} and verify(g) is g
+    with deferred_verify():
+        h = from_torch(get("resnet20").eval())
+    facts = h._index["facts"]
+    assert all(facts[n.name][0] is n for n in h.nodes if n.op != "input")
